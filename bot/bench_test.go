@@ -1,0 +1,96 @@
+package bot
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+
+	"github.com/emiago/sipgo/siptest"
+	"github.com/emiago/sipgo/sip"
+)
+
+// benchBot starts a bot whose outgoing requests go to out instead of the network.
+func benchBot(b *testing.B, h Handler, out chan<- *sip.Request) *Bot {
+	b.Helper()
+	bt, err := New(Config{
+		Listen: []string{"udp://127.0.0.1:0"},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	bt.sendHook = func(_ context.Context, _ *Session, req *sip.Request) error {
+		out <- req
+		return nil
+	}
+	bt.Handle(h)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = bt.Run(ctx)
+	}()
+	b.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	<-bt.Ready()
+	return bt
+}
+
+func pageRequest(b *testing.B, peer int, contentType, body string) *sip.Request {
+	b.Helper()
+	raw := fmt.Sprintf("MESSAGE sip:bot@127.0.0.1 SIP/2.0\r\n"+
+		"Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK-%d\r\n"+
+		"Max-Forwards: 70\r\n"+
+		"From: <sip:user%d@127.0.0.1>;tag=t%d\r\n"+
+		"To: <sip:bot@127.0.0.1>\r\n"+
+		"Call-ID: call-%d\r\n"+
+		"CSeq: 1 MESSAGE\r\n"+
+		"Content-Type: %s\r\n"+
+		"Content-Length: %d\r\n\r\n%s", peer, peer, peer, peer, contentType, len(body), body)
+	msg, err := sip.ParseMessage([]byte(raw))
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := msg.(*sip.Request)
+	req.SetSource("127.0.0.1:5999")
+	return req
+}
+
+// BenchmarkDispatch measures one page-mode message through the session layer: decode, answer
+// 200, queue, run the chain, encode the reply. Only the network is left out.
+func BenchmarkDispatch(b *testing.B) {
+	echo := HandlerFunc(func(ctx context.Context, w Responder, ev *Event) error {
+		if ev.Kind != EventMessage {
+			return nil
+		}
+		return w.Reply(ctx, ev.Text)
+	})
+	cases := []struct {
+		name, ct, body string
+	}{
+		{"plain", "text/plain;charset=UTF-8", "what time is it?"},
+		{"html", "text/html", "<p>what <b>time</b> is it?</p>"},
+		{"latin1", "text/plain;charset=ISO-8859-1", "caf\xe9 ou th\xe9?"},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			out := make(chan *sip.Request, 16)
+			bt := benchBot(b, echo, out)
+			req := pageRequest(b, 1, c.ct, c.body)
+			// The first message opens the conversation (a session start event, no reply).
+			bt.onMessage(req.Clone(), siptest.NewServerTxRecorder(req))
+			<-out
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				r := req.Clone()
+				bt.onMessage(r, siptest.NewServerTxRecorder(r))
+				<-out
+			}
+		})
+	}
+}

@@ -1,0 +1,456 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+)
+
+// Bot is a SIP IM chatbot: it listens for page-mode messages and IM sessions, runs every event
+// through its chain of middleware and handler, and sends what they reply. Create one with
+// New, add middleware with Use, set the handler with Handle, then call Run.
+type Bot struct {
+	cfg Config
+	log *slog.Logger
+
+	ua        *sipgo.UserAgent
+	srv       *sipgo.Server
+	clients   map[string]*sipgo.Client    // by network: "udp", "tcp"
+	duas      map[string]*sipgo.DialogUA  // by network
+	listeners []boundListener
+	identity  sip.Uri
+	host      string         // advertised host
+	ports     map[string]int // advertised port by network
+	proxyAddr string
+	proxyTp   string
+
+	mu         sync.Mutex
+	middleware []Middleware
+	handler    Handler
+	running    bool
+	chain      Handler
+
+	sessions sessionTable
+	sem      chan struct{}
+	work     activity // handler workers in flight
+	closing  atomic.Bool
+
+	handlerCtx    context.Context
+	cancelHandler context.CancelFunc
+
+	// sendHook, when set (by benchmarks), replaces the network for requests the bot sends.
+	sendHook func(ctx context.Context, s *Session, req *sip.Request) error
+
+	ready chan struct{} // closed when Run serves
+}
+
+type boundListener struct {
+	network string
+	pc      net.PacketConn
+	ln      net.Listener
+}
+
+func (l boundListener) addr() net.Addr {
+	if l.pc != nil {
+		return l.pc.LocalAddr()
+	}
+	return l.ln.Addr()
+}
+
+func (l boundListener) close() {
+	if l.pc != nil {
+		_ = l.pc.Close()
+	}
+	if l.ln != nil {
+		_ = l.ln.Close()
+	}
+}
+
+// New checks cfg, binds the listen addresses and returns a Bot ready to Run. The sockets are
+// open when New returns (Addr reports them); call Close to release them if Run is never
+// called.
+func New(cfg Config) (*Bot, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	b := &Bot{
+		cfg:     c,
+		log:     c.Logger,
+		clients: map[string]*sipgo.Client{},
+		duas:    map[string]*sipgo.DialogUA{},
+		ports:   map[string]int{},
+		sem:     make(chan struct{}, c.MaxWorkers),
+		ready:   make(chan struct{}),
+	}
+	b.sessions.init()
+	if b.proxyAddr, b.proxyTp, err = parseProxy(c.OutboundProxy); err != nil {
+		return nil, fmt.Errorf("bot config: %w", err)
+	}
+	if err := b.bind(); err != nil {
+		return nil, err
+	}
+	if err := b.setupSIP(); err != nil {
+		b.closeListeners()
+		return nil, err
+	}
+	return b, nil
+}
+
+// bind opens every listen address. UDP and TCP on the same host with port 0 share one port.
+func (b *Bot) bind() error {
+	var addrs []listenAddr
+	for _, s := range b.cfg.Listen {
+		la, err := parseListen(s)
+		if err != nil {
+			return fmt.Errorf("bot config: %w", err)
+		}
+		addrs = append(addrs, la)
+	}
+	shared := map[string]int{} // host -> port picked for port 0
+	for _, la := range addrs {
+		l, err := b.bindOne(la, shared)
+		if err != nil {
+			b.closeListeners()
+			return err
+		}
+		b.listeners = append(b.listeners, l)
+	}
+	return nil
+}
+
+func (b *Bot) bindOne(la listenAddr, shared map[string]int) (boundListener, error) {
+	try := func(port int) (boundListener, error) {
+		addr := net.JoinHostPort(la.host, strconv.Itoa(port))
+		if la.network == "udp" {
+			pc, err := net.ListenPacket("udp", addr)
+			return boundListener{network: "udp", pc: pc}, err
+		}
+		ln, err := net.Listen("tcp", addr)
+		return boundListener{network: "tcp", ln: ln}, err
+	}
+	if la.port != 0 {
+		l, err := try(la.port)
+		if err != nil {
+			return l, fmt.Errorf("listen on %s %s:%d: %w (is another program using that port?)", la.network, la.host, la.port, err)
+		}
+		return l, nil
+	}
+	if p, ok := shared[la.host]; ok {
+		if l, err := try(p); err == nil {
+			return l, nil
+		}
+	}
+	l, err := try(0)
+	if err != nil {
+		return l, fmt.Errorf("listen on %s %s: %w", la.network, la.host, err)
+	}
+	if _, ok := shared[la.host]; !ok {
+		shared[la.host] = portOf(l.addr())
+	}
+	return l, nil
+}
+
+func portOf(a net.Addr) int {
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		return a.Port
+	case *net.TCPAddr:
+		return a.Port
+	}
+	return 0
+}
+
+func (b *Bot) closeListeners() {
+	for _, l := range b.listeners {
+		l.close()
+	}
+}
+
+func (b *Bot) setupSIP() error {
+	first := b.listeners[0].addr()
+	host, _, _ := net.SplitHostPort(first.String())
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	advPort := 0
+	if b.cfg.Advertise != "" {
+		h, p, err := net.SplitHostPort(b.cfg.Advertise)
+		if err != nil {
+			h = b.cfg.Advertise
+		} else if advPort, err = strconv.Atoi(p); err != nil {
+			return fmt.Errorf("bot config: advertise %q: bad port", b.cfg.Advertise)
+		}
+		host = h
+	}
+	b.host = host
+	for _, l := range b.listeners {
+		if _, ok := b.ports[l.network]; ok {
+			continue
+		}
+		b.ports[l.network] = portOf(l.addr())
+		if advPort != 0 {
+			b.ports[l.network] = advPort
+		}
+	}
+
+	ident := b.cfg.Identity
+	if ident == "" {
+		ident = "sip:imbot@" + host
+	}
+	if err := sip.ParseUri(ident, &b.identity); err != nil {
+		return fmt.Errorf("bot config: identity %q is not a SIP URI: %w", ident, err)
+	}
+
+	ua, err := sipgo.NewUA(
+		sipgo.WithUserAgent(b.cfg.UserAgent),
+		sipgo.WithUserAgentHostname(b.identity.Host),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(b.log)),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(b.log)),
+	)
+	if err != nil {
+		return fmt.Errorf("sip user agent: %w", err)
+	}
+	b.ua = ua
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(b.log))
+	if err != nil {
+		return fmt.Errorf("sip server: %w", err)
+	}
+	b.srv = srv
+	for _, l := range b.listeners {
+		network := l.network
+		if _, ok := b.clients[network]; ok {
+			continue
+		}
+		opts := []sipgo.ClientOption{
+			sipgo.WithClientHostname(host),
+			sipgo.WithClientPort(b.ports[network]),
+			sipgo.WithClientLogger(b.log),
+		}
+		if network == "udp" {
+			// Requests leave from the listening socket, so peers and NATs see one address.
+			opts = append(opts, sipgo.WithClientConnectionAddr(l.addr().String()))
+		}
+		cli, err := sipgo.NewClient(ua, opts...)
+		if err != nil {
+			return fmt.Errorf("sip client: %w", err)
+		}
+		b.clients[network] = cli
+		b.duas[network] = &sipgo.DialogUA{
+			Client:         cli,
+			ContactHDR:     b.contact(network),
+			RewriteContact: true,
+		}
+	}
+	b.routes()
+	return nil
+}
+
+// contact is the bot's Contact for a transport.
+func (b *Bot) contact(network string) sip.ContactHeader {
+	u := sip.Uri{Scheme: "sip", User: b.identity.User, Host: b.host, Port: b.ports[network]}
+	u.UriParams = sip.HeaderParams{{K: "transport", V: network}}
+	return sip.ContactHeader{Address: u}
+}
+
+// Addr returns the local address the bot listens on for network ("udp" or "tcp"), or "" if it
+// does not listen on it.
+func (b *Bot) Addr(network string) string {
+	for _, l := range b.listeners {
+		if l.network == network {
+			return l.addr().String()
+		}
+	}
+	return ""
+}
+
+// URI returns the bot's address of record.
+func (b *Bot) URI() string { return b.identity.String() }
+
+// Use appends middleware to the bot's chain. The first middleware added is the outermost.
+// Use must be called before Run.
+func (b *Bot) Use(mw ...Middleware) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.running {
+		panic("bot: Use called after Run")
+	}
+	b.middleware = append(b.middleware, mw...)
+}
+
+// Handle sets the handler at the end of the chain. Handle must be called before Run.
+func (b *Bot) Handle(h Handler) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.running {
+		panic("bot: Handle called after Run")
+	}
+	b.handler = h
+}
+
+// Run serves SIP until ctx ends, then shuts down gracefully: it stops accepting new
+// conversations, lets handlers finish what is queued, sends BYE to every open session and
+// closes the sockets. It returns nil after a clean shutdown.
+func (b *Bot) Run(ctx context.Context) error {
+	b.mu.Lock()
+	if b.running {
+		b.mu.Unlock()
+		return errors.New("bot: Run called twice")
+	}
+	b.running = true
+	b.chain = Chain(b.middleware).Then(b.handler)
+	b.mu.Unlock()
+
+	b.handlerCtx, b.cancelHandler = context.WithCancel(context.WithoutCancel(ctx))
+	defer b.cancelHandler()
+
+	serveCtx, stopServe := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopServe()
+	errc := make(chan error, len(b.listeners))
+	for _, l := range b.listeners {
+		go func(l boundListener) {
+			var err error
+			if l.pc != nil {
+				err = b.srv.ServeUDP(l.pc)
+			} else {
+				err = b.srv.ServeTCP(l.ln)
+			}
+			if err != nil && !errors.Is(err, net.ErrClosed) && serveCtx.Err() == nil {
+				errc <- fmt.Errorf("serve %s %s: %w", l.network, l.addr(), err)
+			}
+		}(l)
+	}
+	go b.sweepIdle(serveCtx)
+	close(b.ready)
+	b.log.Info("imbot listening", "identity", b.identity.String(), "udp", b.Addr("udp"), "tcp", b.Addr("tcp"))
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+		b.log.Error("listener failed, shutting down", "err", runErr)
+	}
+	b.shutdown()
+	stopServe()
+	b.closeListeners()
+	b.ua.Close()
+	return runErr
+}
+
+// Ready returns a channel that is closed once Run serves requests.
+func (b *Bot) Ready() <-chan struct{} { return b.ready }
+
+// Close releases the sockets of a bot whose Run was never called. Use the context given to
+// Run to stop a running bot.
+func (b *Bot) Close() error {
+	b.mu.Lock()
+	running := b.running
+	b.mu.Unlock()
+	if running {
+		return errors.New("bot: Close on a running bot: cancel Run's context instead")
+	}
+	b.closeListeners()
+	return b.ua.Close()
+}
+
+// shutdown drains the workers, ends every conversation and waits for the end events.
+func (b *Bot) shutdown() {
+	b.closing.Store(true)
+	deadline := time.Now().Add(b.cfg.ShutdownTimeout)
+	dctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if err := b.work.wait(dctx); err != nil {
+		b.log.Warn("shutdown: handlers still running at the deadline", "running", b.work.count())
+	}
+	var wg sync.WaitGroup
+	for _, s := range b.sessions.all() {
+		wg.Add(1)
+		go func(s *Session) {
+			defer wg.Done()
+			s.end(dctx, EndShutdown, true)
+		}(s)
+	}
+	wg.Wait()
+	if err := b.work.wait(dctx); err != nil {
+		b.log.Warn("shutdown: session end handlers still running at the deadline", "running", b.work.count())
+	}
+	b.cancelHandler()
+}
+
+// sweepIdle ends conversations idle for longer than the idle timeout. One sweeper serves all
+// sessions, so an idle session costs no timer and no goroutine.
+func (b *Bot) sweepIdle(ctx context.Context) {
+	period := min(b.cfg.IdleTimeout/4, 5*time.Second)
+	period = max(period, 10*time.Millisecond)
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			limit := now.Add(-b.cfg.IdleTimeout).UnixNano()
+			for _, s := range b.sessions.all() {
+				if s.lastActive.Load() < limit && !s.busy() {
+					s.expire()
+				}
+			}
+		}
+	}
+}
+
+// activity counts running workers and lets shutdown wait for them.
+type activity struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed when n drops to zero; nil while n == 0
+}
+
+func (a *activity) add() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.n == 0 {
+		a.idle = make(chan struct{})
+	}
+	a.n++
+}
+
+func (a *activity) done() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.n--
+	if a.n == 0 {
+		close(a.idle)
+		a.idle = nil
+	}
+}
+
+func (a *activity) count() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.n
+}
+
+func (a *activity) wait(ctx context.Context) error {
+	a.mu.Lock()
+	ch := a.idle
+	a.mu.Unlock()
+	if ch == nil {
+		return nil
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,202 @@
+package bot
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// Config configures a Bot. The zero value of every field is a usable default, so
+// bot.New(bot.Config{}) gives a bot that listens on 127.0.0.1:5060 over UDP and TCP.
+type Config struct {
+	// Listen lists the addresses to listen on as URLs: "udp://127.0.0.1:5060",
+	// "tcp://127.0.0.1:5060". Port 0 picks a free port; when UDP and TCP both ask for port 0
+	// on the same host they get the same port. Default: UDP and TCP on 127.0.0.1:5060.
+	Listen []string
+
+	// Identity is the bot's address of record, such as "sip:helpdesk@example.com". It is the
+	// From of every request the bot originates and the URI in its SDP answers. Default:
+	// sip:imbot@<advertised host>.
+	Identity string
+	// DisplayName is shown to peers next to Identity. Default: none.
+	DisplayName string
+	// Advertise is the host (or host:port) put in the bot's Contact and Via headers, for a bot
+	// behind NAT or listening on 0.0.0.0. Default: the first listen address.
+	Advertise string
+	// OutboundProxy, when set, receives every page-mode request the bot originates, for
+	// example "sip:proxy.example.com:5060;transport=tcp" or "127.0.0.1:5060". Without it,
+	// replies go straight back to the address the peer's request came from.
+	OutboundProxy string
+	// UserAgent is sent in the User-Agent header. Default: "imbot".
+	UserAgent string
+
+	// IdleTimeout ends a conversation that saw no message in either direction for this long:
+	// a session gets a BYE, a page-mode conversation is forgotten. Default: 10 minutes.
+	IdleTimeout time.Duration
+	// InboxSize bounds the events waiting in one conversation; past it the peer gets 503
+	// with Retry-After. Default: 64.
+	InboxSize int
+	// MaxWorkers bounds how many conversations run handlers at the same time. Default: 256.
+	MaxWorkers int
+	// MaxSessions bounds open conversations (sessions and page-mode conversations); past it
+	// new ones get 503 with Retry-After. Default: 100000.
+	MaxSessions int
+	// MaxMessageBytes is the largest message body accepted; larger ones get 413.
+	// Default: 16384.
+	MaxMessageBytes int
+	// ReorderWindow is how long an in-dialog request that arrived ahead of a lower CSeq waits
+	// for the missing one before it is handled anyway. Default: 200ms.
+	ReorderWindow time.Duration
+	// RequestTimeout bounds one request the bot sends (a reply, typing, BYE).
+	// Default: 32 seconds (SIP timer F).
+	RequestTimeout time.Duration
+	// ShutdownTimeout bounds how long Run waits for handlers to finish and for BYEs to be
+	// answered when its context ends. Default: 10 seconds.
+	ShutdownTimeout time.Duration
+
+	// Typing configures the typing indications the bot sends.
+	Typing TypingConfig
+
+	// Apology is sent to the user when a handler fails before replying. "%s" (optional) is
+	// replaced by the correlation ID that is also logged. Default:
+	// "Sorry, something went wrong on my side (ref %s)."
+	Apology string
+
+	// Admit, when set, is asked before a new conversation is accepted. Returning nil accepts
+	// it; returning a *Refusal refuses it with that SIP status, any other error with 403. Its
+	// context is cancelled if the peer gives up (CANCEL). It runs on the SIP path: keep it fast.
+	Admit func(ctx context.Context, peer Peer, mode Mode) error
+
+	// Logger receives the bot's logs. Default: slog.Default().
+	Logger *slog.Logger
+}
+
+// TypingConfig is the typing ("is composing") policy.
+type TypingConfig struct {
+	// Off stops the bot from showing typing on its own. Handlers may still call
+	// Responder.Typing.
+	Off bool
+	// Delay is how long the bot works on a message before it shows typing. Zero shows typing
+	// as soon as work on a message starts; a reply sent before Delay shows no typing at all.
+	Delay time.Duration
+	// RefreshMS is how often "type" is repeated in the Microsoft dialect (KeyboardActivity),
+	// whose clients drop it after about 5 seconds. Default: 4 seconds.
+	RefreshMS time.Duration
+	// Refresh is the <refresh> interval advertised in RFC 3994 isComposing; the bot repeats
+	// "active" at two thirds of it. Default: 30 seconds.
+	Refresh time.Duration
+}
+
+// Refusal is an error an Admit function returns to refuse a conversation with a given SIP
+// status.
+type Refusal struct {
+	Code   int    // SIP status, 400 to 699
+	Reason string // reason phrase; default from the status
+}
+
+// Error implements error.
+func (r *Refusal) Error() string {
+	return fmt.Sprintf("refused with %d %s", r.Code, r.Reason)
+}
+
+// listenAddr is one parsed Listen entry.
+type listenAddr struct {
+	network string // "udp" or "tcp"
+	host    string
+	port    int
+}
+
+func (c *Config) withDefaults() (Config, error) {
+	cfg := *c
+	if len(cfg.Listen) == 0 {
+		cfg.Listen = []string{"udp://127.0.0.1:5060", "tcp://127.0.0.1:5060"}
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "imbot"
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	defInt := func(d *int, v int) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.IdleTimeout, 10*time.Minute)
+	def(&cfg.ReorderWindow, 200*time.Millisecond)
+	def(&cfg.RequestTimeout, 32*time.Second)
+	def(&cfg.ShutdownTimeout, 10*time.Second)
+	def(&cfg.Typing.RefreshMS, 4*time.Second)
+	def(&cfg.Typing.Refresh, 30*time.Second)
+	defInt(&cfg.InboxSize, 64)
+	defInt(&cfg.MaxWorkers, 256)
+	defInt(&cfg.MaxSessions, 100000)
+	defInt(&cfg.MaxMessageBytes, 16384)
+	if cfg.Apology == "" {
+		cfg.Apology = "Sorry, something went wrong on my side (ref %s)."
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	for _, s := range []string{cfg.Identity, cfg.DisplayName, cfg.Advertise, cfg.OutboundProxy, cfg.UserAgent} {
+		if strings.ContainsAny(s, "\r\n") {
+			return cfg, fmt.Errorf("bot config: %q contains a line break; remove it", s)
+		}
+	}
+	return cfg, nil
+}
+
+func parseListen(s string) (listenAddr, error) {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return listenAddr{}, fmt.Errorf("listen address %q: want a URL such as udp://127.0.0.1:5060", s)
+	}
+	network := strings.ToLower(u.Scheme)
+	if network != "udp" && network != "tcp" {
+		return listenAddr{}, fmt.Errorf("listen address %q: transport %q is not supported (use udp or tcp)", s, u.Scheme)
+	}
+	host, portStr, err := net.SplitHostPort(u.Host)
+	if err != nil {
+		host, portStr = u.Host, "5060"
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 0 || port > 65535 {
+		return listenAddr{}, fmt.Errorf("listen address %q: bad port %q", s, portStr)
+	}
+	if net.ParseIP(host) == nil {
+		return listenAddr{}, fmt.Errorf("listen address %q: host must be an IP address", s)
+	}
+	return listenAddr{network: network, host: host, port: port}, nil
+}
+
+// parseProxy turns an OutboundProxy value into a destination host:port and transport.
+func parseProxy(s string) (addr, transport string, err error) {
+	if s == "" {
+		return "", "", nil
+	}
+	if !strings.Contains(s, ":") || !strings.HasPrefix(strings.ToLower(s), "sip") {
+		s = "sip:" + s
+	}
+	var u sip.Uri
+	if err := sip.ParseUri(s, &u); err != nil {
+		return "", "", fmt.Errorf("outbound proxy %q: %w", s, err)
+	}
+	port := u.Port
+	if port == 0 {
+		port = 5060
+	}
+	transport = "udp"
+	if t, ok := u.UriParams.Get("transport"); ok && t != "" {
+		transport = strings.ToLower(t)
+	}
+	return net.JoinHostPort(u.Host, strconv.Itoa(port)), transport, nil
+}

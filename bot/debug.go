@@ -1,0 +1,5 @@
+package bot
+
+import "runtime/debug"
+
+func debugStack() []byte { return debug.Stack() }

@@ -1,0 +1,142 @@
+package bot
+
+import (
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// EventKind says what happened in a conversation.
+type EventKind int
+
+// The kinds of event that go through the chain.
+const (
+	// EventMessage is a text message from the peer.
+	EventMessage EventKind = iota + 1
+	// EventSessionStart opens a conversation: an IM session was accepted, or a page-mode
+	// peer wrote for the first time (or for the first time after an idle timeout).
+	EventSessionStart
+	// EventSessionEnd closes a conversation. Replies are no longer possible; Event.Reason
+	// says why it ended.
+	EventSessionEnd
+	// EventTyping reports that the peer started or stopped typing (Event.Typing).
+	EventTyping
+	// EventIdle says the conversation saw nothing for the idle timeout. Handlers may still
+	// reply (a farewell); the session ends right after, with EventSessionEnd.
+	EventIdle
+)
+
+// String returns the name used in logs and rule files: "message", "session.start",
+// "session.end", "typing" or "idle".
+func (k EventKind) String() string {
+	switch k {
+	case EventMessage:
+		return "message"
+	case EventSessionStart:
+		return "session.start"
+	case EventSessionEnd:
+		return "session.end"
+	case EventTyping:
+		return "typing"
+	case EventIdle:
+		return "idle"
+	}
+	return "unknown"
+}
+
+// Mode is the IM dialect of a conversation.
+type Mode int
+
+// Conversation modes.
+const (
+	// ModePage is RFC 3428 page mode: each message is an out-of-dialog MESSAGE and the
+	// conversation is the pair (bot address, peer address) until it is idle too long.
+	ModePage Mode = iota + 1
+	// ModeSession is an INVITE-based IM session (OCS, Lync, Skype for Business style):
+	// messages and typing travel inside the dialog until a BYE.
+	ModeSession
+)
+
+// String returns "page" or "session".
+func (m Mode) String() string {
+	switch m {
+	case ModePage:
+		return "page"
+	case ModeSession:
+		return "session"
+	}
+	return "unknown"
+}
+
+// EndReason says why a conversation ended.
+type EndReason string
+
+// Reasons a conversation ends.
+const (
+	EndByPeer     EndReason = "bye"      // the peer sent BYE
+	EndByBot      EndReason = "closed"   // a handler closed it (Responder.End or Session.Close)
+	EndIdle       EndReason = "idle"     // nothing happened for the idle timeout
+	EndDeadDialog EndReason = "dead"     // the peer answered 408, 480 or 481 to a request in the dialog
+	EndShutdown   EndReason = "shutdown" // the bot is shutting down
+)
+
+// Peer identifies the other party of a conversation.
+type Peer struct {
+	// URI is the peer's address of record, such as "sip:alice@example.com", without
+	// parameters.
+	URI string
+	// User and Domain are the parts of URI.
+	User, Domain string
+	// DisplayName is the display name the peer sent, if any.
+	DisplayName string
+}
+
+// Name returns the display name, or the user part when there is none.
+func (p Peer) Name() string {
+	if p.DisplayName != "" {
+		return p.DisplayName
+	}
+	return p.User
+}
+
+func peerFromURI(u sip.Uri, display string) Peer {
+	aor := sip.Uri{Scheme: u.Scheme, User: u.User, Host: u.Host, Port: u.Port}
+	if aor.Scheme == "" {
+		aor.Scheme = "sip"
+	}
+	return Peer{
+		URI:         aor.String(),
+		User:        u.User,
+		Domain:      u.Host,
+		DisplayName: strings.TrimSpace(display),
+	}
+}
+
+// Event is one thing that happened in a conversation. Handlers must not modify it.
+type Event struct {
+	// Kind says what happened.
+	Kind EventKind
+	// Session is the conversation the event belongs to.
+	Session *Session
+	// Time is when the bot received it.
+	Time time.Time
+	// Text is the message text (EventMessage), decoded to UTF-8: text/html arrives with its
+	// tags stripped and multipart/alternative as its plain part.
+	Text string
+	// HTML is the original markup when the message arrived as text/html.
+	HTML string
+	// ContentType is the Content-Type of the SIP request the event came from.
+	ContentType string
+	// Typing is true when the peer started typing, false when it stopped (EventTyping).
+	Typing bool
+	// Reason says why the session ended (EventSessionEnd).
+	Reason EndReason
+
+	req *sip.Request
+}
+
+// SIPRequest returns the SIP request the event came from, or nil for events the bot made
+// itself (such as an idle timeout). It is an escape hatch for handlers that need a header the
+// event does not carry; it must not be modified.
+func (e *Event) SIPRequest() *sip.Request { return e.req }

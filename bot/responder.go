@@ -1,0 +1,288 @@
+package bot
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Errors returned by a Responder.
+var (
+	// ErrSessionEnded is returned when replying in a conversation that has ended.
+	ErrSessionEnded = errors.New("bot: session has ended")
+	// ErrTypingNotSupported is returned by Typing when the peer cannot receive typing
+	// indications (it announced no support, or refused them). It is safe to ignore.
+	ErrTypingNotSupported = errors.New("bot: peer does not accept typing indications")
+)
+
+// Responder is how a handler answers an event. Its methods are safe for concurrent use, and
+// it must not be used after the handler returns.
+//
+// Typing follows one contract: it starts when work on a reply starts (the bot shows it on its
+// own unless Config.Typing.Off; Typing shows it explicitly), is refreshed before the peer
+// would drop it, stops on the send path of the next reply, and is never left active after the
+// handler returns.
+type Responder interface {
+	// Reply sends text to the peer as one message. Over UDP a long text may go out as
+	// several messages, split between words.
+	Reply(ctx context.Context, text string, opts ...ReplyOption) error
+	// Typing shows the peer that the bot is typing, until the next Reply or the end of the
+	// handler. It returns ErrTypingNotSupported when the peer cannot show it.
+	Typing(ctx context.Context) error
+	// Replied reports how many replies were sent for this event.
+	Replied() int
+	// End ends the conversation once the handler returns (BYE in session mode).
+	End()
+}
+
+// ReplyOption changes how one reply is sent.
+type ReplyOption func(*replyOptions)
+
+type replyOptions struct {
+	typingFor time.Duration
+}
+
+// WithTyping shows typing for d before the reply is sent, for a human pace. It is opt-in:
+// replies are sent at once otherwise.
+func WithTyping(d time.Duration) ReplyOption {
+	return func(o *replyOptions) { o.typingFor = d }
+}
+
+// responder is the Responder of one event.
+type responder struct {
+	s  *Session
+	ev *Event
+
+	mu      sync.Mutex // serialises typing and replies of this event
+	replied int
+	typing  bool        // "active" was sent and no reply or idle followed
+	refresh *time.Timer // repeats "active" while typing
+	auto    *time.Timer // delayed automatic typing
+	done    bool
+	endReq  bool
+}
+
+func (w *responder) Replied() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.replied
+}
+
+func (w *responder) End() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.endReq = true
+}
+
+func (w *responder) Reply(ctx context.Context, text string, opts ...ReplyOption) error {
+	var o replyOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.typingFor > 0 {
+		if err := w.Typing(ctx); err != nil && !errors.Is(err, ErrTypingNotSupported) {
+			return err
+		}
+		t := time.NewTimer(o.typingFor)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		return errors.New("bot: Reply called after the handler returned")
+	}
+	if w.s.isEnded() {
+		return ErrSessionEnded
+	}
+	// The message itself ends "typing" for the peer: stop refreshing before it goes out.
+	w.stopTimersLocked()
+	w.typing = false
+	if err := w.s.sendText(ctx, text); err != nil {
+		return err
+	}
+	w.replied++
+	return nil
+}
+
+func (w *responder) Typing(ctx context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.typingLocked(ctx)
+}
+
+func (w *responder) typingLocked(ctx context.Context) error {
+	if w.done {
+		return errors.New("bot: Typing called after the handler returned")
+	}
+	if w.s.isEnded() {
+		return ErrSessionEnded
+	}
+	if w.typing {
+		return nil
+	}
+	kind := w.s.typingKind()
+	if kind == typingNone {
+		return ErrTypingNotSupported
+	}
+	if err := w.s.sendTyping(ctx, kind, true); err != nil {
+		return err
+	}
+	w.typing = true
+	every := w.s.b.cfg.Typing.RefreshMS
+	if kind == typingComposing {
+		every = w.s.b.cfg.Typing.Refresh * 2 / 3
+	}
+	var tick func()
+	tick = func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.done || !w.typing {
+			return
+		}
+		if err := w.s.sendTyping(w.s.b.handlerCtx, kind, true); err != nil {
+			w.s.b.log.Debug("typing refresh failed", "session", w.s.id, "err", err)
+		}
+		w.refresh = time.AfterFunc(every, tick)
+	}
+	w.refresh = time.AfterFunc(every, tick)
+	return nil
+}
+
+// startAuto shows typing on the bot's own once work on a message starts (after the configured
+// delay, unless a reply went out first).
+func (w *responder) startAuto(ctx context.Context) {
+	cfg := w.s.b.cfg.Typing
+	if cfg.Off || w.s.typingKind() == typingNone {
+		return
+	}
+	if cfg.Delay <= 0 {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if err := w.typingLocked(ctx); err != nil && !errors.Is(err, ErrTypingNotSupported) {
+			w.s.b.log.Debug("typing failed", "session", w.s.id, "err", err)
+		}
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.auto = time.AfterFunc(cfg.Delay, func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.done || w.replied > 0 {
+			return
+		}
+		if err := w.typingLocked(ctx); err != nil && !errors.Is(err, ErrTypingNotSupported) {
+			w.s.b.log.Debug("typing failed", "session", w.s.id, "err", err)
+		}
+	})
+}
+
+func (w *responder) stopTimersLocked() {
+	if w.refresh != nil {
+		w.refresh.Stop()
+		w.refresh = nil
+	}
+	if w.auto != nil {
+		w.auto.Stop()
+		w.auto = nil
+	}
+}
+
+// finish runs when the handler returned: typing still shown without a reply is turned off.
+func (w *responder) finish(ctx context.Context) (end bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopTimersLocked()
+	if w.typing && !w.s.isEnded() {
+		if kind := w.s.typingKind(); kind != typingNone {
+			if err := w.s.sendTyping(ctx, kind, false); err != nil {
+				w.s.b.log.Debug("typing idle failed", "session", w.s.id, "err", err)
+			}
+		}
+	}
+	w.typing = false
+	w.done = true
+	return w.endReq
+}
+
+// PanicError is the error a handler's panic is turned into. It keeps the panic value and the
+// stack of the goroutine that panicked.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+// Error implements error.
+func (p *PanicError) Error() string { return fmt.Sprintf("handler panicked: %v", p.Value) }
+
+// call runs the chain for one event and turns a panic into a *PanicError.
+func call(ctx context.Context, h Handler, w Responder, ev *Event) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &PanicError{Value: r, Stack: debug.Stack()}
+		}
+	}()
+	return h.Handle(ctx, w, ev)
+}
+
+// dispatch runs one event through the chain, then deals with what the chain left: typing
+// still shown, an error or a panic, a request to end the session.
+func (b *Bot) dispatch(s *Session, ev *Event) {
+	ctx := b.handlerCtx
+	w := &responder{s: s, ev: ev}
+	if ev.Kind == EventMessage {
+		w.startAuto(ctx)
+	}
+	start := time.Now()
+	err := call(ctx, b.chain, w, ev)
+	end := w.finish(ctx)
+	if err != nil {
+		ref := newRef()
+		attrs := []any{"session", s.id, "event", ev.Kind.String(), "ref", ref, "err", err, "elapsed", time.Since(start)}
+		var pe *PanicError
+		if errors.As(err, &pe) {
+			attrs = append(attrs, "stack", string(pe.Stack))
+		}
+		b.log.Error("handler failed", attrs...)
+		if w.Replied() == 0 && (ev.Kind == EventMessage || ev.Kind == EventSessionStart) && !s.isEnded() {
+			msg := b.cfg.Apology
+			if strings.Contains(msg, "%s") {
+				msg = fmt.Sprintf(msg, ref)
+			}
+			if err := s.sendText(ctx, msg); err != nil {
+				b.log.Warn("apology not delivered", "session", s.id, "ref", ref, "err", err)
+			}
+		}
+	}
+	switch {
+	case ev.Kind == EventIdle:
+		if s.lastIn.Load() > ev.Time.UnixNano() {
+			// The peer wrote while the idle event was handled: the conversation goes on.
+			s.mu.Lock()
+			s.expiring = false
+			s.mu.Unlock()
+			break
+		}
+		s.end(ctx, EndIdle, true)
+	case end && ev.Kind != EventSessionEnd:
+		s.end(ctx, EndByBot, true)
+	}
+}
+
+// newRef returns a short random correlation ID for logs and apologies.
+func newRef() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

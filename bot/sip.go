@@ -1,0 +1,552 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/imbot-dev/imbot/internal/imcodec"
+)
+
+// acceptTypes are the body types the bot takes, in its SDP answer and its 415 answers.
+var acceptTypes = []string{
+	imcodec.TypePlain, imcodec.TypeHTML, imcodec.TypeMultipartAlt,
+	imcodec.TypeIsComposing, imcodec.TypeCPIM, imcodec.TypeIMDN,
+}
+
+// sdpAcceptTypes is what the bot announces in its SDP answer.
+var sdpAcceptTypes = []string{
+	imcodec.TypePlain, imcodec.TypeHTML, imcodec.TypeMultipartAlt, imcodec.TypeIsComposing,
+}
+
+const allowMethods = "INVITE, ACK, CANCEL, BYE, MESSAGE, INFO, OPTIONS"
+
+// routes installs the SIP request handlers, each guarded against panics.
+func (b *Bot) routes() {
+	b.srv.OnInvite(b.guard(b.onInvite))
+	b.srv.OnAck(b.guard(b.onAck))
+	b.srv.OnBye(b.guard(b.onBye))
+	b.srv.OnMessage(b.guard(b.onMessage))
+	b.srv.OnInfo(b.guard(b.onInfo))
+	b.srv.OnOptions(b.guard(b.onOptions))
+	b.srv.OnCancel(b.guard(func(req *sip.Request, tx sip.ServerTransaction) {
+		// A CANCEL that matched a pending INVITE never gets here: the transaction layer
+		// answers it and the INVITE gets 487.
+		b.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+	}))
+	b.srv.OnNoRoute(b.guard(func(req *sip.Request, tx sip.ServerTransaction) {
+		b.respond(req, tx, 405, "Method Not Allowed", sip.NewHeader("Allow", allowMethods))
+	}))
+}
+
+// guard recovers a panic in a SIP handler: the request gets 500 and the bot keeps running.
+func (b *Bot) guard(h func(*sip.Request, sip.ServerTransaction)) func(*sip.Request, sip.ServerTransaction) {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		defer func() {
+			if r := recover(); r != nil {
+				b.log.Error("SIP handler panicked", "method", req.Method, "panic", r, "stack", string(debugStack()))
+				b.respond(req, tx, 500, "Server Internal Error")
+			}
+		}()
+		h(req, tx)
+	}
+}
+
+// respond answers a request; a failure to send is logged, not fatal.
+func (b *Bot) respond(req *sip.Request, tx sip.ServerTransaction, code int, reason string, hdrs ...sip.Header) {
+	if req.IsAck() {
+		return
+	}
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	if err := tx.Respond(res); err != nil {
+		b.log.Debug("response not sent", "method", req.Method, "code", code, "err", err)
+	}
+}
+
+func retryAfter(sec int) sip.Header { return sip.NewHeader("Retry-After", fmt.Sprint(sec)) }
+
+func acceptHeader() sip.Header { return sip.NewHeader("Accept", strings.Join(acceptTypes, ", ")) }
+
+func reasonFor(code int) string {
+	if t := http.StatusText(code); t != "" && code != 488 {
+		return t
+	}
+	switch code {
+	case 481:
+		return "Call/Transaction Does Not Exist"
+	case 488:
+		return "Not Acceptable Here"
+	case 487:
+		return "Request Terminated"
+	}
+	return "Refused"
+}
+
+// inDialog reports whether the request carries a To-tag.
+func inDialog(req *sip.Request) bool {
+	to := req.To()
+	return to != nil && to.Params.Has("tag")
+}
+
+// lookup finds the session of an in-dialog request.
+func (b *Bot) lookup(req *sip.Request) *Session {
+	id, err := sip.DialogIDFromRequestUAS(req)
+	if err != nil {
+		return nil
+	}
+	return b.sessions.dialog(id)
+}
+
+// admit asks Config.Admit whether a new conversation may start; it returns the refusal status.
+func (b *Bot) admit(ctx context.Context, peer Peer, mode Mode) (int, string) {
+	if b.cfg.Admit == nil {
+		return 0, ""
+	}
+	err := b.cfg.Admit(ctx, peer, mode)
+	if err == nil {
+		return 0, ""
+	}
+	var r *Refusal
+	if errors.As(err, &r) && r.Code >= 400 && r.Code <= 699 {
+		reason := r.Reason
+		if reason == "" {
+			reason = reasonFor(r.Code)
+		}
+		return r.Code, reason
+	}
+	b.log.Info("conversation refused", "peer", peer.URI, "mode", mode.String(), "err", err)
+	return 403, "Forbidden"
+}
+
+func (b *Bot) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	b.respond(req, tx, 200, "OK", sip.NewHeader("Allow", allowMethods), acceptHeader())
+}
+
+func (b *Bot) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	if inDialog(req) {
+		b.onReInvite(req, tx)
+		return
+	}
+	if b.closing.Load() {
+		b.respond(req, tx, 503, "Service Unavailable", retryAfter(5))
+		return
+	}
+	offer, err := imcodec.Offer{}, error(nil)
+	mt, _ := imcodec.MediaType(req.ContentType().Value())
+	if req.ContentType() == nil || mt != imcodec.TypeSDP || len(req.Body()) == 0 {
+		err = errors.New("no SDP offer")
+	} else {
+		offer, err = imcodec.ParseOffer(req.Body())
+	}
+	if err != nil || !offer.Message {
+		b.log.Info("INVITE without an IM stream refused", "from", req.From().Address.String(), "err", err)
+		b.respond(req, tx, 488, "Not Acceptable Here", sip.NewHeader("Warning", `304 imbot "only m=message sip sessions are accepted"`))
+		return
+	}
+	if b.sessions.count() >= b.cfg.MaxSessions {
+		b.respond(req, tx, 503, "Service Unavailable", retryAfter(10))
+		return
+	}
+	from := req.From()
+	peer := peerFromURI(from.Address, from.DisplayName)
+	network := sip.NetworkToLower(req.Transport())
+	dua := b.duas[network]
+	if dua == nil {
+		b.respond(req, tx, 500, "Server Internal Error")
+		return
+	}
+	// The Admit hook runs before the 200 and is cancelled if the caller gives up.
+	actx, cancel := context.WithCancel(b.handlerCtx)
+	defer cancel()
+	tx.OnCancel(func(*sip.Request) { cancel() })
+	if code, reason := b.admit(actx, peer, ModeSession); code != 0 {
+		if actx.Err() == nil {
+			b.respond(req, tx, code, reason)
+		}
+		return
+	}
+	if actx.Err() != nil {
+		return // CANCELled: the transaction layer answered 487
+	}
+	dlg, err := dua.ReadInvite(req, tx)
+	if err != nil {
+		b.respond(req, tx, 400, "Bad Request")
+		return
+	}
+	local := req.To().Address
+	s := &Session{
+		b:       b,
+		id:      dlg.ID,
+		key:     aor(local) + " " + peer.URI,
+		mode:    ModeSession,
+		peer:    peer,
+		local:   sip.Uri{Scheme: local.Scheme, User: local.User, Host: local.Host, Port: local.Port},
+		started: time.Now(),
+		dlg:     dlg,
+		lastSeq: req.CSeq().SeqNo,
+		endedCh: make(chan struct{}),
+	}
+	s.touch()
+	s.typing.acceptsComposing = imcodec.AcceptsType(offer.AcceptTypes, imcodec.TypeIsComposing)
+	s.typing.ms = offer.MSDialect || hasMSHeaders(req)
+	s.sdpAnswer = imcodec.Answer(b.host, b.ports[network], b.identity.String(), sdpAcceptTypes, offer.MSDialect)
+	s.push(&Event{Kind: EventSessionStart, Session: s, Time: time.Now(), req: req})
+	b.sessions.addDialog(s)
+
+	ct := sip.ContentTypeHeader(imcodec.TypeSDP)
+	// Respond blocks until the ACK arrives (or 64*T1 passes), retransmitting the 200 on UDP.
+	if err := dlg.Respond(200, "OK", s.sdpAnswer, &ct, sip.NewHeader("Allow", allowMethods)); err != nil {
+		b.log.Info("IM session not established", "session", s.id, "peer", peer.URI, "err", err)
+		b.sessions.remove(s)
+		s.mu.Lock()
+		s.ended = true
+		s.inbox = nil
+		s.mu.Unlock()
+		close(s.endedCh)
+		return
+	}
+	b.log.Debug("IM session established", "session", s.id, "peer", peer.URI, "transport", network)
+	s.mu.Lock()
+	s.confirmed = true
+	s.kick()
+	s.mu.Unlock()
+}
+
+func hasMSHeaders(req *sip.Request) bool {
+	for _, h := range req.Headers() {
+		if strings.HasPrefix(strings.ToLower(h.Name()), "ms-") {
+			return true
+		}
+	}
+	if from := req.From(); from != nil && from.Params.Has("epid") {
+		return true
+	}
+	return false
+}
+
+// onReInvite answers a re-INVITE (a session refresh) with the SDP answer already given.
+func (b *Bot) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
+	s := b.lookup(req)
+	if s == nil || s.isEnded() {
+		b.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	s.mu.Lock()
+	s.sequence(req.CSeq().SeqNo, nil)
+	s.mu.Unlock()
+	res := sip.NewResponseFromRequest(req, 200, "OK", s.sdpAnswer)
+	ct := sip.ContentTypeHeader(imcodec.TypeSDP)
+	contact := b.contact(sip.NetworkToLower(req.Transport()))
+	res.AppendHeader(&ct)
+	res.AppendHeader(&contact)
+	if err := tx.Respond(res); err != nil {
+		b.log.Debug("re-INVITE answer not sent", "session", s.id, "err", err)
+	}
+}
+
+func (b *Bot) onAck(req *sip.Request, tx sip.ServerTransaction) {
+	if s := b.lookup(req); s != nil && s.dlg != nil {
+		// An ACK for a re-INVITE's 200 carries another CSeq; ReadAck refuses it, harmlessly.
+		_ = s.dlg.ReadAck(req, tx)
+	}
+}
+
+func (b *Bot) onBye(req *sip.Request, tx sip.ServerTransaction) {
+	s := b.lookup(req)
+	if s == nil || s.dlg == nil {
+		b.log.Info("BYE for an unknown session", "call-id", callID(req))
+		b.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	if err := s.dlg.ReadBye(req, tx); err != nil {
+		b.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	s.mu.Lock()
+	s.sequence(req.CSeq().SeqNo, nil)
+	s.mu.Unlock()
+	s.end(b.handlerCtx, EndByPeer, false)
+}
+
+func callID(req *sip.Request) string {
+	if h := req.CallID(); h != nil {
+		return h.Value()
+	}
+	return ""
+}
+
+func (b *Bot) onInfo(req *sip.Request, tx sip.ServerTransaction) {
+	s := b.lookup(req)
+	if s == nil {
+		b.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	seq := req.CSeq().SeqNo
+	var ev *Event
+	if len(req.Body()) > 0 {
+		ct := ""
+		if h := req.ContentType(); h != nil {
+			ct = h.Value()
+		}
+		mt, _ := imcodec.MediaType(ct)
+		if mt != imcodec.TypeKeyboard {
+			b.respond(req, tx, 415, "Unsupported Media Type", sip.NewHeader("Accept", imcodec.TypeKeyboard))
+			b.advance(s, seq)
+			return
+		}
+		active, err := imcodec.ParseKeyboardActivity(req.Body())
+		if err != nil {
+			b.log.Info("bad KeyboardActivity", "session", s.id, "err", err)
+			b.respond(req, tx, 400, "Bad Request")
+			b.advance(s, seq)
+			return
+		}
+		ev = &Event{Kind: EventTyping, Session: s, Time: time.Now(), Typing: active, ContentType: ct, req: req}
+	}
+	if !b.enqueue(s, seq, ev, func(s *Session) { s.typing.peerKeyboard = true }) {
+		b.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	b.respond(req, tx, 200, "OK")
+}
+
+// advance consumes an in-dialog CSeq that carries no event.
+func (b *Bot) advance(s *Session, seq uint32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.ended {
+		s.sequence(seq, nil)
+	}
+}
+
+// enqueue queues an in-dialog event in CSeq order. It reports false when the session ended.
+func (b *Bot) enqueue(s *Session, seq uint32, ev *Event, note func(*Session)) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return false
+	}
+	if note != nil {
+		note(s)
+	}
+	if ev != nil && ev.Kind == EventMessage {
+		s.received()
+	}
+	s.sequence(seq, ev)
+	return true
+}
+
+func (b *Bot) onMessage(req *sip.Request, tx sip.ServerTransaction) {
+	var s *Session
+	if inDialog(req) {
+		if s = b.lookup(req); s == nil {
+			b.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+			return
+		}
+	} else if b.closing.Load() {
+		b.respond(req, tx, 503, "Service Unavailable", retryAfter(5))
+		return
+	}
+	if len(req.Body()) > b.cfg.MaxMessageBytes {
+		b.log.Info("message too large", "from", req.From().Address.String(), "bytes", len(req.Body()), "limit", b.cfg.MaxMessageBytes)
+		b.respond(req, tx, 413, "Request Entity Too Large")
+		if s != nil {
+			b.advance(s, req.CSeq().SeqNo)
+		}
+		return
+	}
+	in, code := b.decode(req)
+	if code != 0 {
+		hdrs := []sip.Header(nil)
+		if code == 415 {
+			hdrs = append(hdrs, acceptHeader())
+		}
+		b.respond(req, tx, code, reasonFor(code), hdrs...)
+		if s != nil {
+			b.advance(s, req.CSeq().SeqNo)
+		}
+		return
+	}
+	if s != nil {
+		b.onDialogMessage(req, tx, s, in)
+		return
+	}
+	b.onPageMessage(req, tx, in)
+}
+
+// inbound is a decoded MESSAGE body.
+type inbound struct {
+	kind        EventKind // EventMessage or EventTyping; 0: nothing for the chain (a receipt)
+	text, html  string
+	active      bool
+	contentType string
+}
+
+// decode classifies a MESSAGE body. A non-zero code is the status to refuse it with.
+func (b *Bot) decode(req *sip.Request) (inbound, int) {
+	ct := ""
+	if h := req.ContentType(); h != nil {
+		ct = h.Value()
+	}
+	body := req.Body()
+	if enc := req.GetHeader("Content-Encoding"); enc != nil {
+		switch strings.ToLower(strings.TrimSpace(enc.Value())) {
+		case "", "identity":
+		case "deflate":
+			out, err := imcodec.Inflate(body, b.cfg.MaxMessageBytes)
+			if err != nil {
+				b.log.Info("bad deflate body", "from", req.From().Address.String(), "err", err)
+				return inbound{}, 400
+			}
+			body = out
+		default:
+			return inbound{}, 415
+		}
+	}
+	in := inbound{contentType: ct}
+	mt, _ := imcodec.MediaType(ct)
+	if mt == imcodec.TypeCPIM {
+		c, err := imcodec.ParseCPIM(body)
+		if err != nil {
+			b.log.Info("bad CPIM body", "from", req.From().Address.String(), "err", err)
+			return inbound{}, 400
+		}
+		ct, body = c.ContentType, c.Body
+		mt, _ = imcodec.MediaType(ct)
+	}
+	switch mt {
+	case imcodec.TypeIsComposing:
+		c, err := imcodec.ParseIsComposing(body)
+		if err != nil {
+			b.log.Info("bad isComposing body", "from", req.From().Address.String(), "err", err)
+			return inbound{}, 400
+		}
+		in.kind, in.active = EventTyping, c.Active
+		return in, 0
+	case imcodec.TypeIMDN:
+		return in, 0 // a delivery receipt: accepted, not user text
+	}
+	if ct == "" && len(body) > 0 {
+		ct = imcodec.TypePlain
+	}
+	if len(body) == 0 {
+		return in, 0
+	}
+	t, err := imcodec.DecodeText(ct, body)
+	switch {
+	case errors.Is(err, imcodec.ErrUnsupportedType):
+		b.log.Info("unsupported message type", "from", req.From().Address.String(), "content-type", ct)
+		return inbound{}, 415
+	case err != nil:
+		b.log.Info("undecodable message", "from", req.From().Address.String(), "content-type", ct, "err", err)
+		return inbound{}, 400
+	}
+	in.kind, in.text, in.html = EventMessage, t.Plain, t.HTML
+	return in, 0
+}
+
+func (in inbound) event(s *Session, req *sip.Request) *Event {
+	if in.kind == 0 {
+		return nil
+	}
+	return &Event{Kind: in.kind, Session: s, Time: time.Now(), Text: in.text, HTML: in.html,
+		ContentType: in.contentType, Typing: in.active, req: req}
+}
+
+func (b *Bot) onDialogMessage(req *sip.Request, tx sip.ServerTransaction, s *Session, in inbound) {
+	ev := in.event(s, req)
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		b.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	if ev != nil && s.pending() >= b.cfg.InboxSize {
+		s.mu.Unlock()
+		b.respond(req, tx, 503, "Service Unavailable", retryAfter(1))
+		return
+	}
+	if in.kind == EventTyping {
+		s.typing.peerComposing = true
+	}
+	if in.kind == EventMessage {
+		s.received()
+	}
+	s.sequence(req.CSeq().SeqNo, ev)
+	s.mu.Unlock()
+	b.respond(req, tx, 200, "OK")
+}
+
+// aor renders an address without parameters.
+func aor(u sip.Uri) string {
+	return (&sip.Uri{Scheme: u.Scheme, User: u.User, Host: u.Host, Port: u.Port}).String()
+}
+
+func (b *Bot) onPageMessage(req *sip.Request, tx sip.ServerTransaction, in inbound) {
+	from := req.From()
+	peer := peerFromURI(from.Address, from.DisplayName)
+	local := req.To().Address
+	key := aor(local) + " " + peer.URI
+	network := sip.NetworkToLower(req.Transport())
+	for {
+		s, created := b.sessions.page(key, b.cfg.MaxSessions, func() *Session {
+			return &Session{
+				b: b, id: key, key: key, mode: ModePage, peer: peer,
+				local:   sip.Uri{Scheme: local.Scheme, User: local.User, Host: local.Host, Port: local.Port},
+				peerURI: sip.Uri{Scheme: from.Address.Scheme, User: from.Address.User, Host: from.Address.Host, Port: from.Address.Port},
+				started: time.Now(), confirmed: true, endedCh: make(chan struct{}),
+			}
+		})
+		if s == nil {
+			b.respond(req, tx, 503, "Service Unavailable", retryAfter(10))
+			return
+		}
+		if created && b.cfg.Admit != nil {
+			if code, reason := b.admit(b.handlerCtx, peer, ModePage); code != 0 {
+				b.sessions.remove(s)
+				b.respond(req, tx, code, reason)
+				return
+			}
+		}
+		ev := in.event(s, req)
+		s.mu.Lock()
+		if s.ended {
+			s.mu.Unlock()
+			continue // it just timed out: start a new conversation
+		}
+		if ev != nil && s.pending() >= b.cfg.InboxSize {
+			s.mu.Unlock()
+			b.respond(req, tx, 503, "Service Unavailable", retryAfter(1))
+			return
+		}
+		s.peerAddr, s.network = req.Source(), network
+		if in.kind == EventTyping {
+			s.typing.peerComposing = true
+		}
+		if acc := req.GetHeader("Accept"); acc != nil &&
+			imcodec.AcceptsType(imcodec.SplitAcceptHeader(acc.Value()), imcodec.TypeIsComposing) {
+			s.typing.acceptsComposing = true
+		}
+		if created {
+			s.touch()
+			s.push(&Event{Kind: EventSessionStart, Session: s, Time: time.Now(), req: req})
+		}
+		if ev != nil {
+			if ev.Kind == EventMessage {
+				s.received()
+			}
+			s.push(ev)
+		}
+		s.mu.Unlock()
+		b.respond(req, tx, 200, "OK")
+		return
+	}
+}
