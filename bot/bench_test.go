@@ -7,8 +7,8 @@ import (
 	"log/slog"
 	"testing"
 
-	"github.com/emiago/sipgo/siptest"
 	"github.com/emiago/sipgo/sip"
+	"github.com/emiago/sipgo/siptest"
 )
 
 // benchBot starts a bot whose outgoing requests go to out instead of the network.

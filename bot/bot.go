@@ -24,8 +24,8 @@ type Bot struct {
 
 	ua        *sipgo.UserAgent
 	srv       *sipgo.Server
-	clients   map[string]*sipgo.Client    // by network: "udp", "tcp"
-	duas      map[string]*sipgo.DialogUA  // by network
+	clients   map[string]*sipgo.Client   // by network: "udp", "tcp"
+	duas      map[string]*sipgo.DialogUA // by network
 	listeners []boundListener
 	identity  sip.Uri
 	host      string         // advertised host

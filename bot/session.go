@@ -41,8 +41,8 @@ type Session struct {
 	running   bool
 	confirmed bool // session mode: ACK received, the worker may run
 	ended     bool
-	expiring  bool // EventIdle queued
-	lastSeq   uint32     // highest in-dialog CSeq released to the inbox
+	expiring  bool        // EventIdle queued
+	lastSeq   uint32      // highest in-dialog CSeq released to the inbox
 	held      []heldEvent // in-dialog events that arrived ahead of a lower CSeq
 	reorder   *time.Timer
 	typing    typingPrefs
