@@ -53,6 +53,11 @@ func (b *Bot) guard(h func(*sip.Request, sip.ServerTransaction)) func(*sip.Reque
 				b.respond(req, tx, 500, "Server Internal Error")
 			}
 		}()
+		if req.From() == nil || req.To() == nil || req.CallID() == nil || req.CSeq() == nil {
+			b.log.Info("request without From, To, Call-ID or CSeq refused", "method", req.Method, "source", req.Source())
+			b.respond(req, tx, 400, "Bad Request")
+			return
+		}
 		h(req, tx)
 	}
 }
@@ -140,8 +145,11 @@ func (b *Bot) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	offer, err := imcodec.Offer{}, error(nil)
-	mt, _ := imcodec.MediaType(req.ContentType().Value())
-	if req.ContentType() == nil || mt != imcodec.TypeSDP || len(req.Body()) == 0 {
+	mt := ""
+	if h := req.ContentType(); h != nil {
+		mt, _ = imcodec.MediaType(h.Value())
+	}
+	if mt != imcodec.TypeSDP || len(req.Body()) == 0 {
 		err = errors.New("no SDP offer")
 	} else {
 		offer, err = imcodec.ParseOffer(req.Body())
@@ -164,6 +172,10 @@ func (b *Bot) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	// The Admit hook runs before the 200 and is cancelled if the caller gives up.
+	if b.cfg.Admit != nil {
+		// It may take a while: tell the caller (and let it CANCEL).
+		b.respond(req, tx, 100, "Trying")
+	}
 	actx, cancel := context.WithCancel(b.handlerCtx)
 	defer cancel()
 	tx.OnCancel(func(*sip.Request) { cancel() })

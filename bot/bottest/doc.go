@@ -1,0 +1,54 @@
+// Package bottest is imbot's test kit: an in-process SIP instant-messaging
+// peer, in the spirit of net/http/httptest.
+//
+// A [Peer] is a small SIP user agent built on sipgo. It listens on
+// 127.0.0.1 on a port chosen at run time (never 5060), talks to the bot
+// under test over real loopback sockets (UDP or TCP) and plays the part of
+// a chat client:
+//
+//   - page mode (RFC 3428): [Peer.SendPage], [Peer.SendPageRaw] and
+//     [Peer.SendPageTyping] send out-of-dialog MESSAGEs;
+//   - session mode: [Peer.OpenSession] opens an INVITE dialog with an
+//     "m=message ... sip" SDP in either dialect ([DialectMS] for
+//     OCS/Lync/Skype for Business clients, [DialectIETF] for standard
+//     clients), and the returned [Session] sends text, typing notices,
+//     pipelined bursts and BYE;
+//   - recording: every request the bot sends to the peer (replies, typing
+//     notices, BYE, OPTIONS, ...) is answered (200 by default, see
+//     [Options]) and kept as a timestamped [Record], in the order the
+//     requests arrived on the wire. [Peer.Wait] and [Peer.WaitText] block
+//     on a context until a matching record exists.
+//
+// Nothing in the kit sleeps: every wait is bound to the caller's context,
+// and everything is safe for concurrent use.
+//
+// A typical test:
+//
+//	func TestEcho(t *testing.T) {
+//		b := startBot(t) // the bot under test, listening on 127.0.0.1
+//		p := bottest.NewPeer(t, bottest.Options{Bot: b.Addr(), Transport: "tcp"})
+//		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+//		defer cancel()
+//
+//		s, err := p.OpenSession(ctx, bottest.DialectMS)
+//		if err != nil {
+//			t.Fatal(err)
+//		}
+//		if _, err := s.Send(ctx, "hello"); err != nil {
+//			t.Fatal(err)
+//		}
+//		if _, err := p.WaitText(ctx, "echo: hello"); err != nil {
+//			t.Fatal(err) // the error lists everything the bot did send
+//		}
+//		typing, _ := p.Wait(ctx, bottest.IsTyping(true))
+//		reply, _ := p.WaitText(ctx, "echo: hello")
+//		if typing.Time.After(reply.Time) {
+//			t.Error("typing arrived after the reply")
+//		}
+//	}
+//
+// The peer sends every request straight to [Options.Bot], like an outbound
+// proxy would: the Request-URI of in-dialog requests is still the bot's
+// Contact, so a test can check it, but the bot's Contact does not need to
+// be reachable.
+package bottest

@@ -1,0 +1,492 @@
+package bottest
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+)
+
+// Transport names the transport a [Peer] listens on and sends with.
+type Transport string
+
+// The transports a [Peer] supports.
+const (
+	UDP Transport = "udp"
+	TCP Transport = "tcp"
+)
+
+// Options configures a [Peer]. Only Bot is required; the zero value of
+// every other field is a useful default.
+type Options struct {
+	// User is the user part of the peer's address, default "alice".
+	User string
+	// DisplayName is put in the From header of the peer's requests.
+	DisplayName string
+	// Transport is "udp" (the default) or "tcp".
+	Transport Transport
+	// Bot is the address of the bot under test, "127.0.0.1:port". Every
+	// request of the peer is sent there (required).
+	Bot string
+	// BotURI is the bot's address-of-record, used as Request-URI and To of
+	// page-mode MESSAGEs and INVITEs. Default "sip:bot@<Bot>".
+	BotURI string
+	// AcceptComposing adds "Accept: text/plain,
+	// application/im-iscomposing+xml" to the page-mode MESSAGEs the peer
+	// sends, telling the bot that it may send RFC 3994 typing notices.
+	AcceptComposing bool
+	// RefuseComposing makes the peer answer 415 Unsupported Media Type
+	// with "Accept: text/plain" to every RFC 3994 isComposing MESSAGE the
+	// bot sends, as baresip does. KeyboardActivity INFOs are not
+	// affected; use Respond for those.
+	RefuseComposing bool
+	// Respond, if set, is called for every request the bot sends to the
+	// peer (ACK excepted) and returns the status code to answer with;
+	// 0 keeps the default. It overrides RefuseComposing and the 481 for
+	// unknown dialogs. A 2xx answer to an in-dialog BYE ends the session,
+	// any other answer keeps it. Respond is called from several
+	// goroutines at once.
+	Respond func(req *sip.Request) int
+	// AcceptSessions makes the peer answer an INVITE from the bot that
+	// offers "m=message" with 200 and an m=message answer (other INVITEs
+	// get 488); [Peer.WaitSession] returns the sessions. Without it, INVITEs
+	// from the bot get 480 Temporarily Unavailable.
+	AcceptSessions bool
+	// Logger receives sipgo's and the peer's logs. Nil discards them.
+	Logger *slog.Logger
+}
+
+// Peer is an in-process SIP IM client for testing a bot. Create one with
+// [NewPeer] (or [Start] outside tests). A Peer is safe for concurrent use.
+type Peer struct {
+	opts      Options
+	log       *slog.Logger
+	transport string // "UDP" or "TCP", as sipgo spells it
+	network   string // "udp" or "tcp"
+	addr      string // 127.0.0.1:port
+	port      int
+	laddr     sip.Addr
+	aor       sip.Uri
+	botURI    sip.Uri
+	contact   sip.ContactHeader
+	epid      string
+
+	ua  *sipgo.UserAgent
+	srv *sipgo.Server
+	cli *sipgo.Client
+	dua *sipgo.DialogUA
+
+	pc        net.PacketConn
+	ln        net.Listener
+	serveDone chan struct{}
+
+	closeOnce sync.Once
+	closed    chan struct{}
+
+	arrivals  arrivals
+	abandoned sync.Map // Call-ID -> INVITE given up on (ctx ended before the answer)
+
+	mu       sync.Mutex
+	records  []record
+	notify   chan struct{}          // closed and replaced whenever records change
+	sessions map[dialogKey]*Session // open sessions
+	incoming []*Session             // sessions the bot opened
+	taken    int                    // incoming sessions returned by WaitSession
+}
+
+// NewPeer starts a peer configured by opts and listening on 127.0.0.1 on a
+// free port. It stops the test with t.Fatal if the peer cannot start, and
+// registers Close with t.Cleanup.
+func NewPeer(t testing.TB, opts Options) *Peer {
+	t.Helper()
+	p, err := Start(opts)
+	if err != nil {
+		t.Fatalf("bottest: %v", err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// Start is NewPeer for code that has no testing.TB: it returns an error
+// instead of failing a test, and the caller must Close the peer.
+func Start(opts Options) (*Peer, error) {
+	if opts.User == "" {
+		opts.User = "alice"
+	}
+	if opts.Transport == "" {
+		opts.Transport = UDP
+	}
+	opts.Transport = Transport(strings.ToLower(string(opts.Transport)))
+	if opts.Transport != UDP && opts.Transport != TCP {
+		return nil, fmt.Errorf("unsupported transport %q (want udp or tcp)", opts.Transport)
+	}
+	if opts.Bot == "" {
+		return nil, errors.New("Options.Bot (the bot's address) is required")
+	}
+	if _, _, err := net.SplitHostPort(opts.Bot); err != nil {
+		return nil, fmt.Errorf("Options.Bot %q: %w", opts.Bot, err)
+	}
+	if opts.BotURI == "" {
+		opts.BotURI = "sip:bot@" + opts.Bot
+	}
+	if strings.ContainsAny(opts.User+opts.DisplayName, "\r\n\"<>") {
+		return nil, errors.New("Options.User and DisplayName must not contain CR, LF, quotes or angle brackets")
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+
+	p := &Peer{
+		opts:      opts,
+		log:       log,
+		network:   string(opts.Transport),
+		transport: strings.ToUpper(string(opts.Transport)),
+		closed:    make(chan struct{}),
+		serveDone: make(chan struct{}),
+		notify:    make(chan struct{}),
+		sessions:  make(map[dialogKey]*Session),
+	}
+	p.arrivals.init(p.closed)
+	var epid [5]byte
+	rand.Read(epid[:])
+	p.epid = hex.EncodeToString(epid[:])
+	if err := sip.ParseUri(opts.BotURI, &p.botURI); err != nil {
+		return nil, fmt.Errorf("Options.BotURI %q: %w", opts.BotURI, err)
+	}
+
+	var ready chan struct{}
+	switch opts.Transport {
+	case UDP:
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ready = make(chan struct{})
+		p.pc = &readyPacketConn{PacketConn: pc, ready: ready}
+		p.addr = pc.LocalAddr().String()
+	case TCP:
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		p.ln = ln
+		p.addr = ln.Addr().String()
+	}
+	_, portStr, _ := net.SplitHostPort(p.addr)
+	p.port, _ = strconv.Atoi(portStr)
+	p.laddr = sip.Addr{IP: net.IPv4(127, 0, 0, 1), Port: p.port, Hostname: "127.0.0.1"}
+	p.aor = sip.Uri{Scheme: "sip", User: opts.User, Host: "127.0.0.1", Port: p.port}
+	p.contact = sip.ContactHeader{Address: sip.Uri{
+		Scheme: "sip", User: opts.User, Host: "127.0.0.1", Port: p.port,
+		UriParams: sip.HeaderParams{{K: "transport", V: p.network}},
+	}}
+
+	if err := p.setupUA(); err != nil {
+		p.closeSockets()
+		return nil, err
+	}
+
+	go func() {
+		defer close(p.serveDone)
+		var err error
+		if p.pc != nil {
+			err = p.srv.ServeUDP(p.pc)
+		} else {
+			err = p.srv.ServeTCP(p.ln)
+		}
+		if err != nil && !errors.Is(err, net.ErrClosed) {
+			p.log.Error("bottest: serve", "error", err)
+		}
+	}()
+	if ready != nil {
+		// sipgo puts the UDP socket into its connection pool before it first
+		// reads from it; requests that leave from the listening socket need it
+		// there.
+		select {
+		case <-ready:
+		case <-p.serveDone:
+			p.Close()
+			return nil, errors.New("UDP listener stopped before it started")
+		}
+	}
+	return p, nil
+}
+
+func (p *Peer) setupUA() error {
+	ua, err := sipgo.NewUA(
+		sipgo.WithUserAgent(p.opts.User),
+		sipgo.WithUserAgentHostname("127.0.0.1"),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(p.log)),
+		sipgo.WithUserAgentTransactionLayerOptions(
+			sip.WithTransactionLayerLogger(p.log),
+			sip.WithTransactionLayerUnhandledResponseHandler(p.strayResponse),
+		),
+	)
+	if err != nil {
+		return err
+	}
+	p.ua = ua
+	p.srv, err = sipgo.NewServer(ua, sipgo.WithServerLogger(p.log))
+	if err != nil {
+		ua.Close()
+		return err
+	}
+	copts := []sipgo.ClientOption{
+		sipgo.WithClientLogger(p.log),
+		sipgo.WithClientHostname("127.0.0.1"),
+		sipgo.WithClientPort(p.port),
+	}
+	if p.pc != nil {
+		// UDP requests leave from the listening socket, so the bot's answers
+		// and its own requests come back to the same address. (On TCP this
+		// would try to bind a second socket to the listener's port.)
+		copts = append(copts, sipgo.WithClientConnectionAddr(p.addr))
+	}
+	p.cli, err = sipgo.NewClient(ua, copts...)
+	if err != nil {
+		ua.Close()
+		return err
+	}
+	p.dua = &sipgo.DialogUA{Client: p.cli, ContactHDR: p.contact}
+
+	// Stamp every incoming request in the read goroutine, in wire order,
+	// before sipgo hands it to a handler goroutine of its own.
+	ua.TransportLayer().OnMessage(p.arrivals.stamp)
+
+	p.srv.OnNoRoute(p.handleRequest)
+	for _, m := range []sip.RequestMethod{sip.MESSAGE, sip.INFO, sip.BYE, sip.OPTIONS,
+		sip.INVITE, sip.NOTIFY, sip.SUBSCRIBE, sip.REFER, sip.UPDATE, sip.PRACK, sip.PUBLISH, sip.CANCEL} {
+		p.srv.OnRequest(m, p.handleRequest)
+	}
+	p.srv.OnAck(p.handleAck)
+	return nil
+}
+
+// Addr returns the address the peer listens on, "127.0.0.1:port".
+func (p *Peer) Addr() string { return p.addr }
+
+// URI returns the peer's address-of-record, "sip:alice@127.0.0.1:port". It
+// is the From of every request the peer sends.
+func (p *Peer) URI() string { return p.aor.String() }
+
+// Transport returns the transport the peer uses.
+func (p *Peer) Transport() Transport { return p.opts.Transport }
+
+// Contact returns the peer's Contact URI,
+// "sip:alice@127.0.0.1:port;transport=udp".
+func (p *Peer) Contact() string { return p.contact.Address.String() }
+
+// Close stops the peer: open sessions end quietly (no BYE is sent), the
+// sockets and the sipgo user agent are closed, and pending Wait calls
+// return. Close is idempotent and returns once the listener has stopped.
+func (p *Peer) Close() {
+	p.closeOnce.Do(func() {
+		close(p.closed)
+		p.mu.Lock()
+		sessions := make([]*Session, 0, len(p.sessions))
+		for _, s := range p.sessions {
+			sessions = append(sessions, s)
+		}
+		p.mu.Unlock()
+		for _, s := range sessions {
+			s.end()
+		}
+		p.ua.Close()
+		p.closeSockets()
+		<-p.serveDone
+		p.arrivals.reset()
+	})
+}
+
+func (p *Peer) closeSockets() {
+	if p.pc != nil {
+		p.pc.Close()
+	}
+	if p.ln != nil {
+		p.ln.Close()
+	}
+}
+
+func (p *Peer) isClosed() bool {
+	select {
+	case <-p.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// errClosed is returned by operations on a closed peer.
+var errClosed = errors.New("bottest: peer closed")
+
+// prepare routes an outgoing request straight to the bot over the peer's
+// transport, leaving from the listening socket on UDP.
+func (p *Peer) prepare(req *sip.Request) {
+	req.SetDestination(p.opts.Bot)
+	req.SetTransport(p.transport)
+	if p.pc != nil {
+		p.laddr.Copy(&req.Laddr)
+	}
+}
+
+// newFrom returns a From header for the peer's AOR with a fresh tag.
+func (p *Peer) newFrom() *sip.FromHeader {
+	from := &sip.FromHeader{DisplayName: p.opts.DisplayName, Address: p.aor}
+	from.Params = sip.NewParams()
+	from.Params.Add("tag", sip.GenerateTagN(16))
+	return from
+}
+
+// readyPacketConn signals when sipgo first reads from the UDP listener, which
+// happens after sipgo has registered it in its connection pool.
+type readyPacketConn struct {
+	net.PacketConn
+	once  sync.Once
+	ready chan struct{}
+}
+
+func (c *readyPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	c.once.Do(func() { close(c.ready) })
+	return c.PacketConn.ReadFrom(b)
+}
+
+// arrivals stamps incoming requests with a sequence number and a time in
+// the transport's read goroutine, that is in wire order, and hands the stamp
+// to the handler goroutine sipgo starts for the request. Without it the
+// handlers' order would be the order in which goroutines happen to run.
+type arrivals struct {
+	closed <-chan struct{}
+	mu     sync.Mutex
+	seq    uint64
+	pruned time.Time
+	m      map[*sip.Request]*arrival
+}
+
+type arrival struct {
+	seq  uint64
+	time time.Time
+	done chan struct{}
+}
+
+func (a *arrivals) init(closed <-chan struct{}) {
+	a.closed = closed
+	a.m = make(map[*sip.Request]*arrival)
+}
+
+func (a *arrivals) entry(req *sip.Request) *arrival {
+	e := a.m[req]
+	if e == nil {
+		e = &arrival{done: make(chan struct{})}
+		a.m[req] = e
+	}
+	return e
+}
+
+// stamp is a sipgo transport-layer message handler.
+func (a *arrivals) stamp(msg sip.Message) {
+	req, ok := msg.(*sip.Request)
+	if !ok {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := time.Now() // under the lock: times grow with seq
+	a.seq++
+	e := a.entry(req)
+	e.seq, e.time = a.seq, now
+	close(e.done)
+	// Retransmissions and ACKs absorbed by sipgo's transaction layer never
+	// reach a handler; forget their stamps once they are a minute old.
+	if len(a.m) > 1024 && now.Sub(a.pruned) > 10*time.Second {
+		a.pruned = now
+		for r, old := range a.m {
+			if old.seq != 0 && now.Sub(old.time) > time.Minute {
+				delete(a.m, r)
+			}
+		}
+	}
+}
+
+// take returns the stamp of req, waiting for the read goroutine to set it.
+func (a *arrivals) take(req *sip.Request) (uint64, time.Time) {
+	a.mu.Lock()
+	e := a.entry(req)
+	a.mu.Unlock()
+	select {
+	case <-e.done:
+	case <-a.closed:
+		return 0, time.Now()
+	}
+	a.mu.Lock()
+	delete(a.m, req)
+	a.mu.Unlock()
+	return e.seq, e.time
+}
+
+func (a *arrivals) reset() {
+	a.mu.Lock()
+	clear(a.m)
+	a.mu.Unlock()
+}
+
+// strayResponse handles responses sipgo could not match to a transaction.
+// Final responses to an INVITE the peer gave up on are ACKed, and a 2xx is
+// followed by a BYE, so that the bot does not keep a half-open dialog.
+func (p *Peer) strayResponse(res *sip.Response) {
+	cseq, callID := res.CSeq(), res.CallID()
+	if cseq == nil || callID == nil || cseq.MethodName != sip.INVITE || res.IsProvisional() {
+		return
+	}
+	v, ok := p.abandoned.Load(callID.Value())
+	if !ok {
+		return
+	}
+	inv := v.(*sip.Request)
+	build := func(method sip.RequestMethod, seq uint32) *sip.Request {
+		target := inv.Recipient
+		if c := res.Contact(); c != nil && res.IsSuccess() {
+			target = c.Address
+		}
+		req := sip.NewRequest(method, target)
+		if method == sip.ACK && !res.IsSuccess() {
+			// The ACK of a non-2xx belongs to the INVITE's transaction.
+			req.AppendHeader(sip.HeaderClone(inv.Via()))
+		} else {
+			via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: p.transport,
+				Host: "127.0.0.1", Port: p.port, Params: sip.NewParams()}
+			via.Params.Add("branch", sip.GenerateBranch())
+			req.AppendHeader(via)
+		}
+		mf := sip.MaxForwardsHeader(70)
+		req.AppendHeader(&mf)
+		req.AppendHeader(sip.HeaderClone(inv.From()))
+		req.AppendHeader(sip.HeaderClone(res.To()))
+		req.AppendHeader(sip.HeaderClone(inv.CallID()))
+		req.AppendHeader(&sip.CSeqHeader{SeqNo: seq, MethodName: method})
+		req.SetBody(nil)
+		p.prepare(req)
+		return req
+	}
+	asIs := func(*sipgo.Client, *sip.Request) error { return nil }
+	seq := inv.CSeq().SeqNo
+	if err := p.cli.WriteRequest(build(sip.ACK, seq), asIs); err != nil {
+		p.log.Debug("bottest: ACK of an abandoned INVITE", "error", err)
+	}
+	if res.IsSuccess() {
+		p.abandoned.Delete(callID.Value())
+		if err := p.cli.WriteRequest(build(sip.BYE, seq+1), asIs); err != nil {
+			p.log.Debug("bottest: BYE of an abandoned INVITE", "error", err)
+		}
+	}
+}
