@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -53,8 +54,9 @@ type responder struct {
 }
 
 type uasDialog struct {
-	dlg *sipgo.DialogServerSession
-	ms  bool
+	dlg   *sipgo.DialogServerSession
+	ms    bool
+	ended atomic.Bool // set before answering BYE: sipgo's ReadBye answers before it marks the dialog ended
 }
 
 type sentReq struct {
@@ -76,12 +78,14 @@ func startResponder(transport string) (*responder, error) {
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	var port int
+	var ready chan struct{}
 	if transport == "udp" {
 		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 		if err != nil {
 			return nil, err
 		}
-		r.pc, r.addr = pc, pc.LocalAddr().String()
+		ready = make(chan struct{})
+		r.pc, r.addr = &readyConn{PacketConn: pc, ready: ready}, pc.LocalAddr().String()
 	} else {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -104,8 +108,12 @@ func startResponder(transport string) (*responder, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.cli, err = sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"), sipgo.WithClientPort(port),
-		sipgo.WithClientLogger(log))
+	copts := []sipgo.ClientOption{sipgo.WithClientHostname("127.0.0.1"), sipgo.WithClientPort(port),
+		sipgo.WithClientLogger(log)}
+	if transport == "udp" {
+		copts = append(copts, sipgo.WithClientConnectionAddr(r.addr))
+	}
+	r.cli, err = sipgo.NewClient(ua, copts...)
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +136,21 @@ func startResponder(transport string) (*responder, error) {
 			srv.ServeTCP(r.ln)
 		}
 	}()
+	if ready != nil {
+		<-ready // sipgo pools the UDP listener before it first reads from it
+	}
 	return r, nil
+}
+
+type readyConn struct {
+	net.PacketConn
+	once  sync.Once
+	ready chan struct{}
+}
+
+func (c *readyConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	c.once.Do(func() { close(c.ready) })
+	return c.PacketConn.ReadFrom(b)
 }
 
 func (r *responder) Close() {
@@ -227,6 +249,7 @@ func (r *responder) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 			if text == "bye" {
 				ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
 				defer cancel()
+				d.ended.Store(true)
 				d.dlg.Bye(ctx)
 			}
 		})
@@ -309,7 +332,7 @@ func (r *responder) dialog(req *sip.Request) *uasDialog {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	d := r.dialogs[req.CallID().Value()]
-	if d == nil || d.dlg.LoadState() == sip.DialogStateEnded {
+	if d == nil || d.ended.Load() || d.dlg.LoadState() == sip.DialogStateEnded {
 		return nil
 	}
 	return d
@@ -377,6 +400,7 @@ func (r *responder) onBye(req *sip.Request, tx sip.ServerTransaction) {
 		respond(req, tx, 481, "Call/Transaction Does Not Exist")
 		return
 	}
+	d.ended.Store(true)
 	d.dlg.ReadBye(req, tx)
 }
 
