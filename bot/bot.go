@@ -32,6 +32,8 @@ type Bot struct {
 	ports     map[string]int // advertised port by network
 	proxyAddr string
 	proxyTp   string
+	registrar registrar
+	reg       regStatus
 
 	mu         sync.Mutex
 	middleware []Middleware
@@ -102,6 +104,17 @@ func New(cfg Config) (*Bot, error) {
 	if err := b.setupSIP(); err != nil {
 		b.closeListeners()
 		return nil, err
+	}
+	if c.Registration.Registrar != "" {
+		if b.registrar, err = parseRegistrar(c.Registration.Registrar); err != nil {
+			b.closeListeners()
+			return nil, fmt.Errorf("bot config: %w", err)
+		}
+		if b.clients[b.registrar.network] == nil {
+			b.closeListeners()
+			return nil, fmt.Errorf("bot config: registrar %q uses %s but the bot does not listen on %s; add a %s:// listen address",
+				c.Registration.Registrar, b.registrar.network, b.registrar.network, b.registrar.network)
+		}
 	}
 	return b, nil
 }
@@ -330,6 +343,14 @@ func (b *Bot) Run(ctx context.Context) error {
 		}(l)
 	}
 	go b.sweepIdle(serveCtx)
+	regCtx, stopReg := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopReg()
+	regDone := make(chan struct{})
+	if b.registrar.addr != "" {
+		go b.registerLoop(regCtx, regDone)
+	} else {
+		close(regDone)
+	}
 	close(b.ready)
 	b.log.Info("imbot listening", "identity", b.identity.String(), "udp", b.Addr("udp"), "tcp", b.Addr("tcp"))
 
@@ -340,6 +361,8 @@ func (b *Bot) Run(ctx context.Context) error {
 		b.log.Error("listener failed, shutting down", "err", runErr)
 	}
 	b.shutdown()
+	stopReg() // unregisters
+	<-regDone
 	stopServe()
 	b.closeListeners()
 	b.ua.Close()

@@ -64,6 +64,10 @@ type Config struct {
 	// Typing configures the typing indications the bot sends.
 	Typing TypingConfig
 
+	// Registration signs the bot in to a registrar. Without a Registrar the bot only
+	// listens.
+	Registration RegistrationConfig
+
 	// Apology is sent to the user when a handler fails before replying. "%s" (optional) is
 	// replaced by the correlation ID that is also logged. Default:
 	// "Sorry, something went wrong on my side (ref %s)."
@@ -92,6 +96,28 @@ type TypingConfig struct {
 	// Refresh is the <refresh> interval advertised in RFC 3994 isComposing; the bot repeats
 	// "active" at two thirds of it. Default: 30 seconds.
 	Refresh time.Duration
+}
+
+// RegistrationConfig configures REGISTER.
+type RegistrationConfig struct {
+	// Registrar is where the bot registers, such as "sip:example.com" or
+	// "sip:127.0.0.1:5060;transport=tcp". The bot must listen on that transport.
+	Registrar string
+	// Username and Password answer digest challenges (MD5 or SHA-256, qop=auth), for
+	// REGISTER and for requests the bot originates. Username defaults to the user part of
+	// Config.Identity. Take the password from the environment, never from a file in a
+	// repository; it is never logged.
+	Username string
+	Password string
+	// Expires is the binding lifetime asked for; the bot refreshes at half of what the
+	// registrar grants. Default: 1 hour.
+	Expires time.Duration
+	// RetryMin is the first pause after a failed attempt (unreachable registrar, timeout,
+	// server error); it doubles per failure up to RetryMax. Defaults: 1 second, 5 minutes.
+	RetryMin, RetryMax time.Duration
+	// RetryRefused is the first pause after a refusal (wrong password, 403), doubling up to
+	// RetryMax, so a wrong password never turns into a tight loop. Default: 1 minute.
+	RetryRefused time.Duration
 }
 
 // Refusal is an error an Admit function returns to refuse a conversation with a given SIP
@@ -137,6 +163,10 @@ func (c *Config) withDefaults() (Config, error) {
 	def(&cfg.ShutdownTimeout, 10*time.Second)
 	def(&cfg.Typing.RefreshMS, 4*time.Second)
 	def(&cfg.Typing.Refresh, 30*time.Second)
+	def(&cfg.Registration.Expires, time.Hour)
+	def(&cfg.Registration.RetryMin, time.Second)
+	def(&cfg.Registration.RetryMax, 5*time.Minute)
+	def(&cfg.Registration.RetryRefused, time.Minute)
 	defInt(&cfg.InboxSize, 64)
 	defInt(&cfg.MaxWorkers, 256)
 	defInt(&cfg.MaxSessions, 100000)
@@ -147,7 +177,8 @@ func (c *Config) withDefaults() (Config, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	for _, s := range []string{cfg.Identity, cfg.DisplayName, cfg.Advertise, cfg.OutboundProxy, cfg.UserAgent} {
+	for _, s := range []string{cfg.Identity, cfg.DisplayName, cfg.Advertise, cfg.OutboundProxy, cfg.UserAgent,
+		cfg.Registration.Registrar, cfg.Registration.Username} {
 		if strings.ContainsAny(s, "\r\n") {
 			return cfg, fmt.Errorf("bot config: %q contains a line break; remove it", s)
 		}

@@ -1,0 +1,302 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+)
+
+// RegState is where the bot's sign-in stands.
+type RegState int
+
+// Registration states.
+const (
+	// RegOff: no registrar is configured; the bot only listens.
+	RegOff RegState = iota
+	// RegPending: the first REGISTER is on its way.
+	RegPending
+	// RegRegistered: the registrar accepted the binding.
+	RegRegistered
+	// RegRetrying: the registrar could not be reached or failed; the bot tries again.
+	RegRetrying
+	// RegFailed: the registrar refused the bot (wrong credentials, 403...); the bot tries
+	// again after a long pause, in case an operator fixes the account.
+	RegFailed
+	// RegUnregistered: the bot removed its binding at shutdown.
+	RegUnregistered
+)
+
+// String returns the state's name.
+func (s RegState) String() string {
+	return [...]string{"off", "pending", "registered", "retrying", "failed", "unregistered"}[s]
+}
+
+// Registration is a snapshot of the bot's sign-in.
+type Registration struct {
+	State RegState
+	// Reason explains a RegRetrying or RegFailed state, such as
+	// "401 Unauthorized: wrong username or password".
+	Reason string
+	// Expires is when the current binding lapses (RegRegistered).
+	Expires time.Time
+	// Next is when the bot sends its next REGISTER (refresh or retry).
+	Next time.Time
+	// Attempts counts failed attempts since the last success.
+	Attempts int
+	// Since is when the state last changed.
+	Since time.Time
+}
+
+// regStatus holds the registration state and wakes waiters on change.
+type regStatus struct {
+	mu      sync.Mutex
+	cur     Registration
+	changed chan struct{}
+}
+
+func (r *regStatus) get() (Registration, <-chan struct{}) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.changed == nil {
+		r.changed = make(chan struct{})
+	}
+	return r.cur, r.changed
+}
+
+func (r *regStatus) set(f func(*Registration)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	prev := r.cur.State
+	f(&r.cur)
+	if r.cur.State != prev {
+		r.cur.Since = time.Now()
+	}
+	if r.changed != nil {
+		close(r.changed)
+	}
+	r.changed = make(chan struct{})
+}
+
+// Registration returns the current sign-in status and a channel that is closed at its next
+// change, so callers can wait for a state without polling.
+func (b *Bot) Registration() (Registration, <-chan struct{}) { return b.reg.get() }
+
+// registrar is the parsed registration target.
+type registrar struct {
+	uri     sip.Uri // Request-URI of REGISTER
+	addr    string  // host:port it is sent to
+	network string
+}
+
+func parseRegistrar(s string) (registrar, error) {
+	if !strings.HasPrefix(strings.ToLower(s), "sip:") && !strings.HasPrefix(strings.ToLower(s), "sips:") {
+		s = "sip:" + s
+	}
+	var u sip.Uri
+	if err := sip.ParseUri(s, &u); err != nil {
+		return registrar{}, fmt.Errorf("registrar %q: %w", s, err)
+	}
+	network := "udp"
+	if t, ok := u.UriParams.Get("transport"); ok && t != "" {
+		network = strings.ToLower(t)
+	}
+	port := u.Port
+	if port == 0 {
+		port = 5060
+	}
+	target := sip.Uri{Scheme: u.Scheme, Host: u.Host, Port: u.Port}
+	return registrar{uri: target, addr: u.Host + ":" + strconv.Itoa(port), network: network}, nil
+}
+
+// registerLoop keeps the bot registered until ctx ends, then removes the binding.
+func (b *Bot) registerLoop(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	r := b.registrar
+	cli := b.clients[r.network]
+	contact := b.contact(r.network)
+	req := sip.NewRequest(sip.REGISTER, r.uri)
+	from := &sip.FromHeader{DisplayName: b.cfg.DisplayName, Address: b.identity}
+	from.Params.Add("tag", sip.GenerateTagN(16))
+	req.AppendHeader(from)
+	req.AppendHeader(&sip.ToHeader{DisplayName: b.cfg.DisplayName, Address: b.identity})
+	callID := sip.CallIDHeader(sip.GenerateTagN(24))
+	req.AppendHeader(&callID)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: 0, MethodName: sip.REGISTER})
+	req.AppendHeader(&contact)
+	req.SetDestination(r.addr)
+	req.SetTransport(strings.ToUpper(r.network))
+
+	b.reg.set(func(s *Registration) { s.State = RegPending })
+	registered := false
+	for {
+		want := b.cfg.Registration.Expires
+		granted, err := b.register(ctx, cli, req, want)
+		now := time.Now()
+		var wait time.Duration
+		switch {
+		case ctx.Err() != nil:
+		case err == nil:
+			registered = true
+			wait = granted / 2
+			b.reg.set(func(s *Registration) {
+				s.State, s.Reason, s.Attempts = RegRegistered, "", 0
+				s.Expires, s.Next = now.Add(granted), now.Add(wait)
+			})
+			b.log.Info("registered", "registrar", r.uri.String(), "expires", granted)
+		default:
+			var refused *regRefused
+			state, base := RegRetrying, b.cfg.Registration.RetryMin
+			if errors.As(err, &refused) {
+				state, base = RegFailed, b.cfg.Registration.RetryRefused
+			}
+			st, _ := b.reg.get()
+			wait = backoff(base, b.cfg.Registration.RetryMax, st.Attempts)
+			b.reg.set(func(s *Registration) {
+				s.State, s.Reason, s.Attempts = state, err.Error(), s.Attempts+1
+				s.Next = now.Add(wait)
+			})
+			b.log.Warn("registration failed", "registrar", r.uri.String(), "err", err, "retry_in", wait.Round(time.Millisecond))
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			if registered {
+				b.unregister(cli, req)
+			}
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// backoff is base doubled per attempt, capped, with ±20% jitter.
+func backoff(base, max time.Duration, attempts int) time.Duration {
+	d := base
+	for i := 0; i < attempts && d < max; i++ {
+		d *= 2
+	}
+	d = min(d, max)
+	return d - d/5 + time.Duration(rand.Int64N(int64(d/5)*2+1))
+}
+
+// regRefused is a final refusal by the registrar: retrying at once would not help.
+type regRefused struct {
+	code         int
+	reason, hint string
+}
+
+func (e *regRefused) Error() string {
+	s := fmt.Sprintf("%d %s", e.code, e.reason)
+	if e.hint != "" {
+		s += ": " + e.hint
+	}
+	return s
+}
+
+// register sends one REGISTER (answering a digest challenge) and returns the granted expiry.
+func (b *Bot) register(ctx context.Context, cli *sipgo.Client, req *sip.Request, want time.Duration) (time.Duration, error) {
+	rctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
+	defer cancel()
+	for tries := 0; tries < 2; tries++ {
+		exp := sip.ExpiresHeader(uint32(want / time.Second))
+		req.RemoveHeader("Expires")
+		req.AppendHeader(&exp)
+		res, err := b.doAuth(rctx, cli, req)
+		if err != nil {
+			return 0, fmt.Errorf("registrar unreachable: %w", err)
+		}
+		switch {
+		case res.StatusCode == 200:
+			return grantedExpiry(res, b.contact(b.registrar.network), want), nil
+		case res.StatusCode == 423:
+			if h := res.GetHeader("Min-Expires"); h != nil {
+				if n, err := strconv.Atoi(strings.TrimSpace(h.Value())); err == nil && n > 0 {
+					want = time.Duration(n) * time.Second
+					continue
+				}
+			}
+		case res.StatusCode == 401 || res.StatusCode == 407:
+			return 0, &regRefused{res.StatusCode, res.Reason, "wrong username or password (check the credentials in the environment)"}
+		case res.StatusCode == 403 || res.StatusCode == 404 || res.StatusCode == 603:
+			return 0, &regRefused{res.StatusCode, res.Reason, "the registrar does not accept this identity"}
+		}
+		return 0, fmt.Errorf("registrar answered %d %s", res.StatusCode, res.Reason)
+	}
+	return 0, errors.New("registrar keeps asking for a longer expiry")
+}
+
+// doAuth sends req and answers one 401/407 digest challenge with the configured credentials.
+// A challenge without credentials is returned as it is.
+func (b *Bot) doAuth(ctx context.Context, cli *sipgo.Client, req *sip.Request) (*sip.Response, error) {
+	req.RemoveHeader("Via")
+	req.RemoveHeader("Authorization")
+	req.RemoveHeader("Proxy-Authorization")
+	opts := []sipgo.ClientRequestOption{}
+	if req.Method == sip.REGISTER {
+		opts = append(opts, sipgo.ClientRequestRegisterBuild)
+	}
+	res, err := cli.Do(ctx, req, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if (res.StatusCode == 401 || res.StatusCode == 407) && b.cfg.Registration.Password != "" {
+		return cli.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{
+			Username: b.authUser(), Password: b.cfg.Registration.Password,
+		})
+	}
+	return res, nil
+}
+
+func (b *Bot) authUser() string {
+	if b.cfg.Registration.Username != "" {
+		return b.cfg.Registration.Username
+	}
+	return b.identity.User
+}
+
+// grantedExpiry reads the expiry the registrar granted: our Contact's expires parameter,
+// else the Expires header, else what was asked.
+func grantedExpiry(res *sip.Response, ours sip.ContactHeader, want time.Duration) time.Duration {
+	for _, h := range res.GetHeaders("Contact") {
+		c, ok := h.(*sip.ContactHeader)
+		if !ok || c.Address.Host != ours.Address.Host || c.Address.Port != ours.Address.Port || c.Address.User != ours.Address.User {
+			continue
+		}
+		if v, ok := c.Params.Get("expires"); ok {
+			if n, err := strconv.Atoi(v); err == nil && n > 0 {
+				return time.Duration(n) * time.Second
+			}
+		}
+	}
+	if h := res.GetHeader("Expires"); h != nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(h.Value())); err == nil && n > 0 {
+			return time.Duration(n) * time.Second
+		}
+	}
+	return want
+}
+
+// unregister removes the binding (Expires: 0), best effort within a short deadline.
+func (b *Bot) unregister(cli *sipgo.Client, req *sip.Request) {
+	ctx, cancel := context.WithTimeout(context.Background(), min(b.cfg.ShutdownTimeout, 5*time.Second))
+	defer cancel()
+	exp := sip.ExpiresHeader(0)
+	req.RemoveHeader("Expires")
+	req.AppendHeader(&exp)
+	res, err := b.doAuth(ctx, cli, req)
+	if err != nil || res.StatusCode != 200 {
+		b.log.Warn("unregister failed", "err", err, "response", res)
+		return
+	}
+	b.reg.set(func(s *Registration) { s.State, s.Reason, s.Next = RegUnregistered, "", time.Time{} })
+	b.log.Info("unregistered", "registrar", b.registrar.uri.String())
+}

@@ -1,0 +1,245 @@
+package bot_test
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/icholy/digest"
+
+	"github.com/imbot-dev/imbot/bot"
+)
+
+// registrar is a small in-process SIP registrar with digest authentication.
+type registrar struct {
+	t         *testing.T
+	addr      string
+	algorithm string
+	user      string
+	password  string
+	grant     int // expiry granted, seconds
+	refuse    int // answer every REGISTER with this status when non-zero
+
+	mu       sync.Mutex
+	expires  []int // Expires of each authenticated REGISTER, in order
+	bound    bool
+	notify   chan struct{}
+	listener net.Listener
+}
+
+func startRegistrar(t *testing.T, algorithm string) *registrar {
+	t.Helper()
+	r := &registrar{t: t, algorithm: algorithm, user: "bot", password: "s3cret", grant: 60, notify: make(chan struct{}, 64)}
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("test-registrar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := sipgo.NewServer(ua)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.OnRegister(r.onRegister)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.listener = ln
+	r.addr = ln.Addr().String()
+	go func() { _ = srv.ServeTCP(ln) }()
+	t.Cleanup(func() {
+		ln.Close()
+		ua.Close()
+	})
+	return r
+}
+
+func (r *registrar) onRegister(req *sip.Request, tx sip.ServerTransaction) {
+	if r.refuse != 0 {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, r.refuse, "Forbidden", nil))
+		return
+	}
+	chal := &digest.Challenge{Realm: "test", Nonce: "n0nce", Algorithm: r.algorithm, QOP: []string{"auth"}}
+	h := req.GetHeader("Authorization")
+	if h == nil {
+		res := sip.NewResponseFromRequest(req, 401, "Unauthorized", nil)
+		res.AppendHeader(sip.NewHeader("WWW-Authenticate", chal.String()))
+		_ = tx.Respond(res)
+		return
+	}
+	cred, err := digest.ParseCredentials(h.Value())
+	if err != nil {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 400, "Bad Authorization", nil))
+		return
+	}
+	want, err := digest.Digest(chal, digest.Options{Method: "REGISTER", URI: cred.URI, Username: r.user,
+		Password: r.password, Cnonce: cred.Cnonce, Count: cred.Nc})
+	if err != nil || cred.Username != r.user || cred.Response != want.Response {
+		res := sip.NewResponseFromRequest(req, 401, "Unauthorized", nil)
+		res.AppendHeader(sip.NewHeader("WWW-Authenticate", chal.String()))
+		_ = tx.Respond(res)
+		return
+	}
+	exp := 3600
+	if e := req.GetHeader("Expires"); e != nil {
+		exp, _ = strconv.Atoi(e.Value())
+	}
+	r.mu.Lock()
+	r.expires = append(r.expires, exp)
+	r.bound = exp > 0
+	r.mu.Unlock()
+	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+	if exp > 0 {
+		c := req.Contact()
+		cc := sip.ContactHeader{Address: c.Address}
+		cc.Params = sip.NewParams()
+		cc.Params.Add("expires", strconv.Itoa(min(exp, r.grant)))
+		res.AppendHeader(&cc)
+	}
+	_ = tx.Respond(res)
+	select {
+	case r.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (r *registrar) registers() []int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]int(nil), r.expires...)
+}
+
+// waitRegisters waits until n authenticated REGISTERs arrived.
+func (r *registrar) waitRegisters(ctx context.Context, n int) []int {
+	r.t.Helper()
+	for {
+		if got := r.registers(); len(got) >= n {
+			return got
+		}
+		select {
+		case <-r.notify:
+		case <-ctx.Done():
+			r.t.Fatalf("want %d REGISTERs, got %v", n, r.registers())
+		}
+	}
+}
+
+// waitState waits until the bot's registration is in state s.
+func waitState(t *testing.T, ctx context.Context, b *bot.Bot, s bot.RegState) bot.Registration {
+	t.Helper()
+	for {
+		st, changed := b.Registration()
+		if st.State == s {
+			return st
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			t.Fatalf("registration %v (%s), want %v", st.State, st.Reason, s)
+		}
+	}
+}
+
+func TestRegistration(t *testing.T) {
+	for _, alg := range []string{"MD5", "SHA-256"} {
+		t.Run(alg, func(t *testing.T) {
+			reg := startRegistrar(t, alg)
+			reg.grant = 2 // refresh after about one second
+			r := startBot(t, bot.Config{
+				Identity:     "sip:bot@127.0.0.1",
+				Registration: bot.RegistrationConfig{Registrar: "sip:" + reg.addr + ";transport=tcp", Password: "s3cret"},
+			}, newRecorder())
+			ctx := testCtx(t)
+			st := waitState(t, ctx, r.Bot, bot.RegRegistered)
+			if d := time.Until(st.Expires); d <= 0 || d > 2*time.Second {
+				t.Errorf("binding expires in %v; the registrar granted 2s", d)
+			}
+			if st.Next.After(st.Expires) {
+				t.Errorf("refresh planned at %v, after the binding lapses at %v", st.Next, st.Expires)
+			}
+			reg.waitRegisters(ctx, 2) // the refresh
+			if err := r.stop(t); err != nil {
+				t.Fatal(err)
+			}
+			got := reg.registers()
+			if got[0] != 3600 || got[len(got)-1] != 0 {
+				t.Errorf("REGISTER expiries %v: want 3600 first and 0 (unregister) last", got)
+			}
+			if st, _ := r.Registration(); st.State != bot.RegUnregistered {
+				t.Errorf("after shutdown: %v", st.State)
+			}
+		})
+	}
+}
+
+func TestRegistrationRefused(t *testing.T) {
+	cases := []struct {
+		name     string
+		password string
+		refuse   int
+		reason   string
+	}{
+		{"wrong password", "nope", 0, "wrong username or password"},
+		{"forbidden", "s3cret", 403, "403"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			reg := startRegistrar(t, "MD5")
+			reg.refuse = c.refuse
+			r := startBot(t, bot.Config{
+				Identity: "sip:bot@127.0.0.1",
+				Registration: bot.RegistrationConfig{Registrar: "sip:" + reg.addr + ";transport=tcp",
+					Password: c.password, RetryRefused: time.Minute},
+			}, newRecorder())
+			ctx := testCtx(t)
+			st := waitState(t, ctx, r.Bot, bot.RegFailed)
+			if !strings.Contains(st.Reason, c.reason) {
+				t.Errorf("reason %q does not say %q", st.Reason, c.reason)
+			}
+			if strings.Contains(st.Reason, "s3cret") || strings.Contains(st.Reason, "nope") {
+				t.Errorf("reason %q shows the password", st.Reason)
+			}
+			// No tight loop: the next attempt is far away.
+			if wait := time.Until(st.Next); wait < 30*time.Second {
+				t.Errorf("next attempt in %v after a refusal", wait)
+			}
+		})
+	}
+}
+
+func TestRegistrationRetriesUntilRegistrarIsUp(t *testing.T) {
+	// A port where nothing listens yet: connections are refused.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	r := startBot(t, bot.Config{
+		Identity: "sip:bot@127.0.0.1",
+		Registration: bot.RegistrationConfig{Registrar: "sip:" + addr + ";transport=tcp", Password: "s3cret",
+			RetryMin: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond},
+	}, newRecorder())
+	ctx := testCtx(t)
+	st := waitState(t, ctx, r.Bot, bot.RegRetrying)
+	if !strings.Contains(st.Reason, "unreachable") {
+		t.Errorf("reason %q", st.Reason)
+	}
+	// Bring the registrar up on that port; the bot registers by itself.
+	reg := &registrar{t: t, algorithm: "MD5", user: "bot", password: "s3cret", grant: 60, notify: make(chan struct{}, 64)}
+	ua, _ := sipgo.NewUA()
+	srv, _ := sipgo.NewServer(ua)
+	srv.OnRegister(reg.onRegister)
+	ln, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("port %s was taken meanwhile: %v", addr, err)
+	}
+	go func() { _ = srv.ServeTCP(ln) }()
+	defer func() { ln.Close(); ua.Close() }()
+	waitState(t, ctx, r.Bot, bot.RegRegistered)
+}
