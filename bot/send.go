@@ -175,7 +175,7 @@ func (s *Session) send(ctx context.Context, method sip.RequestMethod, contentTyp
 		if cli == nil {
 			return fmt.Errorf("send %s: the bot does not listen on %s", method, req.Transport())
 		}
-		res, err = cli.Do(ctx, req)
+		res, err = s.b.doAuth(ctx, cli, req) // an outbound proxy may challenge
 	}
 	s.touch()
 	if err != nil {
