@@ -1,9 +1,13 @@
 package bot_test
 
 import (
+	"bytes"
+	"compress/zlib"
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/emiago/sipgo/sip"
 
 	"github.com/imbot-dev/imbot/bot"
 	"github.com/imbot-dev/imbot/bot/bottest"
@@ -251,5 +255,68 @@ func TestPageModeLongReplyOverUDPIsSplit(t *testing.T) {
 	}
 	if joined := strings.Join(got, " "); joined != long {
 		t.Errorf("parts do not add up to the reply: words were cut or reordered")
+	}
+}
+
+func TestPageModeCPIMAndDeliveryReceipt(t *testing.T) {
+	r := startBot(t, bot.Config{}, newRecorder())
+	p := newPeer(t, r, "udp", bottest.Options{})
+	ctx := testCtx(t)
+	cpim := "From: <" + p.URI() + ">\r\nTo: <sip:bot@127.0.0.1>\r\nDateTime: 2026-11-25T12:00:00Z\r\n" +
+		"NS: imdn <urn:ietf:params:imdn>\r\nimdn.Message-ID: Xy12Ab34\r\n" +
+		"imdn.Disposition-Notification: positive-delivery, display\r\n\r\n" +
+		"Content-Type: text/plain;charset=UTF-8\r\n\r\nHello Bob"
+	res, err := p.SendPageRaw(ctx, "message/cpim", []byte(cpim))
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("CPIM answered %v, %v", res, err)
+	}
+	if _, err := p.WaitText(ctx, "echo: Hello Bob"); err != nil {
+		t.Fatal(err)
+	}
+	receipt, err := p.Wait(ctx, func(rc bottest.Record) bool {
+		body := string(rc.Request.Body())
+		return strings.HasPrefix(rc.ContentType, "message/cpim") && strings.Contains(body, "<message-id>Xy12Ab34</message-id>")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := string(receipt.Request.Body()); !strings.Contains(body, "<delivered/>") || !strings.Contains(body, "message/imdn+xml") {
+		t.Errorf("receipt body:\n%s", body)
+	}
+	// A CPIM message that asks for nothing gets no receipt.
+	plain := strings.Replace(cpim, "imdn.Disposition-Notification: positive-delivery, display\r\n", "", 1)
+	plain = strings.Replace(plain, "Xy12Ab34", "NoReceipt", 1)
+	plain = strings.Replace(plain, "Hello Bob", "quiet", 1)
+	if _, err := p.SendPageRaw(ctx, "message/cpim", []byte(plain)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.WaitText(ctx, "echo: quiet"); err != nil {
+		t.Fatal(err)
+	}
+	for _, rc := range p.Records() {
+		if strings.Contains(string(rc.Request.Body()), "NoReceipt") {
+			t.Error("a receipt was sent for a message that did not ask for one")
+		}
+	}
+}
+
+func TestPageModeDeflate(t *testing.T) {
+	r := startBot(t, bot.Config{}, newRecorder())
+	p := newPeer(t, r, "udp", bottest.Options{})
+	ctx := testCtx(t)
+	var buf bytes.Buffer
+	zw := zlib.NewWriter(&buf)
+	zw.Write([]byte("compressed hello"))
+	zw.Close()
+	res, err := p.SendPageRaw(ctx, "text/plain", buf.Bytes(), sip.NewHeader("Content-Encoding", "deflate"))
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("deflate body answered %v, %v", res, err)
+	}
+	if _, err := p.WaitText(ctx, "echo: compressed hello"); err != nil {
+		t.Fatal(err)
+	}
+	res, err = p.SendPageRaw(ctx, "text/plain", []byte("x"), sip.NewHeader("Content-Encoding", "br"))
+	if err != nil || res.StatusCode != 415 {
+		t.Fatalf("unknown encoding answered %v, %v; want 415", res, err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -400,6 +401,8 @@ type inbound struct {
 	text, html  string
 	active      bool
 	contentType string
+	receiptFor  string // imdn.Message-ID of a CPIM message that asked for a delivery receipt
+	receiptTo   string // the CPIM From to address the receipt to
 }
 
 // decode classifies a MESSAGE body. A non-zero code is the status to refuse it with.
@@ -433,6 +436,9 @@ func (b *Bot) decode(req *sip.Request) (inbound, int) {
 		}
 		ct, body = c.ContentType, c.Body
 		mt, _ = imcodec.MediaType(ct)
+		if c.MessageID != "" && slices.Contains(c.Disposition, "positive-delivery") {
+			in.receiptFor, in.receiptTo = c.MessageID, c.From
+		}
 	}
 	switch mt {
 	case imcodec.TypeIsComposing:
@@ -495,6 +501,26 @@ func (b *Bot) onDialogMessage(req *sip.Request, tx sip.ServerTransaction, s *Ses
 	s.sequence(req.CSeq().SeqNo, ev)
 	s.mu.Unlock()
 	b.respond(req, tx, 200, "OK")
+	b.sendReceipt(s, in)
+}
+
+// sendReceipt sends an IMDN "delivered" (RFC 5438) for a message that asked for one.
+func (b *Bot) sendReceipt(s *Session, in inbound) {
+	if in.receiptFor == "" || in.kind != EventMessage {
+		return
+	}
+	to := in.receiptTo
+	if to == "" {
+		to = "<" + s.peer.URI + ">"
+	}
+	now := time.Now()
+	body := imcodec.WrapCPIM("<"+aor(s.local)+">", to, newRef()+newRef(), "", imcodec.TypeIMDN,
+		imcodec.DeliveryNotification(in.receiptFor, now), now)
+	go func() {
+		if err := s.send(b.handlerCtx, sip.MESSAGE, imcodec.TypeCPIM, body); err != nil {
+			b.log.Debug("delivery receipt not sent", "session", s.id, "err", err)
+		}
+	}()
 }
 
 // aor renders an address without parameters.
@@ -559,6 +585,7 @@ func (b *Bot) onPageMessage(req *sip.Request, tx sip.ServerTransaction, in inbou
 		}
 		s.mu.Unlock()
 		b.respond(req, tx, 200, "OK")
+		b.sendReceipt(s, in)
 		return
 	}
 }

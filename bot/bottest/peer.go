@@ -302,9 +302,13 @@ func (p *Peer) Close() {
 		for _, s := range sessions {
 			s.end()
 		}
-		p.ua.Close()
+		// Stop reading first: a request read after the user agent is closed
+		// would make sipgo open a new UDP socket for its response, outside
+		// the connection pool that ua.Close empties.
 		p.closeSockets()
 		<-p.serveDone
+		time.Sleep(50 * time.Millisecond) // DEBUG
+		p.ua.Close()
 		p.arrivals.reset()
 	})
 }

@@ -156,7 +156,6 @@ func (c *readyConn) ReadFrom(b []byte) (int, net.Addr, error) {
 func (r *responder) Close() {
 	r.cancel()
 	r.wg.Wait()
-	r.ua.Close()
 	if r.pc != nil {
 		r.pc.Close()
 	}
@@ -164,6 +163,7 @@ func (r *responder) Close() {
 		r.ln.Close()
 	}
 	<-r.serveDone
+	r.ua.Close()
 }
 
 func (r *responder) record(req *sip.Request) {

@@ -304,12 +304,12 @@ func (p *Peer) lookup(req *sip.Request) *Session {
 // the bot get 481.
 func (s *Session) end() {
 	s.endOnce.Do(func() {
-		close(s.ended)
 		s.p.mu.Lock()
 		if s.p.sessions[s.key] == s {
 			delete(s.p.sessions, s.key)
 		}
 		s.p.mu.Unlock()
+		close(s.ended)
 	})
 }
 
@@ -319,9 +319,11 @@ func (s *Session) dialog() dialog {
 	return s.dlg
 }
 
-// readBye answers a BYE from the bot and ends the session.
+// readBye ends the session and answers the bot's BYE. The session is
+// forgotten first, so that a request the bot sends once it has the answer
+// gets 481.
 func (s *Session) readBye(req *sip.Request, tx sip.ServerTransaction, status int) {
-	defer s.end()
+	s.end()
 	if dlg := s.dialog(); dlg != nil && status == 200 {
 		if err := dlg.ReadBye(req, tx); err == nil {
 			return
