@@ -5,46 +5,82 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strconv"
-	"time"
+	"strings"
 
 	"github.com/imbot-dev/imbot/bot"
 )
 
-// cmdRun serves SIP IM with the built-in handler until ctx ends.
+// cmdRun serves SIP IM until ctx ends.
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("imbot run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", "127.0.0.1", "IP address to listen on")
-	port := fs.Int("port", 5060, "port to listen on, for UDP and TCP (0 picks a free one)")
-	identity := fs.String("identity", "", "the bot's SIP address (default sip:imbot@<addr>)")
-	name := fs.String("name", "imbot", "display name shown to peers")
-	idle := fs.Duration("idle", 10*time.Minute, "end conversations idle for this long")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	configPath := fs.String("config", "", "config file (default: the embedded default, see imbot config)")
+	addr := fs.String("addr", "127.0.0.1", "IP address to listen on (overrides listen in the config)")
+	port := fs.Int("port", 5060, "port to listen on, for UDP and TCP; 0 picks a free one (overrides listen)")
+	logLevel := fs.String("log-level", "", "log level: debug, info, warn or error (overrides log.level)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: imbot run [flags]\n\nServes SIP instant messaging until interrupted.\n\nFlags:")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	log, err := newLogger(stderr, *logLevel)
+	fc, err := loadConfig(*configPath)
 	if err != nil {
 		return err
 	}
-	hp := net.JoinHostPort(*addr, strconv.Itoa(*port))
-	b, err := bot.New(bot.Config{
-		Listen:      []string{"udp://" + hp, "tcp://" + hp},
-		Identity:    *identity,
-		DisplayName: *name,
-		IdleTimeout: *idle,
-		Logger:      log,
-	})
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["addr"] || set["port"] || fc.file == "" {
+		hp := net.JoinHostPort(*addr, strconv.Itoa(*port))
+		fc.Listen = []string{"udp://" + hp, "tcp://" + hp}
+	}
+	if *logLevel != "" {
+		fc.Log.Level = *logLevel
+	}
+	log, err := newLogger(stderr, fc.Log.Level, fc.Log.Format)
+	if err != nil {
+		return err
+	}
+	cfg, err := fc.botConfig()
+	if err != nil {
+		return err
+	}
+	cfg.Logger = log
+	b, err := bot.New(cfg)
 	if err != nil {
 		return err
 	}
 	b.Handle(builtinHandler())
 	fmt.Fprintf(stdout, "imbot %s listening as %s on udp %s and tcp %s (Ctrl-C to stop)\n",
-		version, b.URI(), b.Addr("udp"), b.Addr("tcp"))
+		version, b.URI(), orNone(b.Addr("udp")), orNone(b.Addr("tcp")))
 	return b.Run(ctx)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if level == "" {
+		level = "info"
+	}
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	if strings.EqualFold(format, "json") {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
 }

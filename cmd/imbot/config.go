@@ -1,0 +1,317 @@
+package main
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/imbot-dev/imbot/bot"
+)
+
+// defaultConfig is what `imbot run` uses without --config: no file, no server needed.
+//
+//go:embed default.yaml
+var defaultConfig []byte
+
+// maxConfigBytes bounds a config file.
+const maxConfigBytes = 1 << 20
+
+// fileConfig is imbot.yaml. Every key is documented in default.yaml and the README.
+type fileConfig struct {
+	Listen        []string `yaml:"listen"`
+	Identity      string   `yaml:"identity"`
+	DisplayName   string   `yaml:"display_name"`
+	Advertise     string   `yaml:"advertise"`
+	OutboundProxy string   `yaml:"outbound_proxy"`
+	Registration  struct {
+		Registrar   string        `yaml:"registrar"`
+		Username    string        `yaml:"username"`
+		PasswordEnv string        `yaml:"password_env"`
+		Expires     time.Duration `yaml:"expires"`
+	} `yaml:"registration"`
+	Typing struct {
+		Off       bool          `yaml:"off"`
+		Delay     time.Duration `yaml:"delay"`
+		RefreshMS time.Duration `yaml:"refresh_ms"`
+		Refresh   time.Duration `yaml:"refresh"`
+	} `yaml:"typing"`
+	Timeouts struct {
+		Idle     time.Duration `yaml:"idle"`
+		Request  time.Duration `yaml:"request"`
+		Shutdown time.Duration `yaml:"shutdown"`
+	} `yaml:"timeouts"`
+	Limits struct {
+		Inbox        int `yaml:"inbox"`
+		Workers      int `yaml:"workers"`
+		Sessions     int `yaml:"sessions"`
+		MessageBytes int `yaml:"message_bytes"`
+	} `yaml:"limits"`
+	Log struct {
+		Level  string `yaml:"level"`
+		Format string `yaml:"format"`
+	} `yaml:"log"`
+
+	file string // where it was read from, "" for the embedded default
+}
+
+// configError is one problem in a config file, at file:line:column.
+type configError struct {
+	file      string
+	line, col int
+	msg       string
+}
+
+func (e configError) Error() string {
+	if e.line == 0 {
+		return fmt.Sprintf("%s: %s", e.file, e.msg)
+	}
+	return fmt.Sprintf("%s:%d:%d: %s", e.file, e.line, e.col, e.msg)
+}
+
+// loadConfig reads a config file ("" for the embedded default) strictly: unknown keys, wrong
+// types and bad values are all reported, each with its position.
+func loadConfig(path string) (*fileConfig, error) {
+	data, name := defaultConfig, "default config"
+	if path != "" {
+		st, err := os.Stat(path)
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		if st.Size() > maxConfigBytes {
+			return nil, fmt.Errorf("%s: %d bytes; a config file is at most %d", path, st.Size(), maxConfigBytes)
+		}
+		if data, err = os.ReadFile(path); err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		name = path
+	}
+	cfg, err := parseConfig(name, data)
+	if err != nil {
+		return nil, err
+	}
+	if path != "" {
+		cfg.file = path
+	}
+	return cfg, nil
+}
+
+func parseConfig(name string, data []byte) (*fileConfig, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, configError{file: name, msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	cfg := &fileConfig{}
+	if len(root.Content) == 0 {
+		return cfg, nil // an empty file: all defaults
+	}
+	doc := root.Content[0]
+	var errs []error
+	checkKeys(name, doc, reflect.TypeOf(*cfg), "", &errs)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if err := doc.Decode(cfg); err != nil {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			for _, m := range te.Errors {
+				errs = append(errs, configError{file: name, msg: m})
+			}
+			return nil, errors.Join(errs...)
+		}
+		return nil, configError{file: name, msg: err.Error()}
+	}
+	for _, c := range cfg.validate() {
+		c.file = name
+		if n := findKey(doc, c.key); n != nil {
+			c.line, c.col = n.Line, n.Column
+		}
+		errs = append(errs, c.configError)
+	}
+	return cfg, errors.Join(errs...)
+}
+
+// checkKeys reports every mapping key that is not a field of t, with a suggestion.
+func checkKeys(file string, n *yaml.Node, t reflect.Type, path string, errs *[]error) {
+	if t.Kind() == reflect.Slice {
+		if n.Kind == yaml.SequenceNode {
+			for _, c := range n.Content {
+				checkKeys(file, c, t.Elem(), path, errs)
+			}
+		}
+		return
+	}
+	if t.Kind() != reflect.Struct || n.Kind != yaml.MappingNode {
+		return
+	}
+	fields := map[string]reflect.Type{}
+	var names []string
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		if tag == "" || tag == "-" {
+			continue
+		}
+		fields[tag] = f.Type
+		names = append(names, tag)
+	}
+	sort.Strings(names)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		ft, ok := fields[k.Value]
+		if !ok {
+			msg := fmt.Sprintf("unknown key %q", path+k.Value)
+			if s := closest(k.Value, names); s != "" {
+				msg += fmt.Sprintf("; did you mean %q?", s)
+			} else {
+				msg += fmt.Sprintf("; known keys here: %s", strings.Join(names, ", "))
+			}
+			*errs = append(*errs, configError{file: file, line: k.Line, col: k.Column, msg: msg})
+			continue
+		}
+		if ft == reflect.TypeOf(time.Duration(0)) && v.Kind == yaml.ScalarNode && v.Tag != "!!null" {
+			if _, err := time.ParseDuration(v.Value); err != nil {
+				*errs = append(*errs, configError{file: file, line: v.Line, col: v.Column,
+					msg: fmt.Sprintf("%s: %q is not a duration; write it like 30s, 10m or 1h", path+k.Value, v.Value)})
+			}
+		}
+		checkKeys(file, v, ft, path+k.Value+".", errs)
+	}
+}
+
+// findKey returns the key node at a dotted path, or nil.
+func findKey(n *yaml.Node, path string) *yaml.Node {
+	parts := strings.Split(path, ".")
+	for i, p := range parts {
+		if n.Kind != yaml.MappingNode {
+			return nil
+		}
+		var next *yaml.Node
+		for j := 0; j+1 < len(n.Content); j += 2 {
+			if n.Content[j].Value == p {
+				if i == len(parts)-1 {
+					return n.Content[j+1]
+				}
+				next = n.Content[j+1]
+			}
+		}
+		if next == nil {
+			return nil
+		}
+		n = next
+	}
+	return nil
+}
+
+// closest returns the name within edit distance 2 of s, if any.
+func closest(s string, names []string) string {
+	best, bestD := "", 3
+	for _, n := range names {
+		if d := editDistance(s, n); d < bestD {
+			best, bestD = n, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// keyError is a bad value at a dotted key path.
+type keyError struct {
+	configError
+	key string
+}
+
+func (c *fileConfig) validate() []keyError {
+	var errs []keyError
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, keyError{configError: configError{msg: key + ": " + fmt.Sprintf(format, args...)}, key: key})
+	}
+	for _, l := range c.Listen {
+		if !strings.HasPrefix(l, "udp://") && !strings.HasPrefix(l, "tcp://") {
+			bad("listen", "%q: write a URL such as udp://127.0.0.1:5060 or tcp://127.0.0.1:5060", l)
+		}
+	}
+	if c.Identity != "" && !strings.HasPrefix(c.Identity, "sip:") && !strings.HasPrefix(c.Identity, "sips:") {
+		bad("identity", "%q is not a SIP address; write it like sip:helpdesk@example.com", c.Identity)
+	}
+	if c.Registration.PasswordEnv != "" && c.Registration.Registrar == "" {
+		bad("registration.password_env", "set registration.registrar too, or remove the password")
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "", "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q: want debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "", "text", "json":
+	default:
+		bad("log.format", "%q: want text or json", c.Log.Format)
+	}
+	for key, v := range map[string]int{"limits.inbox": c.Limits.Inbox, "limits.workers": c.Limits.Workers,
+		"limits.sessions": c.Limits.Sessions, "limits.message_bytes": c.Limits.MessageBytes} {
+		if v < 0 {
+			bad(key, "%d: must be positive (or left out for the default)", v)
+		}
+	}
+	sort.Slice(errs, func(i, j int) bool { return errs[i].key < errs[j].key })
+	return errs
+}
+
+// botConfig turns the file config into a bot.Config. Secrets come from the environment.
+func (c *fileConfig) botConfig() (bot.Config, error) {
+	cfg := bot.Config{
+		Listen:          c.Listen,
+		Identity:        c.Identity,
+		DisplayName:     c.DisplayName,
+		Advertise:       c.Advertise,
+		OutboundProxy:   c.OutboundProxy,
+		IdleTimeout:     c.Timeouts.Idle,
+		RequestTimeout:  c.Timeouts.Request,
+		ShutdownTimeout: c.Timeouts.Shutdown,
+		InboxSize:       c.Limits.Inbox,
+		MaxWorkers:      c.Limits.Workers,
+		MaxSessions:     c.Limits.Sessions,
+		MaxMessageBytes: c.Limits.MessageBytes,
+		Typing: bot.TypingConfig{
+			Off: c.Typing.Off, Delay: c.Typing.Delay, RefreshMS: c.Typing.RefreshMS, Refresh: c.Typing.Refresh,
+		},
+		Registration: bot.RegistrationConfig{
+			Registrar: c.Registration.Registrar,
+			Username:  c.Registration.Username,
+			Expires:   c.Registration.Expires,
+		},
+	}
+	if env := c.Registration.PasswordEnv; env != "" {
+		pw, ok := os.LookupEnv(env)
+		if !ok {
+			return cfg, fmt.Errorf("registration.password_env: the environment variable %s is not set", env)
+		}
+		cfg.Registration.Password = pw
+	}
+	return cfg, nil
+}

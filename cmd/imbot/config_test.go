@@ -1,0 +1,69 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultConfigLoads(t *testing.T) {
+	fc, err := loadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := fc.botConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Listen) != 2 || cfg.IdleTimeout != 10*time.Minute || cfg.MaxMessageBytes != 16384 {
+		t.Errorf("default config decoded as %+v", cfg)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	cases := []struct {
+		name string
+		yaml string
+		want []string // each must appear in the error
+	}{
+		{"unknown key with suggestion", "listen: []\nidentty: sip:bot@x\n", []string{"cfg.yaml:2:1: unknown key \"identty\"; did you mean \"identity\"?"}},
+		{"nested unknown key", "typing:\n  delai: 1s\n", []string{"cfg.yaml:2:3: unknown key \"typing.delai\"; did you mean \"delay\"?"}},
+		{"all errors at once", "bogus: 1\ntimeouts:\n  idle: soon\n", []string{"cfg.yaml:1:1: unknown key \"bogus\"", "cfg.yaml:3:9: timeouts.idle: \"soon\" is not a duration"}},
+		{"bad value with position", "log:\n  level: loud\n", []string{"cfg.yaml:2:10: log.level: \"loud\": want debug, info, warn or error"}},
+		{"bad listen", "listen: [\"127.0.0.1:5060\"]\n", []string{"listen: \"127.0.0.1:5060\": write a URL such as udp://"}},
+		{"wrong type", "limits:\n  inbox: many\n", []string{"cannot unmarshal", "many"}},
+		{"syntax", "listen: [\n", []string{"cfg.yaml:"}},
+		{"password without registrar", "registration:\n  password_env: X\n", []string{"set registration.registrar too"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := parseConfig("cfg.yaml", []byte(c.yaml))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error\n%v\ndoes not contain\n%s", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestConfigPasswordFromEnvironment(t *testing.T) {
+	fc, err := parseConfig("cfg.yaml", []byte("registration:\n  registrar: sip:127.0.0.1\n  password_env: IMBOT_TEST_PW\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fc.botConfig(); err == nil || !strings.Contains(err.Error(), "IMBOT_TEST_PW is not set") {
+		t.Errorf("missing variable: %v", err)
+	}
+	t.Setenv("IMBOT_TEST_PW", "s3cret")
+	cfg, err := fc.botConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Registration.Password != "s3cret" {
+		t.Error("password not taken from the environment")
+	}
+}
