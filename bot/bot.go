@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -149,7 +150,13 @@ func (b *Bot) bindOne(la listenAddr, shared map[string]int) (boundListener, erro
 			return boundListener{network: "udp", pc: pc}, err
 		}
 		ln, err := net.Listen("tcp", addr)
-		return boundListener{network: "tcp", ln: ln}, err
+		if err == nil && (la.network == "tls" || la.network == "wss") {
+			ln = tls.NewListener(ln, b.cfg.TLS)
+		}
+		return boundListener{network: la.network, ln: ln}, err
+	}
+	if (la.network == "tls" || la.network == "wss") && b.cfg.TLS == nil {
+		return boundListener{}, fmt.Errorf("listen on %s://%s: set Config.TLS (certificate and key)", la.network, la.host)
 	}
 	if la.port != 0 {
 		l, err := try(la.port)
@@ -224,12 +231,16 @@ func (b *Bot) setupSIP() error {
 		return fmt.Errorf("bot config: identity %q is not a SIP URI: %w", ident, err)
 	}
 
-	ua, err := sipgo.NewUA(
+	uaOpts := []sipgo.UserAgentOption{
 		sipgo.WithUserAgent(b.cfg.UserAgent),
 		sipgo.WithUserAgentHostname(b.identity.Host),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(b.log)),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(b.log)),
-	)
+	}
+	if b.cfg.ClientTLS != nil {
+		uaOpts = append(uaOpts, sipgo.WithUserAgenTLSConfig(b.cfg.ClientTLS))
+	}
+	ua, err := sipgo.NewUA(uaOpts...)
 	if err != nil {
 		return fmt.Errorf("sip user agent: %w", err)
 	}
@@ -332,10 +343,17 @@ func (b *Bot) Run(ctx context.Context) error {
 	for _, l := range b.listeners {
 		go func(l boundListener) {
 			var err error
-			if l.pc != nil {
+			switch l.network {
+			case "udp":
 				err = b.srv.ServeUDP(l.pc)
-			} else {
+			case "tcp":
 				err = b.srv.ServeTCP(l.ln)
+			case "tls":
+				err = b.srv.ServeTLS(l.ln)
+			case "ws":
+				err = b.srv.ServeWS(l.ln)
+			case "wss":
+				err = b.srv.ServeWSS(l.ln)
 			}
 			if err != nil && !errors.Is(err, net.ErrClosed) && serveCtx.Err() == nil {
 				errc <- fmt.Errorf("serve %s %s: %w", l.network, l.addr(), err)

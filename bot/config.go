@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -17,9 +18,18 @@ import (
 // bot.New(bot.Config{}) gives a bot that listens on 127.0.0.1:5060 over UDP and TCP.
 type Config struct {
 	// Listen lists the addresses to listen on as URLs: "udp://127.0.0.1:5060",
-	// "tcp://127.0.0.1:5060". Port 0 picks a free port; when UDP and TCP both ask for port 0
-	// on the same host they get the same port. Default: UDP and TCP on 127.0.0.1:5060.
+	// "tcp://127.0.0.1:5060", "tls://127.0.0.1:5061", "ws://127.0.0.1:8080" or
+	// "wss://127.0.0.1:8443" (WebSocket, RFC 7118, any HTTP path). Port 0 picks a free port;
+	// when UDP and TCP both ask for port 0 on the same host they get the same port.
+	// Default: UDP and TCP on 127.0.0.1:5060.
 	Listen []string
+
+	// TLS is the server configuration (certificate and key) for tls:// and wss:// listen
+	// addresses. Required when one is listed.
+	TLS *tls.Config
+	// ClientTLS verifies the servers the bot connects to over TLS or WSS (the CA pool, the
+	// server name). Nil uses the system's roots.
+	ClientTLS *tls.Config
 
 	// Identity is the bot's address of record, such as "sip:helpdesk@example.com". It is the
 	// From of every request the bot originates and the URI in its SDP answers. Default:
@@ -192,8 +202,10 @@ func parseListen(s string) (listenAddr, error) {
 		return listenAddr{}, fmt.Errorf("listen address %q: want a URL such as udp://127.0.0.1:5060", s)
 	}
 	network := strings.ToLower(u.Scheme)
-	if network != "udp" && network != "tcp" {
-		return listenAddr{}, fmt.Errorf("listen address %q: transport %q is not supported (use udp or tcp)", s, u.Scheme)
+	switch network {
+	case "udp", "tcp", "tls", "ws", "wss":
+	default:
+		return listenAddr{}, fmt.Errorf("listen address %q: transport %q is not supported (use udp, tcp, tls, ws or wss)", s, u.Scheme)
 	}
 	host, portStr, err := net.SplitHostPort(u.Host)
 	if err != nil {

@@ -52,7 +52,11 @@ func (p *Peer) SendPageRaw(ctx context.Context, contentType string, body []byte,
 	p.prepare(req)
 
 	// sipgo fills in Via, Call-ID, CSeq and Max-Forwards.
+	if !p.enter() {
+		return nil, errClosed
+	}
 	tx, err := p.cli.TransactionRequest(ctx, req)
+	p.leave()
 	if err != nil {
 		return nil, fmt.Errorf("bottest: MESSAGE: %w", err)
 	}

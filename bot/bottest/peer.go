@@ -87,11 +87,14 @@ type Peer struct {
 	dua *sipgo.DialogUA
 
 	pc        net.PacketConn
+	udp       *packetConn // pc, for UDP
 	ln        net.Listener
 	serveDone chan struct{}
 
 	closeOnce sync.Once
 	closed    chan struct{}
+	gate      sync.RWMutex // held shared while a request is sent, exclusively by Close
+	closing   bool         // guarded by gate
 
 	arrivals  arrivals
 	abandoned sync.Map // Call-ID -> INVITE given up on (ctx ended before the answer)
@@ -172,8 +175,9 @@ func Start(opts Options) (*Peer, error) {
 		if err != nil {
 			return nil, err
 		}
-		ready = make(chan struct{})
-		p.pc = &readyPacketConn{PacketConn: pc, ready: ready}
+		p.udp = newPacketConn(pc)
+		ready = p.udp.ready
+		p.pc = p.udp
 		p.addr = pc.LocalAddr().String()
 	case TCP:
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -227,7 +231,15 @@ func (p *Peer) setupUA() error {
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(p.opts.User),
 		sipgo.WithUserAgentHostname("127.0.0.1"),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(p.log)),
+		sipgo.WithUserAgentTransportLayerOptions(
+			sip.WithTransportLayerLogger(p.log),
+			// Refuse TCP dials once closing: see Close.
+			sip.WithTransportLayerTransports(sip.TransportsConfig{TCP: &sip.TransportTCP{
+				DialerCreate: func(laddr net.Addr) net.Dialer {
+					return net.Dialer{Timeout: time.Minute, LocalAddr: laddr, Control: p.dialControl}
+				},
+			}}),
+		),
 		sipgo.WithUserAgentTransactionLayerOptions(
 			sip.WithTransactionLayerLogger(p.log),
 			sip.WithTransactionLayerUnhandledResponseHandler(p.strayResponse),
@@ -289,10 +301,16 @@ func (p *Peer) Contact() string { return p.contact.Address.String() }
 
 // Close stops the peer: open sessions end quietly (no BYE is sent), the
 // sockets and the sipgo user agent are closed, and pending Wait calls
-// return. Close is idempotent and returns once the listener has stopped.
+// return. Requests of the peer that are still waiting for a response fail.
+// Close is idempotent and returns once sipgo has let go of the sockets.
 func (p *Peer) Close() {
 	p.closeOnce.Do(func() {
 		close(p.closed)
+		// No new outgoing request from here on (see enter).
+		p.gate.Lock()
+		p.closing = true
+		p.gate.Unlock()
+
 		p.mu.Lock()
 		sessions := make([]*Session, 0, len(p.sessions))
 		for _, s := range p.sessions {
@@ -302,16 +320,41 @@ func (p *Peer) Close() {
 		for _, s := range sessions {
 			s.end()
 		}
-		// Stop reading first: a request read after the user agent is closed
-		// would make sipgo open a new UDP socket for its response, outside
-		// the connection pool that ua.Close empties.
+
+		// sipgo handles each request in a goroutine of its own, which looks up
+		// the connection to answer on. If that goroutine runs after the socket
+		// is closed (and unpooled), sipgo opens a new UDP socket that nothing
+		// ever closes. So: stop taking datagrams in, let the requests already
+		// read reach their handlers, and only then close.
+		if p.udp != nil {
+			p.udp.drain()
+			if !p.arrivals.waitPending(closeGrace) {
+				p.log.Warn("bottest: closing with requests still on their way to a handler")
+			}
+		}
 		p.closeSockets()
 		<-p.serveDone
-		time.Sleep(50 * time.Millisecond) // DEBUG
 		p.ua.Close()
-		p.arrivals.reset()
 	})
 }
+
+// closeGrace bounds how long Close waits for requests already read to reach
+// their handlers; it is only reached if sipgo drops a request on the way.
+const closeGrace = 2 * time.Second
+
+// enter reports whether the peer may still send; if so the caller must call
+// leave once the request is on its way (sipgo has picked its connection).
+// Close waits for those in progress.
+func (p *Peer) enter() bool {
+	p.gate.RLock()
+	if p.closing {
+		p.gate.RUnlock()
+		return false
+	}
+	return true
+}
+
+func (p *Peer) leave() { p.gate.RUnlock() }
 
 func (p *Peer) closeSockets() {
 	if p.pc != nil {
@@ -352,98 +395,6 @@ func (p *Peer) newFrom() *sip.FromHeader {
 	return from
 }
 
-// readyPacketConn signals when sipgo first reads from the UDP listener, which
-// happens after sipgo has registered it in its connection pool.
-type readyPacketConn struct {
-	net.PacketConn
-	once  sync.Once
-	ready chan struct{}
-}
-
-func (c *readyPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
-	c.once.Do(func() { close(c.ready) })
-	return c.PacketConn.ReadFrom(b)
-}
-
-// arrivals stamps incoming requests with a sequence number and a time in
-// the transport's read goroutine, that is in wire order, and hands the stamp
-// to the handler goroutine sipgo starts for the request. Without it the
-// handlers' order would be the order in which goroutines happen to run.
-type arrivals struct {
-	closed <-chan struct{}
-	mu     sync.Mutex
-	seq    uint64
-	pruned time.Time
-	m      map[*sip.Request]*arrival
-}
-
-type arrival struct {
-	seq  uint64
-	time time.Time
-	done chan struct{}
-}
-
-func (a *arrivals) init(closed <-chan struct{}) {
-	a.closed = closed
-	a.m = make(map[*sip.Request]*arrival)
-}
-
-func (a *arrivals) entry(req *sip.Request) *arrival {
-	e := a.m[req]
-	if e == nil {
-		e = &arrival{done: make(chan struct{})}
-		a.m[req] = e
-	}
-	return e
-}
-
-// stamp is a sipgo transport-layer message handler.
-func (a *arrivals) stamp(msg sip.Message) {
-	req, ok := msg.(*sip.Request)
-	if !ok {
-		return
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	now := time.Now() // under the lock: times grow with seq
-	a.seq++
-	e := a.entry(req)
-	e.seq, e.time = a.seq, now
-	close(e.done)
-	// Retransmissions and ACKs absorbed by sipgo's transaction layer never
-	// reach a handler; forget their stamps once they are a minute old.
-	if len(a.m) > 1024 && now.Sub(a.pruned) > 10*time.Second {
-		a.pruned = now
-		for r, old := range a.m {
-			if old.seq != 0 && now.Sub(old.time) > time.Minute {
-				delete(a.m, r)
-			}
-		}
-	}
-}
-
-// take returns the stamp of req, waiting for the read goroutine to set it.
-func (a *arrivals) take(req *sip.Request) (uint64, time.Time) {
-	a.mu.Lock()
-	e := a.entry(req)
-	a.mu.Unlock()
-	select {
-	case <-e.done:
-	case <-a.closed:
-		return 0, time.Now()
-	}
-	a.mu.Lock()
-	delete(a.m, req)
-	a.mu.Unlock()
-	return e.seq, e.time
-}
-
-func (a *arrivals) reset() {
-	a.mu.Lock()
-	clear(a.m)
-	a.mu.Unlock()
-}
-
 // strayResponse handles responses sipgo could not match to a transaction.
 // Final responses to an INVITE the peer gave up on are ACKed, and a 2xx is
 // followed by a BYE, so that the bot does not keep a half-open dialog.
@@ -457,6 +408,10 @@ func (p *Peer) strayResponse(res *sip.Response) {
 		return
 	}
 	inv := v.(*sip.Request)
+	if !p.enter() {
+		return
+	}
+	defer p.leave()
 	build := func(method sip.RequestMethod, seq uint32) *sip.Request {
 		target := inv.Recipient
 		if c := res.Contact(); c != nil && res.IsSuccess() {

@@ -495,9 +495,9 @@ func TestWaitTimeout(t *testing.T) {
 	if _, err := p.WaitText(ctx, "echo: ping"); err != nil {
 		t.Fatal(err)
 	}
+	start := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
-	start := time.Now()
 	_, err := p.WaitText(wctx, "echo: pong")
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v", err)

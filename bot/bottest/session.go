@@ -40,7 +40,6 @@ var ErrSessionEnded = errors.New("bottest: session ended")
 // the peer opened) and DialogServerSession (sessions the bot opened).
 type dialog interface {
 	TransactionRequest(ctx context.Context, req *sip.Request) (sip.ClientTransaction, error)
-	WriteBye(ctx context.Context, bye *sip.Request) error
 	ReadBye(req *sip.Request, tx sip.ServerTransaction) error
 }
 
@@ -157,7 +156,12 @@ func (p *Peer) invite(ctx context.Context, d Dialect, sdp []byte, hdrs []sip.Hea
 	s.invite = req
 	p.register(s) // before sending: the bot may send in-dialog requests before we see its 200
 
+	if !p.enter() {
+		s.end()
+		return nil, nil, errClosed
+	}
 	dlg, err := p.dua.WriteInvite(ctx, req)
+	p.leave()
 	if err != nil {
 		s.end()
 		return nil, nil, fmt.Errorf("bottest: INVITE: %w", err)
@@ -194,7 +198,13 @@ func (p *Peer) invite(ctx context.Context, d Dialect, sdp []byte, hdrs []sip.Hea
 	// headers and re-sends it when a retransmitted 2xx arrives.
 	ack := sip.NewRequest(sip.ACK, s.target)
 	p.prepare(ack)
-	if err := dlg.WriteAck(ctx, ack); err != nil {
+	if !p.enter() {
+		s.end()
+		return nil, res, errClosed
+	}
+	err = dlg.WriteAck(ctx, ack)
+	p.leave()
+	if err != nil {
 		s.end()
 		return nil, res, fmt.Errorf("bottest: ACK: %w", err)
 	}
@@ -203,6 +213,10 @@ func (p *Peer) invite(ctx context.Context, d Dialect, sdp []byte, hdrs []sip.Hea
 
 // cancel sends a CANCEL for a pending INVITE, outside any transaction.
 func (p *Peer) cancel(inv *sip.Request) {
+	if !p.enter() {
+		return
+	}
+	defer p.leave()
 	c := sip.NewRequest(sip.CANCEL, inv.Recipient)
 	c.AppendHeader(sip.HeaderClone(inv.Via()))
 	c.AppendHeader(sip.HeaderClone(inv.From()))
@@ -439,7 +453,7 @@ func (s *Session) SendBurst(ctx context.Context, texts []string) error {
 		}
 	}()
 	dlg := s.dialog()
-	if dlg == nil || s.p.isClosed() {
+	if dlg == nil || !s.p.enter() {
 		return errClosed
 	}
 	s.sendMu.Lock()
@@ -448,11 +462,13 @@ func (s *Session) SendBurst(ctx context.Context, texts []string) error {
 		tx, err := dlg.TransactionRequest(ctx, req)
 		if err != nil {
 			s.sendMu.Unlock()
+			s.p.leave()
 			return fmt.Errorf("bottest: sending message %d of %d: %w", len(txs)+1, len(texts), err)
 		}
 		txs = append(txs, tx)
 	}
 	s.sendMu.Unlock()
+	s.p.leave()
 
 	var errs []error
 	for i, tx := range txs {
@@ -479,22 +495,18 @@ func (s *Session) Bye(ctx context.Context) error {
 		return ErrSessionEnded
 	default:
 	}
-	dlg := s.dialog()
-	if dlg == nil || s.p.isClosed() {
-		return errClosed
-	}
 	defer s.end()
-	req := sip.NewRequest(sip.BYE, s.targetURI())
-	s.p.prepare(req)
-	s.sendMu.Lock()
-	err := dlg.WriteBye(ctx, req)
-	s.sendMu.Unlock()
-	var de sipgo.ErrDialogResponse
-	if errors.As(err, &de) {
-		return statusError(sip.BYE, de.Res)
-	}
+	tx, err := s.send(ctx, s.newRequest(sip.BYE, "", nil, nil))
 	if err != nil {
-		return fmt.Errorf("bottest: BYE: %w", err)
+		return err
+	}
+	defer tx.Terminate()
+	res, err := waitFinal(ctx, sip.BYE, tx)
+	if err != nil {
+		return err
+	}
+	if res.StatusCode != 200 {
+		return statusError(sip.BYE, res)
 	}
 	return nil
 }
@@ -524,9 +536,10 @@ func (s *Session) newRequest(method sip.RequestMethod, contentType string, body 
 // send starts a client transaction for an in-dialog request.
 func (s *Session) send(ctx context.Context, req *sip.Request) (sip.ClientTransaction, error) {
 	dlg := s.dialog()
-	if dlg == nil || s.p.isClosed() {
+	if dlg == nil || !s.p.enter() {
 		return nil, errClosed
 	}
+	defer s.p.leave()
 	s.sendMu.Lock()
 	defer s.sendMu.Unlock()
 	tx, err := dlg.TransactionRequest(ctx, req)
