@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -340,7 +341,15 @@ func (b *Bot) Run(ctx context.Context) error {
 	serveCtx, stopServe := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopServe()
 	errc := make(chan error, len(b.listeners))
-	for _, l := range b.listeners {
+	var reading sync.WaitGroup // UDP sockets registered with sipgo's transport (first read)
+	serving := slices.Clone(b.listeners)
+	for i := range serving {
+		if pc := serving[i].pc; pc != nil {
+			reading.Add(1)
+			serving[i].pc = &readyPacketConn{PacketConn: pc, ready: reading.Done}
+		}
+	}
+	for _, l := range serving {
 		go func(l boundListener) {
 			var err error
 			switch l.network {
@@ -354,6 +363,9 @@ func (b *Bot) Run(ctx context.Context) error {
 				err = b.srv.ServeWS(l.ln)
 			case "wss":
 				err = b.srv.ServeWSS(l.ln)
+			}
+			if rp, ok := l.pc.(*readyPacketConn); ok {
+				rp.once.Do(rp.ready) // Serve failed before its first read: do not hold Ready
 			}
 			if err != nil && !errors.Is(err, net.ErrClosed) && serveCtx.Err() == nil {
 				errc <- fmt.Errorf("serve %s %s: %w", l.network, l.addr(), err)
@@ -369,6 +381,7 @@ func (b *Bot) Run(ctx context.Context) error {
 	} else {
 		close(regDone)
 	}
+	reading.Wait()
 	close(b.ready)
 	b.log.Info("imbot listening", "identity", b.identity.String(), "udp", b.Addr("udp"), "tcp", b.Addr("tcp"))
 
@@ -447,6 +460,19 @@ func (b *Bot) sweepIdle(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// readyPacketConn reports its first read: sipgo registers a UDP socket for outgoing requests
+// before it starts reading it, so from then on requests can leave from it.
+type readyPacketConn struct {
+	net.PacketConn
+	once  sync.Once
+	ready func()
+}
+
+func (c *readyPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	c.once.Do(c.ready)
+	return c.PacketConn.ReadFrom(p)
 }
 
 // activity counts running workers and lets shutdown wait for them.

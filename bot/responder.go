@@ -247,6 +247,11 @@ func (b *Bot) dispatch(s *Session, ev *Event) {
 	start := time.Now()
 	err := call(ctx, b.chain, w, ev)
 	end := w.finish(ctx)
+	if errors.Is(err, ErrSessionEnded) {
+		// The peer left while the handler worked: nothing to apologise for.
+		b.log.Info("reply dropped: the session has ended", "session", s.id, "event", ev.Kind.String())
+		err = nil
+	}
 	if err != nil {
 		ref := newRef()
 		attrs := []any{"session", s.id, "event", ev.Kind.String(), "ref", ref, "err", err, "elapsed", time.Since(start)}

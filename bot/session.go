@@ -171,15 +171,27 @@ func (s *Session) flushHeld() {
 // end ends the conversation once: it forgets it, sends BYE when asked (session mode) and
 // queues the EventSessionEnd after whatever is still queued.
 func (s *Session) end(ctx context.Context, reason EndReason, bye bool) {
-	// Forget it first, so that a page-mode peer writing now starts a new conversation.
+	if s.stop() {
+		s.finish(ctx, reason, bye)
+	}
+}
+
+// stop marks the session ended and forgets it, so that requests in its dialog get 481 and a
+// page-mode peer writing now starts a new conversation. It reports whether this call ended it.
+func (s *Session) stop() bool {
 	s.b.sessions.remove(s)
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.ended {
-		s.mu.Unlock()
-		return
+		return false
 	}
 	s.ended = true
-	s.mu.Unlock()
+	return true
+}
+
+// finish completes the end of a stopped session: BYE when asked, then the end event after
+// whatever is still queued.
+func (s *Session) finish(ctx context.Context, reason EndReason, bye bool) {
 	if bye && s.dlg != nil {
 		bctx, cancel := context.WithTimeout(ctx, s.b.cfg.RequestTimeout)
 		if err := s.dlg.Bye(bctx); err != nil {

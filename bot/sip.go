@@ -217,10 +217,13 @@ func (b *Bot) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	ct := sip.ContentTypeHeader(imcodec.TypeSDP)
 	// Respond blocks until the ACK arrives (or 64*T1 passes), retransmitting the 200 on UDP.
 	if err := dlg.Respond(200, "OK", s.sdpAnswer, &ct, sip.NewHeader("Allow", allowMethods)); err != nil {
+		if !s.stop() {
+			// ACK and BYE both came before Respond saw the ACK: the session was established
+			// and has ended normally; its events are on their way.
+			return
+		}
 		b.log.Info("IM session not established", "session", s.id, "peer", peer.URI, "err", err)
-		b.sessions.remove(s)
 		s.mu.Lock()
-		s.ended = true
 		s.inbox = nil
 		s.mu.Unlock()
 		close(s.endedCh)
@@ -279,14 +282,16 @@ func (b *Bot) onBye(req *sip.Request, tx sip.ServerTransaction) {
 		b.respond(req, tx, 481, "Call/Transaction Does Not Exist")
 		return
 	}
-	if err := s.dlg.ReadBye(req, tx); err != nil {
+	// Forget the dialog before the 200 goes out: a request the peer sends after it gets 481.
+	if !s.stop() {
 		b.respond(req, tx, 481, "Call/Transaction Does Not Exist")
 		return
 	}
-	s.mu.Lock()
-	s.sequence(req.CSeq().SeqNo, nil)
-	s.mu.Unlock()
-	s.end(b.handlerCtx, EndByPeer, false)
+	if err := s.dlg.ReadBye(req, tx); err != nil {
+		b.log.Info("BYE refused", "session", s.id, "err", err)
+		b.respond(req, tx, 400, "Bad Request")
+	}
+	s.finish(b.handlerCtx, EndByPeer, false)
 }
 
 func callID(req *sip.Request) string {
@@ -324,11 +329,21 @@ func (b *Bot) onInfo(req *sip.Request, tx sip.ServerTransaction) {
 		}
 		ev = &Event{Kind: EventTyping, Session: s, Time: time.Now(), Typing: active, ContentType: ct, req: req}
 	}
-	if !b.enqueue(s, seq, ev, func(s *Session) { s.typing.peerKeyboard = true }) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
 		b.respond(req, tx, 481, "Call/Transaction Does Not Exist")
 		return
 	}
+	if ev != nil && s.pending() >= b.cfg.InboxSize {
+		b.respond(req, tx, 503, "Service Unavailable", retryAfter(1))
+		s.sequence(seq, nil)
+		return
+	}
+	s.typing.peerKeyboard = s.typing.peerKeyboard || ev != nil
+	// The 200 goes out before the event is queued, so that it precedes anything the bot sends.
 	b.respond(req, tx, 200, "OK")
+	s.sequence(seq, ev)
 }
 
 // advance consumes an in-dialog CSeq that carries no event.
@@ -338,23 +353,6 @@ func (b *Bot) advance(s *Session, seq uint32) {
 	if !s.ended {
 		s.sequence(seq, nil)
 	}
-}
-
-// enqueue queues an in-dialog event in CSeq order. It reports false when the session ended.
-func (b *Bot) enqueue(s *Session, seq uint32, ev *Event, note func(*Session)) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ended {
-		return false
-	}
-	if note != nil {
-		note(s)
-	}
-	if ev != nil && ev.Kind == EventMessage {
-		s.received()
-	}
-	s.sequence(seq, ev)
-	return true
 }
 
 func (b *Bot) onMessage(req *sip.Request, tx sip.ServerTransaction) {
@@ -467,7 +465,8 @@ func (b *Bot) decode(req *sip.Request) (inbound, int) {
 		b.log.Info("undecodable message", "from", req.From().Address.String(), "content-type", ct, "err", err)
 		return inbound{}, 400
 	}
-	in.kind, in.text, in.html = EventMessage, t.Plain, t.HTML
+	// Clients end lines with CRLF and some end the message with one: keep the text itself.
+	in.kind, in.text, in.html = EventMessage, strings.TrimRight(t.Plain, "\r\n"), t.HTML
 	return in, 0
 }
 
@@ -488,6 +487,7 @@ func (b *Bot) onDialogMessage(req *sip.Request, tx sip.ServerTransaction, s *Ses
 		return
 	}
 	if ev != nil && s.pending() >= b.cfg.InboxSize {
+		s.sequence(req.CSeq().SeqNo, nil)
 		s.mu.Unlock()
 		b.respond(req, tx, 503, "Service Unavailable", retryAfter(1))
 		return
@@ -498,9 +498,11 @@ func (b *Bot) onDialogMessage(req *sip.Request, tx sip.ServerTransaction, s *Ses
 	if in.kind == EventMessage {
 		s.received()
 	}
+	// The 200 goes out before the event is queued, so that it precedes anything the bot
+	// sends, and while the session cannot end, so that a message answered 200 is handled.
+	b.respond(req, tx, 200, "OK")
 	s.sequence(req.CSeq().SeqNo, ev)
 	s.mu.Unlock()
-	b.respond(req, tx, 200, "OK")
 	b.sendReceipt(s, in)
 }
 
@@ -573,6 +575,9 @@ func (b *Bot) onPageMessage(req *sip.Request, tx sip.ServerTransaction, in inbou
 			imcodec.AcceptsType(imcodec.SplitAcceptHeader(acc.Value()), imcodec.TypeIsComposing) {
 			s.typing.acceptsComposing = true
 		}
+		// The 200 goes out before the events are queued, so that it precedes anything the
+		// bot sends, and while the conversation cannot end, so that the message is handled.
+		b.respond(req, tx, 200, "OK")
 		if created {
 			s.touch()
 			s.push(&Event{Kind: EventSessionStart, Session: s, Time: time.Now(), req: req})
@@ -584,7 +589,6 @@ func (b *Bot) onPageMessage(req *sip.Request, tx sip.ServerTransaction, in inbou
 			s.push(ev)
 		}
 		s.mu.Unlock()
-		b.respond(req, tx, 200, "OK")
 		b.sendReceipt(s, in)
 		return
 	}
