@@ -2,9 +2,12 @@ package bot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"time"
 
+	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/imbot-dev/imbot/internal/imcodec"
@@ -39,23 +42,9 @@ func (d Delivery) String() string {
 // as a *SendError carrying the SIP status. Over UDP a long text goes out as several
 // messages. The peer's answer, if any, starts an ordinary conversation.
 func (b *Bot) Send(ctx context.Context, to, text string) (Delivery, error) {
-	var uri sip.Uri
-	if !strings.HasPrefix(strings.ToLower(to), "sip:") && !strings.HasPrefix(strings.ToLower(to), "sips:") {
-		to = "sip:" + to
-	}
-	if err := sip.ParseUri(to, &uri); err != nil || uri.Host == "" || strings.ContainsAny(to, "\r\n") {
-		return 0, fmt.Errorf("send: %q is not a SIP address such as sip:alice@example.com", to)
-	}
-	network := "udp"
-	if t, ok := uri.UriParams.Get("transport"); ok && t != "" {
-		network = strings.ToLower(t)
-	}
-	dest := uri.HostPort()
-	if uri.Port == 0 {
-		dest = uri.Host + ":5060"
-	}
-	if b.proxyAddr != "" {
-		dest, network = b.proxyAddr, b.proxyTp
+	uri, dest, network, err := b.target(to)
+	if err != nil {
+		return 0, fmt.Errorf("send: %w", err)
 	}
 	cli := b.clients[network]
 	if cli == nil {
@@ -95,4 +84,131 @@ func (b *Bot) Send(ctx context.Context, to, text string) (Delivery, error) {
 		}
 	}
 	return delivery, nil
+}
+
+// Open starts an IM session with a peer, as Lync-style clients do: an INVITE offering
+// "m=message ... sip" in the Microsoft dialect, through Config.OutboundProxy when set. It
+// returns once the peer accepted (200, then ACK) and the session is served like one the peer
+// opened: EventSessionStart, then the peer's messages, go through the chain. A refusal is
+// returned as a *SendError. Cancelling ctx before the answer sends CANCEL.
+func (b *Bot) Open(ctx context.Context, to string) (*Session, error) {
+	if b.closing.Load() {
+		return nil, errors.New("open: the bot is shutting down")
+	}
+	uri, dest, network, err := b.target(to)
+	if err != nil {
+		return nil, fmt.Errorf("open: %w", err)
+	}
+	dua := b.duas[network]
+	if dua == nil {
+		return nil, fmt.Errorf("open: the bot does not listen on %s, needed to reach %s", network, to)
+	}
+	inv := sip.NewRequest(sip.INVITE, uri)
+	from := &sip.FromHeader{DisplayName: b.cfg.DisplayName, Address: b.identity}
+	from.Params.Add("tag", sip.GenerateTagN(16))
+	inv.AppendHeader(from)
+	inv.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: uri.Scheme, User: uri.User, Host: uri.Host, Port: uri.Port}})
+	ct := sip.ContentTypeHeader(imcodec.TypeSDP)
+	inv.AppendHeader(&ct)
+	inv.AppendHeader(sip.NewHeader("Supported", "ms-sender"))
+	inv.AppendHeader(sip.NewHeader("Allow", allowMethods))
+	inv.SetBody(imcodec.Answer(b.host, b.ports[network], "null", sdpAcceptTypes, false))
+	inv.SetDestination(dest)
+	inv.SetTransport(strings.ToUpper(network))
+
+	dlg, err := dua.WriteInvite(ctx, inv)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", to, err)
+	}
+	err = dlg.WaitAnswer(ctx, sipgo.AnswerOptions{Username: b.authUser(), Password: b.cfg.Registration.Password})
+	var de *sipgo.ErrDialogResponse
+	switch {
+	case errors.As(err, &de):
+		_ = dlg.Close()
+		return nil, &SendError{Code: de.Res.StatusCode, Reason: de.Res.Reason}
+	case err != nil:
+		_ = dlg.Close()
+		return nil, fmt.Errorf("open %s: %w", to, err)
+	}
+	res := dlg.InviteResponse
+	answer, err := imcodec.ParseOffer(res.Body())
+	if err != nil || !answer.Message {
+		_ = dlg.Ack(ctx)
+		_ = dlg.Bye(ctx)
+		_ = dlg.Close()
+		return nil, fmt.Errorf("open %s: the answer has no m=message stream", to)
+	}
+	target := uri
+	if c := res.Contact(); c != nil {
+		target = c.Address
+	}
+	peerTo := res.To()
+	peer := peerFromURI(peerTo.Address, peerTo.DisplayName)
+	ourTag, _ := from.Params.Get("tag")
+	peerTag, _ := peerTo.Params.Get("tag")
+	s := &Session{
+		b: b,
+		// Keyed as the peer's requests will name it: Call-ID, our tag (their To), theirs.
+		id:        sip.DialogIDMake(res.CallID().Value(), ourTag, peerTag),
+		key:       aor(b.identity) + " " + peer.URI,
+		mode:      ModeSession,
+		peer:      peer,
+		local:     sip.Uri{Scheme: b.identity.Scheme, User: b.identity.User, Host: b.identity.Host, Port: b.identity.Port},
+		started:   time.Now(),
+		uac:       dlg,
+		confirmed: true,
+		endedCh:   make(chan struct{}),
+	}
+	// Record-Route of the 200, in reverse, is the route set; only its size matters here.
+	s.setDialog(dlg, target, network, res.GetHeaders("Record-Route"))
+	s.typing.acceptsComposing = imcodec.AcceptsType(answer.AcceptTypes, imcodec.TypeIsComposing)
+	s.typing.ms = true
+	s.touch()
+	// The peer's first request may follow its 200 at once: be ready for it before the ACK.
+	b.sessions.addDialog(s)
+	if err := dlg.Ack(ctx); err != nil {
+		s.end(b.handlerCtx, EndDeadDialog, false)
+		return nil, fmt.Errorf("open %s: ACK: %w", to, err)
+	}
+	s.mu.Lock()
+	s.push(&Event{Kind: EventSessionStart, Session: s, Time: time.Now()})
+	s.mu.Unlock()
+	return s, nil
+}
+
+// target resolves a peer address to the Request-URI, the next hop and the transport.
+func (b *Bot) target(to string) (uri sip.Uri, dest, network string, err error) {
+	if !strings.HasPrefix(strings.ToLower(to), "sip:") && !strings.HasPrefix(strings.ToLower(to), "sips:") {
+		to = "sip:" + to
+	}
+	if err := sip.ParseUri(to, &uri); err != nil || uri.Host == "" || strings.ContainsAny(to, "\r\n") {
+		return uri, "", "", fmt.Errorf("%q is not a SIP address such as sip:alice@example.com", to)
+	}
+	network = "udp"
+	if t, ok := uri.UriParams.Get("transport"); ok && t != "" {
+		network = strings.ToLower(t)
+	}
+	dest = uri.HostPort()
+	if uri.Port == 0 {
+		dest = uri.Host + ":5060"
+	}
+	if b.proxyAddr != "" {
+		dest, network = b.proxyAddr, b.proxyTp
+	}
+	return uri, dest, network, nil
+}
+
+// Send sends text to the peer outside of any handler, for example a notice in a session
+// the bot opened. Inside a handler use the Responder.
+func (s *Session) Send(ctx context.Context, text string) error {
+	if s.isEnded() {
+		return ErrSessionEnded
+	}
+	return s.sendText(ctx, text)
+}
+
+// Close ends the session: BYE for an IM session; a page-mode conversation is forgotten.
+// EventSessionEnd follows with EndByBot.
+func (s *Session) Close(ctx context.Context) {
+	s.end(ctx, EndByBot, true)
 }

@@ -67,3 +67,60 @@ func TestSendThroughOutboundProxy(t *testing.T) {
 		t.Error("Send accepted an address with a line break")
 	}
 }
+
+func TestOpenSession(t *testing.T) {
+	for _, network := range networks {
+		t.Run(network, func(t *testing.T) {
+			rec := newRecorder()
+			r := startBot(t, bot.Config{Identity: "sip:helpdesk@127.0.0.1"}, rec)
+			p := newPeer(t, r, network, bottest.Options{AcceptSessions: true})
+			ctx := testCtx(t)
+			s, err := r.Open(ctx, p.URI()+";transport="+network)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Mode() != bot.ModeSession || s.Peer().User != "alice" {
+				t.Errorf("session %v with %+v", s.Mode(), s.Peer())
+			}
+			ps, err := p.WaitSession(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(ps.SDP()), "m=message") {
+				t.Errorf("offer %q", ps.SDP())
+			}
+			rec.waitFor(t, "session.start")
+			if err := s.Send(ctx, "Your printer is fixed."); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ps.WaitText(ctx, "Your printer is fixed."); err != nil {
+				t.Fatal(err)
+			}
+			// The user answers in the session the bot opened: the same handler serves it.
+			if res, err := ps.Send(ctx, "thanks"); err != nil || res.StatusCode != 200 {
+				t.Fatalf("answered %v, %v", res, err)
+			}
+			if _, err := ps.WaitText(ctx, "echo: thanks"); err != nil {
+				t.Fatal(err)
+			}
+			s.Close(ctx)
+			select {
+			case <-ps.Ended():
+			case <-ctx.Done():
+				t.Fatal("no BYE from the bot")
+			}
+			rec.waitFor(t, "session.end:closed")
+		})
+	}
+}
+
+func TestOpenSessionRefused(t *testing.T) {
+	r := startBot(t, bot.Config{}, newRecorder())
+	p := newPeer(t, r, "udp", bottest.Options{}) // does not take sessions: 480
+	ctx := testCtx(t)
+	_, err := r.Open(ctx, p.URI())
+	var se *bot.SendError
+	if !errors.As(err, &se) || se.Code != 480 {
+		t.Fatalf("Open: %v, want a SendError 480", err)
+	}
+}

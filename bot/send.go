@@ -111,26 +111,17 @@ func (s *Session) replyNetwork() string {
 		return s.b.proxyTp
 	}
 	if s.dlg != nil {
-		return sip.NetworkToLower(s.dlg.InviteRequest.Transport())
+		return s.dnet
 	}
 	return s.network
 }
 
-func (s *Session) routeOverhead() int {
-	if s.dlg == nil {
-		return 0
-	}
-	n := 0
-	for _, h := range s.dlg.InviteRequest.GetHeaders("Record-Route") {
-		n += len("Route: \r\n") + len(h.Value())
-	}
-	return n
-}
+func (s *Session) routeOverhead() int { return s.routeLen }
 
 // newRequest builds a request of the conversation (without the dialog fields that sipgo adds).
 func (s *Session) newRequest(method sip.RequestMethod, contentType string, body []byte) *sip.Request {
 	if s.dlg != nil {
-		req := sip.NewRequest(method, s.dlg.InviteRequest.Contact().Address)
+		req := sip.NewRequest(method, s.target)
 		ct := sip.ContentTypeHeader(contentType)
 		req.AppendHeader(&ct)
 		req.SetBody(body)

@@ -33,7 +33,12 @@ type Session struct {
 	network  string // transport of the peer's last request
 
 	// session mode
-	dlg       *sipgo.DialogServerSession
+	dlg       dialog
+	uas       *sipgo.DialogServerSession // the peer opened the session
+	uac       *sipgo.DialogClientSession // the bot opened it
+	target    sip.Uri                    // the peer's Contact: Request-URI of in-dialog requests
+	dnet      string                     // the dialog's transport
+	routeLen  int                        // bytes of the Route headers of in-dialog requests
 	sdpAnswer []byte
 
 	mu        sync.Mutex
@@ -43,10 +48,26 @@ type Session struct {
 	ended     bool
 	expiring  bool        // EventIdle queued
 	lastSeq   uint32      // highest in-dialog CSeq released to the inbox
+	seqKnown  bool        // lastSeq holds a CSeq of the peer
 	held      []heldEvent // in-dialog events that arrived ahead of a lower CSeq
 	reorder   *time.Timer
 	typing    typingPrefs
 	endedCh   chan struct{}
+}
+
+// dialog is an IM session's SIP dialog, whichever side opened it.
+type dialog interface {
+	Do(ctx context.Context, req *sip.Request) (*sip.Response, error)
+	Bye(ctx context.Context) error
+	Close() error
+}
+
+// setDialog records the dialog and what in-dialog requests need from it.
+func (s *Session) setDialog(d dialog, target sip.Uri, network string, recordRoutes []sip.Header) {
+	s.dlg, s.target, s.dnet = d, target, network
+	for _, h := range recordRoutes {
+		s.routeLen += len("Route: \r\n") + len(h.Value())
+	}
 }
 
 type heldEvent struct {
@@ -118,6 +139,10 @@ func (s *Session) kick() {
 // sequence releases in-dialog events in CSeq order; the caller holds s.mu. An event whose
 // predecessor is missing waits up to the reorder window; a late one is released at once.
 func (s *Session) sequence(seq uint32, ev *Event) {
+	if !s.seqKnown {
+		// A session the bot opened: the peer's first request sets its CSeq space.
+		s.seqKnown, s.lastSeq = true, seq-1
+	}
 	if seq != s.lastSeq+1 && seq > s.lastSeq {
 		i, _ := slices.BinarySearchFunc(s.held, seq, func(h heldEvent, t uint32) int { return int(int64(h.seq) - int64(t)) })
 		s.held = slices.Insert(s.held, i, heldEvent{seq, ev})

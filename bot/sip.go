@@ -196,17 +196,19 @@ func (b *Bot) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	local := req.To().Address
 	s := &Session{
-		b:       b,
-		id:      dlg.ID,
-		key:     aor(local) + " " + peer.URI,
-		mode:    ModeSession,
-		peer:    peer,
-		local:   sip.Uri{Scheme: local.Scheme, User: local.User, Host: local.Host, Port: local.Port},
-		started: time.Now(),
-		dlg:     dlg,
-		lastSeq: req.CSeq().SeqNo,
-		endedCh: make(chan struct{}),
+		b:        b,
+		id:       dlg.ID,
+		key:      aor(local) + " " + peer.URI,
+		mode:     ModeSession,
+		peer:     peer,
+		local:    sip.Uri{Scheme: local.Scheme, User: local.User, Host: local.Host, Port: local.Port},
+		started:  time.Now(),
+		uas:      dlg,
+		lastSeq:  req.CSeq().SeqNo,
+		seqKnown: true,
+		endedCh:  make(chan struct{}),
 	}
+	s.setDialog(dlg, req.Contact().Address, network, req.GetHeaders("Record-Route"))
 	s.touch()
 	s.typing.acceptsComposing = imcodec.AcceptsType(offer.AcceptTypes, imcodec.TypeIsComposing)
 	s.typing.ms = offer.MSDialect || hasMSHeaders(req)
@@ -269,9 +271,9 @@ func (b *Bot) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 func (b *Bot) onAck(req *sip.Request, tx sip.ServerTransaction) {
-	if s := b.lookup(req); s != nil && s.dlg != nil {
+	if s := b.lookup(req); s != nil && s.uas != nil {
 		// An ACK for a re-INVITE's 200 carries another CSeq; ReadAck refuses it, harmlessly.
-		_ = s.dlg.ReadAck(req, tx)
+		_ = s.uas.ReadAck(req, tx)
 	}
 }
 
@@ -287,7 +289,13 @@ func (b *Bot) onBye(req *sip.Request, tx sip.ServerTransaction) {
 		b.respond(req, tx, 481, "Call/Transaction Does Not Exist")
 		return
 	}
-	if err := s.dlg.ReadBye(req, tx); err != nil {
+	var err error
+	if s.uas != nil {
+		err = s.uas.ReadBye(req, tx)
+	} else {
+		err = s.uac.ReadBye(req, tx)
+	}
+	if err != nil {
 		b.log.Info("BYE refused", "session", s.id, "err", err)
 		b.respond(req, tx, 400, "Bad Request")
 	}
