@@ -417,27 +417,25 @@ func TestHandlerFailureIsContained(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, text := range []string{"panic", "error"} {
+	// nextText sends text and returns the next text the bot sends back.
+	nextText := func(text string) string {
+		t.Helper()
+		before := len(p.Texts())
 		if _, err := s.Send(ctx, text); err != nil {
 			t.Fatal(err)
 		}
-		n := len(s.Records())
-		rc, err := s.Wait(ctx, func(rc bottest.Record) bool {
-			return rc.Kind == bottest.KindText && strings.HasPrefix(rc.Text, "Oops (") && len(s.Records()) > n
-		})
-		if err != nil {
-			t.Fatalf("%s: %v", text, err)
+		if _, err := p.Wait(ctx, func(bottest.Record) bool { return len(p.Texts()) > before }); err != nil {
+			t.Fatalf("no answer to %q: %v", text, err)
 		}
-		if len(rc.Text) != len("Oops (12345678)") {
-			t.Errorf("apology %q lacks its correlation ID", rc.Text)
+		return p.Texts()[before]
+	}
+	for _, text := range []string{"panic", "error"} {
+		got := nextText(text)
+		if !strings.HasPrefix(got, "Oops (") || len(got) != len("Oops (12345678)") {
+			t.Errorf("after a %s: %q, want the apology with its correlation ID", text, got)
 		}
-		if _, err := s.Send(ctx, "ok"); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.Wait(ctx, func(rc bottest.Record) bool {
-			return rc.Kind == bottest.KindText && rc.Text == "echo: ok" && rc.CSeq > s.Records()[n].CSeq
-		}); err != nil {
-			t.Fatalf("the bot stopped answering after a %s: %v", text, err)
+		if got := nextText("ok"); got != "echo: ok" {
+			t.Fatalf("the bot stopped answering after a %s: %q", text, got)
 		}
 	}
 }

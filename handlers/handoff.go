@@ -1,0 +1,920 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+
+	"github.com/imbot-dev/imbot/bot"
+	"github.com/imbot-dev/imbot/store"
+)
+
+// Dialer sends a page-mode message to any SIP address. *bot.Bot implements it.
+type Dialer interface {
+	Send(ctx context.Context, to, text string) (bot.Delivery, error)
+}
+
+// HandoffObserver is told about handoffs as they happen; *Metrics implements it. Outcomes
+// are "requested", "accepted", "done", "timeout" (no agent answered in time),
+// "unavailable" (every agent passed or could not be reached) and "user_left".
+type HandoffObserver interface {
+	ObserveHandoff(outcome string)
+}
+
+// Agent is a person who can take conversations over from the bot.
+type Agent struct {
+	// URI is the agent's SIP address, such as "sip:bob@example.com" (required). The bot
+	// sends to it, and recognises the agent's messages by it.
+	URI string
+	// Name is shown to users; default: the user part of URI.
+	Name string
+	// Max is how many conversations the agent holds at once; default 1.
+	Max int
+}
+
+// HandoffConfig configures human handoff. Agents and Dialer are required; every other field
+// has a useful zero value.
+type HandoffConfig struct {
+	// Agents are the people conversations are handed to, asked in this order.
+	Agents []Agent
+	// Dialer sends the messages the bot relays; pass the *bot.Bot.
+	Dialer Dialer
+	// AnswerTimeout is how long a user waits for an agent to accept; then the user is told
+	// and a ticket is created. Default: 2 minutes.
+	AnswerTimeout time.Duration
+	// Triggers are phrases that start a handoff when a user's message contains them as whole
+	// words, in any case. nil means "agent" and "human"; an empty, non-nil slice means none
+	// (handoffs then start from a rule, through Handler, or after repeated no-match).
+	Triggers []string
+	// NoMatchLimit starts a handoff after this many messages in a row that nothing matched
+	// (see NoMatch). 0 turns it off.
+	NoMatchLimit int
+	// DoneCommand is what an agent writes to end a conversation; default "/done". Agents
+	// also have /accept, /pass and /list (see Handoff).
+	DoneCommand string
+	// Transcript, when set, shows the agent the last TranscriptLines messages of the user's
+	// conversation, and records the agent's relayed messages in it.
+	Transcript TranscriptStore
+	// TranscriptLines bounds the transcript shown to the agent; default 20.
+	TranscriptLines int
+	// Tickets, when set, receives a ticket for every user no agent answered.
+	Tickets TicketStore
+	// Observer, when set, counts handoffs (pass the *Metrics).
+	Observer HandoffObserver
+	// Texts are what the bot says; empty fields keep the defaults (DefaultHandoffTexts).
+	Texts HandoffTexts
+	// Logger receives a line per handoff step; default slog.Default().
+	Logger *slog.Logger
+}
+
+// HandoffTexts are the messages of a handoff. They may use the placeholders {user} (the
+// user's name), {uri} (the user's address), {agent} (the agent's name), {id} (the
+// conversation's number for the agent), {text} (a relayed message), {ticket} (a ticket
+// number), {transcript} (the conversation so far) and {done} (the DoneCommand).
+type HandoffTexts struct {
+	// To the user.
+	Searching    string // the handoff starts
+	StillWaiting string // the user asks again while waiting
+	Connected    string // an agent accepted
+	FromAgent    string // a message of the agent, relayed
+	Ended        string // the agent ended the conversation
+	NoAgent      string // nobody answered; a ticket was created
+	NoAgentLater string // nobody answered; no ticket store
+	// To the agent.
+	Offer          string // a user is waiting
+	AgentConnected string // the agent accepted
+	FromUser       string // a message of the user, relayed
+	AgentEnded     string // the conversation ended
+	Withdrawn      string // the offer is no longer open (timeout)
+	UserLeft       string // the user ended the session
+	AgentHelp      string // an unknown command
+}
+
+// DefaultHandoffTexts are the English texts used for empty HandoffTexts fields.
+var DefaultHandoffTexts = HandoffTexts{
+	Searching:    "Let me find a person to help you. Please wait a moment.",
+	StillWaiting: "I am still looking for someone to help you. Please wait.",
+	Connected:    "{agent} is now with you.",
+	FromAgent:    "{agent}: {text}",
+	Ended:        "{agent} has left the conversation. You are talking with the bot again.",
+	NoAgent:      "Sorry, nobody is available right now. I opened ticket #{ticket} for you; the helpdesk will get back to you.",
+	NoAgentLater: "Sorry, nobody is available right now. Please try again later.",
+
+	Offer: "#{id} {user} ({uri}) is waiting for help. Reply to take the conversation " +
+		"(/accept {id}), or /pass {id} to leave it to someone else.{transcript}",
+	AgentConnected: "You are now talking with {user} (#{id}). What you write goes to them; {done} ends the conversation.",
+	FromUser:       "#{id} {user}: {text}",
+	AgentEnded:     "Conversation #{id} with {user} ended.",
+	Withdrawn:      "#{id} {user} is no longer waiting.",
+	UserLeft:       "#{id} {user} left the conversation.",
+	AgentHelp: "Commands: /accept [n], /pass [n], {done} [n], /list. " +
+		"Plain text goes to your current conversation; '#n text' goes to conversation n.",
+}
+
+// Handoff hands conversations over to human agents and relays messages both ways while the
+// bot stays silent. Create one with NewHandoff and put its Middleware in the chain, before
+// the rules and handlers it must silence:
+//
+//	ho, err := handlers.NewHandoff(handlers.HandoffConfig{Agents: agents, Dialer: b, Tickets: db, Transcript: db})
+//	b.Use(handlers.Transcript(db), ho.Middleware(), engine.Middleware())
+//
+// A handoff starts when a user's message contains a trigger phrase, after NoMatchLimit
+// unmatched messages in a row, or when a rule hands the event to Handler. The user is told
+// to wait, and the first agent (in configuration order) with a free slot gets an offer: who
+// waits and the transcript so far. Agents' messages reach the bot as conversations of their
+// own; the middleware recognises them by address and routes them:
+//
+//	any text, /accept [n]   accept the oldest offer (or offer n); the first text is relayed
+//	/pass [n]               leave the offer to the next free agent
+//	text, #n text           relay to the current conversation, or to conversation n
+//	/done [n]               end the current conversation (or n): the bot takes it back
+//	/list                   list the agent's conversations and offers
+//
+// While a handoff is open, every message of the user goes to the agent (or waits for one)
+// and nothing of the user's reaches the handlers after the middleware. When no agent
+// accepts within AnswerTimeout, or every agent passed, the user is told, and a ticket is
+// created when a TicketStore is set. Relayed messages travel as page-mode messages through
+// the Dialer.
+//
+// Several handoffs run at once; each agent holds at most Agent.Max of them (offers
+// included), and users wait in line for a free agent. Handoffs live in memory: a restart
+// ends them (users and agents then talk to the bot again).
+type Handoff struct {
+	cfg    HandoffConfig
+	texts  HandoffTexts
+	log    *slog.Logger
+	ctx    context.Context // for work outside a handler (timeouts)
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	closed  bool
+	nextID  int
+	agents  []*agentState
+	byUser  map[string]*handoff // by the user's conversation key
+	byID    map[int]*handoff
+	queue   []*handoff     // waiting for a free agent, in order
+	noMatch map[string]int // unmatched messages in a row, by conversation key
+}
+
+type agentState struct {
+	Agent
+	addr    sipAddr
+	offers  []*handoff
+	active  []*handoff
+	current *handoff // where plain text goes
+}
+
+func (a *agentState) load() int { return len(a.offers) + len(a.active) }
+
+// handoff is one user's handoff. Its identity fields never change once made.
+type handoff struct {
+	id                     int
+	userKey, userURI, name string
+	reason                 string // the message that started it
+	started                time.Time
+	timer                  *time.Timer
+	agent                  *agentState // offered to or accepted by
+	accepted               bool
+	tried                  map[*agentState]bool // agents that passed or could not be reached
+	pending                []string             // the user's messages before an agent accepted
+	queued                 bool
+}
+
+// HandoffInfo describes one open handoff.
+type HandoffInfo struct {
+	// ID is the number agents use for it (#n).
+	ID int
+	// User and UserKey are the user's address and conversation key.
+	User, UserKey string
+	// Agent is the address of the agent it is offered to or accepted by; "" while the user
+	// waits in line.
+	Agent string
+	// Accepted reports whether the agent accepted it.
+	Accepted bool
+	// Started is when the user asked.
+	Started time.Time
+}
+
+// NewHandoff checks cfg and returns a Handoff. Call Close when the bot stops.
+func NewHandoff(cfg HandoffConfig) (*Handoff, error) {
+	if cfg.Dialer == nil {
+		return nil, errors.New("handlers: handoff needs a Dialer (the *bot.Bot)")
+	}
+	if len(cfg.Agents) == 0 {
+		return nil, errors.New("handlers: handoff needs at least one agent")
+	}
+	if cfg.AnswerTimeout <= 0 {
+		cfg.AnswerTimeout = 2 * time.Minute
+	}
+	if cfg.Triggers == nil {
+		cfg.Triggers = []string{"agent", "human"}
+	}
+	if cfg.DoneCommand == "" {
+		cfg.DoneCommand = "/done"
+	}
+	if cfg.TranscriptLines <= 0 {
+		cfg.TranscriptLines = 20
+	}
+	h := &Handoff{
+		cfg: cfg, texts: cfg.Texts, log: cfg.Logger,
+		byUser: map[string]*handoff{}, byID: map[int]*handoff{}, noMatch: map[string]int{},
+	}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	h.texts.fill(DefaultHandoffTexts)
+	seen := map[sipAddr]bool{}
+	for _, a := range cfg.Agents {
+		addr, err := parseAddr(a.URI)
+		if err != nil || addr.user == "" {
+			return nil, fmt.Errorf("handlers: handoff agent %q: want a SIP address such as sip:bob@example.com", a.URI)
+		}
+		if seen[addr] {
+			return nil, fmt.Errorf("handlers: handoff agent %q is listed twice", a.URI)
+		}
+		seen[addr] = true
+		if a.Name == "" {
+			a.Name = addr.user
+		}
+		if a.Max <= 0 {
+			a.Max = 1
+		}
+		h.agents = append(h.agents, &agentState{Agent: a, addr: addr})
+	}
+	h.ctx, h.cancel = context.WithCancel(context.Background())
+	return h, nil
+}
+
+func (t *HandoffTexts) fill(d HandoffTexts) {
+	for _, f := range []struct {
+		dst *string
+		def string
+	}{
+		{&t.Searching, d.Searching}, {&t.StillWaiting, d.StillWaiting}, {&t.Connected, d.Connected},
+		{&t.FromAgent, d.FromAgent}, {&t.Ended, d.Ended}, {&t.NoAgent, d.NoAgent}, {&t.NoAgentLater, d.NoAgentLater},
+		{&t.Offer, d.Offer}, {&t.AgentConnected, d.AgentConnected}, {&t.FromUser, d.FromUser},
+		{&t.AgentEnded, d.AgentEnded}, {&t.Withdrawn, d.Withdrawn}, {&t.UserLeft, d.UserLeft}, {&t.AgentHelp, d.AgentHelp},
+	} {
+		if *f.dst == "" {
+			*f.dst = f.def
+		}
+	}
+}
+
+// Close ends the handoffs' timers. Open handoffs are dropped without notice.
+func (h *Handoff) Close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	h.cancel()
+	for _, ho := range h.byID {
+		if ho.timer != nil {
+			ho.timer.Stop()
+		}
+	}
+}
+
+// List returns the open handoffs, oldest first.
+func (h *Handoff) List() []HandoffInfo {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]HandoffInfo, 0, len(h.byID))
+	for _, ho := range h.byID {
+		i := HandoffInfo{ID: ho.id, User: ho.userURI, UserKey: ho.userKey, Accepted: ho.accepted, Started: ho.started}
+		if ho.agent != nil {
+			i.Agent = ho.agent.URI
+		}
+		out = append(out, i)
+	}
+	slices.SortFunc(out, func(a, b HandoffInfo) int { return a.ID - b.ID })
+	return out
+}
+
+// Middleware returns the middleware that starts handoffs, routes agents' messages and keeps
+// the bot silent for users in a handoff.
+func (h *Handoff) Middleware() bot.Middleware {
+	return func(next bot.Handler) bot.Handler {
+		return bot.HandlerFunc(func(ctx context.Context, w bot.Responder, ev *bot.Event) error {
+			return h.handle(ctx, w, ev, next)
+		})
+	}
+}
+
+// Handler returns a handler that starts a handoff for the event's conversation, for rules
+// that hand an event to Go ("handler: handoff"). The Middleware must be in the chain too.
+func (h *Handoff) Handler() bot.Handler {
+	return bot.HandlerFunc(func(ctx context.Context, w bot.Responder, ev *bot.Event) error {
+		c, ok := convOf(ctx, ev)
+		if !ok {
+			return errors.New("handlers: handoff: the event has no conversation")
+		}
+		if h.agentFor(c.Peer.URI) != nil {
+			return nil
+		}
+		Answered(ctx, "handoff")
+		return h.start(ctx, w, ev, c)
+	})
+}
+
+// sink is the conversation whose handler runs now: messages to it go through its Responder.
+type sink struct {
+	key string
+	w   bot.Responder
+}
+
+// action is work decided under the lock and done after it.
+type action func(ctx context.Context, s sink)
+
+func (h *Handoff) run(ctx context.Context, s sink, acts []action) {
+	for _, a := range acts {
+		a(ctx, s)
+	}
+}
+
+func (h *Handoff) observe(outcome string) {
+	if h.cfg.Observer != nil {
+		h.cfg.Observer.ObserveHandoff(outcome)
+	}
+}
+
+func (h *Handoff) agentFor(uri string) *agentState {
+	u, err := parseAddr(uri)
+	if err != nil {
+		return nil
+	}
+	for _, a := range h.agents {
+		if sameAddr(a.addr, u) {
+			return a
+		}
+	}
+	return nil
+}
+
+func (h *Handoff) handle(ctx context.Context, w bot.Responder, ev *bot.Event, next bot.Handler) error {
+	c, ok := convOf(ctx, ev)
+	if !ok {
+		return next.Handle(ctx, w, ev)
+	}
+	ctx, _ = track(ctx)
+	if a := h.agentFor(c.Peer.URI); a != nil {
+		if h.fromAgent(ctx, w, ev, c, a) {
+			return nil
+		}
+		return next.Handle(ctx, w, ev)
+	}
+	h.mu.Lock()
+	ho := h.byUser[c.Key]
+	h.mu.Unlock()
+	if ho != nil {
+		return h.fromUser(ctx, w, ev, c, ho, next)
+	}
+	switch ev.Kind {
+	case bot.EventMessage:
+		if h.triggered(ev.Text) {
+			Answered(ctx, "handoff")
+			h.resetNoMatch(c.Key)
+			return h.start(ctx, w, ev, c)
+		}
+	case bot.EventSessionEnd:
+		h.resetNoMatch(c.Key)
+		return next.Handle(ctx, w, ev)
+	default:
+		return next.Handle(ctx, w, ev)
+	}
+	err := next.Handle(ctx, w, ev)
+	if err != nil || h.cfg.NoMatchLimit <= 0 {
+		return err
+	}
+	if !Unanswered(ctx, w) {
+		h.resetNoMatch(c.Key)
+		return nil
+	}
+	h.mu.Lock()
+	h.noMatch[c.Key]++
+	n := h.noMatch[c.Key]
+	h.mu.Unlock()
+	if n < h.cfg.NoMatchLimit {
+		return nil
+	}
+	h.resetNoMatch(c.Key)
+	return h.start(ctx, w, ev, c)
+}
+
+func (h *Handoff) resetNoMatch(key string) {
+	h.mu.Lock()
+	delete(h.noMatch, key)
+	h.mu.Unlock()
+}
+
+// triggered reports whether text contains a trigger phrase as whole words.
+func (h *Handoff) triggered(text string) bool {
+	ws := words(text)
+	for _, t := range h.cfg.Triggers {
+		tw := words(t)
+		if len(tw) == 0 {
+			continue
+		}
+		for i := 0; i+len(tw) <= len(ws); i++ {
+			if slices.Equal(ws[i:i+len(tw)], tw) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func words(s string) []string {
+	return strings.FieldsFunc(strings.ToLower(s), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
+}
+
+// start opens a handoff for the user of conversation c, whose handler runs now.
+func (h *Handoff) start(ctx context.Context, w bot.Responder, ev *bot.Event, c conv) error {
+	h.mu.Lock()
+	if ho := h.byUser[c.Key]; ho != nil || h.closed {
+		h.mu.Unlock()
+		if ho == nil {
+			return nil
+		}
+		return w.Reply(ctx, h.texts.StillWaiting)
+	}
+	h.nextID++
+	ho := &handoff{
+		id: h.nextID, userKey: c.Key, userURI: c.Peer.URI, name: c.Peer.Name(), reason: ev.Text,
+		started: time.Now(), tried: map[*agentState]bool{},
+	}
+	if ho.name == "" {
+		ho.name = c.Peer.URI
+	}
+	h.byUser[ho.userKey] = ho
+	h.byID[ho.id] = ho
+	ho.timer = time.AfterFunc(h.cfg.AnswerTimeout, func() { h.timeout(ho) })
+	h.mu.Unlock()
+
+	h.observe("requested")
+	h.log.Info("handoff requested", "handoff", ho.id, "user", ho.userURI)
+	if err := w.Reply(ctx, h.texts.Searching); err != nil {
+		h.log.Warn("handoff: user not told to wait", "handoff", ho.id, "err", err)
+	}
+	h.mu.Lock()
+	acts := h.place(ho)
+	h.mu.Unlock()
+	h.run(ctx, sink{key: c.Key, w: w}, acts)
+	return nil
+}
+
+// place offers ho to the first free agent that has not refused it, queues it when every
+// such agent is busy, or gives up when every agent refused. The caller holds h.mu.
+func (h *Handoff) place(ho *handoff) []action {
+	if h.byID[ho.id] != ho || ho.agent != nil {
+		return nil
+	}
+	untried := false
+	for _, a := range h.agents {
+		if ho.tried[a] {
+			continue
+		}
+		untried = true
+		if a.load() >= a.Max {
+			continue
+		}
+		h.unqueue(ho)
+		ho.agent = a
+		a.offers = append(a.offers, ho)
+		h.log.Info("handoff offered", "handoff", ho.id, "user", ho.userURI, "agent", a.URI)
+		return []action{h.offerAction(ho, a)}
+	}
+	if untried {
+		if !ho.queued {
+			ho.queued = true
+			h.queue = append(h.queue, ho)
+		}
+		return nil
+	}
+	h.remove(ho)
+	return []action{h.failAction(ho, "unavailable")}
+}
+
+// drain offers waiting users to agents that became free. The caller holds h.mu.
+func (h *Handoff) drain() []action {
+	var acts []action
+	for _, ho := range slices.Clone(h.queue) {
+		acts = append(acts, h.place(ho)...)
+	}
+	return acts
+}
+
+func (h *Handoff) unqueue(ho *handoff) {
+	if ho.queued {
+		ho.queued = false
+		h.queue = slices.DeleteFunc(h.queue, func(x *handoff) bool { return x == ho })
+	}
+}
+
+// remove forgets ho everywhere. The caller holds h.mu.
+func (h *Handoff) remove(ho *handoff) {
+	if h.byID[ho.id] != ho {
+		return
+	}
+	delete(h.byID, ho.id)
+	if h.byUser[ho.userKey] == ho {
+		delete(h.byUser, ho.userKey)
+	}
+	if ho.timer != nil {
+		ho.timer.Stop()
+	}
+	h.unqueue(ho)
+	if a := ho.agent; a != nil {
+		del := func(x *handoff) bool { return x == ho }
+		a.offers = slices.DeleteFunc(a.offers, del)
+		a.active = slices.DeleteFunc(a.active, del)
+		if a.current == ho {
+			a.current = nil
+			if n := len(a.active); n > 0 {
+				a.current = a.active[n-1]
+			}
+		}
+	}
+}
+
+func (h *Handoff) fill(text string, ho *handoff, agent string, extra ...string) string {
+	r := []string{"{user}", ho.name, "{uri}", ho.userURI, "{agent}", agent, "{id}", strconv.Itoa(ho.id), "{done}", h.cfg.DoneCommand}
+	return strings.NewReplacer(append(r, extra...)...).Replace(text)
+}
+
+// offerAction sends the offer to the agent; an agent that cannot be reached counts as one
+// that passed.
+func (h *Handoff) offerAction(ho *handoff, a *agentState) action {
+	return func(ctx context.Context, s sink) {
+		text := h.fill(h.texts.Offer, ho, a.Name, "{transcript}", h.transcriptText(ctx, ho))
+		if _, err := h.cfg.Dialer.Send(ctx, a.URI, text); err != nil {
+			h.log.Warn("handoff: agent unreachable", "handoff", ho.id, "agent", a.URI, "err", err)
+			h.mu.Lock()
+			var acts []action
+			if h.byID[ho.id] == ho && ho.agent == a && !ho.accepted {
+				a.offers = slices.DeleteFunc(a.offers, func(x *handoff) bool { return x == ho })
+				ho.agent = nil
+				ho.tried[a] = true
+				acts = append(h.place(ho), h.drain()...)
+			}
+			h.mu.Unlock()
+			h.run(ctx, s, acts)
+		}
+	}
+}
+
+// transcriptText is the conversation so far, for the agent: one line per message.
+func (h *Handoff) transcriptText(ctx context.Context, ho *handoff) string {
+	var entries []store.TranscriptEntry
+	if h.cfg.Transcript != nil {
+		var err error
+		if entries, err = h.cfg.Transcript.Transcript(ctx, ho.userKey, h.cfg.TranscriptLines); err != nil {
+			h.log.Warn("handoff: transcript not read", "handoff", ho.id, "err", err)
+		}
+	}
+	if len(entries) == 0 {
+		if ho.reason == "" {
+			return ""
+		}
+		return "\n" + ho.name + ": " + ho.reason
+	}
+	var b strings.Builder
+	for _, e := range entries {
+		who := "bot"
+		switch {
+		case e.Direction == store.In:
+			who = ho.name
+		case strings.HasPrefix(e.Answerer, "agent:"):
+			who = strings.TrimPrefix(e.Answerer, "agent:")
+		}
+		fmt.Fprintf(&b, "\n%s: %s", who, e.Text)
+	}
+	return b.String()
+}
+
+// failAction tells the user nobody is available, with a ticket when there is a store.
+func (h *Handoff) failAction(ho *handoff, outcome string) action {
+	return func(ctx context.Context, s sink) {
+		h.observe(outcome)
+		text := h.fill(h.texts.NoAgentLater, ho, "")
+		if h.cfg.Tickets != nil {
+			summary := ho.reason
+			if len(summary) > 200 {
+				summary = summary[:200]
+			}
+			n, err := h.cfg.Tickets.CreateTicket(ctx, store.Ticket{
+				Key: ho.userKey, Peer: ho.userURI, Summary: "Asked for a person: " + summary, Urgency: "normal",
+				Notes: "Opened by the bot: no agent answered (" + outcome + ")." + h.transcriptText(ctx, ho),
+			})
+			if err != nil {
+				h.log.Error("handoff: ticket not created", "handoff", ho.id, "user", ho.userURI, "err", err)
+			} else {
+				text = h.fill(h.texts.NoAgent, ho, "", "{ticket}", strconv.FormatInt(n, 10))
+			}
+		}
+		h.log.Info("handoff failed", "handoff", ho.id, "user", ho.userURI, "outcome", outcome)
+		h.toUser(ctx, s, ho, text, "handoff")
+	}
+}
+
+// toUser sends text to ho's user: through the user's Responder when the user's handler runs
+// now, else as a page-mode message recorded in the transcript.
+func (h *Handoff) toUser(ctx context.Context, s sink, ho *handoff, text, answerer string) {
+	if s.w != nil && s.key == ho.userKey {
+		if err := s.w.Reply(ctx, text); err != nil {
+			h.log.Warn("handoff: message to user failed", "handoff", ho.id, "err", err)
+		}
+		return
+	}
+	if _, err := h.cfg.Dialer.Send(ctx, ho.userURI, text); err != nil {
+		h.log.Warn("handoff: message to user failed", "handoff", ho.id, "user", ho.userURI, "err", err)
+		return
+	}
+	if h.cfg.Transcript != nil {
+		appendEntry(ctx, h.cfg.Transcript, store.TranscriptEntry{
+			SessionID: ho.userKey, Key: ho.userKey, Direction: store.Out, Peer: ho.userURI, Text: text,
+			Time: time.Now(), Answerer: answerer,
+		})
+	}
+}
+
+// toAgent sends text to agent a: through the agent's Responder when the agent's handler runs
+// now, else as a page-mode message.
+func (h *Handoff) toAgent(ctx context.Context, s sink, a *agentState, text string) {
+	if s.w != nil && s.key == "agent "+a.URI {
+		if err := s.w.Reply(ctx, text); err != nil {
+			h.log.Warn("handoff: message to agent failed", "agent", a.URI, "err", err)
+		}
+		return
+	}
+	if _, err := h.cfg.Dialer.Send(ctx, a.URI, text); err != nil {
+		h.log.Warn("handoff: message to agent failed", "agent", a.URI, "err", err)
+	}
+}
+
+// timeout runs when no agent accepted ho in time.
+func (h *Handoff) timeout(ho *handoff) {
+	h.mu.Lock()
+	if h.closed || h.byID[ho.id] != ho || ho.accepted {
+		h.mu.Unlock()
+		return
+	}
+	var acts []action
+	if a := ho.agent; a != nil {
+		text := h.fill(h.texts.Withdrawn, ho, a.Name)
+		acts = append(acts, func(ctx context.Context, s sink) { h.toAgent(ctx, s, a, text) })
+	}
+	h.remove(ho)
+	acts = append(acts, h.failAction(ho, "timeout"))
+	acts = append(acts, h.drain()...)
+	h.mu.Unlock()
+	ctx, cancel := context.WithTimeout(h.ctx, time.Minute)
+	defer cancel()
+	h.run(ctx, sink{}, acts)
+}
+
+// fromUser handles an event of a user whose conversation is handed off: the bot stays
+// silent.
+func (h *Handoff) fromUser(ctx context.Context, w bot.Responder, ev *bot.Event, c conv, ho *handoff, next bot.Handler) error {
+	s := sink{key: c.Key, w: w}
+	switch ev.Kind {
+	case bot.EventMessage:
+		Answered(ctx, "handoff")
+		h.mu.Lock()
+		if h.byID[ho.id] != ho {
+			h.mu.Unlock()
+			return next.Handle(ctx, w, ev) // it just ended
+		}
+		if !ho.accepted {
+			ho.pending = append(ho.pending, ev.Text)
+			h.mu.Unlock()
+			if h.triggered(ev.Text) {
+				return w.Reply(ctx, h.texts.StillWaiting)
+			}
+			return nil
+		}
+		a := ho.agent
+		h.mu.Unlock()
+		h.toAgent(ctx, s, a, h.fill(h.texts.FromUser, ho, a.Name, "{text}", ev.Text))
+		return nil
+	case bot.EventSessionEnd:
+		if ev.Reason == bot.EndByPeer {
+			h.mu.Lock()
+			var acts []action
+			if h.byID[ho.id] == ho {
+				if a := ho.agent; a != nil {
+					text := h.fill(h.texts.UserLeft, ho, a.Name)
+					acts = append(acts, func(ctx context.Context, s sink) { h.toAgent(ctx, s, a, text) })
+				}
+				h.remove(ho)
+				acts = append(acts, h.drain()...)
+			}
+			h.mu.Unlock()
+			if len(acts) > 0 {
+				h.observe("user_left")
+				h.log.Info("handoff ended: the user left", "handoff", ho.id, "user", ho.userURI)
+			}
+			h.run(ctx, s, acts)
+		}
+		return next.Handle(ctx, w, ev)
+	}
+	return nil // typing, session start, idle: the bot says nothing
+}
+
+var addressed = regexp.MustCompile(`(?s)^#([0-9]+)\s+(.*)$`)
+
+// fromAgent handles an event of agent a; it reports false when the event is not about a
+// handoff, so the bot handles it as any other.
+func (h *Handoff) fromAgent(ctx context.Context, w bot.Responder, ev *bot.Event, c conv, a *agentState) bool {
+	s := sink{key: "agent " + a.URI, w: w}
+	h.mu.Lock()
+	busy := a.load() > 0
+	h.mu.Unlock()
+	if ev.Kind != bot.EventMessage {
+		return busy // the agent's typing and session events are not the bot's business
+	}
+	text := strings.TrimSpace(ev.Text)
+	if strings.HasPrefix(text, "/") {
+		fields := strings.Fields(text)
+		cmd, arg := strings.ToLower(fields[0]), 0
+		if len(fields) > 1 {
+			arg, _ = strconv.Atoi(strings.TrimPrefix(fields[1], "#"))
+		}
+		switch cmd {
+		case "/accept":
+			h.accept(ctx, s, a, arg, "")
+		case "/pass":
+			h.pass(ctx, s, a, arg)
+		case strings.ToLower(h.cfg.DoneCommand):
+			h.done(ctx, s, a, arg)
+		case "/list":
+			h.list(ctx, s, a)
+		default:
+			if !busy {
+				return false
+			}
+			h.toAgent(ctx, s, a, h.fill(h.texts.AgentHelp, &handoff{}, a.Name))
+		}
+		Answered(ctx, "handoff")
+		return true
+	}
+	h.mu.Lock()
+	var target *handoff
+	if m := addressed.FindStringSubmatch(text); m != nil {
+		id, _ := strconv.Atoi(m[1])
+		if ho := h.byID[id]; ho != nil && ho.agent == a && ho.accepted {
+			target, text = ho, m[2]
+			a.current = ho
+		}
+	}
+	if target == nil {
+		target = a.current
+	}
+	if target == nil && len(a.active) == 0 && len(a.offers) > 0 {
+		h.mu.Unlock()
+		h.accept(ctx, s, a, 0, text) // the first words of an agent accept the oldest offer
+		Answered(ctx, "handoff")
+		return true
+	}
+	h.mu.Unlock()
+	if target == nil {
+		if !busy {
+			return false
+		}
+		h.toAgent(ctx, s, a, h.fill(h.texts.AgentHelp, &handoff{}, a.Name))
+		Answered(ctx, "handoff")
+		return true
+	}
+	Answered(ctx, "handoff")
+	h.relayToUser(ctx, s, target, a, text)
+	return true
+}
+
+func (h *Handoff) relayToUser(ctx context.Context, s sink, ho *handoff, a *agentState, text string) {
+	h.toUser(ctx, s, ho, h.fill(h.texts.FromAgent, ho, a.Name, "{text}", text), "agent:"+a.Name)
+}
+
+// accept gives agent a the offer id (0: the oldest) and relays first, if any.
+func (h *Handoff) accept(ctx context.Context, s sink, a *agentState, id int, first string) {
+	h.mu.Lock()
+	var ho *handoff
+	for _, o := range a.offers {
+		if id == 0 || o.id == id {
+			ho = o
+			break
+		}
+	}
+	if ho == nil {
+		h.mu.Unlock()
+		h.toAgent(ctx, s, a, "There is no conversation waiting for you"+idSuffix(id)+".")
+		return
+	}
+	ho.timer.Stop()
+	ho.accepted = true
+	a.offers = slices.DeleteFunc(a.offers, func(x *handoff) bool { return x == ho })
+	a.active = append(a.active, ho)
+	a.current = ho
+	pending := ho.pending
+	ho.pending = nil
+	h.mu.Unlock()
+
+	h.observe("accepted")
+	h.log.Info("handoff accepted", "handoff", ho.id, "user", ho.userURI, "agent", a.URI)
+	h.toAgent(ctx, s, a, h.fill(h.texts.AgentConnected, ho, a.Name))
+	for _, p := range pending {
+		h.toAgent(ctx, s, a, h.fill(h.texts.FromUser, ho, a.Name, "{text}", p))
+	}
+	h.toUser(ctx, s, ho, h.fill(h.texts.Connected, ho, a.Name), "handoff")
+	if first != "" {
+		h.relayToUser(ctx, s, ho, a, first)
+	}
+}
+
+func idSuffix(id int) string {
+	if id == 0 {
+		return ""
+	}
+	return " with number #" + strconv.Itoa(id)
+}
+
+// pass leaves the offer id (0: the oldest) of agent a to the next agent.
+func (h *Handoff) pass(ctx context.Context, s sink, a *agentState, id int) {
+	h.mu.Lock()
+	var ho *handoff
+	for _, o := range a.offers {
+		if id == 0 || o.id == id {
+			ho = o
+			break
+		}
+	}
+	if ho == nil {
+		h.mu.Unlock()
+		h.toAgent(ctx, s, a, "There is no conversation waiting for you"+idSuffix(id)+".")
+		return
+	}
+	a.offers = slices.DeleteFunc(a.offers, func(x *handoff) bool { return x == ho })
+	ho.agent = nil
+	ho.tried[a] = true
+	acts := append(h.place(ho), h.drain()...)
+	h.mu.Unlock()
+	h.log.Info("handoff passed", "handoff", ho.id, "agent", a.URI)
+	h.toAgent(ctx, s, a, "Passed #"+strconv.Itoa(ho.id)+".")
+	h.run(ctx, s, acts)
+}
+
+// done ends the conversation id (0: the current one) of agent a.
+func (h *Handoff) done(ctx context.Context, s sink, a *agentState, id int) {
+	h.mu.Lock()
+	ho := a.current
+	if id != 0 {
+		ho = nil
+		for _, x := range a.active {
+			if x.id == id {
+				ho = x
+			}
+		}
+	}
+	if ho == nil {
+		h.mu.Unlock()
+		h.toAgent(ctx, s, a, "You have no open conversation"+idSuffix(id)+".")
+		return
+	}
+	h.remove(ho)
+	acts := h.drain()
+	h.mu.Unlock()
+
+	h.observe("done")
+	h.log.Info("handoff done", "handoff", ho.id, "user", ho.userURI, "agent", a.URI)
+	h.toUser(ctx, s, ho, h.fill(h.texts.Ended, ho, a.Name), "handoff")
+	h.toAgent(ctx, s, a, h.fill(h.texts.AgentEnded, ho, a.Name))
+	h.run(ctx, s, acts)
+}
+
+// list tells agent a its conversations and offers.
+func (h *Handoff) list(ctx context.Context, s sink, a *agentState) {
+	h.mu.Lock()
+	var b strings.Builder
+	for _, ho := range a.active {
+		mark := ""
+		if ho == a.current {
+			mark = " (current)"
+		}
+		fmt.Fprintf(&b, "\n#%d %s%s", ho.id, ho.name, mark)
+	}
+	for _, ho := range a.offers {
+		fmt.Fprintf(&b, "\n#%d %s (waiting for you)", ho.id, ho.name)
+	}
+	h.mu.Unlock()
+	if b.Len() == 0 {
+		h.toAgent(ctx, s, a, "You have no conversations.")
+		return
+	}
+	h.toAgent(ctx, s, a, "Your conversations:"+b.String())
+}

@@ -1,0 +1,158 @@
+package handlers
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imbot-dev/imbot/bot"
+	"github.com/imbot-dev/imbot/store"
+)
+
+// TestHandoffBot runs two handoffs at once over real SIP on loopback: two users, two agents
+// holding one conversation each, messages relayed both ways, the bot silent meanwhile, and
+// the bot back once the agents are done.
+func TestHandoffBot(t *testing.T) {
+	ctx := testCtx(t)
+	mem := &watchedStore{}
+	m := newMetrics(t)
+	b := newTestBot(t, bot.Config{})
+	alice, carol := b.peer("alice"), b.peer("carol")
+	ann, bob := b.peer("ann"), b.peer("bob")
+	ho, err := NewHandoff(HandoffConfig{
+		Agents:     []Agent{{URI: ann.URI(), Name: "Ann"}, {URI: bob.URI(), Name: "Bob"}},
+		Dialer:     b.Bot,
+		Transcript: mem, Tickets: mem, Observer: m,
+		Logger: discardLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ho.Close()
+	b.run(echo, m.Middleware(), Transcript(mem), ho.Middleware())
+
+	send(t, ctx, alice, "hello")
+	waitText(t, ctx, alice, "echo: hello")
+
+	send(t, ctx, alice, "I need a human")
+	waitContains(t, ctx, alice, "find a person")
+	offer := waitContains(t, ctx, ann, "#1 alice", "/accept 1")
+	if !strings.Contains(offer, "alice: hello") || !strings.Contains(offer, "bot: echo: hello") {
+		t.Errorf("offer lacks the transcript: %q", offer)
+	}
+
+	send(t, ctx, carol, "agent please")
+	waitContains(t, ctx, bob, "#2 carol") // Ann is busy with an offer: Bob gets it
+
+	send(t, ctx, ann, "/accept")
+	waitContains(t, ctx, ann, "You are now talking with alice (#1)")
+	waitText(t, ctx, alice, "Ann is now with you.")
+
+	send(t, ctx, bob, "Hi Carol, Bob here")
+	waitText(t, ctx, carol, "Bob is now with you.")
+	waitText(t, ctx, carol, "Bob: Hi Carol, Bob here")
+
+	send(t, ctx, alice, "my vpn is down")
+	send(t, ctx, carol, "the printer jams")
+	waitText(t, ctx, ann, "#1 alice: my vpn is down")
+	waitText(t, ctx, bob, "#2 carol: the printer jams")
+
+	send(t, ctx, ann, "try restarting it")
+	waitText(t, ctx, alice, "Ann: try restarting it")
+
+	for _, p := range []struct {
+		name  string
+		texts []string
+	}{{"alice", alice.Texts()}, {"carol", carol.Texts()}} {
+		for _, txt := range p.texts {
+			if strings.HasPrefix(txt, "echo: my vpn") || strings.HasPrefix(txt, "echo: the printer") {
+				t.Errorf("the bot answered %s during the handoff: %q", p.name, txt)
+			}
+		}
+	}
+	for _, txt := range ann.Texts() {
+		if strings.Contains(txt, "carol") {
+			t.Errorf("Ann got Carol's conversation: %q", txt)
+		}
+	}
+
+	send(t, ctx, ann, "/done")
+	waitText(t, ctx, alice, "Ann has left the conversation. You are talking with the bot again.")
+	waitText(t, ctx, ann, "Conversation #1 with alice ended.")
+	send(t, ctx, alice, "back?")
+	waitText(t, ctx, alice, "echo: back?")
+
+	send(t, ctx, bob, "/done")
+	waitContains(t, ctx, carol, "Bob has left")
+
+	// The user's transcript tells the whole story, the agent's words marked as the agent's.
+	key := "sip:bot@" + b.Addr("udp") + " " + alice.URI()
+	want := []entryView{
+		{store.In, "hello", ""}, {store.Out, "echo: hello", "echo"},
+		{store.In, "I need a human", ""}, {store.Out, "Let me find a person to help you. Please wait a moment.", "handoff"},
+		{store.Out, "Ann is now with you.", "handoff"},
+		{store.In, "my vpn is down", ""},
+		{store.Out, "Ann: try restarting it", "agent:Ann"},
+		{store.Out, "Ann has left the conversation. You are talking with the bot again.", "handoff"},
+		{store.In, "back?", ""}, {store.Out, "echo: back?", "echo"},
+	}
+	var got []store.TranscriptEntry
+	mem.until(t, ctx, "alice's transcript", func() bool {
+		got, _ = mem.Transcript(ctx, key, 0)
+		return len(got) >= len(want)
+	})
+	if g := views(got); !equalViews(g, want) || len(g) != len(want) {
+		t.Errorf("alice's transcript:\n got %+v\nwant %+v", g, want)
+	}
+	if n := len(ho.List()); n != 0 {
+		t.Errorf("%d handoffs still open", n)
+	}
+}
+
+// TestHandoffBotTimeout: nobody accepts in time; the user is told and a ticket is created.
+func TestHandoffBotTimeout(t *testing.T) {
+	ctx := testCtx(t)
+	mem := &watchedStore{}
+	b := newTestBot(t, bot.Config{})
+	alice, ann := b.peer("alice"), b.peer("ann")
+	ho, err := NewHandoff(HandoffConfig{
+		Agents: []Agent{{URI: ann.URI()}}, Dialer: b.Bot, Tickets: mem, Transcript: mem,
+		AnswerTimeout: 300 * time.Millisecond, Logger: discardLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ho.Close()
+	b.run(echo, Transcript(mem), ho.Middleware())
+
+	send(t, ctx, alice, "agent")
+	waitContains(t, ctx, ann, "#1 alice")
+	waitText(t, ctx, alice, "Sorry, nobody is available right now. I opened ticket #1001 for you; the helpdesk will get back to you.")
+	waitText(t, ctx, ann, "#1 alice is no longer waiting.")
+	tk, err := mem.Ticket(ctx, 1001)
+	if err != nil || tk.Peer != alice.URI() {
+		t.Errorf("ticket = %+v, %v", tk, err)
+	}
+	send(t, ctx, alice, "ok")
+	waitText(t, ctx, alice, "echo: ok")
+}
+
+// TestHandoffBotUnreachableAgent: an agent whose address answers nothing useful is skipped.
+func TestHandoffBotUnreachableAgent(t *testing.T) {
+	ctx := testCtx(t)
+	b := newTestBot(t, bot.Config{RequestTimeout: 2 * time.Second})
+	alice, bob := b.peer("alice"), b.peer("bob")
+	gone := b.peer("gone")
+	goneURI := gone.URI()
+	gone.Close() // its port answers nothing now
+	ho, err := NewHandoff(HandoffConfig{
+		Agents: []Agent{{URI: goneURI}, {URI: bob.URI()}}, Dialer: b.Bot, Logger: discardLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ho.Close()
+	b.run(echo, ho.Middleware())
+	send(t, ctx, alice, "human")
+	waitContains(t, ctx, bob, "#1 alice")
+}

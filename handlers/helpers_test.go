@@ -1,0 +1,276 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/imbot-dev/imbot/bot"
+	"github.com/imbot-dev/imbot/bot/bottest"
+	"github.com/imbot-dev/imbot/store"
+)
+
+// fakeResponder records what a handler replies.
+type fakeResponder struct {
+	mu      sync.Mutex
+	replies []string
+	typing  int
+	ended   bool
+	err     error // returned by Reply when set
+}
+
+func (f *fakeResponder) Reply(_ context.Context, text string, _ ...bot.ReplyOption) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return f.err
+	}
+	f.replies = append(f.replies, text)
+	return nil
+}
+
+func (f *fakeResponder) Typing(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.typing++
+	return nil
+}
+
+func (f *fakeResponder) Replied() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.replies)
+}
+
+func (f *fakeResponder) End() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ended = true
+}
+
+func (f *fakeResponder) Replies() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.replies...)
+}
+
+// fakeConv returns a context whose events belong to the conversation of peer uri (a
+// "sip:user@host" address), in page mode.
+func fakeConv(ctx context.Context, uri string) context.Context {
+	user, host, _ := strings.Cut(strings.TrimPrefix(uri, "sip:"), "@")
+	return context.WithValue(ctx, convKey{}, conv{
+		ID: "sip:bot@test " + uri, Key: "sip:bot@test " + uri, Mode: bot.ModePage,
+		Peer: bot.Peer{URI: uri, User: user, Domain: host},
+	})
+}
+
+func msg(text string) *bot.Event {
+	return &bot.Event{Kind: bot.EventMessage, Text: text, Time: time.Now()}
+}
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// echo is the handler at the end of test chains: it answers "echo: <text>" to messages,
+// records itself as the answerer, and reports "???" as unmatched (replying a fallback).
+var echo = bot.HandlerFunc(func(ctx context.Context, w bot.Responder, ev *bot.Event) error {
+	if ev.Kind != bot.EventMessage {
+		return nil
+	}
+	if ev.Text == "???" {
+		NoMatch(ctx)
+		return w.Reply(ctx, "Sorry?")
+	}
+	if ev.Text == "fail" {
+		return errors.New("echo failed")
+	}
+	Answered(ctx, "echo")
+	return w.Reply(ctx, "echo: "+ev.Text)
+})
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// testBot is a real bot on loopback UDP and the peers talking to it.
+type testBot struct {
+	*bot.Bot
+	t     *testing.T
+	mu    sync.Mutex
+	peers []*bottest.Peer
+}
+
+// startBot runs a real bot on loopback UDP with the chain mw... in front of h, until the
+// test ends.
+func startBot(t *testing.T, cfg bot.Config, h bot.Handler, mw ...bot.Middleware) *testBot {
+	t.Helper()
+	tb := newTestBot(t, cfg)
+	tb.run(h, mw...)
+	return tb
+}
+
+// newTestBot makes a bot listening on loopback UDP that does not run yet, so that peers can
+// be started (and their addresses configured) before its chain is set with run.
+func newTestBot(t *testing.T, cfg bot.Config) *testBot {
+	t.Helper()
+	cfg.Listen = []string{"udp://127.0.0.1:0"}
+	cfg.Typing.Off = true
+	if cfg.Logger == nil {
+		cfg.Logger = discardLogger()
+	}
+	b, err := bot.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testBot{Bot: b, t: t}
+}
+
+// run sets the chain and runs the bot until the test ends. The bot stops before its peers
+// close: a peer closed first could leave the bot's last reply unanswered, and its shutdown
+// waiting for it.
+func (tb *testBot) run(h bot.Handler, mw ...bot.Middleware) {
+	t := tb.t
+	t.Helper()
+	tb.Use(mw...)
+	tb.Handle(h)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tb.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("bot.Run: %v", err)
+		}
+		tb.mu.Lock()
+		defer tb.mu.Unlock()
+		for _, p := range tb.peers {
+			p.Close()
+		}
+	})
+	select {
+	case <-tb.Ready():
+	case err := <-done:
+		t.Fatalf("bot.Run: %v", err)
+	}
+}
+
+// peer starts a test peer called user talking to the bot; it closes after the bot stopped.
+func (tb *testBot) peer(user string) *bottest.Peer {
+	tb.t.Helper()
+	p, err := bottest.Start(bottest.Options{User: user, Bot: tb.Addr("udp"), BotURI: "sip:bot@" + tb.Addr("udp")})
+	if err != nil {
+		tb.t.Fatal(err)
+	}
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	tb.peers = append(tb.peers, p)
+	return p
+}
+
+// send sends text from p in page mode and fails the test unless the bot answers 200.
+func send(t *testing.T, ctx context.Context, p *bottest.Peer, text string) {
+	t.Helper()
+	res, err := p.SendPage(ctx, text)
+	if err != nil {
+		t.Fatalf("%s sending %q: %v", p.URI(), text, err)
+	}
+	if res.StatusCode != 200 {
+		t.Fatalf("%s sending %q: bot answered %d", p.URI(), text, res.StatusCode)
+	}
+}
+
+// waitText waits until p received text.
+func waitText(t *testing.T, ctx context.Context, p *bottest.Peer, text string) {
+	t.Helper()
+	if _, err := p.WaitText(ctx, text); err != nil {
+		t.Fatalf("%s waiting for %q: %v", p.URI(), text, err)
+	}
+}
+
+// waitContains waits until p received a text containing every part, and returns it.
+func waitContains(t *testing.T, ctx context.Context, p *bottest.Peer, parts ...string) string {
+	t.Helper()
+	r, err := p.Wait(ctx, func(r bottest.Record) bool {
+		if r.Kind != bottest.KindText {
+			return false
+		}
+		for _, s := range parts {
+			if !strings.Contains(r.Text, s) {
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		t.Fatalf("%s waiting for a text with %q: %v", p.URI(), parts, err)
+	}
+	return r.Text
+}
+
+// watchedStore is a store.Memory that lets a test wait until its contents satisfy a
+// condition, without polling on a timer.
+type watchedStore struct {
+	store.Memory
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced on every write
+}
+
+func (s *watchedStore) signal() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.changed != nil {
+		close(s.changed)
+	}
+	s.changed = make(chan struct{})
+}
+
+func (s *watchedStore) wait() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.changed == nil {
+		s.changed = make(chan struct{})
+	}
+	return s.changed
+}
+
+func (s *watchedStore) AppendTranscript(ctx context.Context, e store.TranscriptEntry) error {
+	defer s.signal()
+	return s.Memory.AppendTranscript(ctx, e)
+}
+
+func (s *watchedStore) CreateTicket(ctx context.Context, t store.Ticket) (int64, error) {
+	defer s.signal()
+	return s.Memory.CreateTicket(ctx, t)
+}
+
+func (s *watchedStore) AppendUnmatched(ctx context.Context, u store.Unmatched) error {
+	defer s.signal()
+	return s.Memory.AppendUnmatched(ctx, u)
+}
+
+func (s *watchedStore) AddRating(ctx context.Context, r store.Rating) error {
+	defer s.signal()
+	return s.Memory.AddRating(ctx, r)
+}
+
+// until waits until cond is true, re-checking after every write to the store.
+func (s *watchedStore) until(t *testing.T, ctx context.Context, what string, cond func() bool) {
+	t.Helper()
+	for {
+		ch := s.wait()
+		if cond() {
+			return
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			t.Fatalf("waiting for %s: %v", what, ctx.Err())
+		}
+	}
+}

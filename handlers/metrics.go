@@ -1,0 +1,201 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/imbot-dev/imbot/bot"
+)
+
+// Metrics counts what the bot does, for Prometheus. All metrics are registered on the
+// registry given to NewMetrics, never on the global one, so several bots (and tests) in one
+// process keep separate counts.
+//
+// The metrics, all prefixed imbot_:
+//
+//	messages_in_total{mode}          messages received, by conversation mode (page, session)
+//	messages_out_total{mode}         replies sent
+//	rule_hits_total{rule}            events answered, by rule or handler name (see Answered)
+//	no_match_total                   messages nothing matched (see NoMatch)
+//	handler_duration_seconds{kind}   time the rest of the chain took, by event kind
+//	active_sessions                  conversations open now
+//	sip_responses_total{code}        SIP responses, by status code (see ObserveSIPResponse)
+//	typing_sent_total                typing indications sent
+//	handoffs_total{outcome}          handoffs, by outcome (see ObserveHandoff)
+//	handler_errors_total{kind}       events whose handler returned an error, by event kind
+type Metrics struct {
+	reg        *prometheus.Registry
+	in, out    *prometheus.CounterVec
+	ruleHits   *prometheus.CounterVec
+	noMatch    prometheus.Counter
+	latency    *prometheus.HistogramVec
+	active     prometheus.Gauge
+	sip        *prometheus.CounterVec
+	typingSent prometheus.Counter
+	handoffs   *prometheus.CounterVec
+	errors     *prometheus.CounterVec
+}
+
+// NewMetrics creates the metrics and registers them on reg. It fails when reg already has
+// metrics of the same names.
+func NewMetrics(reg *prometheus.Registry) (*Metrics, error) {
+	if reg == nil {
+		return nil, errors.New("handlers: NewMetrics needs a registry (prometheus.NewRegistry())")
+	}
+	const ns = "imbot"
+	m := &Metrics{
+		reg: reg,
+		in: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "messages_in_total",
+			Help: "Messages received, by conversation mode."}, []string{"mode"}),
+		out: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "messages_out_total",
+			Help: "Replies sent, by conversation mode."}, []string{"mode"}),
+		ruleHits: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "rule_hits_total",
+			Help: "Events answered, by rule or handler."}, []string{"rule"}),
+		noMatch: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "no_match_total",
+			Help: "Messages no rule matched."}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "handler_duration_seconds",
+			Help:    "Time spent handling an event, by event kind.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}}, []string{"kind"}),
+		active: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "active_sessions",
+			Help: "Conversations open now."}),
+		sip: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "sip_responses_total",
+			Help: "SIP responses, by status code."}, []string{"code"}),
+		typingSent: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "typing_sent_total",
+			Help: "Typing indications sent."}),
+		handoffs: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "handoffs_total",
+			Help: "Handoffs to a human agent, by outcome."}, []string{"outcome"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "handler_errors_total",
+			Help: "Events whose handler failed, by event kind."}, []string{"kind"}),
+	}
+	for _, c := range []prometheus.Collector{m.in, m.out, m.ruleHits, m.noMatch, m.latency, m.active, m.sip, m.typingSent, m.handoffs, m.errors} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("handlers: registering metrics: %w", err)
+		}
+	}
+	for _, mode := range []bot.Mode{bot.ModePage, bot.ModeSession} {
+		m.in.WithLabelValues(mode.String())
+		m.out.WithLabelValues(mode.String())
+	}
+	return m, nil
+}
+
+// Registry returns the registry the metrics are registered on.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Middleware returns the middleware that counts events, replies, typing, answers and errors
+// and times the rest of the chain. Place it near the front of the chain.
+func (m *Metrics) Middleware() bot.Middleware {
+	return func(next bot.Handler) bot.Handler {
+		return bot.HandlerFunc(func(ctx context.Context, w bot.Responder, ev *bot.Event) error {
+			c, _ := convOf(ctx, ev)
+			mode := c.Mode.String()
+			switch ev.Kind {
+			case bot.EventMessage:
+				m.in.WithLabelValues(mode).Inc()
+			case bot.EventSessionStart:
+				m.active.Inc()
+			case bot.EventSessionEnd:
+				m.active.Dec()
+			}
+			ctx, a := track(ctx)
+			mw := &metricsResponder{Responder: w, m: m, mode: mode}
+			start := time.Now()
+			err := next.Handle(ctx, mw, ev)
+			m.latency.WithLabelValues(ev.Kind.String()).Observe(time.Since(start).Seconds())
+			if err != nil {
+				m.errors.WithLabelValues(ev.Kind.String()).Inc()
+			}
+			a.mu.Lock()
+			names, noMatch := a.names, a.noMatch
+			for _, n := range names {
+				m.ruleHits.WithLabelValues(n).Inc()
+			}
+			a.mu.Unlock()
+			if noMatch && ev.Kind == bot.EventMessage {
+				m.noMatch.Inc()
+			}
+			return err
+		})
+	}
+}
+
+// metricsResponder counts replies and typing.
+type metricsResponder struct {
+	bot.Responder
+	m    *Metrics
+	mode string
+}
+
+func (r *metricsResponder) Reply(ctx context.Context, text string, opts ...bot.ReplyOption) error {
+	err := r.Responder.Reply(ctx, text, opts...)
+	if err == nil {
+		r.m.out.WithLabelValues(r.mode).Inc()
+	}
+	return err
+}
+
+func (r *metricsResponder) Typing(ctx context.Context) error {
+	err := r.Responder.Typing(ctx)
+	if err == nil {
+		r.m.typingSent.Inc()
+	}
+	return err
+}
+
+// ObserveSIPResponse counts one SIP response, sent or received, by status code. The runtime
+// does not call it by itself: wire it to the bot's SIP layer where responses are sent.
+func (m *Metrics) ObserveSIPResponse(code int) {
+	m.sip.WithLabelValues(strconv.Itoa(code)).Inc()
+}
+
+// ObserveTypingSent counts one typing indication the runtime sent on its own (the automatic
+// typing of bot.Config.Typing); those made through Responder.Typing are counted by
+// Middleware already.
+func (m *Metrics) ObserveTypingSent() { m.typingSent.Inc() }
+
+// ObserveHandoff counts one handoff event by outcome: "requested", "accepted", "done",
+// "timeout", "unavailable", "user_left". *Metrics is a HandoffObserver.
+func (m *Metrics) ObserveHandoff(outcome string) { m.handoffs.WithLabelValues(outcome).Inc() }
+
+// ObserveMessageOut counts one message sent outside a Responder (a relayed handoff message,
+// a proactive notice) in the given mode.
+func (m *Metrics) ObserveMessageOut(mode bot.Mode) { m.out.WithLabelValues(mode.String()).Inc() }
+
+// Handler returns the HTTP handler of the metrics; see MetricsHandler.
+func (m *Metrics) Handler(ready func() error) http.Handler { return MetricsHandler(m.reg, ready) }
+
+// MetricsHandler serves the operator's HTTP endpoints:
+//
+//	/metrics   the metrics of g in the Prometheus text format
+//	/healthz   200 "ok" while the process serves HTTP (liveness)
+//	/readyz    200 "ready" when ready returns nil, else 503 with the error's text
+//	           (readiness: for example, registered with the registrar)
+//
+// A nil ready means always ready. Other paths get 404.
+func MetricsHandler(g prometheus.Gatherer, ready func() error) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if ready != nil {
+			if err := ready(); err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = w.Write([]byte("not ready: " + err.Error() + "\n"))
+				return
+			}
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	return mux
+}

@@ -1,0 +1,180 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/imbot-dev/imbot/bot"
+)
+
+func newMetrics(t *testing.T) *Metrics {
+	t.Helper()
+	m, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestMetricsCounts(t *testing.T) {
+	m := newMetrics(t)
+	typer := bot.HandlerFunc(func(ctx context.Context, w bot.Responder, ev *bot.Event) error {
+		if ev.Text == "slow" {
+			Answered(ctx, "slow")
+			_ = w.Typing(ctx)
+			return w.Reply(ctx, "done")
+		}
+		return echo(ctx, w, ev)
+	})
+	h := m.Middleware()(typer)
+	ctx := fakeConv(context.Background(), "sip:alice@x")
+	events := []*bot.Event{
+		{Kind: bot.EventSessionStart},
+		msg("hi"), msg("hello"), msg("???"), msg("slow"), msg("fail"),
+		{Kind: bot.EventTyping, Typing: true},
+	}
+	for _, ev := range events {
+		_ = h.Handle(ctx, &fakeResponder{}, ev)
+	}
+	tests := []struct {
+		name string
+		c    prometheus.Collector
+		want float64
+	}{
+		{"messages in (page)", m.in.WithLabelValues("page"), 5},
+		{"messages in (session)", m.in.WithLabelValues("session"), 0},
+		{"messages out (page)", m.out.WithLabelValues("page"), 4},
+		{"rule hits echo", m.ruleHits.WithLabelValues("echo"), 2},
+		{"rule hits slow", m.ruleHits.WithLabelValues("slow"), 1},
+		{"no match", m.noMatch, 1},
+		{"typing sent", m.typingSent, 1},
+		{"active sessions", m.active, 1},
+		{"errors", m.errors.WithLabelValues("message"), 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := testutil.ToFloat64(tt.c); got != tt.want {
+				t.Errorf("= %v, want %v", got, tt.want)
+			}
+		})
+	}
+	if n := testutil.CollectAndCount(m.latency); n != 3 { // message, session.start, typing
+		t.Errorf("latency series = %d, want 3", n)
+	}
+	_ = h.Handle(ctx, &fakeResponder{}, &bot.Event{Kind: bot.EventSessionEnd})
+	if got := testutil.ToFloat64(m.active); got != 0 {
+		t.Errorf("active sessions after end = %v", got)
+	}
+	m.ObserveSIPResponse(200)
+	m.ObserveSIPResponse(200)
+	m.ObserveSIPResponse(481)
+	m.ObserveHandoff("accepted")
+	m.ObserveTypingSent()
+	m.ObserveMessageOut(bot.ModeSession)
+	for name, c := range map[string]struct {
+		c    prometheus.Collector
+		want float64
+	}{
+		"sip 200":       {m.sip.WithLabelValues("200"), 2},
+		"sip 481":       {m.sip.WithLabelValues("481"), 1},
+		"handoffs":      {m.handoffs.WithLabelValues("accepted"), 1},
+		"typing":        {m.typingSent, 2},
+		"out (session)": {m.out.WithLabelValues("session"), 1},
+	} {
+		if got := testutil.ToFloat64(c.c); got != c.want {
+			t.Errorf("%s = %v, want %v", name, got, c.want)
+		}
+	}
+}
+
+func TestNewMetricsErrors(t *testing.T) {
+	if _, err := NewMetrics(nil); err == nil {
+		t.Error("NewMetrics(nil) succeeded")
+	}
+	reg := prometheus.NewRegistry()
+	if _, err := NewMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewMetrics(reg); err == nil {
+		t.Error("registering twice on one registry succeeded")
+	}
+}
+
+func TestMetricsHandler(t *testing.T) {
+	m := newMetrics(t)
+	m.ObserveSIPResponse(202)
+	var notReady error = errors.New("not registered")
+	srv := httptest.NewServer(m.Handler(func() error { return notReady }))
+	defer srv.Close()
+	get := func(path string) (int, string) {
+		t.Helper()
+		res, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	tests := []struct {
+		path string
+		code int
+		body string
+	}{
+		{"/healthz", 200, "ok"},
+		{"/readyz", 503, "not registered"},
+		{"/metrics", 200, `imbot_sip_responses_total{code="202"} 1`},
+		{"/nothing", 404, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			code, body := get(tt.path)
+			if code != tt.code || !strings.Contains(body, tt.body) {
+				t.Errorf("GET %s = %d %q, want %d with %q", tt.path, code, body, tt.code, tt.body)
+			}
+		})
+	}
+	notReady = nil
+	if code, body := get("/readyz"); code != 200 || !strings.Contains(body, "ready") {
+		t.Errorf("ready: %d %q", code, body)
+	}
+}
+
+// TestMetricsBot: counts taken through a real bot, read back from /metrics.
+func TestMetricsBot(t *testing.T) {
+	m := newMetrics(t)
+	b := startBot(t, bot.Config{}, echo, m.Middleware())
+	p := b.peer("alice")
+	ctx := testCtx(t)
+	send(t, ctx, p, "one")
+	waitText(t, ctx, p, "echo: one")
+	send(t, ctx, p, "???")
+	waitText(t, ctx, p, "Sorry?")
+	send(t, ctx, p, "two")
+	waitText(t, ctx, p, "echo: two")
+
+	rec := httptest.NewRecorder()
+	m.Handler(nil).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body := rec.Body.String()
+	for _, want := range []string{
+		`imbot_messages_in_total{mode="page"} 3`,
+		`imbot_no_match_total 1`,
+		`imbot_active_sessions 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, body)
+		}
+	}
+	// The reply to "two" can reach the peer before the middleware counts its hit.
+	if !strings.Contains(body, `imbot_rule_hits_total{rule="echo"} 1`) && !strings.Contains(body, `imbot_rule_hits_total{rule="echo"} 2`) {
+		t.Errorf("/metrics lacks the echo hits:\n%s", body)
+	}
+}

@@ -1,0 +1,144 @@
+package handlers
+
+import (
+	"container/list"
+	"context"
+	"sync"
+	"time"
+
+	"github.com/imbot-dev/imbot/bot"
+)
+
+// rateLimitSenders bounds how many senders RateLimit remembers.
+const rateLimitSenders = 10000
+
+// RateLimit returns middleware that limits how fast each sender (peer URI) may write: a
+// token bucket per sender that holds up to burst messages and gains one every interval
+// (every = 6*time.Second with burst = 5 allows 10 messages a minute, 5 in a row). A message
+// past the limit is not handled: the first one gets politeReply (none when it is empty),
+// the following ones get silence until the bucket has a token again, so that a flood never
+// turns into a flood of apologies.
+//
+// Only messages count; typing notices and session events always pass. The middleware
+// remembers at most 10,000 senders: a sender whose bucket is full again is forgotten first,
+// then the one idle the longest. every <= 0 or burst <= 0 disables the limit.
+func RateLimit(every time.Duration, burst int, politeReply string) bot.Middleware {
+	l := newLimiter(every, burst, rateLimitSenders, time.Now)
+	return l.middleware(politeReply)
+}
+
+// limiter keeps one token bucket per sender, least recently used first.
+type limiter struct {
+	every time.Duration
+	burst float64
+	max   int
+	now   func() time.Time
+
+	mu      sync.Mutex
+	senders map[string]*list.Element // of *bucket
+	lru     list.List                // front: most recently used
+}
+
+type bucket struct {
+	sender string
+	tokens float64
+	last   time.Time
+	warned bool // the polite reply went out since the bucket ran dry
+}
+
+func newLimiter(every time.Duration, burst, max int, now func() time.Time) *limiter {
+	return &limiter{every: every, burst: float64(burst), max: max, now: now, senders: map[string]*list.Element{}}
+}
+
+// verdict of one message.
+type verdict int
+
+const (
+	allow verdict = iota
+	warn          // refuse, with the polite reply
+	drop          // refuse silently
+)
+
+func (l *limiter) take(sender string) verdict {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	el, ok := l.senders[sender]
+	if !ok {
+		l.makeRoom(now)
+		el = l.lru.PushFront(&bucket{sender: sender, tokens: l.burst, last: now})
+		l.senders[sender] = el
+	} else {
+		l.lru.MoveToFront(el)
+	}
+	b := el.Value.(*bucket)
+	b.tokens = l.refilled(b, now)
+	b.last = now
+	if b.tokens >= 1 {
+		b.tokens--
+		b.warned = false
+		return allow
+	}
+	if b.warned {
+		return drop
+	}
+	b.warned = true
+	return warn
+}
+
+func (l *limiter) refilled(b *bucket, now time.Time) float64 {
+	return min(l.burst, b.tokens+float64(now.Sub(b.last))/float64(l.every))
+}
+
+// makeRoom evicts senders when the table is full: those whose bucket is full again (they
+// are as good as new), else the least recently seen.
+func (l *limiter) makeRoom(now time.Time) {
+	if len(l.senders) < l.max {
+		return
+	}
+	for el := l.lru.Back(); el != nil; {
+		prev := el.Prev()
+		if b := el.Value.(*bucket); l.refilled(b, now) >= l.burst {
+			l.lru.Remove(el)
+			delete(l.senders, b.sender)
+		}
+		el = prev
+	}
+	for len(l.senders) >= l.max {
+		el := l.lru.Back()
+		l.lru.Remove(el)
+		delete(l.senders, el.Value.(*bucket).sender)
+	}
+}
+
+func (l *limiter) size() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.senders)
+}
+
+func (l *limiter) middleware(politeReply string) bot.Middleware {
+	return func(next bot.Handler) bot.Handler {
+		if l.every <= 0 || l.burst <= 0 {
+			return next
+		}
+		return bot.HandlerFunc(func(ctx context.Context, w bot.Responder, ev *bot.Event) error {
+			c, ok := convOf(ctx, ev)
+			if ev.Kind != bot.EventMessage || !ok {
+				return next.Handle(ctx, w, ev)
+			}
+			switch l.take(c.Peer.URI) {
+			case allow:
+				return next.Handle(ctx, w, ev)
+			case warn:
+				Answered(ctx, "ratelimit")
+				if politeReply != "" {
+					return w.Reply(ctx, politeReply)
+				}
+			default:
+				Answered(ctx, "ratelimit")
+			}
+			return nil
+		})
+	}
+}

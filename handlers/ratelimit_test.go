@@ -1,0 +1,168 @@
+package handlers
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/imbot-dev/imbot/bot"
+)
+
+// fakeClock is a settable clock.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func TestRateLimit(t *testing.T) {
+	type step struct {
+		after time.Duration // clock advance before the message
+		from  string
+		want  string // reply expected; "" for silence
+	}
+	const polite = "Slow down, please."
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"burst then polite then silence", []step{
+			{0, "a", "echo: m0"}, {0, "a", "echo: m1"}, {0, "a", "echo: m2"},
+			{0, "a", polite}, {0, "a", ""}, {0, "a", ""},
+		}},
+		{"refill after the interval", []step{
+			{0, "a", "echo: m0"}, {0, "a", "echo: m1"}, {0, "a", "echo: m2"}, {0, "a", polite},
+			{time.Second, "a", "echo: m4"}, {0, "a", polite}, {0, "a", ""},
+		}},
+		{"partial refill is not enough", []step{
+			{0, "a", "echo: m0"}, {0, "a", "echo: m1"}, {0, "a", "echo: m2"}, {0, "a", polite},
+			{500 * time.Millisecond, "a", ""},
+			{500 * time.Millisecond, "a", "echo: m5"},
+		}},
+		{"senders are independent", []step{
+			{0, "a", "echo: m0"}, {0, "a", "echo: m1"}, {0, "a", "echo: m2"}, {0, "a", polite},
+			{0, "b", "echo: m4"},
+		}},
+		{"full bucket caps at burst", []step{
+			{time.Hour, "a", "echo: m0"}, {0, "a", "echo: m1"}, {0, "a", "echo: m2"}, {0, "a", polite},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := &fakeClock{t: time.Unix(1000, 0)}
+			h := newLimiter(time.Second, 3, 100, clk.now).middleware(polite)(echo)
+			for i, s := range tt.steps {
+				clk.advance(s.after)
+				w := &fakeResponder{}
+				ctx := fakeConv(context.Background(), "sip:"+s.from+"@x")
+				if err := h.Handle(ctx, w, msg(fmt.Sprintf("m%d", i))); err != nil {
+					t.Fatal(err)
+				}
+				var want []string
+				if s.want != "" {
+					want = []string{s.want}
+				}
+				if got := w.Replies(); !reflect.DeepEqual(got, want) {
+					t.Fatalf("step %d (%s): replies %q, want %q", i, s.from, got, want)
+				}
+			}
+		})
+	}
+}
+
+func TestRateLimitOtherEventsPass(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	var seen []bot.EventKind
+	h := newLimiter(time.Minute, 1, 100, clk.now).middleware("")(bot.HandlerFunc(
+		func(_ context.Context, _ bot.Responder, ev *bot.Event) error {
+			seen = append(seen, ev.Kind)
+			return nil
+		}))
+	ctx := fakeConv(context.Background(), "sip:a@x")
+	for _, ev := range []*bot.Event{msg("1"), msg("2"), {Kind: bot.EventTyping}, {Kind: bot.EventSessionEnd}} {
+		_ = h.Handle(ctx, &fakeResponder{}, ev)
+	}
+	want := []bot.EventKind{bot.EventMessage, bot.EventTyping, bot.EventSessionEnd}
+	if !reflect.DeepEqual(seen, want) {
+		t.Errorf("handled %v, want %v", seen, want)
+	}
+}
+
+func TestRateLimitDisabled(t *testing.T) {
+	h := RateLimit(0, 0, "no")(echo)
+	ctx := fakeConv(context.Background(), "sip:a@x")
+	for i := range 50 {
+		w := &fakeResponder{}
+		_ = h.Handle(ctx, w, msg("x"))
+		if w.Replied() != 1 {
+			t.Fatalf("message %d limited with the limit disabled", i)
+		}
+	}
+}
+
+func TestRateLimitEviction(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	l := newLimiter(time.Second, 2, 3, clk.now)
+	// a is drained; b and c are fresh-ish.
+	for _, s := range []string{"a", "a", "b", "c"} {
+		l.take(s)
+	}
+	if l.take("d"); l.size() > 3 {
+		t.Fatalf("size %d past the bound", l.size())
+	}
+	// a, the least recently used, was evicted with nobody full: it starts fresh.
+	clk.advance(10 * time.Second) // everyone is full again
+	for _, s := range []string{"e", "f", "g"} {
+		l.take(s)
+	}
+	if l.size() > 3 {
+		t.Fatalf("size %d past the bound", l.size())
+	}
+	// A drained sender that is recent survives evictions of full buckets.
+	l2 := newLimiter(time.Hour, 1, 3, clk.now)
+	l2.take("x")
+	l2.take("y")
+	l2.take("z")
+	clk.advance(2 * time.Hour) // x, y, z are full again
+	l2.take("busy")            // evicts full ones
+	if v := l2.take("busy"); v != warn {
+		t.Errorf("busy sender forgotten: verdict %v", v)
+	}
+}
+
+func TestRateLimitConcurrent(t *testing.T) {
+	h := RateLimit(time.Hour, 5, "")(echo)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	replies := 0
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx := fakeConv(context.Background(), "sip:same@x")
+			w := &fakeResponder{}
+			_ = h.Handle(ctx, w, msg("x"))
+			mu.Lock()
+			replies += w.Replied()
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if replies != 5 {
+		t.Errorf("%d messages passed, want the burst of 5", replies)
+	}
+}

@@ -1,0 +1,154 @@
+package store
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/imbot-dev/imbot/bot"
+)
+
+// firstTicket is the number of the first ticket of a store.
+const firstTicket = 1001
+
+// Memory keeps conversations, transcripts, tickets, unmatched questions and ratings in
+// memory: for tests, `imbot chat` and bots that need no persistence. It behaves like
+// store/sqlite (same numbering, same ordering) but forgets everything when the process
+// ends. The zero value is ready to use; it is safe for concurrent use.
+type Memory struct {
+	bot.MemoryStore
+
+	mu         sync.Mutex
+	transcript []TranscriptEntry
+	tickets    []Ticket // tickets[i].Number == firstTicket+i
+	unmatched  []Unmatched
+	ratings    []Rating
+}
+
+func now(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Now()
+	}
+	return t
+}
+
+// lastN returns the last n elements of s (all of them when n <= 0), copied.
+func lastN[T any](s []T, n int) []T {
+	if n > 0 && len(s) > n {
+		s = s[len(s)-n:]
+	}
+	return slices.Clone(s)
+}
+
+// AppendTranscript adds e to the transcript. A zero Time means now.
+func (m *Memory) AppendTranscript(_ context.Context, e TranscriptEntry) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e.ID = int64(len(m.transcript) + 1)
+	e.Time = now(e.Time)
+	m.transcript = append(m.transcript, e)
+	return nil
+}
+
+// Transcript returns the last limit entries of the conversation key (all when limit <= 0),
+// oldest first.
+func (m *Memory) Transcript(_ context.Context, key string, limit int) ([]TranscriptEntry, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []TranscriptEntry
+	for _, e := range m.transcript {
+		if e.Key == key {
+			out = append(out, e)
+		}
+	}
+	return lastN(out, limit), nil
+}
+
+// CreateTicket stores t as a new ticket and returns its number.
+func (m *Memory) CreateTicket(_ context.Context, t Ticket) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t.Number = int64(firstTicket + len(m.tickets))
+	if t.Status == "" {
+		t.Status = StatusOpen
+	}
+	t.Created = time.Now()
+	t.Updated = t.Created
+	m.tickets = append(m.tickets, t)
+	return t.Number, nil
+}
+
+// Ticket returns the ticket with this number, or ErrNotFound.
+func (m *Memory) Ticket(_ context.Context, number int64) (Ticket, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	i := number - firstTicket
+	if i < 0 || i >= int64(len(m.tickets)) {
+		return Ticket{}, ErrNotFound
+	}
+	return m.tickets[i], nil
+}
+
+// UpdateTicket replaces the summary, urgency, status, assignee and notes of ticket
+// t.Number, or returns ErrNotFound.
+func (m *Memory) UpdateTicket(_ context.Context, t Ticket) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	i := t.Number - firstTicket
+	if i < 0 || i >= int64(len(m.tickets)) {
+		return ErrNotFound
+	}
+	old := &m.tickets[i]
+	old.Summary, old.Urgency, old.Status, old.Assignee, old.Notes = t.Summary, t.Urgency, t.Status, t.Assignee, t.Notes
+	old.Updated = time.Now()
+	return nil
+}
+
+// Tickets returns the last limit tickets of the conversation key (all when limit <= 0),
+// oldest first.
+func (m *Memory) Tickets(_ context.Context, key string, limit int) ([]Ticket, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Ticket
+	for _, t := range m.tickets {
+		if t.Key == key {
+			out = append(out, t)
+		}
+	}
+	return lastN(out, limit), nil
+}
+
+// AppendUnmatched records a question no rule matched. A zero Time means now.
+func (m *Memory) AppendUnmatched(_ context.Context, u Unmatched) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	u.ID = int64(len(m.unmatched) + 1)
+	u.Time = now(u.Time)
+	m.unmatched = append(m.unmatched, u)
+	return nil
+}
+
+// Unmatched returns the last limit unmatched questions (all when limit <= 0), oldest first.
+func (m *Memory) Unmatched(_ context.Context, limit int) ([]Unmatched, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return lastN(m.unmatched, limit), nil
+}
+
+// AddRating records a satisfaction rating. A zero Time means now.
+func (m *Memory) AddRating(_ context.Context, r Rating) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r.ID = int64(len(m.ratings) + 1)
+	r.Time = now(r.Time)
+	m.ratings = append(m.ratings, r)
+	return nil
+}
+
+// Ratings returns the last limit ratings (all when limit <= 0), oldest first.
+func (m *Memory) Ratings(_ context.Context, limit int) ([]Rating, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return lastN(m.ratings, limit), nil
+}

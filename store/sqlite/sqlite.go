@@ -1,0 +1,547 @@
+// Package sqlite is imbot's persistent store: one SQLite database file, written with the pure
+// Go driver modernc.org/sqlite (no cgo), in WAL mode.
+//
+// A *DB keeps conversation state and variables (it implements bot.Store), transcripts,
+// helpdesk tickets, questions no rule matched and satisfaction ratings, so that a bot
+// restarted after a crash, even SIGKILL, finds every conversation where it was:
+//
+//	db, err := sqlite.Open(ctx, "/var/lib/imbot/imbot.db")
+//	if err != nil {
+//		return err // names the file and what is wrong with it
+//	}
+//	defer db.Close()
+//
+// # Schema and migrations
+//
+// The schema is versioned in this repository: migrations/NNNN_name.sql, embedded in the
+// binary, applied in order, each inside its own transaction and recorded in the
+// schema_version table. Open brings an older database up to date and refuses, with
+// *VersionError, a database written by a newer imbot, so that a downgrade never damages
+// data. To change the schema, add the next numbered file; never edit one that was released.
+//
+// # Durability and concurrency
+//
+// Every write is one transaction, committed before the method returns. The database runs
+// in WAL mode with synchronous=NORMAL: a crash of the process loses nothing committed (a
+// power cut may lose the last transactions, never corrupt the file). Writes go through one
+// connection, reads through a small pool that works alongside it; busy_timeout makes
+// another process that writes the same file (imbot check, the sqlite3 shell) wait instead
+// of failing. A *DB is safe for concurrent use.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"net/url"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+
+	"github.com/imbot-dev/imbot/bot"
+	"github.com/imbot-dev/imbot/store"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// busyTimeout is how long a statement waits for a lock held by another connection or
+// process before it fails with SQLITE_BUSY.
+const busyTimeout = 5 * time.Second
+
+// readers bounds the read connections.
+const readers = 4
+
+// DB is an open imbot database. It implements bot.Store and the record interfaces of package
+// handlers (TranscriptStore, TicketStore, UnmatchedStore, RatingStore). Close it when done.
+type DB struct {
+	path string
+	w    *sql.DB // one connection: every write
+	r    *sql.DB // reads
+}
+
+// VersionError is returned by Open for a database whose schema is newer than this build of
+// imbot knows: it was written by a newer version, and opening it could damage it.
+type VersionError struct {
+	Path  string // the database file
+	Found int    // the database's schema version
+	Known int    // the newest version this build knows
+}
+
+// Error implements error.
+func (e *VersionError) Error() string {
+	return fmt.Sprintf("store: %s has schema version %d but this imbot knows only up to version %d: it was written by a newer imbot; upgrade imbot, or point the store at another file",
+		e.Path, e.Found, e.Known)
+}
+
+// Open opens the database file at path, creating it when it does not exist, and brings its
+// schema up to date. It fails with a clear error for a file that is not an SQLite database
+// and with *VersionError for a database newer than this build.
+func Open(ctx context.Context, path string) (*DB, error) {
+	migs, err := loadMigrations(migrationFS)
+	if err != nil {
+		return nil, err
+	}
+	return open(ctx, path, migs)
+}
+
+func open(ctx context.Context, path string, migs []migration) (*DB, error) {
+	if path == "" || strings.ContainsAny(path, "?#") || strings.HasPrefix(path, "file:") || path == ":memory:" {
+		return nil, fmt.Errorf("store: database path %q: want a plain file path (no '?', '#', file: URIs or :memory:)", path)
+	}
+	pragmas := func(extra ...string) string {
+		q := url.Values{}
+		q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+		q.Add("_pragma", "foreign_keys(1)")
+		q.Add("_pragma", "synchronous(NORMAL)")
+		for _, e := range extra {
+			k, v, _ := strings.Cut(e, "=")
+			q.Add(k, v)
+		}
+		return path + "?" + q.Encode()
+	}
+	w, err := sql.Open("sqlite", pragmas("_pragma=journal_mode(WAL)", "_txlock=immediate"))
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxIdleTime(0)
+	w.SetConnMaxLifetime(0)
+	if err := w.PingContext(ctx); err != nil {
+		_ = w.Close()
+		return nil, describeOpenError(path, err)
+	}
+	db := &DB{path: path, w: w}
+	if err := db.migrate(ctx, migs); err != nil {
+		_ = w.Close()
+		return nil, err
+	}
+	r, err := sql.Open("sqlite", pragmas("_pragma=query_only(1)"))
+	if err != nil {
+		_ = w.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(readers)
+	r.SetMaxIdleConns(readers)
+	if err := r.PingContext(ctx); err != nil {
+		_ = w.Close()
+		_ = r.Close()
+		return nil, describeOpenError(path, err)
+	}
+	db.r = r
+	return db, nil
+}
+
+// describeOpenError turns the driver's error for an unusable file into one that says what
+// to do.
+func describeOpenError(path string, err error) error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "not a database") || strings.Contains(msg, "malformed") || strings.Contains(msg, "SQLITE_NOTADB") || strings.Contains(msg, "SQLITE_CORRUPT"):
+		return fmt.Errorf("store: %s is not an SQLite database or is corrupt (%w); restore it from a backup or point the store at another file", path, err)
+	case strings.Contains(msg, "unable to open") || strings.Contains(msg, "CANTOPEN"):
+		return fmt.Errorf("store: cannot open %s (%w); check that its directory exists and is writable", path, err)
+	}
+	return fmt.Errorf("store: open %s: %w", path, err)
+}
+
+// Close closes the database. Calls made after Close fail.
+func (db *DB) Close() error {
+	var errs []error
+	if db.r != nil {
+		errs = append(errs, db.r.Close())
+	}
+	errs = append(errs, db.w.Close())
+	return errors.Join(errs...)
+}
+
+// Path returns the file the database was opened from.
+func (db *DB) Path() string { return db.path }
+
+// SchemaVersion returns the schema version of the database.
+func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	err := db.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&v)
+	return v, err
+}
+
+// LatestSchemaVersion returns the schema version this build brings a database to.
+func LatestSchemaVersion() int {
+	migs, err := loadMigrations(migrationFS)
+	if err != nil || len(migs) == 0 {
+		return 0
+	}
+	return migs[len(migs)-1].version
+}
+
+// migration is one numbered schema change.
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+var migrationName = regexp.MustCompile(`^([0-9]{4})_([a-z0-9_]+)\.sql$`)
+
+// loadMigrations reads migrations/NNNN_name.sql from fsys; versions must run 1, 2, 3...
+func loadMigrations(fsys fs.FS) ([]migration, error) {
+	names, err := fs.Glob(fsys, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	var migs []migration
+	for _, n := range names {
+		base := n[strings.LastIndex(n, "/")+1:]
+		m := migrationName.FindStringSubmatch(base)
+		if m == nil {
+			return nil, fmt.Errorf("store: migration file %s: name must look like 0001_init.sql", n)
+		}
+		v, _ := strconv.Atoi(m[1])
+		body, err := fs.ReadFile(fsys, n)
+		if err != nil {
+			return nil, err
+		}
+		migs = append(migs, migration{version: v, name: m[2], sql: string(body)})
+	}
+	sort.Slice(migs, func(i, j int) bool { return migs[i].version < migs[j].version })
+	for i, m := range migs {
+		if m.version != i+1 {
+			return nil, fmt.Errorf("store: migrations must be numbered 0001, 0002, ... without gaps or duplicates; found %04d_%s.sql at position %d", m.version, m.name, i+1)
+		}
+	}
+	return migs, nil
+}
+
+// migrate applies the migrations the database lacks, each in its own transaction.
+func (db *DB) migrate(ctx context.Context, migs []migration) error {
+	if _, err := db.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (
+		version INTEGER PRIMARY KEY,
+		name    TEXT NOT NULL,
+		applied TEXT NOT NULL
+	)`); err != nil {
+		return describeOpenError(db.path, err)
+	}
+	known := len(migs)
+	for _, m := range migs {
+		if err := db.apply(ctx, m, known); err != nil {
+			return err
+		}
+	}
+	// A database already up to date still gets the version check.
+	var v int
+	if err := db.w.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&v); err != nil {
+		return describeOpenError(db.path, err)
+	}
+	if v > known {
+		return &VersionError{Path: db.path, Found: v, Known: known}
+	}
+	return nil
+}
+
+func (db *DB) apply(ctx context.Context, m migration, known int) error {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return describeOpenError(db.path, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	var v int
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&v); err != nil {
+		return describeOpenError(db.path, err)
+	}
+	if v > known {
+		return &VersionError{Path: db.path, Found: v, Known: known}
+	}
+	if v >= m.version {
+		return nil // applied earlier (or by another process meanwhile)
+	}
+	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+		return fmt.Errorf("store: %s: migration %04d_%s: %w", db.path, m.version, m.name, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version, name, applied) VALUES (?, ?, ?)`,
+		m.version, m.name, fmtTime(time.Now())); err != nil {
+		return fmt.Errorf("store: %s: recording migration %04d: %w", db.path, m.version, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: %s: migration %04d_%s: %w", db.path, m.version, m.name, err)
+	}
+	return nil
+}
+
+// fmtTime encodes a time as stored: RFC 3339 with nanoseconds, in UTC, so that text order is
+// time order.
+func fmtTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func parseTime(s string) time.Time {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
+
+func orNow(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Now()
+	}
+	return t
+}
+
+// sqlLimit maps "0 or less means all" to SQLite's LIMIT -1.
+func sqlLimit(n int) int {
+	if n <= 0 {
+		return -1
+	}
+	return n
+}
+
+// Load implements bot.Store.
+func (db *DB) Load(ctx context.Context, key string) (bot.Conversation, error) {
+	var state, vars, updated string
+	err := db.r.QueryRowContext(ctx, `SELECT state, vars, updated FROM conversations WHERE key = ?`, key).Scan(&state, &vars, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return bot.Conversation{}, nil
+	}
+	if err != nil {
+		return bot.Conversation{}, fmt.Errorf("store: load conversation %q: %w", key, err)
+	}
+	c := bot.Conversation{State: state, Updated: parseTime(updated)}
+	if vars != "" && vars != "{}" && vars != "null" {
+		if err := json.Unmarshal([]byte(vars), &c.Vars); err != nil {
+			return bot.Conversation{}, fmt.Errorf("store: conversation %q: variables are not valid JSON: %w", key, err)
+		}
+		for k, v := range c.Vars {
+			c.Vars[k] = intify(v)
+		}
+	}
+	return c, nil
+}
+
+// intify turns whole JSON numbers back into ints, so that a conversation reads back as it was
+// saved (bot.Conversation values hold ints for counters and ticket numbers).
+func intify(v any) any {
+	switch x := v.(type) {
+	case float64:
+		if x == math.Trunc(x) && math.Abs(x) <= 1<<53 {
+			return int(x)
+		}
+	case []any:
+		for i := range x {
+			x[i] = intify(x[i])
+		}
+	case map[string]any:
+		for k := range x {
+			x[k] = intify(x[k])
+		}
+	}
+	return v
+}
+
+// Save implements bot.Store. Variables are stored as JSON; whole numbers read back as int.
+// A zero c.Updated is stored as now.
+func (db *DB) Save(ctx context.Context, key string, c bot.Conversation) error {
+	vars := []byte("{}")
+	if len(c.Vars) > 0 {
+		var err error
+		if vars, err = json.Marshal(c.Vars); err != nil {
+			return fmt.Errorf("store: save conversation %q: variables must be JSON values: %w", key, err)
+		}
+	}
+	_, err := db.w.ExecContext(ctx, `INSERT INTO conversations (key, state, vars, updated) VALUES (?, ?, ?, ?)
+		ON CONFLICT (key) DO UPDATE SET state = excluded.state, vars = excluded.vars, updated = excluded.updated`,
+		key, c.State, string(vars), fmtTime(orNow(c.Updated)))
+	if err != nil {
+		return fmt.Errorf("store: save conversation %q: %w", key, err)
+	}
+	return nil
+}
+
+// Delete implements bot.Store.
+func (db *DB) Delete(ctx context.Context, key string) error {
+	if _, err := db.w.ExecContext(ctx, `DELETE FROM conversations WHERE key = ?`, key); err != nil {
+		return fmt.Errorf("store: delete conversation %q: %w", key, err)
+	}
+	return nil
+}
+
+// AppendTranscript adds e to the transcript. A zero Time means now.
+func (db *DB) AppendTranscript(ctx context.Context, e store.TranscriptEntry) error {
+	if e.Direction != store.In && e.Direction != store.Out {
+		return fmt.Errorf("store: transcript entry direction %q: want %q or %q", e.Direction, store.In, store.Out)
+	}
+	_, err := db.w.ExecContext(ctx, `INSERT INTO transcript (session_id, key, direction, peer, text, time, answerer)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		e.SessionID, e.Key, string(e.Direction), e.Peer, e.Text, fmtTime(orNow(e.Time)), e.Answerer)
+	if err != nil {
+		return fmt.Errorf("store: append transcript: %w", err)
+	}
+	return nil
+}
+
+// Transcript returns the last limit entries of the conversation key (all when limit <= 0),
+// oldest first.
+func (db *DB) Transcript(ctx context.Context, key string, limit int) ([]store.TranscriptEntry, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT id, session_id, key, direction, peer, text, time, answerer FROM
+		(SELECT * FROM transcript WHERE key = ? ORDER BY id DESC LIMIT ?) ORDER BY id`, key, sqlLimit(limit))
+	if err != nil {
+		return nil, fmt.Errorf("store: transcript %q: %w", key, err)
+	}
+	defer rows.Close()
+	var out []store.TranscriptEntry
+	for rows.Next() {
+		var e store.TranscriptEntry
+		var dir, t string
+		if err := rows.Scan(&e.ID, &e.SessionID, &e.Key, &dir, &e.Peer, &e.Text, &t, &e.Answerer); err != nil {
+			return nil, fmt.Errorf("store: transcript %q: %w", key, err)
+		}
+		e.Direction, e.Time = store.Direction(dir), parseTime(t)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// CreateTicket stores t as a new ticket and returns its number. Numbers are sequential and
+// start at 1001. An empty Status is stored as store.StatusOpen.
+func (db *DB) CreateTicket(ctx context.Context, t store.Ticket) (int64, error) {
+	if t.Status == "" {
+		t.Status = store.StatusOpen
+	}
+	now := fmtTime(time.Now())
+	var n int64
+	err := db.w.QueryRowContext(ctx, `INSERT INTO tickets (key, peer, summary, urgency, status, assignee, notes, created, updated)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING number`,
+		t.Key, t.Peer, t.Summary, t.Urgency, t.Status, t.Assignee, t.Notes, now, now).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("store: create ticket: %w", err)
+	}
+	return n, nil
+}
+
+const ticketColumns = `number, key, peer, summary, urgency, status, assignee, notes, created, updated`
+
+func scanTicket(sc interface{ Scan(...any) error }) (store.Ticket, error) {
+	var t store.Ticket
+	var created, updated string
+	err := sc.Scan(&t.Number, &t.Key, &t.Peer, &t.Summary, &t.Urgency, &t.Status, &t.Assignee, &t.Notes, &created, &updated)
+	t.Created, t.Updated = parseTime(created), parseTime(updated)
+	return t, err
+}
+
+// Ticket returns the ticket with this number, or an error wrapping store.ErrNotFound.
+func (db *DB) Ticket(ctx context.Context, number int64) (store.Ticket, error) {
+	t, err := scanTicket(db.r.QueryRowContext(ctx, `SELECT `+ticketColumns+` FROM tickets WHERE number = ?`, number))
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Ticket{}, fmt.Errorf("store: ticket %d: %w", number, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Ticket{}, fmt.Errorf("store: ticket %d: %w", number, err)
+	}
+	return t, nil
+}
+
+// UpdateTicket replaces the summary, urgency, status, assignee and notes of ticket t.Number,
+// or returns an error wrapping store.ErrNotFound.
+func (db *DB) UpdateTicket(ctx context.Context, t store.Ticket) error {
+	res, err := db.w.ExecContext(ctx, `UPDATE tickets SET summary = ?, urgency = ?, status = ?, assignee = ?, notes = ?, updated = ?
+		WHERE number = ?`, t.Summary, t.Urgency, t.Status, t.Assignee, t.Notes, fmtTime(time.Now()), t.Number)
+	if err != nil {
+		return fmt.Errorf("store: update ticket %d: %w", t.Number, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("store: ticket %d: %w", t.Number, store.ErrNotFound)
+	}
+	return nil
+}
+
+// Tickets returns the last limit tickets of the conversation key (all when limit <= 0),
+// oldest first.
+func (db *DB) Tickets(ctx context.Context, key string, limit int) ([]store.Ticket, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT `+ticketColumns+` FROM
+		(SELECT * FROM tickets WHERE key = ? ORDER BY number DESC LIMIT ?) ORDER BY number`, key, sqlLimit(limit))
+	if err != nil {
+		return nil, fmt.Errorf("store: tickets of %q: %w", key, err)
+	}
+	defer rows.Close()
+	var out []store.Ticket
+	for rows.Next() {
+		t, err := scanTicket(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: tickets of %q: %w", key, err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// AppendUnmatched records a question no rule matched. A zero Time means now.
+func (db *DB) AppendUnmatched(ctx context.Context, u store.Unmatched) error {
+	_, err := db.w.ExecContext(ctx, `INSERT INTO unmatched (key, session_id, peer, text, time) VALUES (?, ?, ?, ?, ?)`,
+		u.Key, u.SessionID, u.Peer, u.Text, fmtTime(orNow(u.Time)))
+	if err != nil {
+		return fmt.Errorf("store: append unmatched question: %w", err)
+	}
+	return nil
+}
+
+// Unmatched returns the last limit unmatched questions (all when limit <= 0), oldest first.
+func (db *DB) Unmatched(ctx context.Context, limit int) ([]store.Unmatched, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT id, key, session_id, peer, text, time FROM
+		(SELECT * FROM unmatched ORDER BY id DESC LIMIT ?) ORDER BY id`, sqlLimit(limit))
+	if err != nil {
+		return nil, fmt.Errorf("store: unmatched questions: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Unmatched
+	for rows.Next() {
+		var u store.Unmatched
+		var t string
+		if err := rows.Scan(&u.ID, &u.Key, &u.SessionID, &u.Peer, &u.Text, &t); err != nil {
+			return nil, fmt.Errorf("store: unmatched questions: %w", err)
+		}
+		u.Time = parseTime(t)
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}
+
+// AddRating records a satisfaction rating. A zero Time means now.
+func (db *DB) AddRating(ctx context.Context, r store.Rating) error {
+	_, err := db.w.ExecContext(ctx, `INSERT INTO ratings (key, session_id, peer, score, comment, time) VALUES (?, ?, ?, ?, ?, ?)`,
+		r.Key, r.SessionID, r.Peer, r.Score, r.Comment, fmtTime(orNow(r.Time)))
+	if err != nil {
+		return fmt.Errorf("store: add rating: %w", err)
+	}
+	return nil
+}
+
+// Ratings returns the last limit ratings (all when limit <= 0), oldest first.
+func (db *DB) Ratings(ctx context.Context, limit int) ([]store.Rating, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT id, key, session_id, peer, score, comment, time FROM
+		(SELECT * FROM ratings ORDER BY id DESC LIMIT ?) ORDER BY id`, sqlLimit(limit))
+	if err != nil {
+		return nil, fmt.Errorf("store: ratings: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Rating
+	for rows.Next() {
+		var r store.Rating
+		var t string
+		if err := rows.Scan(&r.ID, &r.Key, &r.SessionID, &r.Peer, &r.Score, &r.Comment, &t); err != nil {
+			return nil, fmt.Errorf("store: ratings: %w", err)
+		}
+		r.Time = parseTime(t)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+var _ bot.Store = (*DB)(nil)

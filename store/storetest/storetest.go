@@ -1,0 +1,340 @@
+// Package storetest checks that a store behaves as imbot expects: the same suite runs
+// against store.Memory and store/sqlite, and against any other implementation (a
+// PostgreSQL store, say) that wants to be a drop-in replacement.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/imbot-dev/imbot/bot"
+	"github.com/imbot-dev/imbot/store"
+)
+
+// Store is everything a complete imbot store provides.
+type Store interface {
+	bot.Store
+	AppendTranscript(ctx context.Context, e store.TranscriptEntry) error
+	Transcript(ctx context.Context, key string, limit int) ([]store.TranscriptEntry, error)
+	CreateTicket(ctx context.Context, t store.Ticket) (int64, error)
+	Ticket(ctx context.Context, number int64) (store.Ticket, error)
+	UpdateTicket(ctx context.Context, t store.Ticket) error
+	Tickets(ctx context.Context, key string, limit int) ([]store.Ticket, error)
+	AppendUnmatched(ctx context.Context, u store.Unmatched) error
+	Unmatched(ctx context.Context, limit int) ([]store.Unmatched, error)
+	AddRating(ctx context.Context, r store.Rating) error
+	Ratings(ctx context.Context, limit int) ([]store.Rating, error)
+}
+
+// Run runs the suite as subtests of t. open returns a new, empty store for each subtest.
+func Run(t *testing.T, open func(t *testing.T) Store) {
+	tests := map[string]func(t *testing.T, s Store){
+		"conversation round trip": conversationRoundTrip,
+		"conversation missing":    conversationMissing,
+		"conversation delete":     conversationDelete,
+		"transcript":              transcript,
+		"tickets":                 tickets,
+		"unmatched":               unmatched,
+		"ratings":                 ratings,
+		"concurrent":              concurrent,
+	}
+	for name, f := range tests {
+		t.Run(name, func(t *testing.T) { f(t, open(t)) })
+	}
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func conversationRoundTrip(t *testing.T, s Store) {
+	c := ctx(t)
+	want := bot.Conversation{
+		State: "ask-username",
+		Vars: map[string]any{
+			"name":    "Alice",
+			"ticket":  1001,
+			"ratio":   0.5,
+			"ok":      true,
+			"tags":    []any{"vpn", 2},
+			"counter": map[string]any{"greet": 3},
+		},
+		Updated: time.Date(2025, 3, 4, 5, 6, 7, 8, time.UTC),
+	}
+	if err := s.Save(c, "k1", want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Load(c, "k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Updated.Equal(want.Updated) {
+		t.Errorf("Updated = %v, want %v", got.Updated, want.Updated)
+	}
+	got.Updated = want.Updated
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Load = %#v\nwant %#v", got, want)
+	}
+	// Saving replaces.
+	if err := s.Save(c, "k1", bot.Conversation{State: "done"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.Load(c, "k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != "done" || len(got.Vars) != 0 || got.Updated.IsZero() {
+		t.Errorf("after replace: %#v", got)
+	}
+}
+
+func conversationMissing(t *testing.T, s Store) {
+	got, err := s.Load(ctx(t), "nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != "" || len(got.Vars) != 0 {
+		t.Errorf("Load of a missing key = %#v, want zero", got)
+	}
+}
+
+func conversationDelete(t *testing.T, s Store) {
+	c := ctx(t)
+	if err := s.Save(c, "k", bot.Conversation{State: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(c, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(c, "k"); err != nil {
+		t.Fatalf("deleting a missing key: %v", err)
+	}
+	got, err := s.Load(c, "k")
+	if err != nil || got.State != "" {
+		t.Errorf("after Delete: %#v, %v", got, err)
+	}
+}
+
+func transcript(t *testing.T, s Store) {
+	c := ctx(t)
+	t0 := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	for i := range 5 {
+		dir := store.In
+		if i%2 == 1 {
+			dir = store.Out
+		}
+		for _, key := range []string{"a", "b"} {
+			e := store.TranscriptEntry{SessionID: "s1", Key: key, Direction: dir, Peer: "sip:" + key + "@x",
+				Text: fmt.Sprintf("%s%d", key, i), Time: t0.Add(time.Duration(i) * time.Second), Answerer: "r"}
+			if err := s.AppendTranscript(c, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tests := []struct {
+		name  string
+		limit int
+		want  []string
+	}{
+		{"all", 0, []string{"a0", "a1", "a2", "a3", "a4"}},
+		{"last two", 2, []string{"a3", "a4"}},
+		{"more than there is", 50, []string{"a0", "a1", "a2", "a3", "a4"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.Transcript(c, "a", tt.limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var texts []string
+			for _, e := range got {
+				texts = append(texts, e.Text)
+			}
+			if !reflect.DeepEqual(texts, tt.want) {
+				t.Errorf("texts = %q, want %q", texts, tt.want)
+			}
+		})
+	}
+	got, _ := s.Transcript(c, "a", 0)
+	e := got[1]
+	if e.ID == 0 || e.SessionID != "s1" || e.Direction != store.Out || e.Peer != "sip:a@x" || e.Answerer != "r" || !e.Time.Equal(t0.Add(time.Second)) {
+		t.Errorf("entry = %#v", e)
+	}
+	if got[0].ID >= got[1].ID {
+		t.Errorf("IDs do not grow: %d, %d", got[0].ID, got[1].ID)
+	}
+	if none, err := s.Transcript(c, "zzz", 0); err != nil || len(none) != 0 {
+		t.Errorf("transcript of an unknown key = %v, %v", none, err)
+	}
+	if err := s.AppendTranscript(c, store.TranscriptEntry{Key: "a", Text: "now", Direction: store.In}); err != nil {
+		t.Fatal(err)
+	}
+	last, _ := s.Transcript(c, "a", 1)
+	if len(last) != 1 || time.Since(last[0].Time) > time.Minute {
+		t.Errorf("a zero Time is not stored as now: %#v", last)
+	}
+}
+
+func tickets(t *testing.T, s Store) {
+	c := ctx(t)
+	n1, err := s.CreateTicket(c, store.Ticket{Key: "k", Peer: "sip:a@x", Summary: "VPN down", Urgency: "high"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n2, err := s.CreateTicket(c, store.Ticket{Key: "k2", Peer: "sip:b@x", Summary: "printer", Status: "new"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n1 != 1001 || n2 != 1002 {
+		t.Errorf("ticket numbers = %d, %d; want 1001, 1002", n1, n2)
+	}
+	got, err := s.Ticket(c, n1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Number != n1 || got.Key != "k" || got.Peer != "sip:a@x" || got.Summary != "VPN down" || got.Urgency != "high" ||
+		got.Status != store.StatusOpen || got.Created.IsZero() || got.Updated.IsZero() {
+		t.Errorf("Ticket = %#v", got)
+	}
+	if got, _ := s.Ticket(c, n2); got.Status != "new" {
+		t.Errorf("status given at creation not kept: %q", got.Status)
+	}
+	got.Status, got.Assignee, got.Notes = store.StatusClosed, "sip:agent@x", "fixed"
+	if err := s.UpdateTicket(c, got); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := s.Ticket(c, n1)
+	if again.Status != store.StatusClosed || again.Assignee != "sip:agent@x" || again.Notes != "fixed" || again.Summary != "VPN down" {
+		t.Errorf("after update: %#v", again)
+	}
+	for _, n := range []int64{0, 999, 5000} {
+		if _, err := s.Ticket(c, n); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Ticket(%d) error = %v, want ErrNotFound", n, err)
+		}
+	}
+	if err := s.UpdateTicket(c, store.Ticket{Number: 5000}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("UpdateTicket of a missing ticket: %v, want ErrNotFound", err)
+	}
+	list, err := s.Tickets(c, "k", 0)
+	if err != nil || len(list) != 1 || list[0].Number != n1 {
+		t.Errorf("Tickets(k) = %v, %v", list, err)
+	}
+}
+
+func unmatched(t *testing.T, s Store) {
+	c := ctx(t)
+	for _, q := range []string{"q1", "q2", "q3"} {
+		if err := s.AppendUnmatched(c, store.Unmatched{Key: "k", SessionID: "s", Peer: "sip:a@x", Text: q}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Unmatched(c, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Text != "q2" || got[1].Text != "q3" || got[1].Peer != "sip:a@x" || got[1].Time.IsZero() {
+		t.Errorf("Unmatched(2) = %#v", got)
+	}
+}
+
+func ratings(t *testing.T, s Store) {
+	c := ctx(t)
+	if err := s.AddRating(c, store.Rating{Key: "k", SessionID: "s", Peer: "sip:a@x", Score: 5, Comment: "great"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Ratings(c, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Score != 5 || got[0].Comment != "great" || got[0].Key != "k" || got[0].Time.IsZero() {
+		t.Errorf("Ratings = %#v", got)
+	}
+}
+
+// concurrent writes and reads from many goroutines, as sessions of a busy bot do.
+func concurrent(t *testing.T, s Store) {
+	c := ctx(t)
+	const workers, each = 32, 20
+	var wg sync.WaitGroup
+	numbers := make(chan int64, workers*each)
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			key := fmt.Sprintf("user%d", w)
+			for i := range each {
+				conv, err := s.Load(c, key)
+				if err != nil {
+					errs <- err
+					return
+				}
+				n, _ := conv.Vars["n"].(int)
+				if err := s.Save(c, key, bot.Conversation{State: "s", Vars: map[string]any{"n": n + 1}}); err != nil {
+					errs <- err
+					return
+				}
+				if err := s.AppendTranscript(c, store.TranscriptEntry{Key: key, Direction: store.In, Text: fmt.Sprint(i)}); err != nil {
+					errs <- err
+					return
+				}
+				num, err := s.CreateTicket(c, store.Ticket{Key: key, Summary: "x"})
+				if err != nil {
+					errs <- err
+					return
+				}
+				numbers <- num
+				if _, err := s.Transcript(c, key, 5); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	close(numbers)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	seen := map[int64]bool{}
+	for n := range numbers {
+		if seen[n] {
+			t.Fatalf("ticket number %d given twice", n)
+		}
+		seen[n] = true
+	}
+	if len(seen) != workers*each {
+		t.Errorf("%d tickets, want %d", len(seen), workers*each)
+	}
+	for w := range workers {
+		key := fmt.Sprintf("user%d", w)
+		conv, err := s.Load(c, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if conv.Vars["n"] != each {
+			t.Errorf("%s: n = %v, want %d (a lost update)", key, conv.Vars["n"], each)
+		}
+		tr, err := s.Transcript(c, key, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(tr) != each {
+			t.Errorf("%s: %d transcript entries, want %d", key, len(tr), each)
+		}
+		for i, e := range tr {
+			if e.Text != fmt.Sprint(i) {
+				t.Errorf("%s: entry %d is %q: out of order", key, i, e.Text)
+				break
+			}
+		}
+	}
+}
