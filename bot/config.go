@@ -90,6 +90,19 @@ type Config struct {
 
 	// Logger receives the bot's logs. Default: slog.Default().
 	Logger *slog.Logger
+
+	// Observer, when set, is told what the bot does on the wire, for metrics
+	// (handlers.Metrics is one).
+	Observer Observer
+}
+
+// Observer counts what the bot does on the wire. Its methods are called from many goroutines
+// and must be fast.
+type Observer interface {
+	// ObserveSIPResponse is called for every response the bot sends to a request.
+	ObserveSIPResponse(code int)
+	// ObserveTypingSent is called for every typing indication the peer accepted.
+	ObserveTypingSent()
 }
 
 // TypingConfig is the typing ("is composing") policy.

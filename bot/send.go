@@ -103,6 +103,9 @@ func (s *Session) sendTyping(ctx context.Context, kind typingKind, active bool) 
 		s.b.log.Debug("peer refused typing; no more of them", "session", s.id, "code", se.Code)
 		return nil
 	}
+	if err == nil && s.b.cfg.Observer != nil {
+		s.b.cfg.Observer.ObserveTypingSent()
+	}
 	return err
 }
 

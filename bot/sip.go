@@ -74,6 +74,14 @@ func (b *Bot) respond(req *sip.Request, tx sip.ServerTransaction, code int, reas
 	}
 	if err := tx.Respond(res); err != nil {
 		b.log.Debug("response not sent", "method", req.Method, "code", code, "err", err)
+		return
+	}
+	b.observeResponse(code)
+}
+
+func (b *Bot) observeResponse(code int) {
+	if b.cfg.Observer != nil {
+		b.cfg.Observer.ObserveSIPResponse(code)
 	}
 }
 
@@ -231,6 +239,7 @@ func (b *Bot) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		close(s.endedCh)
 		return
 	}
+	b.observeResponse(200)
 	b.log.Debug("IM session established", "session", s.id, "peer", peer.URI, "transport", network)
 	s.mu.Lock()
 	s.confirmed = true
@@ -267,7 +276,9 @@ func (b *Bot) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 	res.AppendHeader(&contact)
 	if err := tx.Respond(res); err != nil {
 		b.log.Debug("re-INVITE answer not sent", "session", s.id, "err", err)
+		return
 	}
+	b.observeResponse(200)
 }
 
 func (b *Bot) onAck(req *sip.Request, tx sip.ServerTransaction) {
