@@ -1,10 +1,13 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	_ "embed"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
@@ -57,6 +60,38 @@ type fileConfig struct {
 		Level  string `yaml:"level"`
 		Format string `yaml:"format"`
 	} `yaml:"log"`
+	TLS struct {
+		Cert     string `yaml:"cert"`
+		Key      string `yaml:"key"`
+		ClientCA string `yaml:"client_ca"`
+	} `yaml:"tls"`
+	Rules []string `yaml:"rules"`
+	Store struct {
+		Driver string `yaml:"driver"`
+		Path   string `yaml:"path"`
+	} `yaml:"store"`
+	HTTP struct {
+		Listen string `yaml:"listen"`
+	} `yaml:"http"`
+	Access struct {
+		Allow []string `yaml:"allow"`
+		Deny  []string `yaml:"deny"`
+	} `yaml:"access"`
+	RateLimit struct {
+		Every time.Duration `yaml:"every"`
+		Burst int           `yaml:"burst"`
+		Reply string        `yaml:"reply"`
+	} `yaml:"ratelimit"`
+	Handoff struct {
+		Agents []struct {
+			URI  string `yaml:"uri"`
+			Name string `yaml:"name"`
+			Max  int    `yaml:"max"`
+		} `yaml:"agents"`
+		AnswerTimeout time.Duration `yaml:"answer_timeout"`
+		Triggers      []string      `yaml:"triggers"`
+		NoMatchLimit  int           `yaml:"no_match_limit"`
+	} `yaml:"handoff"`
 
 	file string // where it was read from, "" for the embedded default
 }
@@ -98,8 +133,27 @@ func loadConfig(path string) (*fileConfig, error) {
 	}
 	if path != "" {
 		cfg.file = path
+		cfg.resolvePaths(filepath.Dir(path))
 	}
 	return cfg, nil
+}
+
+// resolvePaths makes the file paths of a config file relative to its own directory.
+func (c *fileConfig) resolvePaths(dir string) {
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	for i := range c.Rules {
+		abs(&c.Rules[i])
+	}
+	if c.Store.Path != ":memory:" {
+		abs(&c.Store.Path)
+	}
+	abs(&c.TLS.Cert)
+	abs(&c.TLS.Key)
+	abs(&c.TLS.ClientCA)
 }
 
 func parseConfig(name string, data []byte) (*fileConfig, error) {
@@ -252,8 +306,12 @@ func (c *fileConfig) validate() []keyError {
 		errs = append(errs, keyError{configError: configError{msg: key + ": " + fmt.Sprintf(format, args...)}, key: key})
 	}
 	for _, l := range c.Listen {
-		if !strings.HasPrefix(l, "udp://") && !strings.HasPrefix(l, "tcp://") {
+		scheme, _, ok := strings.Cut(l, "://")
+		switch {
+		case !ok:
 			bad("listen", "%q: write a URL such as udp://127.0.0.1:5060 or tcp://127.0.0.1:5060", l)
+		case scheme != "udp" && scheme != "tcp" && scheme != "tls" && scheme != "ws" && scheme != "wss":
+			bad("listen", "%q: the transport must be udp, tcp, tls, ws or wss", l)
 		}
 	}
 	if c.Identity != "" && !strings.HasPrefix(c.Identity, "sip:") && !strings.HasPrefix(c.Identity, "sips:") {
@@ -277,6 +335,27 @@ func (c *fileConfig) validate() []keyError {
 		if v < 0 {
 			bad(key, "%d: must be positive (or left out for the default)", v)
 		}
+	}
+	switch c.Store.Driver {
+	case "", "sqlite", "memory":
+	default:
+		bad("store.driver", "%q: want sqlite or memory", c.Store.Driver)
+	}
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		bad("tls", "set both cert and key")
+	}
+	for _, l := range c.Listen {
+		if (strings.HasPrefix(l, "tls://") || strings.HasPrefix(l, "wss://")) && c.TLS.Cert == "" {
+			bad("listen", "%q needs tls.cert and tls.key", l)
+		}
+	}
+	for i, a := range c.Handoff.Agents {
+		if !strings.HasPrefix(a.URI, "sip:") && !strings.HasPrefix(a.URI, "sips:") {
+			bad("handoff.agents", "agent %d: uri %q is not a SIP address such as sip:bob@example.com", i+1, a.URI)
+		}
+	}
+	if c.RateLimit.Every < 0 || c.RateLimit.Burst < 0 {
+		bad("ratelimit", "every and burst must be positive")
 	}
 	sort.Slice(errs, func(i, j int) bool { return errs[i].key < errs[j].key })
 	return errs
@@ -305,6 +384,24 @@ func (c *fileConfig) botConfig() (bot.Config, error) {
 			Username:  c.Registration.Username,
 			Expires:   c.Registration.Expires,
 		},
+	}
+	if c.TLS.Cert != "" {
+		cert, err := tls.LoadX509KeyPair(c.TLS.Cert, c.TLS.Key)
+		if err != nil {
+			return cfg, fmt.Errorf("tls: %w", err)
+		}
+		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if c.TLS.ClientCA != "" {
+		pem, err := os.ReadFile(c.TLS.ClientCA)
+		if err != nil {
+			return cfg, fmt.Errorf("tls.client_ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return cfg, fmt.Errorf("tls.client_ca: %s holds no PEM certificate", c.TLS.ClientCA)
+		}
+		cfg.ClientTLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
 	if env := c.Registration.PasswordEnv; env != "" {
 		pw, ok := os.LookupEnv(env)

@@ -14,6 +14,7 @@ import (
 )
 
 func TestRunServesTheBuiltinHandler(t *testing.T) {
+	t.Chdir(t.TempDir()) // the default config keeps its database in the current folder
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	runCtx, stop := context.WithCancel(ctx)

@@ -48,19 +48,18 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	cfg, err := fc.botConfig()
+	a, err := assemble(ctx, fc, log, func(*app) (bot.Handler, []bot.Middleware, error) {
+		return builtinHandler(), nil, nil
+	})
 	if err != nil {
 		return err
 	}
-	cfg.Logger = log
-	b, err := bot.New(cfg)
-	if err != nil {
-		return err
-	}
-	b.Handle(builtinHandler())
 	fmt.Fprintf(stdout, "imbot %s listening as %s on udp %s and tcp %s (Ctrl-C to stop)\n",
-		version, b.URI(), orNone(b.Addr("udp")), orNone(b.Addr("tcp")))
-	return b.Run(ctx)
+		version, a.bot.URI(), orNone(a.bot.Addr("udp")), orNone(a.bot.Addr("tcp")))
+	if a.httpLn != nil {
+		fmt.Fprintf(stdout, "metrics and health on http://%s/metrics /healthz /readyz\n", a.httpLn.Addr())
+	}
+	return a.run(ctx)
 }
 
 func orNone(s string) string {

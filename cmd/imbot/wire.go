@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/imbot-dev/imbot/bot"
+	"github.com/imbot-dev/imbot/handlers"
+	"github.com/imbot-dev/imbot/store"
+	"github.com/imbot-dev/imbot/store/sqlite"
+)
+
+// recordStore is what the helpdesk handlers need of a store; both stores have it.
+type recordStore interface {
+	bot.Store
+	handlers.TranscriptStore
+	handlers.TicketStore
+	handlers.UnmatchedStore
+	handlers.RatingStore
+}
+
+// app is a bot assembled from a config file, with what must be closed after it.
+type app struct {
+	bot     *bot.Bot
+	store   recordStore
+	metrics *handlers.Metrics
+	handoff *handlers.Handoff
+	http    *http.Server
+	httpLn  net.Listener
+	closers []io.Closer
+}
+
+// openStore opens the configured store.
+func openStore(ctx context.Context, fc *fileConfig) (recordStore, io.Closer, error) {
+	if fc.Store.Driver == "memory" {
+		m := &store.Memory{}
+		return m, io.NopCloser(nil), nil
+	}
+	path := fc.Store.Path
+	if path == "" {
+		path = "imbot.db"
+	}
+	db, err := sqlite.Open(ctx, path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: %w", err)
+	}
+	return db, db, nil
+}
+
+// assemble builds the bot and its chain from the config: logging, metrics, access control,
+// rate limit, transcript, handoff, then the handler h.
+func assemble(ctx context.Context, fc *fileConfig, log *slog.Logger, h func(*app) (bot.Handler, []bot.Middleware, error)) (*app, error) {
+	a := &app{}
+	ok := false
+	defer func() {
+		if !ok {
+			a.close()
+		}
+	}()
+	st, closer, err := openStore(ctx, fc)
+	if err != nil {
+		return nil, err
+	}
+	a.store = st
+	a.closers = append(a.closers, closer)
+
+	cfg, err := fc.botConfig()
+	if err != nil {
+		return nil, err
+	}
+	cfg.Logger = log
+	reg := prometheus.NewRegistry()
+	if a.metrics, err = handlers.NewMetrics(reg); err != nil {
+		return nil, err
+	}
+	cfg.Observer = a.metrics
+	var acl *handlers.AccessList
+	if len(fc.Access.Allow) > 0 || len(fc.Access.Deny) > 0 {
+		allow := fc.Access.Allow
+		if len(allow) > 0 {
+			// Agents must always reach the bot.
+			for _, ag := range fc.Handoff.Agents {
+				allow = append(allow, ag.URI)
+			}
+		}
+		if acl, err = handlers.NewAccessList(allow, fc.Access.Deny); err != nil {
+			return nil, fmt.Errorf("access: %w", err)
+		}
+		cfg.Admit = acl.Admit
+	}
+	if a.bot, err = bot.New(cfg); err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, closerFunc(func() error {
+		select {
+		case <-a.bot.Ready():
+			return nil // Run closed the sockets
+		default:
+			return a.bot.Close()
+		}
+	}))
+
+	chain := []bot.Middleware{handlers.Logging(log), a.metrics.Middleware()}
+	if acl != nil {
+		chain = append(chain, acl.Middleware())
+	}
+	if fc.RateLimit.Every > 0 {
+		chain = append(chain, handlers.RateLimit(fc.RateLimit.Every, max(fc.RateLimit.Burst, 1), fc.RateLimit.Reply))
+	}
+	chain = append(chain, handlers.Transcript(a.store))
+	if len(fc.Handoff.Agents) > 0 {
+		agents := make([]handlers.Agent, 0, len(fc.Handoff.Agents))
+		for _, ag := range fc.Handoff.Agents {
+			agents = append(agents, handlers.Agent{URI: ag.URI, Name: ag.Name, Max: ag.Max})
+		}
+		triggers := fc.Handoff.Triggers
+		if triggers == nil {
+			triggers = []string{}
+		}
+		a.handoff, err = handlers.NewHandoff(handlers.HandoffConfig{
+			Agents: agents, Dialer: a.bot, AnswerTimeout: fc.Handoff.AnswerTimeout,
+			Triggers: triggers, NoMatchLimit: fc.Handoff.NoMatchLimit,
+			Transcript: a.store, Tickets: a.store, Observer: a.metrics, Logger: log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("handoff: %w", err)
+		}
+		a.closers = append(a.closers, closerFunc(func() error { a.handoff.Close(); return nil }))
+		chain = append(chain, a.handoff.Middleware())
+	}
+	chain = append(chain, handlers.LogUnmatched(a.store))
+	handler, more, err := h(a)
+	if err != nil {
+		return nil, err
+	}
+	a.bot.Use(append(chain, more...)...)
+	a.bot.Handle(handler)
+
+	if fc.HTTP.Listen != "" {
+		ln, err := net.Listen("tcp", fc.HTTP.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("http.listen: %w", err)
+		}
+		a.httpLn = ln
+		a.http = &http.Server{Handler: a.metrics.Handler(a.ready), ReadHeaderTimeout: 10 * time.Second}
+	}
+	ok = true
+	return a, nil
+}
+
+// ready reports whether the bot serves: running, and registered when a registrar is set.
+func (a *app) ready() error {
+	select {
+	case <-a.bot.Ready():
+	default:
+		return errors.New("starting")
+	}
+	st, _ := a.bot.Registration()
+	switch st.State {
+	case bot.RegOff, bot.RegRegistered:
+		return nil
+	}
+	if st.Reason != "" {
+		return fmt.Errorf("registration %s: %s", st.State, st.Reason)
+	}
+	return fmt.Errorf("registration %s", st.State)
+}
+
+// run serves until ctx ends, then closes everything.
+func (a *app) run(ctx context.Context) error {
+	defer a.close()
+	if a.http != nil {
+		go func() { _ = a.http.Serve(a.httpLn) }()
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = a.http.Shutdown(sctx)
+		}()
+	}
+	return a.bot.Run(ctx)
+}
+
+func (a *app) close() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		_ = a.closers[i].Close()
+	}
+	a.closers = nil
+}
+
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }
