@@ -61,6 +61,7 @@ func TestRunServesTheBuiltinHandler(t *testing.T) {
 }
 
 func TestCommandLine(t *testing.T) {
+	t.Chdir(t.TempDir())
 	cases := []struct {
 		name string
 		args []string
