@@ -17,10 +17,12 @@
 //     notices, BYE, OPTIONS, ...) is answered (200 by default, see
 //     [Options]) and kept as a timestamped [Record], in the order the
 //     requests arrived on the wire. [Peer.Wait] and [Peer.WaitText] block
-//     on a context until a matching record exists.
+//     on a context until a matching record exists;
+//   - sessions the bot opens: with [Options.AcceptSessions] the peer
+//     answers the bot's INVITE and [Peer.WaitSession] returns the session.
 //
-// Nothing in the kit sleeps: every wait is bound to the caller's context,
-// and everything is safe for concurrent use.
+// Nothing in the kit sleeps: waits end on events or on the caller's
+// context, and everything is safe for concurrent use.
 //
 // A typical test:
 //

@@ -62,7 +62,9 @@ type Options struct {
 	// get 488); [Peer.WaitSession] returns the sessions. Without it, INVITEs
 	// from the bot get 480 Temporarily Unavailable.
 	AcceptSessions bool
-	// Logger receives sipgo's and the peer's logs. Nil discards them.
+	// Logger receives the peer's logs and those of its sipgo layers. Nil
+	// discards them. (sipgo writes a few warnings, such as "TCP ref went
+	// negative", to its global sip.DefaultLogger whatever this is.)
 	Logger *slog.Logger
 }
 

@@ -96,8 +96,11 @@ func (r Record) String() string {
 		}
 		fmt.Fprintf(&b, " typing %s (%s)", state, r.Dialect)
 	case KindOther:
-		if r.ContentType != "" {
+		switch {
+		case r.ContentType != "":
 			fmt.Fprintf(&b, " %s", r.ContentType)
+		case r.Request != nil && len(r.Request.Body()) > 0:
+			fmt.Fprintf(&b, " without Content-Type (%d-byte body)", len(r.Request.Body()))
 		}
 	}
 	if r.InDialog {
