@@ -3,6 +3,7 @@
 // Usage:
 //
 //	imbot run [flags]    serve SIP IM on 127.0.0.1 (UDP and TCP) until interrupted
+//	imbot send --to ADDR TEXT   send one message (exit 0 delivered, 3 accepted, 1 refused)
 //	imbot version        print the version
 //
 // Run "imbot run -h" for the flags.
@@ -44,6 +45,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		return 0
+	case "send":
+		return cmdSend(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "imbot", version)
 		return 0
@@ -61,6 +64,8 @@ func usage(w io.Writer) {
 
 Usage:
   imbot run [flags]   serve SIP IM until interrupted (see imbot run -h)
+  imbot send --to SIP-ADDRESS TEXT...
+                      send one message; exit 0 delivered, 3 accepted for later, 1 refused
   imbot version       print the version
 `)
 }
