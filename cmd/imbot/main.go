@@ -3,6 +3,9 @@
 // Usage:
 //
 //	imbot run [flags]    serve SIP IM on 127.0.0.1 (UDP and TCP) until interrupted
+//	imbot check FILE...  validate a config file and rule files
+//	imbot test [FILE...] run YAML conversation tests with no network
+//	imbot chat [-r FILE] chat with the rules in the terminal
 //	imbot send --to ADDR TEXT   send one message (exit 0 delivered, 3 accepted, 1 refused)
 //	imbot version        print the version
 //
@@ -45,6 +48,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		return 0
+	case "check":
+		return cmdCheck(ctx, args[1:], stdout, stderr)
+	case "test":
+		return cmdTest(ctx, args[1:], stdout, stderr)
+	case "chat":
+		return cmdChat(ctx, args[1:], os.Stdin, stdout, stderr)
 	case "send":
 		return cmdSend(ctx, args[1:], stdout, stderr)
 	case "version":
@@ -64,6 +73,12 @@ func usage(w io.Writer) {
 
 Usage:
   imbot run [flags]   serve SIP IM until interrupted (see imbot run -h)
+  imbot check [--config FILE] [FILE...]
+                      validate a config file and rule files (errors as file:line:col)
+  imbot test [-v] [TESTFILE...]
+                      run YAML conversation tests, no network (default: the demo's)
+  imbot chat [-r RULES]...
+                      chat with the rules in the terminal: /why /state /vars /reset
   imbot send --to SIP-ADDRESS TEXT...
                       send one message; exit 0 delivered, 3 accepted for later, 1 refused
   imbot version       print the version

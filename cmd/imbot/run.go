@@ -7,10 +7,15 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/imbot-dev/imbot/bot"
+	"github.com/imbot-dev/imbot/rules"
 )
 
 // cmdRun serves SIP IM until ctx ends.
@@ -21,6 +26,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	addr := fs.String("addr", "127.0.0.1", "IP address to listen on (overrides listen in the config)")
 	port := fs.Int("port", 5060, "port to listen on, for UDP and TCP; 0 picks a free one (overrides listen)")
 	logLevel := fs.String("log-level", "", "log level: debug, info, warn or error (overrides log.level)")
+	var ruleFiles multiFlag
+	fs.Var(&ruleFiles, "r", "a rule file to serve (repeatable; overrides rules in the config)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: imbot run [flags]\n\nServes SIP instant messaging until interrupted.\n\nFlags:")
 		fs.PrintDefaults()
@@ -48,14 +55,50 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	a, err := assemble(ctx, fc, log, func(*app) (bot.Handler, []bot.Middleware, error) {
-		return builtinHandler(), nil, nil
+	if len(ruleFiles) > 0 {
+		fc.Rules = ruleFiles
+	}
+	var engine *rules.Engine
+	a, err := assemble(ctx, fc, log, func(a *app) (bot.Handler, []bot.Middleware, error) {
+		e, err := ruleChain(ctx, a, fc, log)
+		if err != nil {
+			return nil, nil, err
+		}
+		engine = e
+		// What no rule answers ends here; the log and the unmatched list record it.
+		return nil, []bot.Middleware{e.Middleware()}, nil
 	})
 	if err != nil {
 		return err
 	}
+	if len(fc.Rules) > 0 {
+		// A changed rule file is validated and swapped in; a bad one keeps the old set.
+		go engine.Watch(ctx, 2*time.Second)
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-hup:
+					if err := engine.Reload(); err != nil {
+						log.Error("rules reload failed; the old rules stay", "err", err)
+					} else {
+						log.Info("rules reloaded", "rules", engine.Rules().Len())
+					}
+				}
+			}
+		}()
+	}
 	fmt.Fprintf(stdout, "imbot %s listening as %s on udp %s and tcp %s (Ctrl-C to stop)\n",
 		version, a.bot.URI(), orNone(a.bot.Addr("udp")), orNone(a.bot.Addr("tcp")))
+	src := "the embedded demo rules"
+	if len(fc.Rules) > 0 {
+		src = strings.Join(fc.Rules, ", ")
+	}
+	fmt.Fprintf(stdout, "serving %d rules from %s\n", engine.Rules().Len(), src)
 	if a.httpLn != nil {
 		fmt.Fprintf(stdout, "metrics and health on http://%s/metrics /healthz /readyz\n", a.httpLn.Addr())
 	}

@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/imbot-dev/imbot/bot"
+	"github.com/imbot-dev/imbot/handlers"
+	"github.com/imbot-dev/imbot/rules"
+)
+
+// ruleOptions are the rules options shared by run, check, test and chat: the functions and
+// handlers built into imbot.
+func ruleOptions(st bot.Store, log *slog.Logger, extra rules.Handlers) rules.Options {
+	opts := rules.Options{Store: st, Logger: log, Handlers: rules.Handlers{}}
+	for name, h := range extra {
+		opts.Handlers[name] = h
+	}
+	return opts
+}
+
+// newEngine loads the configured rule files, or the embedded demo rules when there are none.
+func newEngine(fc *fileConfig, opts rules.Options) (*rules.Engine, error) {
+	if len(fc.Rules) == 0 {
+		opts.FS = rules.Demo
+		return rules.New(opts, rules.DemoFile)
+	}
+	return rules.New(opts, fc.Rules...)
+}
+
+// isRuleFile reports whether a YAML file is a rule file (it has "version" and "rules" at the
+// top) rather than a config file.
+func isRuleFile(path string) bool {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return true // let the rules loader report it
+	}
+	var top map[string]yaml.Node
+	if yaml.Unmarshal(data, &top) != nil {
+		return true
+	}
+	_, v := top["version"]
+	_, r := top["rules"]
+	_, tests := top["tests"]
+	return v && (r || tests)
+}
+
+// cmdCheck validates config and rule files and prints every error as file:line:col.
+func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("imbot check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "a config file to validate, with the rule files it names")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: imbot check [--config imbot.yaml] [FILE...]\n\nValidates a config file and rule files, printing every error as file:line:column.\nA FILE may be a rule file or a config file. Exit status 1 when anything is wrong.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	var configs, ruleFiles []string
+	if *configPath != "" {
+		configs = append(configs, *configPath)
+	}
+	for _, f := range fs.Args() {
+		if isRuleFile(f) {
+			ruleFiles = append(ruleFiles, f)
+		} else {
+			configs = append(configs, f)
+		}
+	}
+	if len(configs) == 0 && len(ruleFiles) == 0 {
+		fmt.Fprintln(stderr, "imbot check: name the files to check")
+		fs.Usage()
+		return 2
+	}
+	failed := false
+	report := func(err error) {
+		failed = true
+		for _, e := range rules.Errors(err) {
+			for _, line := range strings.Split(e.Error(), "\n") {
+				fmt.Fprintln(stderr, line)
+			}
+		}
+	}
+	for _, c := range configs {
+		fc, err := loadConfig(c)
+		if err != nil {
+			report(err)
+			continue
+		}
+		ruleFiles = append(ruleFiles, fc.Rules...)
+		fmt.Fprintf(stdout, "%s: config ok\n", c)
+	}
+	if len(ruleFiles) > 0 {
+		if errs := rules.Check(ruleOptions(nil, nil, builtinRuleHandlers()), ruleFiles...); len(errs) > 0 {
+			for _, err := range errs {
+				report(err)
+			}
+		} else {
+			fmt.Fprintf(stdout, "%s: rules ok\n", strings.Join(ruleFiles, ", "))
+		}
+	}
+	if failed {
+		return 1
+	}
+	return 0
+}
+
+// builtinRuleHandlers are the Go handlers every rule file may name with `handler:`, so that
+// check and test accept them even when no bot runs.
+func builtinRuleHandlers() rules.Handlers {
+	idle := bot.HandlerFunc(func(context.Context, bot.Responder, *bot.Event) error { return nil })
+	return rules.Handlers{"handoff": idle, "rating": idle}
+}
+
+// cmdTest runs conversation tests and prints go test-style results.
+func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("imbot test", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	verbose := fs.Bool("v", false, "print every test, not only failures")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: imbot test [-v] [TESTFILE...]\n\nRuns YAML conversation tests against their rules, with no network.\nWith no file, runs the tests of the embedded demo rules. Exit status 1 on failure.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	opts := ruleOptions(nil, nil, builtinRuleHandlers())
+	files := fs.Args()
+	if len(files) == 0 {
+		opts.FS = rules.Demo
+		files = []string{rules.DemoTestFile}
+	}
+	start := time.Now()
+	results, err := rules.RunTestFiles(opts, files...)
+	if err != nil {
+		for _, e := range rules.Errors(err) {
+			fmt.Fprintln(stderr, e)
+		}
+	}
+	ok := rules.WriteResults(stdout, results, *verbose)
+	if err != nil || !ok {
+		fmt.Fprintf(stdout, "FAIL\t%s\t%.3fs\n", strings.Join(files, " "), time.Since(start).Seconds())
+		return 1
+	}
+	fmt.Fprintf(stdout, "ok\t%s\t%.3fs\n", strings.Join(files, " "), time.Since(start).Seconds())
+	return 0
+}
+
+// cmdChat runs an interactive shell against the rules, with no SIP.
+func cmdChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("imbot chat", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var ruleFiles multiFlag
+	fs.Var(&ruleFiles, "r", "a rule file (repeatable); default: the embedded demo rules")
+	as := fs.String("as", "sip:you@example.com", "who you are in the conversation")
+	name := fs.String("name", "You", "your display name")
+	pace := fs.Bool("pace", false, "wait the rules' typing delays before printing replies")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: imbot chat [-r rules.yaml]...\n\nChats with the rules in the terminal, with no SIP: replies, typing (…), and the commands\n/why, /state, /vars, /reset. End with Ctrl-D.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	opts := ruleOptions(&bot.MemoryStore{}, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), builtinRuleHandlers())
+	fc := &fileConfig{Rules: ruleFiles}
+	e, err := newEngine(fc, opts)
+	if err != nil {
+		for _, e := range rules.Errors(err) {
+			fmt.Fprintln(stderr, e)
+		}
+		return 1
+	}
+	c := rules.NewChat(e, stdin, stdout)
+	user, domain, _ := strings.Cut(strings.TrimPrefix(*as, "sip:"), "@")
+	c.Peer = bot.Peer{URI: *as, User: user, Domain: domain, DisplayName: *name}
+	c.Pace = *pace
+	if err := c.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintln(stderr, "imbot chat:", err)
+		return 1
+	}
+	return 0
+}
+
+// multiFlag is a repeatable string flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// ruleChain returns the rules engine for `imbot run`: its middleware, with the built-in
+// handler after it for what no rule answers, and reload on file change.
+func ruleChain(ctx context.Context, a *app, fc *fileConfig, log *slog.Logger) (*rules.Engine, error) {
+	hs := rules.Handlers{}
+	if a.handoff != nil {
+		hs["handoff"] = a.handoff.Handler()
+	}
+	hs["rating"] = handlers.Rating(a.store, 5, "Thank you for your rating!")
+	e, err := newEngine(fc, ruleOptions(a.store, log, hs))
+	if err != nil {
+		return nil, err
+	}
+	return e, nil
+}

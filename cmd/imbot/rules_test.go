@@ -1,0 +1,87 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestCheckCommand(t *testing.T) {
+	dir := t.TempDir()
+	good := writeFile(t, dir, "good.yaml", "version: 1\nrules:\n  - name: hi\n    match: hello\n    reply: Hi!\n")
+	bad := writeFile(t, dir, "bad.yaml", "version: 1\nrules:\n  - name: hi\n    match: hello\n    reply: Hi!\n    whem: true\n  - name: hi\n    reply: again\n")
+	cfg := writeFile(t, dir, "imbot.yaml", "rules: [good.yaml]\nstore: {driver: memory}\n")
+	badCfg := writeFile(t, dir, "broken.yaml", "listen: [udp://127.0.0.1:0]\nidentty: sip:x@y\n")
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want []string
+	}{
+		{"good rules", []string{good}, 0, []string{"rules ok"}},
+		{"config and its rules", []string{"--config", cfg}, 0, []string{"config ok", "rules ok"}},
+		{"every error with its position", []string{bad}, 1, []string{"bad.yaml:6:5:", "bad.yaml:7:"}},
+		{"bad config", []string{badCfg}, 1, []string{"broken.yaml:2:1: unknown key \"identty\""}},
+		{"nothing to check", nil, 2, []string{"Usage"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			if code := run(context.Background(), append([]string{"check"}, c.args...), &out, &errOut); code != c.code {
+				t.Errorf("exit %d, want %d\nstdout: %s\nstderr: %s", code, c.code, out.String(), errOut.String())
+			}
+			all := out.String() + errOut.String()
+			for _, w := range c.want {
+				if !strings.Contains(all, w) {
+					t.Errorf("output does not contain %q:\n%s", w, all)
+				}
+			}
+		})
+	}
+}
+
+func TestTestCommand(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"test"}, &out, &errOut); code != 0 {
+		t.Fatalf("the demo's own tests fail (exit %d):\n%s%s", code, out.String(), errOut.String())
+	}
+	if !strings.Contains(out.String(), "ok\t") {
+		t.Errorf("no go test-style summary:\n%s", out.String())
+	}
+	dir := t.TempDir()
+	writeFile(t, dir, "r.yaml", "version: 1\nrules:\n  - name: hi\n    match: hello\n    reply: Hi!\n")
+	failing := writeFile(t, dir, "r_test.yaml", "version: 1\nrules: [r.yaml]\ntests:\n  - name: wrong reply\n    steps:\n      - user: hello\n        bot: Goodbye\n")
+	out.Reset()
+	errOut.Reset()
+	if code := run(context.Background(), []string{"test", failing}, &out, &errOut); code != 1 {
+		t.Errorf("a failing test exited %d, want 1", code)
+	}
+	if !strings.Contains(out.String(), "FAIL") || !strings.Contains(out.String(), "wrong_reply") {
+		t.Errorf("failure not reported:\n%s", out.String())
+	}
+}
+
+func TestChatCommand(t *testing.T) {
+	var out, errOut bytes.Buffer
+	in := strings.NewReader("I forgot my password\n/state\n/why\n")
+	if code := cmdChat(context.Background(), nil, in, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	for _, w := range []string{"What is your username?", "ask-username", "reset-password"} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("chat output lacks %q:\n%s", w, out.String())
+		}
+	}
+}
