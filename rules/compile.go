@@ -1,0 +1,767 @@
+package rules
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"regexp/syntax"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/vm"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/imbot-dev/imbot/bot"
+)
+
+// Regex limits: RE2 is linear in the input, but a huge program is slow to build and to run.
+const (
+	maxRegexLen   = 1000
+	maxRegexInsts = 5000
+)
+
+// RuleSet is a loaded, validated and compiled set of rules. It is immutable and safe for
+// concurrent use; an Engine swaps whole rule sets on reload.
+type RuleSet struct {
+	files  []string
+	rules  []*rule // by rank: priority first, then file order
+	consts map[string]any
+
+	index    map[string][]int32 // folded word -> ranks of message rules anchored on it
+	always   []int32            // message rules that no word can rule out, by rank
+	byKind   [bot.EventIdle + 1][]int32
+	fallback []int32
+	states   []string
+	help     string
+	hasState map[string]bool
+}
+
+// rule is one compiled rule.
+type rule struct {
+	name        string
+	description string
+	examples    []string
+	hidden      bool
+	pos         pos
+	rank        int
+	order       int // file order
+	priority    int
+
+	kind     bot.EventKind
+	pats     []pattern
+	res      []*regexp.Regexp
+	trigger  bool // has match or regex
+	capNames []string
+	when     *vm.Program
+	anyState bool
+	states   []string // stored names ("" for start)
+	fallback bool
+
+	msgs    [][]*template
+	pick    pickMode
+	typing  *typingSpec
+	set     []setter
+	hasGoto bool
+	goTo    string // stored name
+	call    *vm.Program
+	handler string
+	end     bool
+	cont    bool
+}
+
+type pattern struct {
+	src  string
+	flat flatPattern
+	node *yaml.Node
+}
+
+type setter struct {
+	name  string
+	lit   any
+	del   bool
+	tmpl  *template
+	isLit bool
+}
+
+// Files returns every file the rule set was read from, includes too, in load order.
+func (rs *RuleSet) Files() []string { return slices.Clone(rs.files) }
+
+// Len returns the number of rules (the built-in help rule included).
+func (rs *RuleSet) Len() int { return len(rs.rules) }
+
+// Help returns the generated help: one line per rule with a description, with its first
+// example.
+func (rs *RuleSet) Help() string { return rs.help }
+
+// States returns the conversation states the rules use, sorted.
+func (rs *RuleSet) States() []string { return slices.Clone(rs.states) }
+
+// RuleInfo describes one rule for tools.
+type RuleInfo struct {
+	Name        string
+	Description string
+	Examples    []string
+	Event       bot.EventKind
+	States      []string // "*" for every state
+	Priority    int
+	Fallback    bool
+	File        string
+	Line        int
+}
+
+// Rules describes the rules in the order they are tried.
+func (rs *RuleSet) Rules() []RuleInfo {
+	out := make([]RuleInfo, len(rs.rules))
+	for i, r := range rs.rules {
+		st := make([]string, len(r.states))
+		for j, s := range r.states {
+			st[j] = stateName(s)
+		}
+		if r.anyState {
+			st = []string{AnyState}
+		}
+		out[i] = RuleInfo{Name: r.name, Description: r.description, Examples: slices.Clone(r.examples),
+			Event: r.kind, States: st, Priority: r.priority, Fallback: r.fallback, File: r.pos.file, Line: r.pos.line}
+	}
+	return out
+}
+
+func stateName(stored string) string {
+	if stored == "" {
+		return StartState
+	}
+	return stored
+}
+
+func storedState(name string) string {
+	if name == StartState {
+		return ""
+	}
+	return name
+}
+
+// compiling holds what compileSet needs while it works.
+type compiling struct {
+	e     *errs
+	c     *compiler
+	opts  *Options
+	rs    *RuleSet
+	funcs []string
+	cur   *src // file of the rule being compiled
+}
+
+func compileSet(opts *Options, files []*fileAST, read []string, e *errs) (*RuleSet, error) {
+	rs := &RuleSet{files: read, consts: map[string]any{}, index: map[string][]int32{}, hasState: map[string]bool{}}
+	builtins := Funcs{
+		"business_hours": {Call: businessHours, Signature: new(func(string, ...string) bool)},
+		"help":           {Call: func(context.Context, ...any) (any, error) { return rs.help, nil }, Signature: new(func() string)},
+	}
+	c, err := newCompiler(opts.Funcs, builtins)
+	if err != nil {
+		return nil, err
+	}
+	cc := &compiling{e: e, c: c, opts: opts, rs: rs}
+	for name := range opts.Funcs {
+		cc.funcs = append(cc.funcs, name)
+	}
+	sort.Strings(cc.funcs)
+
+	constPos := map[string]pos{}
+	help := true
+	for _, f := range files {
+		for k, v := range f.vars {
+			if p, dup := constPos[k]; dup {
+				e.add(f.varPos[k], "constant '%s' is already defined at %s", k, p.short())
+				continue
+			}
+			rs.consts[k] = v
+			constPos[k] = f.varPos[k]
+		}
+		if f.help != nil && !*f.help {
+			help = false
+		}
+	}
+
+	// Names, states and gotos across all files.
+	var asts []*ruleAST
+	var fileOf []*fileAST
+	byName := map[string]*ruleAST{}
+	statePos := map[string]pos{}
+	gotos := map[string]bool{}
+	for _, f := range files {
+		for _, r := range f.rules {
+			if r.nameNode != nil {
+				if prev, dup := byName[r.name]; dup {
+					f.src.errf(r.nameNode, "rule name '%s' is already used at %s: names must be unique", r.name, prev.src.pos(prev.nameNode).short())
+				} else {
+					byName[r.name] = r
+				}
+			}
+			asts = append(asts, r)
+			fileOf = append(fileOf, f)
+			for _, sn := range r.states {
+				if sn.Value != AnyState && sn.Value != StartState {
+					if _, ok := statePos[sn.Value]; !ok {
+						statePos[sn.Value] = f.src.pos(sn)
+					}
+				}
+			}
+			if r.goTo != nil {
+				gotos[r.goTo.Value] = true
+			}
+		}
+	}
+	for st := range statePos {
+		rs.states = append(rs.states, st)
+		rs.hasState[st] = true
+	}
+	sort.Strings(rs.states)
+	for _, st := range rs.states {
+		if !gotos[st] {
+			e.add(statePos[st], "state '%s' is never entered: no rule has 'goto: %s'%s", st, st, suggestState(st, gotos))
+		}
+	}
+
+	for i, ra := range asts {
+		r := cc.rule(ra, fileOf[i].typing)
+		r.order = i
+		rs.rules = append(rs.rules, r)
+	}
+	if _, ok := byName["help"]; !ok && help {
+		rs.rules = append(rs.rules, cc.helpRule(len(rs.rules)))
+	}
+	if err := e.err(); err != nil {
+		return nil, err
+	}
+
+	sort.SliceStable(rs.rules, func(i, j int) bool { return rs.rules[i].priority > rs.rules[j].priority })
+	for i, r := range rs.rules {
+		r.rank = i
+	}
+	cc.shadowing()
+	if err := e.err(); err != nil {
+		return nil, err
+	}
+	rs.buildIndex()
+	rs.help = rs.makeHelp()
+	return rs, nil
+}
+
+func suggestState(st string, gotos map[string]bool) string {
+	var c []string
+	for g := range gotos {
+		c = append(c, g)
+	}
+	sort.Strings(c)
+	if h := suggest(st, c); h != "" {
+		return " (a goto names '" + strings.TrimSuffix(strings.TrimPrefix(h, "; did you mean '"), "'?") + "': a typo?)"
+	}
+	return ""
+}
+
+// rule compiles one rule, reporting problems.
+func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) *rule {
+	s := ra.src
+	cc.cur = s
+	r := &rule{
+		name: ra.name, description: ra.description, examples: ra.examples, hidden: ra.hidden,
+		pos: s.pos(ra.node), priority: ra.priority, kind: ra.on, fallback: ra.fallback,
+		pick: ra.pick, typing: ra.typing, end: ra.end, cont: ra.cont,
+	}
+	if r.typing == nil {
+		r.typing = fileTyping
+	}
+	what := fmt.Sprintf("rule '%s'", ra.name)
+	onName := r.kind.String()
+
+	// Triggers.
+	if r.kind != bot.EventMessage && (len(ra.match) > 0 || len(ra.regex) > 0) {
+		k := ra.has["match"].k
+		if k == nil {
+			k = ra.has["regex"].k
+		}
+		s.errf(k, "%s is 'on: %s': 'match' and 'regex' apply to messages only; remove them or the 'on'", what, onName)
+	}
+	if r.fallback && r.kind != bot.EventMessage {
+		s.errf(ra.fallbackN, "%s is 'on: %s': fallbacks answer messages that nothing else matched; remove 'fallback' or 'on'", what, onName)
+	}
+	if r.fallback && (len(ra.match) > 0 || len(ra.regex) > 0) {
+		s.errf(ra.fallbackN, "%s has 'fallback: true' and a 'match' or 'regex': a fallback answers when nothing matched, so remove one of them", what)
+	}
+	caps := map[string]bool{}
+	for _, n := range ra.match {
+		flats, err := parsePattern(n.Value)
+		if err != nil {
+			pe := err.(*patternError)
+			s.e.add(s.at(n, 1, pe.col), "bad pattern in %s: %s", what, pe.msg)
+			continue
+		}
+		for _, fp := range flats {
+			r.pats = append(r.pats, pattern{src: n.Value, flat: fp, node: n})
+			for _, c := range fp.capNames() {
+				caps[c] = true
+			}
+		}
+	}
+	for _, n := range ra.regex {
+		re, err := compileRegex(n.Value)
+		if err != nil {
+			s.errf(n, "bad regex in %s: %v", what, err)
+			continue
+		}
+		r.res = append(r.res, re)
+		for i, name := range re.SubexpNames() {
+			if i == 0 {
+				continue
+			}
+			if name == "" {
+				name = fmt.Sprintf("group%d", i)
+			}
+			caps[name] = true
+		}
+	}
+	r.trigger = len(ra.match)+len(ra.regex) > 0
+	for c := range caps {
+		r.capNames = append(r.capNames, c)
+	}
+	sort.Strings(r.capNames)
+
+	// States.
+	if len(ra.states) == 0 {
+		if r.fallback {
+			r.anyState = true // a fallback without a state is global
+		} else {
+			r.states = []string{""}
+		}
+	}
+	for _, n := range ra.states {
+		switch n.Value {
+		case AnyState:
+			if len(ra.states) > 1 {
+				s.errf(n, "'*' already means every state: list no other state with it")
+			}
+			r.anyState = true
+		case "":
+			s.errf(n, "empty state name: the initial state is called '%s'", StartState)
+		default:
+			r.states = append(r.states, storedState(n.Value))
+		}
+	}
+
+	check := cc.checker(r, what)
+	if ra.when != nil {
+		p, tree, err := cc.c.compile(ra.when.Value, true)
+		if err == nil {
+			if ce := check(ra.when.Value, tree); ce != nil {
+				err = ce
+			}
+		}
+		if err != nil {
+			ee := err.(*exprError)
+			s.e.add(s.at(ra.when, ee.line, ee.col), "in 'when' of %s: %s", what, ee.msg)
+		}
+		r.when = p
+	}
+
+	// Actions.
+	if r.kind == bot.EventSessionEnd && len(ra.msgs) > 0 {
+		k := ra.has["reply"].k
+		if k == nil {
+			k = ra.has["messages"].k
+		}
+		s.errf(k, "%s is 'on: session.end': the conversation is over and cannot be answered; say goodbye in a rule 'on: idle' instead", what)
+	}
+	for _, alts := range ra.msgs {
+		var ts []*template
+		for _, n := range alts {
+			t, err := cc.c.compileTemplate(n.Value, false, check)
+			if err != nil {
+				s.e.add(s.at(n, err.line, err.col), "in the reply of %s: %s", what, err.msg)
+				continue
+			}
+			ts = append(ts, t)
+		}
+		r.msgs = append(r.msgs, ts)
+	}
+	for _, st := range ra.set {
+		if _, isConst := cc.rs.consts[st.name]; isConst {
+			s.errf(st.k, "'%s' is a constant from the file's 'vars': %s cannot set it; pick another name", st.name, what)
+			continue
+		}
+		v := s.resolve(st.v)
+		if v == nil {
+			continue
+		}
+		set := setter{name: st.name}
+		switch {
+		case v.Kind == yaml.ScalarNode && v.Tag == "!!null":
+			set.del = true
+		case v.Kind == yaml.ScalarNode && v.Tag == "!!str":
+			t, err := cc.c.compileTemplate(v.Value, true, check)
+			if err != nil {
+				s.e.add(s.at(v, err.line, err.col), "in 'set: %s' of %s: %s", st.name, what, err.msg)
+				continue
+			}
+			set.tmpl = t
+		default:
+			val, ok := s.value(v, 0)
+			if !ok {
+				continue
+			}
+			set.lit, set.isLit = val, true
+		}
+		r.set = append(r.set, set)
+	}
+	if ra.goTo != nil {
+		g := ra.goTo.Value
+		switch {
+		case g == AnyState:
+			s.errf(ra.goTo, "'goto: *' is not a state: name the state to go to, or '%s' for the beginning", StartState)
+		case g == StartState:
+			r.hasGoto, r.goTo = true, ""
+		case !cc.rs.hasState[g]:
+			s.errf(ra.goTo, "'goto: %s' in %s goes to no state: no rule has 'state: %s'%s", g, what, g, suggest(g, append(cc.rs.States(), StartState)))
+		default:
+			r.hasGoto, r.goTo = true, g
+		}
+	}
+	if ra.call != nil {
+		r.call = cc.callExpr(ra.call, what, check)
+	}
+	if ra.handler != nil {
+		name := ra.handler.Value
+		if _, ok := cc.opts.Handlers[name]; !ok {
+			var names []string
+			for n := range cc.opts.Handlers {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			hint := suggest(name, names)
+			if hint == "" {
+				hint = "; handlers are registered in Go with rules.Options.Handlers"
+				if len(names) > 0 {
+					hint += " (registered: " + strings.Join(names, ", ") + ")"
+				}
+			}
+			s.errf(ra.handler, "%s hands the event to handler '%s', which is not registered%s", what, name, hint)
+		}
+		r.handler = name
+	}
+	if len(ra.msgs) == 0 && len(ra.set) == 0 && ra.goTo == nil && ra.call == nil && ra.handler == nil && !ra.end {
+		s.errf(ra.node, "%s does nothing: give it a 'reply', 'messages', 'set', 'goto', 'call', 'handler' or 'end'", what)
+	}
+	return r
+}
+
+// callExpr compiles `call: name` or `call: name(args)`.
+func (cc *compiling) callExpr(n *yaml.Node, what string, check func(string, ast.Node) *exprError) *vm.Program {
+	src := strings.TrimSpace(n.Value)
+	name := src
+	if i := strings.IndexByte(src, '('); i >= 0 {
+		name = strings.TrimSpace(src[:i])
+		if !strings.HasSuffix(src, ")") {
+			cc.e.add(cc.cur.at(n, 1, len([]rune(src))), "'call' in %s: the argument list is not closed: write %s(...)", what, name)
+			return nil
+		}
+	} else {
+		src += "()"
+	}
+	if !validFuncName(name) {
+		cc.cur.errf(n, "'call' in %s must name a function, such as 'accounts.reset' or 'accounts.reset(match.user)', not %q", what, n.Value)
+		return nil
+	}
+	if _, ok := cc.opts.Funcs[name]; !ok {
+		hint := suggest(name, cc.funcs)
+		if hint == "" {
+			hint = "; functions are registered in Go with rules.Options.Funcs"
+			if len(cc.funcs) > 0 {
+				hint += " (registered: " + strings.Join(cc.funcs, ", ") + ")"
+			}
+		}
+		cc.cur.errf(n, "%s calls '%s', which is not a registered function%s", what, name, hint)
+		return nil
+	}
+	p, tree, err := cc.c.compile(src, false)
+	if err == nil {
+		if ce := check(src, tree); ce != nil {
+			err = ce
+		}
+	}
+	if err != nil {
+		ee := err.(*exprError)
+		cc.e.add(cc.cur.at(n, ee.line, ee.col), "in 'call' of %s: %s", what, ee.msg)
+		return nil
+	}
+	return p
+}
+
+// checker returns the extra checks of the expressions of r: captures that exist, and
+// business hours that parse.
+func (cc *compiling) checker(r *rule, what string) func(string, ast.Node) *exprError {
+	return func(src string, tree ast.Node) *exprError {
+		var found *exprError
+		v := &visitor{fn: func(n ast.Node) {
+			if found != nil {
+				return
+			}
+			switch x := n.(type) {
+			case *ast.MemberNode:
+				id, ok := x.Node.(*ast.IdentifierNode)
+				prop, ok2 := x.Property.(*ast.StringNode)
+				if !ok || !ok2 || id.Value != "match" {
+					return
+				}
+				if slices.Contains(r.capNames, prop.Value) {
+					return
+				}
+				var msg string
+				switch {
+				case !r.trigger:
+					msg = fmt.Sprintf("match.%s is always empty: %s has no 'match' or 'regex'", prop.Value, what)
+				case len(r.capNames) == 0:
+					msg = fmt.Sprintf("match.%s is always empty: the patterns of %s capture nothing (use {name} or *)", prop.Value, what)
+				default:
+					msg = fmt.Sprintf("match.%s is always empty: %s captures %s%s", prop.Value, what, oneOf(r.capNames), suggest(prop.Value, r.capNames))
+				}
+				found = locErr(src, x, msg)
+			case *ast.CallNode:
+				id, ok := x.Callee.(*ast.IdentifierNode)
+				if !ok || id.Value != "business_hours" {
+					return
+				}
+				args := x.Arguments[1:] // [0] is the context
+				if len(args) >= 1 {
+					if sn, ok := args[0].(*ast.StringNode); ok {
+						if _, err := parseHours(sn.Value); err != nil {
+							found = locErr(src, sn, err.Error())
+							return
+						}
+					}
+				}
+				if len(args) >= 2 {
+					if sn, ok := args[1].(*ast.StringNode); ok {
+						if _, err := cachedZone(sn.Value); err != nil {
+							found = locErr(src, sn, err.Error())
+						}
+					}
+				}
+			}
+		}}
+		ast.Walk(&tree, v)
+		return found
+	}
+}
+
+type visitor struct{ fn func(ast.Node) }
+
+func (v *visitor) Visit(n *ast.Node) { v.fn(*n) }
+
+// locErr places msg at node n of an expression.
+func locErr(src string, n ast.Node, msg string) *exprError {
+	from := n.Location().From
+	line, col := 1, 0
+	i := 0
+	for _, r := range src {
+		if i >= from {
+			break
+		}
+		i++
+		if r == '\n' {
+			line, col = line+1, 0
+		} else {
+			col++
+		}
+	}
+	return &exprError{line: line, col: col, msg: msg}
+}
+
+func compileRegex(src string) (*regexp.Regexp, error) {
+	if len(src) > maxRegexLen {
+		return nil, fmt.Errorf("it is %d bytes long; the limit is %d", len(src), maxRegexLen)
+	}
+	full := "(?i)" + src
+	re, err := syntax.Parse(full, syntax.Perl)
+	if err != nil {
+		msg := strings.TrimPrefix(err.Error(), "error parsing regexp: ")
+		return nil, errors.New(strings.Replace(msg, "`(?i)", "`", 1))
+	}
+	prog, err := syntax.Compile(re.Simplify())
+	if err != nil {
+		return nil, err
+	}
+	if len(prog.Inst) > maxRegexInsts {
+		return nil, fmt.Errorf("it compiles to %d instructions; the limit is %d: simplify the repetitions", len(prog.Inst), maxRegexInsts)
+	}
+	return regexp.Compile(full)
+}
+
+// helpRule is the built-in `help` rule, added when the files define none.
+func (cc *compiling) helpRule(order int) *rule {
+	r := &rule{name: "help", anyState: true, kind: bot.EventMessage, trigger: true, order: order, hidden: true,
+		pos: pos{file: "(built-in)"}}
+	for _, p := range []string{"help", "[show] [the] (commands|menu)", "what can you do"} {
+		flats, _ := parsePattern(p)
+		for _, fp := range flats {
+			r.pats = append(r.pats, pattern{src: p, flat: fp})
+		}
+	}
+	prog, _, _ := cc.c.compile("help()", false)
+	r.msgs = [][]*template{{{parts: []tmplPart{{prog: prog}}}}}
+	return r
+}
+
+// shadowing reports patterns that can never match because an earlier rule, with no
+// condition, matches exactly the same messages in the same states.
+func (cc *compiling) shadowing() {
+	type owner struct{ r *rule }
+	first := map[string][]owner{}
+	for _, r := range cc.rs.rules {
+		if r.kind != bot.EventMessage || r.fallback {
+			continue
+		}
+		// A pattern written with ( ) or [ ] has several expansions: it is dead only when
+		// every one of them is.
+		type verdict struct {
+			p     *pattern
+			dead  int
+			total int
+			by    *rule
+		}
+		var byNode []*verdict
+		find := func(p *pattern) *verdict {
+			for _, v := range byNode {
+				if v.p.node == p.node && v.p.src == p.src {
+					return v
+				}
+			}
+			v := &verdict{p: p}
+			byNode = append(byNode, v)
+			return v
+		}
+		for i := range r.pats {
+			p := &r.pats[i]
+			v := find(p)
+			v.total++
+			k := p.flat.key()
+			for _, o := range first[k] {
+				if o.r != r && covers(o.r, r) {
+					v.dead++
+					v.by = o.r
+					break
+				}
+			}
+		}
+		for _, v := range byNode {
+			if v.dead == v.total && v.p.node != nil {
+				cc.e.add(pos{file: r.pos.file, line: v.p.node.Line, col: v.p.node.Column},
+					"pattern %q of rule '%s' can never match: rule '%s' (%s) comes first and matches the same messages; give rule '%s' a higher priority, a 'when', or remove the pattern",
+					v.p.src, r.name, v.by.name, v.by.pos.short(), r.name)
+			}
+		}
+		if r.when == nil && !r.cont {
+			for i := range r.pats {
+				k := r.pats[i].flat.key()
+				first[k] = append(first[k], owner{r})
+			}
+		}
+	}
+}
+
+// covers reports whether a applies in every state b applies in.
+func covers(a, b *rule) bool {
+	if a.anyState {
+		return true
+	}
+	if b.anyState {
+		return false
+	}
+	for _, s := range b.states {
+		if !slices.Contains(a.states, s) {
+			return false
+		}
+	}
+	return true
+}
+
+// buildIndex fills the word index: each pattern is filed under its rarest literal word, so
+// a message only tries the rules whose words it contains.
+func (rs *RuleSet) buildIndex() {
+	freq := map[string]int{}
+	for _, r := range rs.rules {
+		if r.kind != bot.EventMessage || r.fallback {
+			continue
+		}
+		for _, p := range r.pats {
+			for _, w := range p.flat.words() {
+				freq[w]++
+			}
+		}
+	}
+	for _, r := range rs.rules {
+		rank := int32(r.rank)
+		switch {
+		case r.fallback:
+			rs.fallback = append(rs.fallback, rank)
+			continue
+		case r.kind != bot.EventMessage:
+			rs.byKind[r.kind] = append(rs.byKind[r.kind], rank)
+			continue
+		}
+		if !r.trigger || len(r.res) > 0 {
+			rs.always = append(rs.always, rank)
+			continue
+		}
+		var anchors []string
+		always := false
+		for _, p := range r.pats {
+			best, bestN := "", 0
+			for _, w := range p.flat.words() {
+				if best == "" || freq[w] < bestN {
+					best, bestN = w, freq[w]
+				}
+			}
+			if best == "" {
+				always = true
+				break
+			}
+			anchors = append(anchors, best)
+		}
+		if always {
+			rs.always = append(rs.always, rank)
+			continue
+		}
+		for _, w := range anchors {
+			l := rs.index[w]
+			if len(l) == 0 || l[len(l)-1] != rank {
+				rs.index[w] = append(l, rank)
+			}
+		}
+	}
+}
+
+// makeHelp builds the generated help text.
+func (rs *RuleSet) makeHelp() string {
+	byOrder := slices.Clone(rs.rules)
+	sort.SliceStable(byOrder, func(i, j int) bool { return byOrder[i].order < byOrder[j].order })
+	var b strings.Builder
+	for _, r := range byOrder {
+		if r.hidden || r.description == "" {
+			continue
+		}
+		if b.Len() == 0 {
+			b.WriteString("Here is what I can help with:")
+		}
+		b.WriteString("\n- ")
+		b.WriteString(r.description)
+		if len(r.examples) > 0 {
+			fmt.Fprintf(&b, " (try \"%s\")", r.examples[0])
+		}
+	}
+	if b.Len() == 0 {
+		return "I have no topics to list yet."
+	}
+	return b.String()
+}

@@ -1,0 +1,542 @@
+package rules
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/imbot-dev/imbot/bot"
+)
+
+// Engine runs a rule set: it matches events against the rules and says what to answer. It
+// plugs into the bot chain with Middleware, and runs without SIP through Process (imbot test,
+// imbot chat, unit tests). An Engine is safe for concurrent use; Reload swaps its rule set
+// atomically while events are being handled.
+type Engine struct {
+	opts  Options
+	files []string
+	rs    atomic.Pointer[RuleSet]
+	log   *slog.Logger
+	store bot.Store
+
+	reloadMu sync.Mutex
+	stats    struct {
+		reloads, reloadErrors, events, noMatch atomic.Uint64
+		lastErr                                atomic.Pointer[error]
+		loaded                                 atomic.Int64
+	}
+	stamps []fileStamp // guarded by reloadMu
+}
+
+// New loads the rule files and returns an engine serving them. The error is an ErrorList
+// when the files have problems.
+func New(opts Options, files ...string) (*Engine, error) {
+	rs, err := Load(opts, files...)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{opts: opts, files: slices.Clone(files), log: opts.logger(), store: opts.Store}
+	if e.store == nil {
+		e.store = &bot.MemoryStore{}
+	}
+	e.rs.Store(rs)
+	e.stats.loaded.Store(time.Now().UnixNano())
+	e.stamps = stampFiles(opts.FS, rs.files)
+	return e, nil
+}
+
+// Rules returns the rule set in use.
+func (e *Engine) Rules() *RuleSet { return e.rs.Load() }
+
+// Store returns the store conversations are kept in.
+func (e *Engine) Store() bot.Store { return e.store }
+
+// Input is one event as the engine sees it, without SIP: what Middleware builds from a
+// bot.Event, and what tests and the chat shell build by hand.
+type Input struct {
+	// Kind is the kind of event; zero means bot.EventMessage.
+	Kind bot.EventKind
+	// Text is the message text.
+	Text string
+	// Typing is the peer's typing state (bot.EventTyping).
+	Typing bool
+	// Key is the conversation key under which state and variables are stored.
+	Key string
+	// SessionID identifies the session (session.id in expressions).
+	SessionID string
+	// Mode is the conversation's dialect.
+	Mode bot.Mode
+	// Peer is who wrote.
+	Peer bot.Peer
+	// Turns is how many messages the peer has sent, this one included.
+	Turns int
+	// Started is when the session started.
+	Started time.Time
+	// Time is when the event happened; zero means now.
+	Time time.Time
+}
+
+// Message is one reply to send.
+type Message struct {
+	// Text is the message.
+	Text string
+	// Typing is how long to show typing before sending it (0: send at once).
+	Typing time.Duration
+}
+
+// Step is what one matching rule does, in order: its messages, then its Go handler.
+type Step struct {
+	// Rule is the name of the rule.
+	Rule string
+	// Messages are its replies, in order.
+	Messages []Message
+	// Handler names the Go handler to hand the event to after the messages, if any.
+	Handler string
+	// Info is what the rule saw; it goes into the handler's context.
+	Info *Info
+}
+
+// Outcome is what the engine decided for one event.
+type Outcome struct {
+	// Steps are the rules that fired, in order. A rule with `continue: true` lets the next
+	// matching rule fire too.
+	Steps []Step
+	// Why explains the decision in one line per rule considered, for /why and logs.
+	Why []string
+	// Conversation is the conversation after the event.
+	Conversation bot.Conversation
+	// Changed reports whether the conversation must be saved.
+	Changed bool
+	// End asks to close the session after replying.
+	End bool
+	// Pass says that no rule answered (or the last one had `continue: true`): the event goes
+	// on to the next handler.
+	Pass bool
+}
+
+// Replies returns every message of the outcome, in order.
+func (o *Outcome) Replies() []Message {
+	var out []Message
+	for _, s := range o.Steps {
+		out = append(out, s.Messages...)
+	}
+	return out
+}
+
+// Rule returns the name of the first rule that fired, or "".
+func (o *Outcome) Rule() string {
+	if len(o.Steps) == 0 {
+		return ""
+	}
+	return o.Steps[0].Rule
+}
+
+// Process matches one event against the rules and returns what to do, given the
+// conversation as it was before the event. It runs `call:` functions, but sends nothing and
+// saves nothing: the caller does (Middleware, the test runner, the chat shell).
+func (e *Engine) Process(ctx context.Context, in Input, conv bot.Conversation) (*Outcome, error) {
+	return e.rs.Load().process(ctx, &e.opts, in, conv)
+}
+
+// pickKey is where pick: cycle keeps its counters in a conversation's variables.
+const pickKey = "_pick"
+
+type scratch struct {
+	toks  []token
+	cands []int32
+}
+
+var scratchPool = sync.Pool{New: func() any { return &scratch{toks: make([]token, 0, 32), cands: make([]int32, 0, 64)} }}
+
+func (rs *RuleSet) process(ctx context.Context, opts *Options, in Input, conv bot.Conversation) (*Outcome, error) {
+	if in.Kind == 0 {
+		in.Kind = bot.EventMessage
+	}
+	now := in.Time
+	if now.IsZero() {
+		if opts.Now != nil {
+			now = opts.Now()
+		} else {
+			now = time.Now()
+		}
+	}
+	if opts.Location != nil {
+		now = now.In(opts.Location)
+	}
+	out := &Outcome{Conversation: conv, Pass: true}
+	p := &proc{rs: rs, opts: opts, in: &in, out: out, now: now, ctx: ctx, state: conv.State}
+
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	stopped := false
+	if in.Kind == bot.EventMessage {
+		sc.toks = tokenize(in.Text, sc.toks[:0])
+		p.toks = sc.toks
+		sc.cands = rs.candidates(sc.toks, sc.cands[:0])
+		var err error
+		stopped, err = p.try(sc.cands, rs.always, inState)
+		if err != nil {
+			return nil, err
+		}
+		if !stopped {
+			// Fallbacks of the current state first, then global ones.
+			if stopped, err = p.try(rs.fallback, nil, namedState); err != nil {
+				return nil, err
+			}
+			if !stopped {
+				if stopped, err = p.try(rs.fallback, nil, everyState); err != nil {
+					return nil, err
+				}
+			}
+		}
+	} else {
+		var err error
+		if stopped, err = p.try(rs.byKind[in.Kind], nil, inState); err != nil {
+			return nil, err
+		}
+	}
+	out.Pass = !stopped
+	if len(out.Steps) == 0 {
+		out.Why = append(out.Why, fmt.Sprintf("no rule matched this %s in state '%s'", in.Kind, stateName(conv.State)))
+	}
+	if in.Kind == bot.EventIdle && out.Conversation.State != "" {
+		// An idle timeout ends whatever flow was going on.
+		out.Conversation.State = ""
+		out.Changed = true
+		out.Why = append(out.Why, "idle: state reset to 'start'")
+	}
+	return out, nil
+}
+
+// candidates returns the ranks of the indexed rules the message's words may match, sorted.
+func (rs *RuleSet) candidates(toks []token, buf []int32) []int32 {
+	for _, t := range toks {
+		buf = append(buf, rs.index[t.norm]...)
+	}
+	if len(buf) > 1 {
+		slices.Sort(buf)
+		buf = slices.Compact(buf)
+	}
+	return buf
+}
+
+// proc is the work on one event.
+type proc struct {
+	rs    *RuleSet
+	opts  *Options
+	in    *Input
+	out   *Outcome
+	now   time.Time
+	ctx   context.Context
+	state string // state before the event
+	toks  []token
+	env   *exprEnv
+	vars  map[string]any // conversation vars, copied on first write
+	own   bool           // vars is our copy
+}
+
+// Which rules of a list apply, by their states.
+const (
+	inState    = iota // rules that apply in the current state
+	namedState        // rules that name the current state (not '*')
+	everyState        // rules with state '*'
+)
+
+// try runs the rules of two sorted rank lists, merged, until one stops.
+func (p *proc) try(a, b []int32, which int) (bool, error) {
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		var rank int32
+		switch {
+		case j >= len(b) || i < len(a) && a[i] < b[j]:
+			rank = a[i]
+			i++
+		case i >= len(a) || b[j] < a[i]:
+			rank = b[j]
+			j++
+		default:
+			rank = a[i]
+			i++
+			j++
+		}
+		r := p.rs.rules[rank]
+		switch which {
+		case inState:
+			if !r.anyState && !slices.Contains(r.states, p.state) {
+				continue
+			}
+		case namedState:
+			if r.anyState || !slices.Contains(r.states, p.state) {
+				continue
+			}
+		case everyState:
+			if !r.anyState {
+				continue
+			}
+		}
+		fired, err := p.rule(r)
+		if err != nil {
+			return false, fmt.Errorf("rule '%s' (%s): %w", r.name, r.pos.short(), err)
+		}
+		if fired && !r.cont {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// rule tries one rule and fires it when it matches.
+func (p *proc) rule(r *rule) (bool, error) {
+	var caps map[string]string
+	why := ""
+	if r.trigger {
+		var at [maxPatternElems + 1]int32
+		matched := false
+		for i := range r.pats {
+			pt := &r.pats[i]
+			if pt.flat.match(p.toks, at[:]) {
+				caps = make(map[string]string, len(pt.flat.caps))
+				pt.flat.captures(p.in.Text, p.toks, at[:], caps)
+				why = fmt.Sprintf("pattern %q", pt.src)
+				matched = true
+				break
+			}
+		}
+		if !matched {
+			for _, re := range r.res {
+				m := re.FindStringSubmatchIndex(p.in.Text)
+				if m == nil {
+					continue
+				}
+				caps = map[string]string{}
+				for k, name := range re.SubexpNames() {
+					if k == 0 {
+						continue
+					}
+					if name == "" {
+						name = fmt.Sprintf("group%d", k)
+					}
+					if m[2*k] >= 0 {
+						caps[name] = p.in.Text[m[2*k]:m[2*k+1]]
+					} else {
+						caps[name] = ""
+					}
+				}
+				why = fmt.Sprintf("regex %q", re.String()[4:])
+				matched = true
+				break
+			}
+		}
+		if !matched {
+			return false, nil
+		}
+	}
+	env := p.environment(r, caps)
+	if r.when != nil {
+		v, err := run(r.when, env)
+		if err != nil {
+			return false, fmt.Errorf("when: %w", err)
+		}
+		if b, _ := v.(bool); !b {
+			if why != "" {
+				p.out.Why = append(p.out.Why, fmt.Sprintf("rule '%s' (%s): %s matched, but 'when' was false", r.name, r.pos.short(), why))
+			}
+			return false, nil
+		}
+		if why != "" {
+			why += " and 'when'"
+		} else {
+			why = "'when'"
+		}
+	}
+	if why == "" {
+		switch {
+		case r.fallback:
+			why = "fallback"
+		case r.kind != bot.EventMessage:
+			why = "on: " + r.kind.String()
+		default:
+			why = "any message in this state"
+		}
+	}
+	p.out.Why = append(p.out.Why, fmt.Sprintf("rule '%s' (%s): %s", r.name, r.pos.short(), why))
+	return true, p.fire(r, env)
+}
+
+// environment prepares what expressions see for rule r.
+func (p *proc) environment(r *rule, caps map[string]string) *exprEnv {
+	if p.env == nil {
+		in := p.in
+		p.env = &exprEnv{
+			Text:    in.Text,
+			Sender:  senderEnv{URI: in.Peer.URI, User: in.Peer.User, Domain: in.Peer.Domain, Name: in.Peer.Name()},
+			Session: sessionEnv{ID: in.SessionID, Mode: in.Mode.String(), Turns: in.Turns, Started: in.Started},
+			State:   stateName(p.state),
+			Now:     p.now,
+			Event:   in.Kind.String(),
+			Typing:  in.Typing,
+		}
+		if p.env.Session.Mode == "unknown" {
+			p.env.Session.Mode = ""
+		}
+	}
+	p.env.Match = caps
+	p.env.Result = nil
+	p.env.Vars = p.mergedVars()
+	info := &Info{Rule: r.name, Event: p.in.Kind, Text: p.in.Text, Match: caps, State: stateName(p.state),
+		Vars: p.out.Conversation.Vars, Sender: p.in.Peer, Key: p.in.Key, Now: p.now}
+	p.env.Ctx = context.WithValue(p.ctx, infoKey{}, info)
+	return p.env
+}
+
+// mergedVars returns the file's constants overlaid with the conversation's variables.
+func (p *proc) mergedVars() map[string]any {
+	cv := p.out.Conversation.Vars
+	if len(p.rs.consts) == 0 {
+		return cv
+	}
+	if len(cv) == 0 {
+		return p.rs.consts
+	}
+	m := maps.Clone(p.rs.consts)
+	maps.Copy(m, cv)
+	return m
+}
+
+// fire runs a matching rule's actions: call, set, goto, replies, handler, end.
+func (p *proc) fire(r *rule, env *exprEnv) error {
+	if r.call != nil {
+		res, err := run(r.call, env)
+		if err != nil {
+			return fmt.Errorf("call: %w", err)
+		}
+		env.Result = res
+	}
+	conv := &p.out.Conversation
+	if len(r.set) > 0 {
+		vals := make([]any, len(r.set))
+		for i, s := range r.set {
+			switch {
+			case s.del:
+			case s.isLit:
+				vals[i] = s.lit
+			default:
+				v, err := s.tmpl.value(env)
+				if err != nil {
+					return fmt.Errorf("set %s: %w", s.name, err)
+				}
+				vals[i] = storable(v)
+			}
+		}
+		p.writable()
+		for i, s := range r.set {
+			if s.del {
+				delete(conv.Vars, s.name)
+			} else {
+				conv.Vars[s.name] = vals[i]
+			}
+		}
+		p.out.Changed = true
+		env.Vars = p.mergedVars()
+	}
+	if r.hasGoto {
+		if conv.State != r.goTo {
+			conv.State = r.goTo
+			p.out.Changed = true
+		}
+		env.State = stateName(r.goTo)
+	}
+	step := Step{Rule: r.name, Handler: r.handler}
+	if info, ok := InfoFrom(env.Ctx); ok {
+		step.Info = info
+	}
+	for mi, alts := range r.msgs {
+		if len(alts) == 0 {
+			continue
+		}
+		t := alts[0]
+		if len(alts) > 1 {
+			t = alts[p.pick(r, mi, len(alts))]
+		}
+		text, err := t.render(env)
+		if err != nil {
+			return fmt.Errorf("reply: %w", err)
+		}
+		step.Messages = append(step.Messages, Message{Text: text, Typing: r.typing.delay(text)})
+	}
+	p.out.Steps = append(p.out.Steps, step)
+	if r.end {
+		p.out.End = true
+	}
+	return nil
+}
+
+// writable makes the conversation's variables our own copy.
+func (p *proc) writable() {
+	if !p.own {
+		p.out.Conversation.Vars = maps.Clone(p.out.Conversation.Vars)
+		if p.out.Conversation.Vars == nil {
+			p.out.Conversation.Vars = map[string]any{}
+		}
+		p.own = true
+	}
+}
+
+// pick chooses among n alternatives of message mi of rule r.
+func (p *proc) pick(r *rule, mi, n int) int {
+	if r.pick == pickRandom {
+		if p.opts.Rand != nil {
+			return p.opts.Rand(n) % n
+		}
+		return rand.IntN(n)
+	}
+	key := fmt.Sprintf("%s#%d", r.name, mi)
+	p.writable()
+	counters, _ := p.out.Conversation.Vars[pickKey].(map[string]any)
+	counters = maps.Clone(counters)
+	if counters == nil {
+		counters = map[string]any{}
+	}
+	i := toInt(counters[key])
+	counters[key] = (i + 1) % n
+	p.out.Conversation.Vars[pickKey] = counters
+	p.out.Changed = true
+	return i % n
+}
+
+func toInt(v any) int {
+	switch x := v.(type) {
+	case int:
+		return x
+	case int64:
+		return int(x)
+	case float64:
+		return int(x)
+	}
+	return 0
+}
+
+// storable keeps values a Store can encode; others become their text.
+func storable(v any) any {
+	switch x := v.(type) {
+	case nil, string, bool, int, int64, float64, []any, map[string]any:
+		return v
+	case int32:
+		return int(x)
+	case float32:
+		return float64(x)
+	case uint, uint64, uint32:
+		return fmt.Sprint(x)
+	}
+	return format(v)
+}
+
+// ErrNoRules is returned by Reload when the engine was not created from files.
+var ErrNoRules = errors.New("rules: no rule files to reload")

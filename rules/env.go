@@ -1,0 +1,253 @@
+package rules
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/vm"
+)
+
+// exprEnv is what expressions see. Field names are the language's names.
+type exprEnv struct {
+	Text    string            `expr:"text"`
+	Sender  senderEnv         `expr:"sender"`
+	Session sessionEnv        `expr:"session"`
+	State   string            `expr:"state"`
+	Vars    map[string]any    `expr:"vars"`
+	Match   map[string]string `expr:"match"`
+	Now     time.Time         `expr:"now"`
+	Event   string            `expr:"event"`
+	Typing  bool              `expr:"typing"`
+	Result  any               `expr:"result"`
+	Ctx     context.Context   `expr:"ctx"`
+}
+
+type senderEnv struct {
+	URI    string `expr:"uri"`
+	User   string `expr:"user"`
+	Domain string `expr:"domain"`
+	Name   string `expr:"name"`
+}
+
+type sessionEnv struct {
+	ID      string    `expr:"id"`
+	Mode    string    `expr:"mode"`
+	Turns   int       `expr:"turns"`
+	Started time.Time `expr:"started"`
+}
+
+// Expression limits.
+const (
+	maxExprNodes  = 1000
+	maxExprLen    = 4096
+	exprMemBudget = 1_000_000
+)
+
+// compiler compiles the expressions of one rule set.
+type compiler struct {
+	opts  []expr.Option
+	funcs map[string]bool // every function that takes the context
+	names []string        // function names, for suggestions
+}
+
+// callPatch rewrites dotted calls (accounts.reset(x)) to the registered function and passes
+// the context to functions that take it.
+type callPatch struct{ funcs map[string]bool }
+
+func (p callPatch) Visit(n *ast.Node) {
+	c, ok := (*n).(*ast.CallNode)
+	if !ok {
+		return
+	}
+	name, ok := dottedName(c.Callee)
+	if !ok || !p.funcs[name] {
+		return
+	}
+	if len(c.Arguments) > 0 {
+		if id, ok := c.Arguments[0].(*ast.IdentifierNode); ok && id.Value == "ctx" {
+			return // patched already
+		}
+	}
+	callee := &ast.IdentifierNode{Value: name}
+	callee.SetLocation(c.Callee.Location())
+	nc := &ast.CallNode{Callee: callee, Arguments: append([]ast.Node{&ast.IdentifierNode{Value: "ctx"}}, c.Arguments...)}
+	ast.Patch(n, nc)
+}
+
+// dottedName returns "a.b.c" for the callee a.b.c.
+func dottedName(n ast.Node) (string, bool) {
+	switch x := n.(type) {
+	case *ast.IdentifierNode:
+		return x.Value, true
+	case *ast.MemberNode:
+		s, ok := x.Property.(*ast.StringNode)
+		if !ok || x.Optional {
+			return "", false
+		}
+		base, ok := dottedName(x.Node)
+		if !ok {
+			return "", false
+		}
+		return base + "." + s.Value, true
+	}
+	return "", false
+}
+
+func newCompiler(user Funcs, builtins Funcs) (*compiler, error) {
+	c := &compiler{funcs: map[string]bool{}}
+	c.opts = []expr.Option{
+		expr.Env(&exprEnv{}),
+		expr.DisableBuiltin("now"),
+		expr.MaxNodes(maxExprNodes),
+	}
+	add := func(name string, f Function) error {
+		if !validFuncName(name) {
+			return fmt.Errorf("rules: function name %q: use words of letters, digits and _, joined by dots", name)
+		}
+		if f.Call == nil {
+			return fmt.Errorf("rules: function %q has no Call", name)
+		}
+		types, err := f.exprTypes()
+		if err != nil {
+			return fmt.Errorf("rules: function %q: %w", name, err)
+		}
+		call := f.Call
+		fn := func(params ...any) (any, error) {
+			ctx, _ := params[0].(context.Context)
+			if ctx == nil {
+				ctx = context.Background()
+			}
+			return call(ctx, params[1:]...)
+		}
+		c.opts = append(c.opts, expr.Function(name, fn, types...))
+		c.funcs[name] = true
+		c.names = append(c.names, name)
+		return nil
+	}
+	for name, f := range builtins {
+		if err := add(name, f); err != nil {
+			return nil, err
+		}
+	}
+	for name, f := range user {
+		if _, ok := builtins[name]; ok {
+			return nil, fmt.Errorf("rules: function %q is built in; pick another name", name)
+		}
+		if err := add(name, f); err != nil {
+			return nil, err
+		}
+	}
+	c.opts = append(c.opts, expr.Patch(callPatch{c.funcs}))
+	return c, nil
+}
+
+// exprError is an expression error at a line (1-based) and rune column (0-based) of its source.
+type exprError struct {
+	line, col int
+	msg       string
+}
+
+func (e *exprError) Error() string { return e.msg }
+
+func (c *compiler) compile(src string, asBool bool) (*vm.Program, ast.Node, error) {
+	if len(src) > maxExprLen {
+		return nil, nil, &exprError{1, 0, fmt.Sprintf("expression is %d bytes long; the limit is %d", len(src), maxExprLen)}
+	}
+	opts := c.opts
+	if asBool {
+		opts = append(opts[:len(opts):len(opts)], expr.AsBool())
+	}
+	p, err := expr.Compile(src, opts...)
+	if err != nil {
+		var fe *file.Error
+		if errors.As(err, &fe) {
+			return nil, nil, &exprError{fe.Line, fe.Column, c.explain(fe.Message)}
+		}
+		return nil, nil, &exprError{1, 0, err.Error()}
+	}
+	return p, p.Node(), nil
+}
+
+var vmPool = sync.Pool{New: func() any { return new(vm.VM) }}
+
+// run evaluates a program.
+func run(p *vm.Program, env *exprEnv) (out any, err error) {
+	v := vmPool.Get().(*vm.VM)
+	v.MemoryBudget = exprMemBudget
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("expression panicked: %v", r)
+		}
+		vmPool.Put(v)
+	}()
+	return v.Run(p, env)
+}
+
+// format renders a value in a reply.
+func format(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	case float32:
+		return strconv.FormatFloat(float64(x), 'f', -1, 32)
+	case int:
+		return strconv.Itoa(x)
+	case bool:
+		return strconv.FormatBool(x)
+	case time.Time:
+		return x.Format("2006-01-02 15:04")
+	case time.Duration:
+		return x.String()
+	case fmt.Stringer:
+		return x.String()
+	}
+	return fmt.Sprint(v)
+}
+
+// The names expressions know, for messages about unknown ones.
+var (
+	envNames   = []string{"text", "sender", "session", "state", "vars", "match", "now", "event", "typing", "result"}
+	envStructs = map[string]struct {
+		name   string
+		fields []string
+	}{
+		"senderEnv":  {"sender", []string{"uri", "user", "domain", "name"}},
+		"sessionEnv": {"session", []string{"id", "mode", "turns", "started"}},
+	}
+	noFieldRe     = regexp.MustCompile(`^type rules\.(\w+) has no field (\w+)$`)
+	unknownNameRe = regexp.MustCompile(`^unknown name (\w+)$`)
+	unknownFuncRe = regexp.MustCompile(`^unknown func(?:tion)? (\w+)`)
+)
+
+// explain rewrites expr's messages in the language's own terms.
+func (c *compiler) explain(msg string) string {
+	if m := noFieldRe.FindStringSubmatch(msg); m != nil {
+		if st, ok := envStructs[m[1]]; ok {
+			return fmt.Sprintf("%s has no field '%s'%s (it has %s)", st.name, m[2], suggest(m[2], st.fields), strings.Join(st.fields, ", "))
+		}
+	}
+	if m := unknownNameRe.FindStringSubmatch(msg); m != nil {
+		h := suggest(m[1], append(envNames, c.names...))
+		if h == "" {
+			h = "; expressions know " + oneOf(envNames) + ", and functions"
+		}
+		return fmt.Sprintf("unknown name '%s'%s", m[1], h)
+	}
+	if m := unknownFuncRe.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("unknown function '%s'%s", m[1], suggest(m[1], c.names))
+	}
+	return strings.ReplaceAll(msg, "rules.", "")
+}

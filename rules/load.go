@@ -1,0 +1,280 @@
+package rules
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/imbot-dev/imbot/bot"
+)
+
+// Limits on the files a rule set is made of.
+const (
+	// MaxFileSize is the largest rule or test file read, in bytes.
+	MaxFileSize  = 8 << 20
+	maxTotalSize = 32 << 20
+	maxFiles     = 256
+	maxInclude   = 16 // include depth
+)
+
+// Options configure loading and the engine. The zero value is usable: files come from the
+// operating system, conversations live in a bot.MemoryStore, and time is the local time.
+type Options struct {
+	// FS, when set, is where rule files (and their includes) are read from, with slash
+	// paths; otherwise they are read from the operating system.
+	FS fs.FS
+	// Funcs are the Go functions rules may call.
+	Funcs Funcs
+	// Handlers are the Go handlers rules may hand an event to.
+	Handlers Handlers
+	// Store keeps conversation state and variables, by bot.Session.Key.
+	Store bot.Store
+	// Logger receives reload errors and rule failures; nil means slog.Default().
+	Logger *slog.Logger
+	// Location is the timezone of `now` and of business_hours without a timezone; nil means
+	// time.Local.
+	Location *time.Location
+	// Now returns the current time; nil means time.Now. Tests fix it.
+	Now func() time.Time
+	// Rand returns a number in [0, n) to pick a reply; nil means math/rand/v2.
+	Rand func(n int) int
+}
+
+func (o *Options) logger() *slog.Logger {
+	if o.Logger != nil {
+		return o.Logger
+	}
+	return slog.Default()
+}
+
+// loader reads the files of one rule set.
+type loader struct {
+	opts  *Options
+	e     *errs
+	files []*fileAST
+	seen  map[string]bool
+	stack []string
+	total  int
+	read   []string
+	broken bool // a file could not be read or parsed
+}
+
+// Load reads, validates and compiles the rule files (and what they include) into a rule
+// set. Every problem found is reported: the error is then an ErrorList with file:line:col
+// positions.
+func Load(opts Options, files ...string) (*RuleSet, error) {
+	l := &loader{opts: &opts, e: &errs{}, seen: map[string]bool{}}
+	if len(files) == 0 {
+		return nil, errors.New("rules: no rule file given")
+	}
+	for _, f := range files {
+		l.file(f, pos{}, 0)
+	}
+	if l.broken {
+		// A file that does not parse hides its rules: checking the others against it
+		// would only add confusing errors.
+		return nil, l.e.err()
+	}
+	return compileSet(&opts, l.files, l.read, l.e)
+}
+
+// Check loads the rule files and returns every problem found, one error each, or nil. It is
+// what `imbot check` runs.
+func Check(opts Options, files ...string) []error {
+	_, err := Load(opts, files...)
+	return Errors(err)
+}
+
+func (l *loader) clean(p string) string {
+	if l.opts.FS != nil {
+		return path.Clean(filepath.ToSlash(p))
+	}
+	return filepath.Clean(p)
+}
+
+func (l *loader) file(name string, from pos, depth int) {
+	name = l.clean(name)
+	for _, s := range l.stack {
+		if s == name {
+			l.e.add(from, "include cycle: %s includes itself (through %s)", name, strings.Join(append(l.stack, name), " -> "))
+			return
+		}
+	}
+	if l.seen[name] {
+		return
+	}
+	l.seen[name] = true
+	if depth > maxInclude {
+		l.e.add(from, "includes nest more than %d deep", maxInclude)
+		return
+	}
+	if len(l.seen) > maxFiles {
+		l.e.add(from, "more than %d files included", maxFiles)
+		return
+	}
+	data, err := l.readFile(name)
+	if err != nil {
+		l.e.add(orFile(from, name), "%v", err)
+		l.broken = true
+		return
+	}
+	l.read = append(l.read, name)
+	l.total += len(data)
+	if l.total > maxTotalSize {
+		l.e.add(pos{file: name}, "rule files add up to more than %d MiB", maxTotalSize>>20)
+		return
+	}
+	root := parseYAML(name, data, l.e)
+	if root == nil {
+		l.broken = true
+		return
+	}
+	s := &src{name: name, lines: strings.Split(string(data), "\n"), e: l.e}
+	f := decodeFile(s, root)
+	if f == nil {
+		l.broken = true
+		return
+	}
+	l.stack = append(l.stack, name)
+	for _, inc := range f.includes {
+		target := inc.Value
+		if l.opts.FS != nil {
+			if !path.IsAbs(target) {
+				target = path.Join(path.Dir(name), target)
+			}
+		} else if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(name), target)
+		}
+		l.file(target, s.pos(inc), depth+1)
+	}
+	l.stack = l.stack[:len(l.stack)-1]
+	l.files = append(l.files, f)
+}
+
+func orFile(p pos, name string) pos {
+	if p.file == "" {
+		return pos{file: name}
+	}
+	return p
+}
+
+// readFile reads a file within the size limit.
+func (l *loader) readFile(name string) ([]byte, error) {
+	return readLimited(l.opts.FS, name)
+}
+
+func readLimited(fsys fs.FS, name string) ([]byte, error) {
+	var f io.ReadCloser
+	var err error
+	if fsys != nil {
+		f, err = fsys.Open(name)
+	} else {
+		f, err = os.Open(name)
+	}
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("file %s does not exist", name)
+		}
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", name, err)
+	}
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("file %s is larger than %d MiB", name, MaxFileSize>>20)
+	}
+	return data, nil
+}
+
+var yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// parseYAML parses one YAML document into a node tree, reporting syntax errors.
+func parseYAML(name string, data []byte, e *errs) (root *yaml.Node) {
+	if bytes.IndexByte(data, 0) >= 0 || !isUTF8(data) {
+		line, col := firstInvalidUTF8(data)
+		if i := bytes.IndexByte(data, 0); i >= 0 {
+			line, col = lineColBytes(data, i)
+			e.add(pos{file: name, line: line, col: col}, "the file contains a NUL byte: is it a text file?")
+			return nil
+		}
+		e.add(pos{file: name, line: line, col: col}, "the file is not valid UTF-8: save it as UTF-8")
+		return nil
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		e.add(pos{file: name, line: 1, col: 1}, "file is empty: a rule file starts with 'version: 1' and has a 'rules:' list")
+		return nil
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			e.add(pos{file: name, line: 1, col: 1}, "the YAML parser failed: %v", r)
+			root = nil
+		}
+	}()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var n yaml.Node
+	if err := dec.Decode(&n); err != nil {
+		if errors.Is(err, io.EOF) {
+			e.add(pos{file: name, line: 1, col: 1}, "file is empty: a rule file starts with 'version: 1' and has a 'rules:' list")
+			return nil
+		}
+		yamlErr(name, err, e)
+		return nil
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		e.add(pos{file: name, line: extra.Line, col: extra.Column}, "the file holds several YAML documents (---): keep one document per file")
+		return nil
+	} else if !errors.Is(err, io.EOF) {
+		yamlErr(name, err, e)
+		return nil
+	}
+	return &n
+}
+
+func yamlErr(name string, err error, e *errs) {
+	msg := err.Error()
+	for _, line := range strings.Split(msg, "\n") {
+		line = strings.TrimSpace(line)
+		if m := yamlLineRe.FindStringSubmatch(line); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			e.add(pos{file: name, line: n}, "%s", yamlHint(m[2]))
+			return
+		}
+	}
+	e.add(pos{file: name}, "%s", yamlHint(cleanYAMLErr(err)))
+}
+
+// yamlHint adds advice to the YAML parser's common messages.
+func yamlHint(msg string) string {
+	switch {
+	case strings.Contains(msg, "found character that cannot start any token"):
+		return msg + " (tabs are not allowed for indentation in YAML; use spaces)"
+	case strings.Contains(msg, "mapping values are not allowed"):
+		return msg + " (a value containing ': ' must be quoted)"
+	case strings.Contains(msg, "did not find expected key"), strings.Contains(msg, "did not find expected '-' indicator"):
+		return msg + " (check the indentation of this line and the one before)"
+	}
+	return msg
+}
+
+func isUTF8(b []byte) bool { return validUTF8(b) }
+
+func lineColBytes(b []byte, off int) (int, int) {
+	line := 1 + bytes.Count(b[:off], []byte("\n"))
+	col := off - bytes.LastIndexByte(b[:off], '\n')
+	return line, col
+}

@@ -1,0 +1,104 @@
+package rules
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/imbot-dev/imbot/bot"
+)
+
+// Middleware returns the engine as bot middleware. For each event it loads the
+// conversation from the store (by Session.Key), runs the rules, saves the conversation when
+// a rule changed it, sends the replies (with typing when a rule asks for it), runs the Go
+// handlers rules name, and ends the session when a rule says `end: true`. When no rule
+// answered, or the last one that did has `continue: true`, the event goes on to next.
+//
+// Place it before Go handlers so rules answer first, or after them (wrapping a fallback)
+// so that Go handlers answer first:
+//
+//	chain := bot.Chain{recoverer, logger, engine.Middleware()}
+//	b.Handle(chain.Then(goHandlers))
+func (e *Engine) Middleware() bot.Middleware {
+	return func(next bot.Handler) bot.Handler {
+		if next == nil {
+			next = bot.HandlerFunc(func(context.Context, bot.Responder, *bot.Event) error { return nil })
+		}
+		return bot.HandlerFunc(func(ctx context.Context, w bot.Responder, ev *bot.Event) error {
+			return e.handle(ctx, w, ev, next)
+		})
+	}
+}
+
+func (e *Engine) handle(ctx context.Context, w bot.Responder, ev *bot.Event, next bot.Handler) error {
+	rs := e.rs.Load() // in-flight events finish with the set they started with
+	if ev.Session == nil {
+		return next.Handle(ctx, w, ev)
+	}
+	if ev.Kind != bot.EventMessage && ev.Kind != bot.EventIdle && len(rs.byKind[ev.Kind]) == 0 {
+		return next.Handle(ctx, w, ev) // nothing to do: skip the store
+	}
+	e.stats.events.Add(1)
+	s := ev.Session
+	in := Input{
+		Kind: ev.Kind, Text: ev.Text, Typing: ev.Typing, Key: s.Key(), SessionID: s.ID(),
+		Mode: s.Mode(), Peer: s.Peer(), Turns: s.Turns(), Started: s.Started(), Time: ev.Time,
+	}
+	conv, err := e.store.Load(ctx, in.Key)
+	if err != nil {
+		return fmt.Errorf("rules: loading conversation: %w", err)
+	}
+	out, err := rs.process(ctx, &e.opts, in, conv)
+	if err != nil {
+		return err
+	}
+	if out.Changed {
+		if err := e.store.Save(ctx, in.Key, out.Conversation); err != nil {
+			return fmt.Errorf("rules: saving conversation: %w", err)
+		}
+	}
+	if err := e.perform(ctx, w, ev, out); err != nil {
+		return err
+	}
+	if out.Pass {
+		if len(out.Steps) == 0 {
+			e.stats.noMatch.Add(1)
+		}
+		return next.Handle(ctx, w, ev)
+	}
+	return nil
+}
+
+// perform sends an outcome's replies and runs its handlers.
+func (e *Engine) perform(ctx context.Context, w bot.Responder, ev *bot.Event, out *Outcome) error {
+	canReply := ev.Kind != bot.EventSessionEnd
+	for _, st := range out.Steps {
+		if canReply {
+			for _, m := range st.Messages {
+				var opts []bot.ReplyOption
+				if m.Typing > 0 {
+					opts = append(opts, bot.WithTyping(m.Typing))
+				}
+				if err := w.Reply(ctx, m.Text, opts...); err != nil {
+					return fmt.Errorf("rules: rule '%s': %w", st.Rule, err)
+				}
+			}
+		}
+		if st.Handler != "" {
+			h := e.opts.Handlers[st.Handler]
+			if h == nil {
+				return fmt.Errorf("rules: rule '%s': handler '%s' is not registered", st.Rule, st.Handler)
+			}
+			hctx := ctx
+			if st.Info != nil {
+				hctx = context.WithValue(ctx, infoKey{}, st.Info)
+			}
+			if err := h.Handle(hctx, w, ev); err != nil {
+				return fmt.Errorf("rules: handler '%s' (rule '%s'): %w", st.Handler, st.Rule, err)
+			}
+		}
+	}
+	if out.End {
+		w.End()
+	}
+	return nil
+}

@@ -1,0 +1,413 @@
+package rules
+
+import (
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Wildcard patterns (the `match:` key). A pattern is compared with the whole message, word
+// by word, after folding case and accents (see Fold):
+//
+//	hello                 exactly "hello" ("Hello!", "HÉLLO" too)
+//	* help *              "help" anywhere: * is zero or more words
+//	my name is {name}     {name} captures one or more words, as match.name
+//	password*             a * inside a word: "password", "passwords", "password's"
+//	(hi|hello|hey) *      one of several words or phrases
+//	[please] reset *      an optional word or phrase; [a|b] is an optional choice
+//
+// Unnamed * captures are available as match.star1, match.star2, ... in order. Captured text
+// is the user's original text (case and accents kept).
+
+const (
+	maxPatternLen        = 1024 // bytes of one pattern
+	maxPatternElems      = 64   // words and wildcards in one expansion
+	maxPatternExpansions = 128  // combinations of (a|b) and [c] in one pattern
+)
+
+type elemKind uint8
+
+const (
+	elWord elemKind = iota // a literal word
+	elGlob                 // a word with * inside
+	elAny1                 // exactly one word (first word of a {name} capture)
+	elStar                 // zero or more words
+)
+
+type elem struct {
+	kind elemKind
+	word string   // elWord
+	glob []string // elGlob: the literal pieces around the *s
+}
+
+// capture names a span of elements [from, to).
+type capture struct {
+	name     string
+	from, to int
+}
+
+// flatPattern is one expansion of a pattern: a sequence with no alternatives.
+type flatPattern struct {
+	elems []elem
+	caps  []capture
+}
+
+// pnode is a parsed pattern before expansion.
+type pnode struct {
+	kind  byte // 'w' word text, '*' star, 'c' capture, 'a' alternatives, 'o' optional
+	text  string
+	alts  [][]pnode
+	col   int // rune offset in the pattern, for errors
+	named string
+}
+
+type patternError struct {
+	col int // rune offset
+	msg string
+}
+
+func (e *patternError) Error() string { return e.msg }
+
+// parsePattern parses and expands a wildcard pattern.
+func parsePattern(src string) ([]flatPattern, error) {
+	if len(src) > maxPatternLen {
+		return nil, &patternError{0, fmt.Sprintf("pattern is %d bytes long; the limit is %d", len(src), maxPatternLen)}
+	}
+	p := &pparser{r: []rune(src)}
+	seq, err := p.seq(0)
+	if err != nil {
+		return nil, err
+	}
+	if p.i < len(p.r) {
+		return nil, &patternError{p.i, fmt.Sprintf("unexpected '%c': it closes nothing", p.r[p.i])}
+	}
+	exp, err := expand(seq)
+	if err != nil {
+		return nil, err
+	}
+	var out []flatPattern
+	seen := map[string]bool{}
+	for _, e := range exp {
+		fp, err := flatten(e)
+		if err != nil {
+			return nil, err
+		}
+		k := fp.key()
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		out = append(out, fp)
+	}
+	if len(out) == 0 {
+		return nil, &patternError{0, "pattern is empty"}
+	}
+	return out, nil
+}
+
+type pparser struct {
+	r []rune
+	i int
+}
+
+func (p *pparser) seq(depth int) ([]pnode, error) {
+	if depth > 8 {
+		return nil, &patternError{p.i, "pattern nests ( ) and [ ] more than 8 deep"}
+	}
+	var out []pnode
+	for p.i < len(p.r) {
+		c := p.r[p.i]
+		switch {
+		case unicode.IsSpace(c):
+			p.i++
+		case c == ')' || c == ']' || c == '|':
+			return out, nil
+		case c == '(' || c == '[':
+			start := p.i
+			p.i++
+			var alts [][]pnode
+			for {
+				s, err := p.seq(depth + 1)
+				if err != nil {
+					return nil, err
+				}
+				alts = append(alts, s)
+				if p.i >= len(p.r) {
+					want := ')'
+					if c == '[' {
+						want = ']'
+					}
+					return nil, &patternError{start, fmt.Sprintf("'%c' is never closed: add '%c'", c, want)}
+				}
+				d := p.r[p.i]
+				p.i++
+				if d == '|' {
+					continue
+				}
+				if c == '(' && d != ')' || c == '[' && d != ']' {
+					return nil, &patternError{p.i - 1, fmt.Sprintf("'%c' closes '%c' opened at column %d", d, c, start+1)}
+				}
+				break
+			}
+			kind := byte('a')
+			if c == '[' {
+				kind = 'o'
+			}
+			for _, a := range alts {
+				if len(a) == 0 && kind == 'a' {
+					return nil, &patternError{start, "empty alternative in ( ): use [ ] for an optional word"}
+				}
+			}
+			out = append(out, pnode{kind: kind, alts: alts, col: start})
+		case c == '{':
+			start := p.i
+			end := start + 1
+			for end < len(p.r) && p.r[end] != '}' {
+				end++
+			}
+			if end >= len(p.r) {
+				return nil, &patternError{start, "'{' is never closed: a capture is written {name}"}
+			}
+			name := string(p.r[start+1 : end])
+			if !isIdent(name) {
+				return nil, &patternError{start, fmt.Sprintf("capture name %q is not a name: use letters, digits and _, such as {city}", name)}
+			}
+			p.i = end + 1
+			if p.i < len(p.r) && !unicode.IsSpace(p.r[p.i]) && !strings.ContainsRune(")]|", p.r[p.i]) {
+				return nil, &patternError{start, fmt.Sprintf("capture {%s} must stand alone as a word: put a space after it", name)}
+			}
+			out = append(out, pnode{kind: 'c', named: name, col: start})
+		case c == '}':
+			return nil, &patternError{p.i, "'}' closes nothing"}
+		default:
+			start := p.i
+			for p.i < len(p.r) && !unicode.IsSpace(p.r[p.i]) && !strings.ContainsRune("()[]{}|", p.r[p.i]) {
+				p.i++
+			}
+			w := string(p.r[start:p.i])
+			if w == "*" {
+				out = append(out, pnode{kind: '*', col: start})
+			} else {
+				out = append(out, pnode{kind: 'w', text: w, col: start})
+			}
+		}
+	}
+	return out, nil
+}
+
+// expand turns alternatives and optionals into every combination.
+func expand(seq []pnode) ([][]pnode, error) {
+	res := [][]pnode{nil}
+	for _, n := range seq {
+		if n.kind != 'a' && n.kind != 'o' {
+			for i := range res {
+				res[i] = append(res[i], n)
+			}
+			continue
+		}
+		var choices [][]pnode
+		if n.kind == 'o' {
+			choices = append(choices, nil)
+		}
+		for _, a := range n.alts {
+			sub, err := expand(a)
+			if err != nil {
+				return nil, err
+			}
+			choices = append(choices, sub...)
+		}
+		if len(res)*len(choices) > maxPatternExpansions {
+			return nil, &patternError{n.col, fmt.Sprintf("pattern has more than %d combinations of ( ) and [ ]: split it into several patterns", maxPatternExpansions)}
+		}
+		var next [][]pnode
+		for _, r := range res {
+			for _, c := range choices {
+				x := make([]pnode, 0, len(r)+len(c))
+				x = append(append(x, r...), c...)
+				next = append(next, x)
+			}
+		}
+		res = next
+	}
+	return res, nil
+}
+
+func flatten(seq []pnode) (flatPattern, error) {
+	var fp flatPattern
+	stars := 0
+	names := map[string]bool{}
+	for _, n := range seq {
+		switch n.kind {
+		case '*':
+			stars++
+			// "* *" is the same as "*"
+			if l := len(fp.elems); l > 0 && fp.elems[l-1].kind == elStar && (len(fp.caps) == 0 || fp.caps[len(fp.caps)-1].to != l) {
+				continue
+			}
+			fp.caps = append(fp.caps, capture{name: fmt.Sprintf("star%d", stars), from: len(fp.elems), to: len(fp.elems) + 1})
+			fp.elems = append(fp.elems, elem{kind: elStar})
+		case 'c':
+			if names[n.named] {
+				return fp, &patternError{n.col, fmt.Sprintf("capture {%s} appears twice in one pattern", n.named)}
+			}
+			names[n.named] = true
+			fp.caps = append(fp.caps, capture{name: n.named, from: len(fp.elems), to: len(fp.elems) + 2})
+			fp.elems = append(fp.elems, elem{kind: elAny1}, elem{kind: elStar})
+		case 'w':
+			if strings.Contains(n.text, "*") {
+				parts := strings.Split(n.text, "*")
+				for i, p := range parts {
+					parts[i] = strings.Join(foldWords(p), "")
+				}
+				fp.elems = append(fp.elems, elem{kind: elGlob, glob: parts})
+				continue
+			}
+			for _, w := range foldWords(n.text) {
+				fp.elems = append(fp.elems, elem{kind: elWord, word: w})
+			}
+		}
+	}
+	if len(fp.elems) > maxPatternElems {
+		return fp, &patternError{0, fmt.Sprintf("pattern has %d words and wildcards; the limit is %d", len(fp.elems), maxPatternElems)}
+	}
+	return fp, nil
+}
+
+// key identifies a flat pattern for duplicate detection.
+func (fp flatPattern) key() string {
+	var b strings.Builder
+	for i, e := range fp.elems {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		switch e.kind {
+		case elWord:
+			b.WriteString(e.word)
+		case elGlob:
+			b.WriteString(strings.Join(e.glob, "*"))
+		case elAny1:
+			b.WriteString("?")
+		case elStar:
+			b.WriteString("*")
+		}
+	}
+	return b.String()
+}
+
+// words returns the literal words every match must contain.
+func (fp flatPattern) words() []string {
+	var out []string
+	for _, e := range fp.elems {
+		if e.kind == elWord {
+			out = append(out, e.word)
+		}
+	}
+	return out
+}
+
+// capNames returns the names this pattern captures.
+func (fp flatPattern) capNames() []string {
+	out := make([]string, len(fp.caps))
+	for i, c := range fp.caps {
+		out[i] = c.name
+	}
+	return out
+}
+
+// match reports whether toks match the pattern; at receives, for each element, the index of
+// the token where it starts (len(elems)+1 entries).
+func (fp *flatPattern) match(toks []token, at []int32) bool {
+	el := fp.elems
+	n, m := len(toks), len(el)
+	ti, ei := 0, 0
+	starE, starT := -1, -1
+	for ti < n {
+		if ei < m {
+			e := &el[ei]
+			if e.kind == elStar {
+				at[ei] = int32(ti)
+				starE, starT = ei, ti
+				ei++
+				continue
+			}
+			if e.matchTok(toks[ti].norm) {
+				at[ei] = int32(ti)
+				ei++
+				ti++
+				continue
+			}
+		}
+		if starE < 0 {
+			return false
+		}
+		starT++
+		ei, ti = starE+1, starT
+	}
+	for ei < m && el[ei].kind == elStar {
+		at[ei] = int32(ti)
+		ei++
+	}
+	if ei != m {
+		return false
+	}
+	at[m] = int32(n)
+	return true
+}
+
+func (e *elem) matchTok(w string) bool {
+	switch e.kind {
+	case elWord:
+		return e.word == w
+	case elAny1:
+		return true
+	case elGlob:
+		return globMatch(e.glob, w)
+	}
+	return false
+}
+
+// globMatch matches w against pieces separated by *.
+func globMatch(parts []string, w string) bool {
+	if len(parts) == 1 {
+		return parts[0] == w
+	}
+	if !strings.HasPrefix(w, parts[0]) {
+		return false
+	}
+	w = w[len(parts[0]):]
+	last := parts[len(parts)-1]
+	for _, p := range parts[1 : len(parts)-1] {
+		i := strings.Index(w, p)
+		if i < 0 {
+			return false
+		}
+		w = w[i+len(p):]
+	}
+	return len(w) >= len(last) && strings.HasSuffix(w, last)
+}
+
+// captures fills dst with the captured text of a successful match.
+func (fp *flatPattern) captures(text string, toks []token, at []int32, dst map[string]string) {
+	for _, c := range fp.caps {
+		a, b := int(at[c.from]), int(at[c.to])
+		if b <= a {
+			dst[c.name] = ""
+			continue
+		}
+		dst[c.name] = text[toks[a].start:toks[b-1].end]
+	}
+}
+
+func isIdent(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, r := range s {
+		if r == '_' || r < utf8.RuneSelf && ('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z') || i > 0 && '0' <= r && r <= '9' {
+			continue
+		}
+		return false
+	}
+	return true
+}
