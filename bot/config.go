@@ -141,6 +141,9 @@ type RegistrationConfig struct {
 	// RetryRefused is the first pause after a refusal (wrong password, 403), doubling up to
 	// RetryMax, so a wrong password never turns into a tight loop. Default: 1 minute.
 	RetryRefused time.Duration
+	// KeepAlive is how often a CRLF keep-alive goes to the registrar over TCP or TLS; a
+	// failed one means the connection is lost and the bot registers again. Default: 30s.
+	KeepAlive time.Duration
 }
 
 // Refusal is an error an Admit function returns to refuse a conversation with a given SIP
@@ -190,6 +193,7 @@ func (c *Config) withDefaults() (Config, error) {
 	def(&cfg.Registration.RetryMin, time.Second)
 	def(&cfg.Registration.RetryMax, 5*time.Minute)
 	def(&cfg.Registration.RetryRefused, time.Minute)
+	def(&cfg.Registration.KeepAlive, 30*time.Second)
 	defInt(&cfg.InboxSize, 64)
 	defInt(&cfg.MaxWorkers, 256)
 	defInt(&cfg.MaxSessions, 100000)

@@ -165,17 +165,59 @@ func (b *Bot) registerLoop(ctx context.Context, done chan<- struct{}) {
 			})
 			b.log.Warn("registration failed", "registrar", r.uri.String(), "err", err, "retry_in", wait.Round(time.Millisecond))
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !b.waitOrKeepAlive(ctx, wait, registered && err == nil) {
 			if registered {
 				b.unregister(cli, req)
 			}
 			return
-		case <-t.C:
 		}
 	}
+}
+
+// waitOrKeepAlive waits until the next REGISTER is due. While registered over TCP or TLS it
+// sends a CRLF keep-alive (RFC 5626 §4.4.1) on the registrar connection every
+// Registration.KeepAlive; a connection that is gone or fails means a transport error, and
+// the bot registers again at once. It returns false when ctx ended.
+func (b *Bot) waitOrKeepAlive(ctx context.Context, wait time.Duration, registered bool) bool {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	var tick <-chan time.Time
+	if registered && (b.registrar.network == "tcp" || b.registrar.network == "tls") {
+		k := time.NewTicker(b.cfg.Registration.KeepAlive)
+		defer k.Stop()
+		tick = k.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		case <-tick:
+			if err := b.keepAlive(); err != nil {
+				b.log.Warn("registrar connection lost; registering again", "registrar", b.registrar.uri.String(), "err", err)
+				b.reg.set(func(s *Registration) { s.State, s.Reason = RegRetrying, "connection lost: " + err.Error() })
+				return true
+			}
+		}
+	}
+}
+
+// keepAlive writes a CRLF pair on the connection to the registrar.
+func (b *Bot) keepAlive() error {
+	conn, err := b.ua.TransportLayer().GetConnection(b.registrar.network, b.registrar.addr)
+	if err != nil {
+		return err
+	}
+	if conn == nil {
+		return errors.New("no connection")
+	}
+	tc, ok := conn.(*sip.TCPConnection)
+	if !ok {
+		return nil // not a connection keep-alives can be written on
+	}
+	_, err = tc.Conn.Write([]byte("\r\n\r\n"))
+	return err
 }
 
 // backoff is base doubled per attempt, capped, with ±20% jitter.

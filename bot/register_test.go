@@ -31,9 +31,15 @@ type registrar struct {
 	bound    bool
 	notify   chan struct{}
 	listener net.Listener
+	stop     func()
 }
 
 func startRegistrar(t *testing.T, algorithm string) *registrar {
+	return startRegistrarAt(t, algorithm, "127.0.0.1:0")
+}
+
+// startRegistrarAt starts a registrar on addr; its stop closes it and its connections.
+func startRegistrarAt(t *testing.T, algorithm, addr string) *registrar {
 	t.Helper()
 	r := &registrar{t: t, algorithm: algorithm, user: "bot", password: "s3cret", grant: 60, notify: make(chan struct{}, 64)}
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("test-registrar"))
@@ -45,17 +51,21 @@ func startRegistrar(t *testing.T, algorithm string) *registrar {
 		t.Fatal(err)
 	}
 	srv.OnRegister(r.onRegister)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.listener = ln
 	r.addr = ln.Addr().String()
 	go func() { _ = srv.ServeTCP(ln) }()
-	t.Cleanup(func() {
-		ln.Close()
-		ua.Close()
-	})
+	var once sync.Once
+	r.stop = func() {
+		once.Do(func() {
+			ln.Close()
+			ua.Close()
+		})
+	}
+	t.Cleanup(r.stop)
 	return r
 }
 
@@ -241,5 +251,26 @@ func TestRegistrationRetriesUntilRegistrarIsUp(t *testing.T) {
 	}
 	go func() { _ = srv.ServeTCP(ln) }()
 	defer func() { ln.Close(); ua.Close() }()
+	waitState(t, ctx, r.Bot, bot.RegRegistered)
+}
+
+func TestRegistrationSurvivesConnectionLoss(t *testing.T) {
+	reg := startRegistrar(t, "MD5")
+	r := startBot(t, bot.Config{
+		Identity: "sip:bot@127.0.0.1",
+		Registration: bot.RegistrationConfig{Registrar: "sip:" + reg.addr + ";transport=tcp", Password: "s3cret",
+			KeepAlive: 20 * time.Millisecond, RetryMin: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond},
+	}, newRecorder())
+	ctx := testCtx(t)
+	waitState(t, ctx, r.Bot, bot.RegRegistered)
+	// The registrar restarts: its connections drop. The keep-alive notices and the bot
+	// registers with the new one, long before the binding would need a refresh.
+	reg.stop()
+	st := waitState(t, ctx, r.Bot, bot.RegRetrying)
+	if st.Reason == "" {
+		t.Error("no reason given for retrying")
+	}
+	again := startRegistrarAt(t, "MD5", reg.addr)
+	again.waitRegisters(ctx, 1)
 	waitState(t, ctx, r.Bot, bot.RegRegistered)
 }
