@@ -196,7 +196,7 @@ func (b *Bot) waitOrKeepAlive(ctx context.Context, wait time.Duration, registere
 		case <-tick:
 			if err := b.keepAlive(); err != nil {
 				b.log.Warn("registrar connection lost; registering again", "registrar", b.registrar.uri.String(), "err", err)
-				b.reg.set(func(s *Registration) { s.State, s.Reason = RegRetrying, "connection lost: " + err.Error() })
+				b.reg.set(func(s *Registration) { s.State, s.Reason = RegRetrying, "connection lost: "+err.Error() })
 				return true
 			}
 		}

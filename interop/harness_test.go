@@ -62,48 +62,92 @@ func (s *syncBuffer) String() string {
 type testBot struct {
 	*bot.Bot
 	logs *syncBuffer
+	// events records every event the handler saw, one line each (see eventLine).
+	events *lineLog
+	// stop ends Run and waits for it (unregistering first when the bot is registered). It
+	// is idempotent and also runs when the test ends.
+	stop func()
 }
 
 // echoText is the reply the test bot gives to text.
 func echoText(text string) string { return "echo: " + text }
 
+// eventLine renders an event for testBot.events: "<kind> <mode> <peer URI>: <text>".
+func eventLine(ev *bot.Event) string {
+	mode, peer := "", ""
+	if ev.Session != nil {
+		mode, peer = ev.Session.Mode().String(), ev.Session.Peer().URI
+	}
+	return fmt.Sprintf("%s %s %s: %s", ev.Kind, mode, peer, ev.Text)
+}
+
 // startBot starts an echo bot on 127.0.0.1 (UDP and TCP on one free port) and stops it when
 // the test ends. Its log is printed if the test failed.
 func startBot(t *testing.T) *testBot {
 	t.Helper()
+	return startBotConfig(t, nil)
+}
+
+// startBotConfig is startBot with a configuration that configure may change (registration,
+// outbound proxy...) before the bot is created. It waits until the bot serves.
+func startBotConfig(t *testing.T, configure func(*bot.Config)) *testBot {
+	t.Helper()
 	logs := &syncBuffer{}
-	b, err := bot.New(bot.Config{
+	cfg := bot.Config{
 		Listen:   []string{"udp://127.0.0.1:0", "tcp://127.0.0.1:0"},
 		Identity: "sip:bot@127.0.0.1",
 		Logger:   slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
+	}
+	if configure != nil {
+		configure(&cfg)
+	}
+	b, err := bot.New(cfg)
 	if err != nil {
 		t.Fatalf("bot.New: %v", err)
 	}
+	events := &lineLog{}
 	b.Handle(bot.HandlerFunc(func(ctx context.Context, w bot.Responder, ev *bot.Event) error {
+		events.add(eventLine(ev))
 		if ev.Kind == bot.EventMessage {
 			return w.Reply(ctx, echoText(ev.Text))
 		}
 		return nil
 	}))
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("bot.Run: %v", err)
+	var runErr error
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		runErr = b.Run(ctx)
+	}()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case <-exited:
+				if runErr != nil {
+					t.Errorf("bot.Run: %v", runErr)
+				}
+			case <-time.After(30 * time.Second):
+				t.Errorf("bot.Run did not return within 30s of its context ending")
 			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("bot.Run did not return within 30s of its context ending")
-		}
+		})
+	}
+	t.Cleanup(func() {
+		stop()
 		if t.Failed() {
 			t.Logf("bot log:\n%s", logs.String())
 		}
 	})
-	return &testBot{Bot: b, logs: logs}
+	select {
+	case <-b.Ready():
+	case <-exited:
+		t.Fatalf("bot.Run returned before serving: %v", runErr)
+	case <-time.After(30 * time.Second):
+		t.Fatal("bot not ready within 30s")
+	}
+	return &testBot{Bot: b, logs: logs, events: events, stop: stop}
 }
 
 // freePort returns a port that was free on 127.0.0.1 for both UDP and TCP a moment ago.

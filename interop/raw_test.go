@@ -317,7 +317,13 @@ func (p *rawPeer) build(r *rawReq, botAddr string) string {
 	fmt.Fprintf(&b, "%s %s SIP/2.0\r\n", r.Method, r.URI)
 	fmt.Fprintf(&b, "Via: SIP/2.0/%s %s;branch=z9hG4bK%s;rport\r\n", strings.ToUpper(p.network), p.local, randHex(6))
 	fmt.Fprintf(&b, "Max-Forwards: 70\r\n")
-	fmt.Fprintf(&b, "From: <sip:dave@%s>;tag=%s\r\n", p.local, r.FromTag)
+	// Over TCP the From URI names the transport, so that a proxy relaying the bot's
+	// page-mode reply to it uses TCP (and this peer's connection) rather than UDP.
+	fromParams := ""
+	if p.network == "tcp" {
+		fromParams = ";transport=tcp"
+	}
+	fmt.Fprintf(&b, "From: <sip:dave@%s%s>;tag=%s\r\n", p.local, fromParams, r.FromTag)
 	fmt.Fprintf(&b, "To: %s\r\n", to)
 	fmt.Fprintf(&b, "Call-ID: %s\r\n", r.CallID)
 	fmt.Fprintf(&b, "CSeq: %d %s\r\n", r.CSeq, r.Method)
