@@ -150,8 +150,8 @@ func (s *Session) newRequest(method sip.RequestMethod, contentType string, body 
 
 // send sends one request of the conversation and waits for its final response. A 408, 480 or
 // 481 (or no answer at all) inside a dialog means the peer lost it: the session ends.
-func (s *Session) send(ctx context.Context, method sip.RequestMethod, contentType string, body []byte) error {
-	ctx, cancel := context.WithTimeout(ctx, s.b.cfg.RequestTimeout)
+func (s *Session) send(parent context.Context, method sip.RequestMethod, contentType string, body []byte) error {
+	ctx, cancel := context.WithTimeout(parent, s.b.cfg.RequestTimeout)
 	defer cancel()
 	req := s.newRequest(method, contentType, body)
 	if s.b.sendHook != nil {
@@ -173,7 +173,9 @@ func (s *Session) send(ctx context.Context, method sip.RequestMethod, contentTyp
 	}
 	s.touch()
 	if err != nil {
-		if s.dlg != nil && errors.Is(err, sip.ErrTransactionTimeout) {
+		if s.dlg != nil && parent.Err() == nil {
+			// No answer at all, or no way to reach the peer (its connection is gone, a
+			// browser tab closed): the dialog is dead.
 			go s.end(s.b.handlerCtx, EndDeadDialog, false)
 		}
 		return fmt.Errorf("send %s to %s: %w", method, s.peer.URI, err)

@@ -532,3 +532,33 @@ func TestIdleTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestPeerVanishesMidSession(t *testing.T) {
+	sessions := make(chan *bot.Session, 1)
+	rec := newRecorder()
+	rec.before = func(ctx context.Context, w bot.Responder, ev *bot.Event) (bool, error) {
+		if ev.Kind == bot.EventSessionStart {
+			sessions <- ev.Session
+		}
+		return false, nil
+	}
+	r := startBot(t, bot.Config{RequestTimeout: time.Second}, rec)
+	p := newPeer(t, r, "tcp", bottest.Options{})
+	ctx := testCtx(t)
+	if _, err := p.OpenSession(ctx, bottest.DialectMS); err != nil {
+		t.Fatal(err)
+	}
+	s := <-sessions
+	p.Close() // the client disappears: its connection and its listener close, no BYE
+	err := s.Send(ctx, "are you there?")
+	if err == nil {
+		t.Fatal("a message to a vanished peer was reported as sent")
+	}
+
+	select {
+	case <-s.Done():
+	case <-ctx.Done():
+		t.Fatalf("the session of a vanished peer stays open (send: %v)", err)
+	}
+	rec.waitFor(t, "session.end:dead")
+}
