@@ -35,11 +35,11 @@ type Chat struct {
 	// Prompt is printed before reading each line; "you> " by default.
 	Prompt string
 
-	e    *Engine
-	in   *bufio.Scanner
-	out  io.Writer
-	conv bot.Conversation
-	why  []string
+	e     *Engine
+	in    *bufio.Scanner
+	out   io.Writer
+	conv  bot.Conversation
+	why   []string
 	turn  int
 	at    time.Time
 	ended bool // the session ended: the next message starts a new one
@@ -154,7 +154,7 @@ func (c *Chat) event(ctx context.Context, in Input) error {
 		return nil
 	}
 	c.conv = out.Conversation
-	c.why = out.Why
+	c.why = out.Why()
 	for _, st := range out.Steps {
 		for _, m := range st.Messages {
 			if m.Typing > 0 {

@@ -70,6 +70,8 @@ type rule struct {
 	handler string
 	end     bool
 	cont    bool
+	// needsEnv: the rule's actions evaluate expressions.
+	needsEnv bool
 }
 
 type pattern struct {
@@ -233,10 +235,6 @@ func compileSet(opts *Options, files []*fileAST, read []string, e *errs) (*RuleS
 	if _, ok := byName["help"]; !ok && help {
 		rs.rules = append(rs.rules, cc.helpRule(len(rs.rules)))
 	}
-	if err := e.err(); err != nil {
-		return nil, err
-	}
-
 	sort.SliceStable(rs.rules, func(i, j int) bool { return rs.rules[i].priority > rs.rules[j].priority })
 	for i, r := range rs.rules {
 		r.rank = i
@@ -331,8 +329,9 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) *rule {
 
 	// States.
 	if len(ra.states) == 0 {
-		if r.fallback {
-			r.anyState = true // a fallback without a state is global
+		if r.fallback || r.kind != bot.EventMessage {
+			// A fallback without a state is global; so are rules on other events.
+			r.anyState = true
 		} else {
 			r.states = []string{""}
 		}
@@ -450,7 +449,19 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) *rule {
 		}
 		r.handler = name
 	}
-	if len(ra.msgs) == 0 && len(ra.set) == 0 && ra.goTo == nil && ra.call == nil && ra.handler == nil && !ra.end {
+	r.needsEnv = r.call != nil || len(r.set) > 0
+	for _, alts := range r.msgs {
+		for _, t := range alts {
+			r.needsEnv = r.needsEnv || !t.plain
+		}
+	}
+	acts := 0
+	for _, k := range []string{"reply", "messages", "set", "goto", "call", "handler", "end"} {
+		if _, ok := ra.has[k]; ok {
+			acts++
+		}
+	}
+	if acts == 0 {
 		s.errf(ra.node, "%s does nothing: give it a 'reply', 'messages', 'set', 'goto', 'call', 'handler' or 'end'", what)
 	}
 	return r
@@ -610,6 +621,7 @@ func (cc *compiling) helpRule(order int) *rule {
 	}
 	prog, _, _ := cc.c.compile("help()", false)
 	r.msgs = [][]*template{{{parts: []tmplPart{{prog: prog}}}}}
+	r.needsEnv = true
 	return r
 }
 

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -99,6 +100,8 @@ type Step struct {
 	Messages []Message
 	// Handler names the Go handler to hand the event to after the messages, if any.
 	Handler string
+	// Fallback reports a `fallback: true` rule: it answered because nothing else did.
+	Fallback bool
 	// Info is what the rule saw; it goes into the handler's context.
 	Info *Info
 }
@@ -108,8 +111,9 @@ type Outcome struct {
 	// Steps are the rules that fired, in order. A rule with `continue: true` lets the next
 	// matching rule fire too.
 	Steps []Step
-	// Why explains the decision in one line per rule considered, for /why and logs.
-	Why []string
+	why   []whyEntry
+	ev    bot.EventKind
+	st    string
 	// Conversation is the conversation after the event.
 	Conversation bot.Conversation
 	// Changed reports whether the conversation must be saved.
@@ -119,6 +123,53 @@ type Outcome struct {
 	// Pass says that no rule answered (or the last one had `continue: true`): the event goes
 	// on to the next handler.
 	Pass bool
+}
+
+// whyEntry records one rule the engine considered.
+type whyEntry struct {
+	r     *rule
+	how   string // pattern source, regex source, or "" for other triggers
+	regex bool
+	when  bool // 'when' was evaluated and true
+	no    bool // the trigger matched but 'when' was false
+}
+
+// Why explains the decision, one line per rule considered, for /why and logs.
+func (o *Outcome) Why() []string {
+	var out []string
+	for _, w := range o.why {
+		r := w.r
+		var how string
+		switch {
+		case w.how != "" && w.regex:
+			how = fmt.Sprintf("regex %q", w.how)
+		case w.how != "":
+			how = fmt.Sprintf("pattern %q", w.how)
+		}
+		switch {
+		case w.no:
+			how += " matched, but 'when' was false"
+		case w.when && how != "":
+			how += " and 'when'"
+		case w.when:
+			how = "'when'"
+		case how != "":
+		case r.fallback:
+			how = "fallback"
+		case r.kind != bot.EventMessage:
+			how = "on: " + r.kind.String()
+		default:
+			how = "any message in this state"
+		}
+		out = append(out, fmt.Sprintf("rule '%s' (%s): %s", r.name, r.pos.short(), how))
+	}
+	if len(o.Steps) == 0 {
+		out = append(out, fmt.Sprintf("no rule answered this %s in state '%s'", o.ev, stateName(o.st)))
+	}
+	if o.ev == bot.EventIdle && o.st != "" {
+		out = append(out, "idle: state reset to 'start'")
+	}
+	return out
 }
 
 // Replies returns every message of the outcome, in order.
@@ -170,7 +221,7 @@ func (rs *RuleSet) process(ctx context.Context, opts *Options, in Input, conv bo
 	if opts.Location != nil {
 		now = now.In(opts.Location)
 	}
-	out := &Outcome{Conversation: conv, Pass: true}
+	out := &Outcome{Conversation: conv, Pass: true, ev: in.Kind, st: conv.State}
 	p := &proc{rs: rs, opts: opts, in: &in, out: out, now: now, ctx: ctx, state: conv.State}
 
 	sc := scratchPool.Get().(*scratch)
@@ -203,14 +254,10 @@ func (rs *RuleSet) process(ctx context.Context, opts *Options, in Input, conv bo
 		}
 	}
 	out.Pass = !stopped
-	if len(out.Steps) == 0 {
-		out.Why = append(out.Why, fmt.Sprintf("no rule matched this %s in state '%s'", in.Kind, stateName(conv.State)))
-	}
 	if in.Kind == bot.EventIdle && out.Conversation.State != "" {
 		// An idle timeout ends whatever flow was going on.
 		out.Conversation.State = ""
 		out.Changed = true
-		out.Why = append(out.Why, "idle: state reset to 'start'")
 	}
 	return out, nil
 }
@@ -229,17 +276,18 @@ func (rs *RuleSet) candidates(toks []token, buf []int32) []int32 {
 
 // proc is the work on one event.
 type proc struct {
-	rs    *RuleSet
-	opts  *Options
-	in    *Input
-	out   *Outcome
-	now   time.Time
-	ctx   context.Context
-	state string // state before the event
-	toks  []token
-	env   *exprEnv
-	vars  map[string]any // conversation vars, copied on first write
-	own   bool           // vars is our copy
+	rs     *RuleSet
+	opts   *Options
+	in     *Input
+	out    *Outcome
+	now    time.Time
+	ctx    context.Context
+	state  string // state before the event
+	toks   []token
+	env    *exprEnv
+	info   *Info
+	merged map[string]any // constants and variables, nil until needed or after a set
+	own    bool           // out.Conversation.Vars is our copy
 }
 
 // Which rules of a list apply, by their states.
@@ -292,82 +340,76 @@ func (p *proc) try(a, b []int32, which int) (bool, error) {
 	return false, nil
 }
 
-// rule tries one rule and fires it when it matches.
+// rule tries one rule and fires it when it matches. Each pattern (then each regex) that
+// matches is checked against 'when' with its own captures, until one passes.
 func (p *proc) rule(r *rule) (bool, error) {
-	var caps map[string]string
-	why := ""
-	if r.trigger {
-		var at [maxPatternElems + 1]int32
-		matched := false
-		for i := range r.pats {
-			pt := &r.pats[i]
-			if pt.flat.match(p.toks, at[:]) {
-				caps = make(map[string]string, len(pt.flat.caps))
-				pt.flat.captures(p.in.Text, p.toks, at[:], caps)
-				why = fmt.Sprintf("pattern %q", pt.src)
-				matched = true
-				break
-			}
+	if !r.trigger {
+		return p.attempt(r, nil, whyEntry{r: r})
+	}
+	var at [maxPatternElems + 1]int32
+	for i := range r.pats {
+		pt := &r.pats[i]
+		if !pt.flat.match(p.toks, at[:]) {
+			continue
 		}
-		if !matched {
-			for _, re := range r.res {
-				m := re.FindStringSubmatchIndex(p.in.Text)
-				if m == nil {
-					continue
-				}
-				caps = map[string]string{}
-				for k, name := range re.SubexpNames() {
-					if k == 0 {
-						continue
-					}
-					if name == "" {
-						name = fmt.Sprintf("group%d", k)
-					}
-					if m[2*k] >= 0 {
-						caps[name] = p.in.Text[m[2*k]:m[2*k+1]]
-					} else {
-						caps[name] = ""
-					}
-				}
-				why = fmt.Sprintf("regex %q", re.String()[4:])
-				matched = true
-				break
-			}
+		var caps map[string]string
+		if len(pt.flat.caps) > 0 {
+			caps = make(map[string]string, len(pt.flat.caps))
+			pt.flat.captures(p.in.Text, p.toks, at[:], caps)
 		}
-		if !matched {
-			return false, nil
+		if ok, err := p.attempt(r, caps, whyEntry{r: r, how: pt.src}); ok || err != nil {
+			return ok, err
 		}
 	}
-	env := p.environment(r, caps)
+	for _, re := range r.res {
+		m := re.FindStringSubmatchIndex(p.in.Text)
+		if m == nil {
+			continue
+		}
+		caps := map[string]string{}
+		for k, name := range re.SubexpNames() {
+			if k == 0 {
+				continue
+			}
+			if name == "" {
+				name = "group" + strconv.Itoa(k)
+			}
+			if m[2*k] >= 0 {
+				caps[name] = p.in.Text[m[2*k]:m[2*k+1]]
+			} else {
+				caps[name] = ""
+			}
+		}
+		if ok, err := p.attempt(r, caps, whyEntry{r: r, how: re.String()[4:], regex: true}); ok || err != nil {
+			return ok, err
+		}
+	}
+	return false, nil
+}
+
+// attempt checks a matched rule's condition and fires it.
+func (p *proc) attempt(r *rule, caps map[string]string, w whyEntry) (bool, error) {
+	var env *exprEnv
 	if r.when != nil {
+		env = p.environment(r, caps)
 		v, err := run(r.when, env)
 		if err != nil {
 			return false, fmt.Errorf("when: %w", err)
 		}
 		if b, _ := v.(bool); !b {
-			if why != "" {
-				p.out.Why = append(p.out.Why, fmt.Sprintf("rule '%s' (%s): %s matched, but 'when' was false", r.name, r.pos.short(), why))
+			if w.how != "" {
+				w.no = true
+				p.out.why = append(p.out.why, w)
 			}
 			return false, nil
 		}
-		if why != "" {
-			why += " and 'when'"
-		} else {
-			why = "'when'"
-		}
+		w.when = true
 	}
-	if why == "" {
-		switch {
-		case r.fallback:
-			why = "fallback"
-		case r.kind != bot.EventMessage:
-			why = "on: " + r.kind.String()
-		default:
-			why = "any message in this state"
-		}
+	p.out.why = append(p.out.why, w)
+	if env == nil && r.needsEnv {
+		env = p.environment(r, caps)
 	}
-	p.out.Why = append(p.out.Why, fmt.Sprintf("rule '%s' (%s): %s", r.name, r.pos.short(), why))
-	return true, p.fire(r, env)
+	return true, p.fire(r, env, caps)
 }
 
 // environment prepares what expressions see for rule r.
@@ -386,13 +428,16 @@ func (p *proc) environment(r *rule, caps map[string]string) *exprEnv {
 		if p.env.Session.Mode == "unknown" {
 			p.env.Session.Mode = ""
 		}
+		p.info = &Info{Event: in.Kind, Text: in.Text, State: stateName(p.state), Sender: in.Peer, Key: in.Key, Now: p.now}
+		p.env.Ctx = context.WithValue(p.ctx, infoKey{}, p.info)
 	}
 	p.env.Match = caps
 	p.env.Result = nil
-	p.env.Vars = p.mergedVars()
-	info := &Info{Rule: r.name, Event: p.in.Kind, Text: p.in.Text, Match: caps, State: stateName(p.state),
-		Vars: p.out.Conversation.Vars, Sender: p.in.Peer, Key: p.in.Key, Now: p.now}
-	p.env.Ctx = context.WithValue(p.ctx, infoKey{}, info)
+	if p.merged == nil {
+		p.merged = p.mergedVars()
+	}
+	p.env.Vars = p.merged
+	p.info.Rule, p.info.Match, p.info.Vars = r.name, caps, p.out.Conversation.Vars
 	return p.env
 }
 
@@ -400,6 +445,9 @@ func (p *proc) environment(r *rule, caps map[string]string) *exprEnv {
 func (p *proc) mergedVars() map[string]any {
 	cv := p.out.Conversation.Vars
 	if len(p.rs.consts) == 0 {
+		if cv == nil {
+			return map[string]any{}
+		}
 		return cv
 	}
 	if len(cv) == 0 {
@@ -411,7 +459,7 @@ func (p *proc) mergedVars() map[string]any {
 }
 
 // fire runs a matching rule's actions: call, set, goto, replies, handler, end.
-func (p *proc) fire(r *rule, env *exprEnv) error {
+func (p *proc) fire(r *rule, env *exprEnv, caps map[string]string) error {
 	if r.call != nil {
 		res, err := run(r.call, env)
 		if err != nil {
@@ -444,18 +492,26 @@ func (p *proc) fire(r *rule, env *exprEnv) error {
 			}
 		}
 		p.out.Changed = true
-		env.Vars = p.mergedVars()
+		p.merged = p.mergedVars()
+		env.Vars = p.merged
+		p.info.Vars = conv.Vars
 	}
 	if r.hasGoto {
 		if conv.State != r.goTo {
 			conv.State = r.goTo
 			p.out.Changed = true
 		}
-		env.State = stateName(r.goTo)
+		if env != nil {
+			env.State = stateName(r.goTo)
+		}
 	}
-	step := Step{Rule: r.name, Handler: r.handler}
-	if info, ok := InfoFrom(env.Ctx); ok {
-		step.Info = info
+	step := Step{Rule: r.name, Handler: r.handler, Fallback: r.fallback}
+	if r.handler != "" {
+		if p.info == nil {
+			p.environment(r, caps)
+		}
+		info := *p.info
+		step.Info = &info
 	}
 	for mi, alts := range r.msgs {
 		if len(alts) == 0 {

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -50,6 +51,12 @@ type Options struct {
 	Now func() time.Time
 	// Rand returns a number in [0, n) to pick a reply; nil means math/rand/v2.
 	Rand func(n int) int
+	// OnRule, when set, is called with the name of every rule that answers an event, for
+	// metrics and logs (handlers.Answered fits).
+	OnRule func(ctx context.Context, rule string)
+	// OnNoMatch, when set, is called for a message that only a fallback rule answered, so
+	// it can be counted and logged as unmatched (handlers.NoMatch fits).
+	OnNoMatch func(ctx context.Context)
 }
 
 func (o *Options) logger() *slog.Logger {
@@ -61,11 +68,11 @@ func (o *Options) logger() *slog.Logger {
 
 // loader reads the files of one rule set.
 type loader struct {
-	opts  *Options
-	e     *errs
-	files []*fileAST
-	seen  map[string]bool
-	stack []string
+	opts   *Options
+	e      *errs
+	files  []*fileAST
+	seen   map[string]bool
+	stack  []string
 	total  int
 	read   []string
 	broken bool // a file could not be read or parsed

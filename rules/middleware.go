@@ -56,6 +56,7 @@ func (e *Engine) handle(ctx context.Context, w bot.Responder, ev *bot.Event, nex
 			return fmt.Errorf("rules: saving conversation: %w", err)
 		}
 	}
+	e.observe(ctx, ev, out)
 	if err := e.perform(ctx, w, ev, out); err != nil {
 		return err
 	}
@@ -66,6 +67,23 @@ func (e *Engine) handle(ctx context.Context, w bot.Responder, ev *bot.Event, nex
 		return next.Handle(ctx, w, ev)
 	}
 	return nil
+}
+
+// observe tells Options.OnRule which rules answered and Options.OnNoMatch about a message
+// that only fallbacks (or nothing) answered.
+func (e *Engine) observe(ctx context.Context, ev *bot.Event, out *Outcome) {
+	matched := false
+	for _, st := range out.Steps {
+		if e.opts.OnRule != nil {
+			e.opts.OnRule(ctx, st.Rule)
+		}
+		matched = matched || !st.Fallback
+	}
+	// A message that passes on with no step may still be answered by a Go handler: only a
+	// fallback's answer is a no-match the engine can be sure of.
+	if ev.Kind == bot.EventMessage && !matched && len(out.Steps) > 0 && e.opts.OnNoMatch != nil {
+		e.opts.OnNoMatch(ctx)
+	}
 }
 
 // perform sends an outcome's replies and runs its handlers.

@@ -11,8 +11,8 @@ import (
 // Text normalisation: patterns and messages are compared word by word after the same
 // folding, so that "Café", "CAFE" and "cafe" are one word. A word is a run of letters and
 // digits; apostrophes inside a word are dropped ("don't" is "dont"); everything else
-// separates words. Letters are lower-cased and stripped of accents (NFD, then combining
-// marks removed), and a few letters that do not decompose are spelled out (ß→ss, æ→ae,
+// separates words. Letters are lower-cased and stripped of accents (NFKD, then combining
+// marks removed, compatibility forms spelled out: ǆ→dz, ﬁ→fi), and a few letters that do not decompose are spelled out (ß→ss, æ→ae,
 // œ→oe, ø→o, ł→l, đ→d, þ→th).
 
 // token is one word of a message: its folded form and where it is in the original text.
@@ -35,6 +35,14 @@ func isWordRune(r rune) bool {
 	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.Mn, r)
 }
 
+// foldTable holds the folded form of the Latin runes, the common case after ASCII.
+var foldTable = func() (t [0x250]string) {
+	for r := rune(0x80); r < 0x250; r++ {
+		t[r] = string(slowFold(nil, r))
+	}
+	return t
+}()
+
 // appendFold appends the folded form of r to b.
 func appendFold(b []byte, r rune) []byte {
 	if r < utf8.RuneSelf {
@@ -43,6 +51,13 @@ func appendFold(b []byte, r rune) []byte {
 		}
 		return append(b, byte(r))
 	}
+	if r < rune(len(foldTable)) {
+		return append(b, foldTable[r]...)
+	}
+	return slowFold(b, r)
+}
+
+func slowFold(b []byte, r rune) []byte {
 	if unicode.Is(unicode.Mn, r) {
 		return b
 	}
@@ -52,7 +67,7 @@ func appendFold(b []byte, r rune) []byte {
 	}
 	var tmp [utf8.UTFMax]byte
 	n := utf8.EncodeRune(tmp[:], lr)
-	d := norm.NFD.Append(nil, tmp[:n]...)
+	d := norm.NFKD.Append(nil, tmp[:n]...)
 	for len(d) > 0 {
 		c, size := utf8.DecodeRune(d)
 		d = d[size:]

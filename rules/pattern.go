@@ -94,7 +94,7 @@ func parsePattern(src string) ([]flatPattern, error) {
 			return nil, err
 		}
 		k := fp.key()
-		if seen[k] {
+		if seen[k] || len(fp.elems) == 0 {
 			continue
 		}
 		seen[k] = true
@@ -207,15 +207,16 @@ func expand(seq []pnode) ([][]pnode, error) {
 			continue
 		}
 		var choices [][]pnode
-		if n.kind == 'o' {
-			choices = append(choices, nil)
-		}
 		for _, a := range n.alts {
 			sub, err := expand(a)
 			if err != nil {
 				return nil, err
 			}
 			choices = append(choices, sub...)
+		}
+		if n.kind == 'o' {
+			// Tried last: "[a] {item}" gives item "coffee" for "a coffee", not "a coffee".
+			choices = append(choices, nil)
 		}
 		if len(res)*len(choices) > maxPatternExpansions {
 			return nil, &patternError{n.col, fmt.Sprintf("pattern has more than %d combinations of ( ) and [ ]: split it into several patterns", maxPatternExpansions)}

@@ -19,10 +19,11 @@ const (
 
 // src is one file being walked: its name, lines (for block-scalar columns) and budgets.
 type src struct {
-	name    string
-	lines   []string
-	aliases int
-	e       *errs
+	name     string
+	lines    []string
+	aliases  int
+	aliasErr bool // the alias budget was exceeded and reported
+	e        *errs
 }
 
 func (s *src) pos(n *yaml.Node) pos {
@@ -41,7 +42,10 @@ func (s *src) resolve(n *yaml.Node) *yaml.Node {
 	for depth := 0; n != nil && n.Kind == yaml.AliasNode; depth++ {
 		s.aliases++
 		if s.aliases > maxAliasExpansions || depth > 100 {
-			s.errf(n, "too many aliases (*name): the file expands more than %d of them", maxAliasExpansions)
+			if !s.aliasErr {
+				s.aliasErr = true
+				s.errf(n, "too many aliases (*name): the file expands more than %d of them", maxAliasExpansions)
+			}
 			return nil
 		}
 		n = n.Alias
