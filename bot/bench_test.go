@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"testing"
 
 	"github.com/emiago/sipgo/sip"
@@ -92,5 +93,41 @@ func BenchmarkDispatch(b *testing.B) {
 				<-out
 			}
 		})
+	}
+}
+
+// BenchmarkSessionMemory reports the heap an idle page-mode conversation keeps (bytes per
+// conversation), after its first message was handled. No goroutine or timer stays behind.
+func BenchmarkSessionMemory(b *testing.B) {
+	echo := HandlerFunc(func(ctx context.Context, w Responder, ev *Event) error {
+		if ev.Kind != EventMessage {
+			return nil
+		}
+		return w.Reply(ctx, ev.Text)
+	})
+	const n = 10000
+	for b.Loop() {
+		out := make(chan *sip.Request, 16)
+		bt := benchBot(b, echo, out)
+		reqs := make([]*sip.Request, n)
+		for i := range reqs {
+			reqs[i] = pageRequest(b, i, "text/plain", "hello")
+		}
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		goroutines := runtime.NumGoroutine()
+		for _, r := range reqs {
+			bt.onMessage(r, siptest.NewServerTxRecorder(r))
+			<-out
+		}
+		reqs = nil
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if got := bt.sessions.count(); got != n {
+			b.Fatalf("%d conversations, want %d", got, n)
+		}
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/session")
+		b.ReportMetric(float64(runtime.NumGoroutine()-goroutines), "goroutines")
 	}
 }
