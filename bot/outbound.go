@@ -60,11 +60,7 @@ func (b *Bot) Send(ctx context.Context, to, text string) (Delivery, error) {
 	}
 	delivery := Delivered
 	for _, part := range parts {
-		req := sip.NewRequest(sip.MESSAGE, sip.Uri{Scheme: uri.Scheme, User: uri.User, Host: uri.Host, Port: uri.Port, UriParams: uri.UriParams})
-		from := &sip.FromHeader{DisplayName: b.cfg.DisplayName, Address: b.identity}
-		from.Params.Add("tag", sip.GenerateTagN(16))
-		req.AppendHeader(from)
-		req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: uri.Scheme, User: uri.User, Host: uri.Host, Port: uri.Port}})
+		req, _ := b.newOutOfDialog(sip.MESSAGE, uri)
 		ct := sip.ContentTypeHeader(imcodec.PlainUTF8)
 		req.AppendHeader(&ct)
 		req.SetBody([]byte(part))
@@ -103,11 +99,7 @@ func (b *Bot) Open(ctx context.Context, to string) (*Session, error) {
 	if dua == nil {
 		return nil, fmt.Errorf("open: the bot does not listen on %s, needed to reach %s", network, to)
 	}
-	inv := sip.NewRequest(sip.INVITE, uri)
-	from := &sip.FromHeader{DisplayName: b.cfg.DisplayName, Address: b.identity}
-	from.Params.Add("tag", sip.GenerateTagN(16))
-	inv.AppendHeader(from)
-	inv.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: uri.Scheme, User: uri.User, Host: uri.Host, Port: uri.Port}})
+	inv, from := b.newOutOfDialog(sip.INVITE, uri)
 	ct := sip.ContentTypeHeader(imcodec.TypeSDP)
 	inv.AppendHeader(&ct)
 	inv.AppendHeader(sip.NewHeader("Supported", "ms-sender"))
@@ -174,6 +166,16 @@ func (b *Bot) Open(ctx context.Context, to string) (*Session, error) {
 	s.push(&Event{Kind: EventSessionStart, Session: s, Time: time.Now()})
 	s.mu.Unlock()
 	return s, nil
+}
+
+// newOutOfDialog starts a request from the bot's identity (with a new tag) to uri.
+func (b *Bot) newOutOfDialog(method sip.RequestMethod, uri sip.Uri) (*sip.Request, *sip.FromHeader) {
+	req := sip.NewRequest(method, sip.Uri{Scheme: uri.Scheme, User: uri.User, Host: uri.Host, Port: uri.Port, UriParams: uri.UriParams})
+	from := &sip.FromHeader{DisplayName: b.cfg.DisplayName, Address: b.identity}
+	from.Params.Add("tag", sip.GenerateTagN(16))
+	req.AppendHeader(from)
+	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: uri.Scheme, User: uri.User, Host: uri.Host, Port: uri.Port}})
+	return req, from
 }
 
 // target resolves a peer address to the Request-URI, the next hop and the transport.
