@@ -65,8 +65,9 @@ type fileConfig struct {
 		Key      string `yaml:"key"`
 		ClientCA string `yaml:"client_ca"`
 	} `yaml:"tls"`
-	Rules []string `yaml:"rules"`
-	Store struct {
+	Rules   []string `yaml:"rules"`
+	Plugins []string `yaml:"plugins"`
+	Store   struct {
 		Driver string `yaml:"driver"`
 		Path   string `yaml:"path"`
 	} `yaml:"store"`
@@ -352,6 +353,11 @@ func (c *fileConfig) validate() []keyError {
 	for i, a := range c.Handoff.Agents {
 		if !strings.HasPrefix(a.URI, "sip:") && !strings.HasPrefix(a.URI, "sips:") {
 			bad("handoff.agents", "agent %d: uri %q is not a SIP address such as sip:bob@example.com", i+1, a.URI)
+		}
+	}
+	for _, p := range c.Plugins {
+		if _, ok := plugins[p]; !ok {
+			bad("plugins", "unknown plugin %q; compiled into this imbot: %s", p, strings.Join(pluginNames(), ", "))
 		}
 	}
 	if c.RateLimit.Every < 0 || c.RateLimit.Burst < 0 {

@@ -16,14 +16,20 @@ import (
 	"github.com/imbot-dev/imbot/bot"
 	"github.com/imbot-dev/imbot/handlers"
 	"github.com/imbot-dev/imbot/rules"
+	"github.com/imbot-dev/imbot/store"
 )
 
 // ruleOptions are the rules options shared by run, check, test and chat: the functions and
-// handlers built into imbot.
-func ruleOptions(st bot.Store, log *slog.Logger, extra rules.Handlers) rules.Options {
-	opts := rules.Options{Store: st, Logger: log, Handlers: rules.Handlers{}}
+// handlers built into imbot, and the functions of plugins (see plugins.go).
+func ruleOptions(st bot.Store, log *slog.Logger, extra rules.Handlers, funcs rules.Funcs) rules.Options {
+	opts := rules.Options{Store: st, Logger: log, Handlers: rules.Handlers{}, Funcs: rules.Funcs{},
+		// Rule hits and no-matches reach the logs, metrics, unmatched list and handoff.
+		OnRule: handlers.Answered, OnNoMatch: handlers.NoMatch}
 	for name, h := range extra {
 		opts.Handlers[name] = h
+	}
+	for name, f := range funcs {
+		opts.Funcs[name] = f
 	}
 	return opts
 }
@@ -104,7 +110,12 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stdout, "%s: config ok\n", c)
 	}
 	if len(ruleFiles) > 0 {
-		if errs := rules.Check(ruleOptions(nil, nil, builtinRuleHandlers()), ruleFiles...); len(errs) > 0 {
+		funcs, err := allPluginFuncs(nil)
+		if err != nil {
+			fmt.Fprintln(stderr, "imbot check:", err)
+			return 1
+		}
+		if errs := rules.Check(ruleOptions(nil, nil, builtinRuleHandlers(), funcs), ruleFiles...); len(errs) > 0 {
 			for _, err := range errs {
 				report(err)
 			}
@@ -140,7 +151,12 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	opts := ruleOptions(nil, nil, builtinRuleHandlers())
+	funcs, err := allPluginFuncs(nil)
+	if err != nil {
+		fmt.Fprintln(stderr, "imbot test:", err)
+		return 1
+	}
+	opts := ruleOptions(nil, nil, builtinRuleHandlers(), funcs)
 	files := fs.Args()
 	if len(files) == 0 {
 		opts.FS = rules.Demo
@@ -181,7 +197,13 @@ func cmdChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		}
 		return 2
 	}
-	opts := ruleOptions(&bot.MemoryStore{}, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), builtinRuleHandlers())
+	mem := &store.Memory{} // conversations, and the tickets plugins open
+	funcs, err := allPluginFuncs(mem)
+	if err != nil {
+		fmt.Fprintln(stderr, "imbot chat:", err)
+		return 1
+	}
+	opts := ruleOptions(mem, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), builtinRuleHandlers(), funcs)
 	fc := &fileConfig{Rules: ruleFiles}
 	e, err := newEngine(fc, opts)
 	if err != nil {
@@ -215,7 +237,11 @@ func ruleChain(ctx context.Context, a *app, fc *fileConfig, log *slog.Logger) (*
 		hs["handoff"] = a.handoff.Handler()
 	}
 	hs["rating"] = handlers.Rating(a.store, 5, "Thank you for your rating!")
-	e, err := newEngine(fc, ruleOptions(a.store, log, hs))
+	funcs, err := pluginFuncs(fc.Plugins, a.store)
+	if err != nil {
+		return nil, err
+	}
+	e, err := newEngine(fc, ruleOptions(a.store, log, hs, funcs))
 	if err != nil {
 		return nil, err
 	}
