@@ -373,6 +373,8 @@ func (b *Bot) Run(ctx context.Context) error {
 		}(l)
 	}
 	go b.sweepIdle(serveCtx)
+	// Requests may leave from the UDP sockets only once sipgo serves them.
+	reading.Wait()
 	regCtx, stopReg := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopReg()
 	regDone := make(chan struct{})
@@ -381,7 +383,6 @@ func (b *Bot) Run(ctx context.Context) error {
 	} else {
 		close(regDone)
 	}
-	reading.Wait()
 	close(b.ready)
 	b.log.Info("imbot listening", "identity", b.identity.String(), "udp", b.Addr("udp"), "tcp", b.Addr("tcp"))
 

@@ -560,7 +560,9 @@ func (b *Bot) onPageMessage(req *sip.Request, tx sip.ServerTransaction, in inbou
 			return &Session{
 				b: b, id: key, key: key, mode: ModePage, peer: peer,
 				local:   sip.Uri{Scheme: local.Scheme, User: local.User, Host: local.Host, Port: local.Port},
-				peerURI: sip.Uri{Scheme: from.Address.Scheme, User: from.Address.User, Host: from.Address.Host, Port: from.Address.Port},
+				// Keep the URI's parameters: ;transport=tcp says how to reach the peer.
+				peerURI: sip.Uri{Scheme: from.Address.Scheme, User: from.Address.User, Host: from.Address.Host,
+					Port: from.Address.Port, UriParams: from.Address.UriParams},
 				started: time.Now(), confirmed: true, endedCh: make(chan struct{}),
 			}
 		})

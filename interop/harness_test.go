@@ -109,7 +109,9 @@ func startBotConfig(t *testing.T, configure func(*bot.Config)) *testBot {
 	b.Handle(bot.HandlerFunc(func(ctx context.Context, w bot.Responder, ev *bot.Event) error {
 		events.add(eventLine(ev))
 		if ev.Kind == bot.EventMessage {
-			return w.Reply(ctx, echoText(ev.Text))
+			err := w.Reply(ctx, echoText(ev.Text))
+			events.add(fmt.Sprintf("replied %s %s: %s (err %v)", ev.Session.Mode(), ev.Session.Peer().URI, echoText(ev.Text), err))
+			return err
 		}
 		return nil
 	}))
@@ -123,6 +125,12 @@ func startBotConfig(t *testing.T, configure func(*bot.Config)) *testBot {
 	var once sync.Once
 	stop := func() {
 		once.Do(func() {
+			start := time.Now()
+			defer func() {
+				if d := time.Since(start); d > 2*time.Second {
+					t.Logf("the bot took %v to stop", d.Round(time.Millisecond))
+				}
+			}()
 			cancel()
 			select {
 			case <-exited:
@@ -180,6 +188,7 @@ type sippRun struct {
 	Transport string   // "udp" or "tcp"
 	Target    string   // the bot's host:port
 	Service   string   // user part of the Request-URI (-s); default "bot"
+	Port      int      // local port; default a free one (retried if sipp loses it)
 	Extra     []string // more sipp arguments
 }
 
@@ -207,8 +216,8 @@ func (r sippResult) dump(t *testing.T) {
 // sippTimeout bounds one sipp process; sipp's own -timeout 30s should end it first.
 const sippTimeout = 90 * time.Second
 
-// runSipp runs one sipp client call (-m 1) and waits for it to exit. It picks a free local
-// port at run time and retries with another if sipp loses the race for it.
+// runSipp runs one sipp call (-m 1) and waits for it to exit. Unless run.Port is set, it
+// picks a free local port at run time and retries with another if sipp loses the race for it.
 func runSipp(t *testing.T, run sippRun) sippResult {
 	t.Helper()
 	sipp := requireTool(t, "sipp", "sip-tester")
@@ -234,7 +243,10 @@ func runSipp(t *testing.T, run sippRun) sippResult {
 
 	var res sippResult
 	for attempt := 1; ; attempt++ {
-		port := freePort(t)
+		port := run.Port
+		if port == 0 {
+			port = freePort(t)
+		}
 		args := []string{
 			"-sf", run.Scenario,
 			"-s", service,
@@ -286,7 +298,7 @@ func runSipp(t *testing.T, run sippRun) sippResult {
 		res.Logs = readFile(filepath.Join(dir, "sipp_logs.log"))
 		res.Errors = readFile(filepath.Join(dir, "sipp_errors.log"))
 		res.Messages = readFile(filepath.Join(dir, "sipp_messages.log"))
-		portLost := res.ExitCode != 0 && strings.Contains(res.Output+res.Errors, "Address already in use")
+		portLost := res.ExitCode != 0 && strings.Contains(res.Output+res.Errors, "Address already in use") && run.Port == 0
 		if !portLost || attempt == 5 {
 			return res
 		}
