@@ -559,7 +559,7 @@ func (b *Bot) onPageMessage(req *sip.Request, tx sip.ServerTransaction, in inbou
 		s, created := b.sessions.page(key, b.cfg.MaxSessions, func() *Session {
 			return &Session{
 				b: b, id: key, key: key, mode: ModePage, peer: peer,
-				local:   sip.Uri{Scheme: local.Scheme, User: local.User, Host: local.Host, Port: local.Port},
+				local: sip.Uri{Scheme: local.Scheme, User: local.User, Host: local.Host, Port: local.Port},
 				// Keep the URI's parameters: ;transport=tcp says how to reach the peer.
 				peerURI: sip.Uri{Scheme: from.Address.Scheme, User: from.Address.User, Host: from.Address.Host,
 					Port: from.Address.Port, UriParams: from.Address.UriParams},
