@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"math/big"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -145,4 +146,58 @@ func TestStreamTransports(t *testing.T) {
 			t.Fatal("no reply after a failed handshake")
 		}
 	})
+}
+
+// A browser-style WebSocket client opens an IM session, then its tab closes: the
+// connection drops without a BYE. The bot's next request fails and the session ends as
+// dead, leaving nothing behind.
+func TestWebSocketClientVanishesMidSession(t *testing.T) {
+	sessions := make(chan *bot.Session, 1)
+	rec := newRecorder()
+	rec.before = func(ctx context.Context, w bot.Responder, ev *bot.Event) (bool, error) {
+		if ev.Kind == bot.EventSessionStart {
+			sessions <- ev.Session
+		}
+		return false, nil
+	}
+	r := startBot(t, bot.Config{Listen: []string{"ws://127.0.0.1:0"}, RequestTimeout: time.Second}, rec)
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("browser"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ua.Close()
+	cli, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "tab", Host: "df7jal23ls0d.invalid",
+		UriParams: sip.HeaderParams{{K: "transport", V: "ws"}}}}
+	dua := sipgo.DialogUA{Client: cli, ContactHDR: contact}
+	ctx := testCtx(t)
+	host, port, _ := net.SplitHostPort(r.Addr("ws"))
+	p, _ := strconv.Atoi(port)
+	target := sip.Uri{Scheme: "sip", User: "bot", Host: host, Port: p, UriParams: sip.HeaderParams{{K: "transport", V: "ws"}}}
+	offer := []byte("v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=session\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=message 5060 sip null\r\na=accept-types:text/plain\r\n")
+	ct := sip.ContentTypeHeader("application/sdp")
+	dlg, err := dua.Invite(ctx, target, offer, &ct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dlg.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := dlg.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s := <-sessions
+	ua.Close() // the tab closes: the WebSocket connection drops, no BYE
+	if err := s.Send(ctx, "still there?"); err == nil {
+		t.Fatal("a message to a closed WebSocket was reported as sent")
+	}
+	select {
+	case <-s.Done():
+	case <-ctx.Done():
+		t.Fatal("the session of a vanished WebSocket client stays open")
+	}
+	rec.waitFor(t, "session.end:dead")
 }
