@@ -92,9 +92,29 @@ type fileConfig struct {
 		AnswerTimeout time.Duration `yaml:"answer_timeout"`
 		Triggers      []string      `yaml:"triggers"`
 		NoMatchLimit  int           `yaml:"no_match_limit"`
+		Texts         handoffTexts  `yaml:"texts"`
 	} `yaml:"handoff"`
 
 	file string // where it was read from, "" for the embedded default
+}
+
+// handoffTexts are the handoff's messages, as the config file names them; empty ones keep
+// the defaults. Placeholders: {user} {uri} {agent} {id} {text} {ticket} {transcript} {done}.
+type handoffTexts struct {
+	Searching      string `yaml:"searching"`
+	StillWaiting   string `yaml:"still_waiting"`
+	Connected      string `yaml:"connected"`
+	FromAgent      string `yaml:"from_agent"`
+	Ended          string `yaml:"ended"`
+	NoAgent        string `yaml:"no_agent"`
+	NoAgentLater   string `yaml:"no_agent_later"`
+	Offer          string `yaml:"offer"`
+	AgentConnected string `yaml:"agent_connected"`
+	FromUser       string `yaml:"from_user"`
+	AgentEnded     string `yaml:"agent_ended"`
+	Withdrawn      string `yaml:"withdrawn"`
+	UserLeft       string `yaml:"user_left"`
+	AgentHelp      string `yaml:"agent_help"`
 }
 
 // configError is one problem in a config file, at file:line:column.

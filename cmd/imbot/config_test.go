@@ -67,3 +67,17 @@ func TestConfigPasswordFromEnvironment(t *testing.T) {
 		t.Error("password not taken from the environment")
 	}
 }
+
+func TestHandoffTextsFromConfig(t *testing.T) {
+	fc, err := parseConfig("cfg.yaml", []byte("handoff:\n  texts:\n    ended: \"{agent} has left. How did we do, 1 to 5?\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fc.Handoff.Texts.Ended; got != "{agent} has left. How did we do, 1 to 5?" {
+		t.Errorf("texts.ended = %q", got)
+	}
+	if _, err := parseConfig("cfg.yaml", []byte("handoff:\n  texts:\n    endd: x\n")); err == nil ||
+		!strings.Contains(err.Error(), `did you mean "ended"`) {
+		t.Errorf("a misspelt text key: %v", err)
+	}
+}

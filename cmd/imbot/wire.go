@@ -129,6 +129,7 @@ func assemble(ctx context.Context, fc *fileConfig, log *slog.Logger, h func(*app
 			Agents: agents, Dialer: a.bot, AnswerTimeout: fc.Handoff.AnswerTimeout,
 			Triggers: triggers, NoMatchLimit: fc.Handoff.NoMatchLimit,
 			Transcript: a.store, Tickets: a.store, Observer: a.metrics, Logger: log,
+			Texts: handlers.HandoffTexts(fc.Handoff.Texts),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("handoff: %w", err)
