@@ -2,6 +2,8 @@ package bot_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"net"
 	"strconv"
 	"strings"
@@ -273,4 +275,43 @@ func TestRegistrationSurvivesConnectionLoss(t *testing.T) {
 	again := startRegistrarAt(t, "MD5", reg.addr)
 	again.waitRegisters(ctx, 1)
 	waitState(t, ctx, r.Bot, bot.RegRegistered)
+}
+
+func TestRegistrationRefusesUnverifiedTLS(t *testing.T) {
+	serverTLS, trusting := selfSigned(t)
+	reg := &registrar{t: t, algorithm: "MD5", user: "bot", password: "s3cret", grant: 60, notify: make(chan struct{}, 64)}
+	ua, _ := sipgo.NewUA()
+	srv, _ := sipgo.NewServer(ua)
+	srv.OnRegister(reg.onRegister)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.ServeTLS(tls.NewListener(ln, serverTLS)) }()
+	t.Cleanup(func() { ln.Close(); ua.Close() })
+
+	cases := []struct {
+		name      string
+		clientTLS *tls.Config
+		want      bot.RegState
+	}{
+		{"certificate not trusted", &tls.Config{ServerName: "127.0.0.1", RootCAs: x509.NewCertPool()}, bot.RegRetrying},
+		{"trusted CA", trusting, bot.RegRegistered},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := startBot(t, bot.Config{
+				Listen:    []string{"udp://127.0.0.1:0", "tls://127.0.0.1:0"},
+				TLS:       serverTLS,
+				ClientTLS: c.clientTLS,
+				Identity:  "sip:bot@127.0.0.1",
+				Registration: bot.RegistrationConfig{Registrar: "sip:" + ln.Addr().String() + ";transport=tls",
+					Password: "s3cret", RetryMin: time.Minute},
+			}, newRecorder())
+			st := waitState(t, testCtx(t), r.Bot, c.want)
+			if c.want == bot.RegRetrying && !strings.Contains(st.Reason, "certificate") {
+				t.Errorf("reason %q does not name the certificate", st.Reason)
+			}
+		})
+	}
 }
