@@ -229,8 +229,8 @@ type multiFlag []string
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
-// ruleChain returns the rules engine for `imbot run`: its middleware, with the built-in
-// handler after it for what no rule answers, and reload on file change.
+// ruleChain returns the rules engine for `imbot run`, with the Go handlers rules may name
+// (handoff, rating) and the functions of the plugins the config enables.
 func ruleChain(ctx context.Context, a *app, fc *fileConfig, log *slog.Logger) (*rules.Engine, error) {
 	hs := rules.Handlers{}
 	if a.handoff != nil {
