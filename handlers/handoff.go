@@ -633,6 +633,7 @@ func (h *Handoff) toUser(ctx context.Context, s sink, ho *handoff, text, answere
 		}
 		return
 	}
+	sent := time.Now() // the user may answer before the 200 comes back: time it at the start
 	if _, err := h.cfg.Dialer.Send(ctx, ho.userURI, text); err != nil {
 		h.log.Warn("handoff: message to user failed", "handoff", ho.id, "user", ho.userURI, "err", err)
 		return
@@ -640,7 +641,7 @@ func (h *Handoff) toUser(ctx context.Context, s sink, ho *handoff, text, answere
 	if h.cfg.Transcript != nil {
 		appendEntry(ctx, h.cfg.Transcript, store.TranscriptEntry{
 			SessionID: ho.userKey, Key: ho.userKey, Direction: store.Out, Peer: ho.userURI, Text: text,
-			Time: time.Now(), Answerer: answerer,
+			Time: sent, Answerer: answerer,
 		})
 	}
 }

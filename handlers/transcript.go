@@ -64,12 +64,13 @@ type transcriptResponder struct {
 }
 
 func (r *transcriptResponder) Reply(ctx context.Context, text string, opts ...bot.ReplyOption) error {
+	start := time.Now() // stores order by time: the peer may answer before the 200 comes back
 	if err := r.Responder.Reply(ctx, text, opts...); err != nil {
 		return err
 	}
 	appendEntry(ctx, r.s, store.TranscriptEntry{
 		SessionID: r.c.ID, Key: r.c.Key, Direction: store.Out, Peer: r.c.Peer.URI, Text: text,
-		Time: time.Now(), Answerer: Answerer(ctx),
+		Time: start, Answerer: Answerer(ctx),
 	})
 	return nil
 }

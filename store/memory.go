@@ -62,6 +62,8 @@ func (m *Memory) Transcript(_ context.Context, key string, limit int) ([]Transcr
 			out = append(out, e)
 		}
 	}
+	// In time order, as the SQLite store: entries may be written after later ones.
+	slices.SortStableFunc(out, func(a, b TranscriptEntry) int { return a.Time.Compare(b.Time) })
 	return lastN(out, limit), nil
 }
 

@@ -634,8 +634,9 @@ func checkDatabase(t *testing.T, path, key, peer string) {
 		text     string
 		answerer string // "" when any
 	}{
-		{store.Out, "Hi Alice! I am the Contoso IT helpdesk bot. Type 'help' to see what I can do.", "greet"},
+		// In time order: the user's first message came before the greeting it triggered.
 		{store.In, "Hello", ""},
+		{store.Out, "Hi Alice! I am the Contoso IT helpdesk bot. Type 'help' to see what I can do.", "greet"},
 		{store.In, "yes", ""},
 		{store.Out, "Done: your ticket number is 1001. A technician will contact you; ask me 'status of ticket 1001' any time.", "ticket-confirm"},
 		{store.In, "I want to talk to a person", ""},

@@ -277,9 +277,12 @@ func (db *DB) apply(ctx context.Context, m migration, known int) error {
 	return nil
 }
 
-// fmtTime encodes a time as stored: RFC 3339 with nanoseconds, in UTC, so that text order is
-// time order.
-func fmtTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+// storedTime is RFC 3339 with all nine fraction digits, in UTC: fixed width, so that text
+// order is time order (time.RFC3339Nano drops trailing zeros, which breaks that).
+const storedTime = "2006-01-02T15:04:05.000000000Z07:00"
+
+// fmtTime encodes a time as stored.
+func fmtTime(t time.Time) string { return t.UTC().Format(storedTime) }
 
 func parseTime(s string) time.Time {
 	t, err := time.Parse(time.RFC3339Nano, s)
@@ -388,10 +391,11 @@ func (db *DB) AppendTranscript(ctx context.Context, e store.TranscriptEntry) err
 }
 
 // Transcript returns the last limit entries of the conversation key (all when limit <= 0),
-// oldest first.
+// oldest first, in the order of their times (a message is timed when it arrived or when
+// its sending started, whatever the order the entries were written in).
 func (db *DB) Transcript(ctx context.Context, key string, limit int) ([]store.TranscriptEntry, error) {
 	rows, err := db.r.QueryContext(ctx, `SELECT id, session_id, key, direction, peer, text, time, answerer FROM
-		(SELECT * FROM transcript WHERE key = ? ORDER BY id DESC LIMIT ?) ORDER BY id`, key, sqlLimit(limit))
+		(SELECT * FROM transcript WHERE key = ? ORDER BY time DESC, id DESC LIMIT ?) ORDER BY time, id`, key, sqlLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("store: transcript %q: %w", key, err)
 	}

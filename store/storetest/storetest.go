@@ -34,14 +34,15 @@ type Store interface {
 // Run runs the suite as subtests of t. open returns a new, empty store for each subtest.
 func Run(t *testing.T, open func(t *testing.T) Store) {
 	tests := map[string]func(t *testing.T, s Store){
-		"conversation round trip": conversationRoundTrip,
-		"conversation missing":    conversationMissing,
-		"conversation delete":     conversationDelete,
-		"transcript":              transcript,
-		"tickets":                 tickets,
-		"unmatched":               unmatched,
-		"ratings":                 ratings,
-		"concurrent":              concurrent,
+		"conversation round trip":  conversationRoundTrip,
+		"conversation missing":     conversationMissing,
+		"conversation delete":      conversationDelete,
+		"transcript":               transcript,
+		"transcript in time order": transcriptTimeOrder,
+		"tickets":                  tickets,
+		"unmatched":                unmatched,
+		"ratings":                  ratings,
+		"concurrent":               concurrent,
 	}
 	for name, f := range tests {
 		t.Run(name, func(t *testing.T) { f(t, open(t)) })
@@ -179,6 +180,43 @@ func transcript(t *testing.T, s Store) {
 	last, _ := s.Transcript(c, "a", 1)
 	if len(last) != 1 || time.Since(last[0].Time) > time.Minute {
 		t.Errorf("a zero Time is not stored as now: %#v", last)
+	}
+}
+
+// transcriptTimeOrder: entries come back in the order of their times, not the order they
+// were written in (a relayed message is written once delivered, after the user's answer to
+// it may already be), and times that differ by trailing zeros of the fraction still sort.
+func transcriptTimeOrder(t *testing.T, s Store) {
+	c := ctx(t)
+	base := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	entries := []store.TranscriptEntry{
+		{Text: "third", Time: base.Add(1200 * time.Millisecond), Direction: store.In},
+		{Text: "first", Time: base.Add(100 * time.Millisecond), Direction: store.Out},
+		{Text: "second", Time: base.Add(120 * time.Millisecond), Direction: store.In},
+	}
+	for _, e := range entries {
+		e.Key, e.SessionID, e.Peer = "k", "s", "sip:alice@example.com"
+		if err := s.AppendTranscript(c, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Transcript(c, "k", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var texts []string
+	for _, e := range got {
+		texts = append(texts, e.Text)
+	}
+	if fmt.Sprint(texts) != "[first second third]" {
+		t.Errorf("transcript order %v, want [first second third]", texts)
+	}
+	last, err := s.Transcript(c, "k", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(last) != 2 || last[0].Text != "second" || last[1].Text != "third" {
+		t.Errorf("last 2 entries %+v, want second and third", last)
 	}
 }
 
