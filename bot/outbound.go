@@ -147,7 +147,6 @@ func (b *Bot) Open(ctx context.Context, to string) (*Session, error) {
 		peer:      peer,
 		local:     sip.Uri{Scheme: b.identity.Scheme, User: b.identity.User, Host: b.identity.Host, Port: b.identity.Port},
 		started:   time.Now(),
-		uac:       dlg,
 		confirmed: true,
 		endedCh:   make(chan struct{}),
 	}

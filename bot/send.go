@@ -67,7 +67,7 @@ func (s *Session) sendText(ctx context.Context, text string) error {
 	network := s.replyNetwork()
 	if network == "udp" {
 		req := s.newRequest(sip.MESSAGE, imcodec.PlainUTF8, nil)
-		overhead := len(req.String()) + s.routeOverhead() + 400 // Via, CSeq, tags, Contact added on send
+		overhead := len(req.String()) + s.routeLen + 400 // Via, CSeq, tags, Contact added on send
 		if overhead+len(body) > udpBudget {
 			for _, part := range imcodec.Split(text, udpBudget-overhead) {
 				if err := s.send(ctx, sip.MESSAGE, imcodec.PlainUTF8, []byte(part)); err != nil {
@@ -113,13 +113,8 @@ func (s *Session) replyNetwork() string {
 	if s.mode == ModePage && s.b.proxyAddr != "" {
 		return s.b.proxyTp
 	}
-	if s.dlg != nil {
-		return s.dnet
-	}
 	return s.network
 }
-
-func (s *Session) routeOverhead() int { return s.routeLen }
 
 // newRequest builds a request of the conversation (without the dialog fields that sipgo adds).
 func (s *Session) newRequest(method sip.RequestMethod, contentType string, body []byte) *sip.Request {

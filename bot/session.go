@@ -27,24 +27,24 @@ type Session struct {
 	lastActive atomic.Int64 // unix nanoseconds of the last message in either direction
 	lastIn     atomic.Int64 // unix nanoseconds of the peer's last message
 
+	// network is the transport requests go over: the dialog's, or that of the page-mode
+	// peer's last request.
+	network string
+
 	// page mode: where replies go
 	peerURI  sip.Uri
 	peerAddr string // source address of the peer's last request
-	network  string // transport of the peer's last request
 
 	// session mode
 	dlg       dialog
-	uas       *sipgo.DialogServerSession // the peer opened the session
-	uac       *sipgo.DialogClientSession // the bot opened it
-	target    sip.Uri                    // the peer's Contact: Request-URI of in-dialog requests
-	dnet      string                     // the dialog's transport
-	routeLen  int                        // bytes of the Route headers of in-dialog requests
+	target    sip.Uri // the peer's Contact: Request-URI of in-dialog requests
+	routeLen  int     // bytes of the Route headers of in-dialog requests
 	sdpAnswer []byte
 
 	mu        sync.Mutex
 	inbox     []*Event
 	running   bool
-	confirmed bool // session mode: ACK received, the worker may run
+	confirmed bool // the worker may run: always in page mode, after the ACK in session mode
 	ended     bool
 	expiring  bool        // EventIdle queued
 	lastSeq   uint32      // highest in-dialog CSeq released to the inbox
@@ -55,16 +55,23 @@ type Session struct {
 	endedCh   chan struct{}
 }
 
-// dialog is an IM session's SIP dialog, whichever side opened it.
+// dialog is an IM session's SIP dialog, whichever side opened it: a
+// *sipgo.DialogServerSession or a *sipgo.DialogClientSession.
 type dialog interface {
 	Do(ctx context.Context, req *sip.Request) (*sip.Response, error)
+	ReadBye(req *sip.Request, tx sip.ServerTransaction) error
 	Bye(ctx context.Context) error
 	Close() error
 }
 
+var (
+	_ dialog = (*sipgo.DialogServerSession)(nil)
+	_ dialog = (*sipgo.DialogClientSession)(nil)
+)
+
 // setDialog records the dialog and what in-dialog requests need from it.
 func (s *Session) setDialog(d dialog, target sip.Uri, network string, recordRoutes []sip.Header) {
-	s.dlg, s.target, s.dnet = d, target, network
+	s.dlg, s.target, s.network = d, target, network
 	for _, h := range recordRoutes {
 		s.routeLen += len("Route: \r\n") + len(h.Value())
 	}
@@ -128,7 +135,7 @@ func (s *Session) push(ev *Event) {
 
 // kick starts a worker if there is work and none runs; the caller holds s.mu.
 func (s *Session) kick() {
-	if s.running || len(s.inbox) == 0 || (s.mode == ModeSession && !s.confirmed) {
+	if s.running || len(s.inbox) == 0 || !s.confirmed {
 		return
 	}
 	s.running = true

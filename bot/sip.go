@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/imbot-dev/imbot/internal/imcodec"
@@ -38,10 +39,10 @@ func (b *Bot) routes() {
 	b.srv.OnCancel(b.guard(func(req *sip.Request, tx sip.ServerTransaction) {
 		// A CANCEL that matched a pending INVITE never gets here: the transaction layer
 		// answers it and the INVITE gets 487.
-		b.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+		b.respond(req, tx, 481)
 	}))
 	b.srv.OnNoRoute(b.guard(func(req *sip.Request, tx sip.ServerTransaction) {
-		b.respond(req, tx, 405, "Method Not Allowed", sip.NewHeader("Allow", allowMethods))
+		b.respond(req, tx, 405, sip.NewHeader("Allow", allowMethods))
 	}))
 }
 
@@ -50,21 +51,27 @@ func (b *Bot) guard(h func(*sip.Request, sip.ServerTransaction)) func(*sip.Reque
 	return func(req *sip.Request, tx sip.ServerTransaction) {
 		defer func() {
 			if r := recover(); r != nil {
-				b.log.Error("SIP handler panicked", "method", req.Method, "panic", r, "stack", string(debugStack()))
-				b.respond(req, tx, 500, "Server Internal Error")
+				b.log.Error("SIP handler panicked", "method", req.Method, "panic", r, "stack", string(debug.Stack()))
+				b.respond(req, tx, 500)
 			}
 		}()
 		if req.From() == nil || req.To() == nil || req.CallID() == nil || req.CSeq() == nil {
 			b.log.Info("request without From, To, Call-ID or CSeq refused", "method", req.Method, "source", req.Source())
-			b.respond(req, tx, 400, "Bad Request")
+			b.respond(req, tx, 400)
 			return
 		}
 		h(req, tx)
 	}
 }
 
-// respond answers a request; a failure to send is logged, not fatal.
-func (b *Bot) respond(req *sip.Request, tx sip.ServerTransaction, code int, reason string, hdrs ...sip.Header) {
+// respond answers a request with the status's usual reason phrase; a failure to send is
+// logged, not fatal.
+func (b *Bot) respond(req *sip.Request, tx sip.ServerTransaction, code int, hdrs ...sip.Header) {
+	b.respondReason(req, tx, code, reasonFor(code), hdrs...)
+}
+
+// respondReason is respond with a reason phrase of the caller's.
+func (b *Bot) respondReason(req *sip.Request, tx sip.ServerTransaction, code int, reason string, hdrs ...sip.Header) {
 	if req.IsAck() {
 		return
 	}
@@ -89,17 +96,18 @@ func retryAfter(sec int) sip.Header { return sip.NewHeader("Retry-After", fmt.Sp
 
 func acceptHeader() sip.Header { return sip.NewHeader("Accept", strings.Join(acceptTypes, ", ")) }
 
+// reasons are the reason phrases of the statuses the bot answers with (RFC 3261 §21).
+var reasons = map[int]string{
+	100: "Trying", 200: "OK", 400: "Bad Request", 403: "Forbidden", 405: "Method Not Allowed",
+	413: "Request Entity Too Large", 415: "Unsupported Media Type", 480: "Temporarily Unavailable",
+	481: "Call/Transaction Does Not Exist", 486: "Busy Here", 487: "Request Terminated",
+	488: "Not Acceptable Here", 500: "Server Internal Error", 503: "Service Unavailable",
+	603: "Decline",
+}
+
 func reasonFor(code int) string {
-	if t := http.StatusText(code); t != "" && code != 488 {
-		return t
-	}
-	switch code {
-	case 481:
-		return "Call/Transaction Does Not Exist"
-	case 488:
-		return "Not Acceptable Here"
-	case 487:
-		return "Request Terminated"
+	if r, ok := reasons[code]; ok {
+		return r
 	}
 	return "Refused"
 }
@@ -141,7 +149,7 @@ func (b *Bot) admit(ctx context.Context, peer Peer, mode Mode) (int, string) {
 }
 
 func (b *Bot) onOptions(req *sip.Request, tx sip.ServerTransaction) {
-	b.respond(req, tx, 200, "OK", sip.NewHeader("Allow", allowMethods), acceptHeader())
+	b.respond(req, tx, 200, sip.NewHeader("Allow", allowMethods), acceptHeader())
 }
 
 func (b *Bot) onInvite(req *sip.Request, tx sip.ServerTransaction) {
@@ -150,26 +158,17 @@ func (b *Bot) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	if b.closing.Load() {
-		b.respond(req, tx, 503, "Service Unavailable", retryAfter(5))
+		b.respond(req, tx, 503, retryAfter(5))
 		return
 	}
-	offer, err := imcodec.Offer{}, error(nil)
-	mt := ""
-	if h := req.ContentType(); h != nil {
-		mt, _ = imcodec.MediaType(h.Value())
-	}
-	if mt != imcodec.TypeSDP || len(req.Body()) == 0 {
-		err = errors.New("no SDP offer")
-	} else {
-		offer, err = imcodec.ParseOffer(req.Body())
-	}
+	offer, err := imOffer(req)
 	if err != nil || !offer.Message {
 		b.log.Info("INVITE without an IM stream refused", "from", req.From().Address.String(), "err", err)
-		b.respond(req, tx, 488, "Not Acceptable Here", sip.NewHeader("Warning", `304 imbot "only m=message sip sessions are accepted"`))
+		b.respond(req, tx, 488, sip.NewHeader("Warning", `304 imbot "only m=message sip sessions are accepted"`))
 		return
 	}
 	if b.sessions.count() >= b.cfg.MaxSessions {
-		b.respond(req, tx, 503, "Service Unavailable", retryAfter(10))
+		b.respond(req, tx, 503, retryAfter(10))
 		return
 	}
 	from := req.From()
@@ -177,20 +176,20 @@ func (b *Bot) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	network := sip.NetworkToLower(req.Transport())
 	dua := b.duas[network]
 	if dua == nil {
-		b.respond(req, tx, 500, "Server Internal Error")
+		b.respond(req, tx, 500)
 		return
 	}
 	// The Admit hook runs before the 200 and is cancelled if the caller gives up.
 	if b.cfg.Admit != nil {
 		// It may take a while: tell the caller (and let it CANCEL).
-		b.respond(req, tx, 100, "Trying")
+		b.respond(req, tx, 100)
 	}
 	actx, cancel := context.WithCancel(b.handlerCtx)
 	defer cancel()
 	tx.OnCancel(func(*sip.Request) { cancel() })
 	if code, reason := b.admit(actx, peer, ModeSession); code != 0 {
 		if actx.Err() == nil {
-			b.respond(req, tx, code, reason)
+			b.respondReason(req, tx, code, reason)
 		}
 		return
 	}
@@ -199,7 +198,7 @@ func (b *Bot) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	dlg, err := dua.ReadInvite(req, tx)
 	if err != nil {
-		b.respond(req, tx, 400, "Bad Request")
+		b.respond(req, tx, 400)
 		return
 	}
 	local := req.To().Address
@@ -211,7 +210,6 @@ func (b *Bot) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		peer:     peer,
 		local:    sip.Uri{Scheme: local.Scheme, User: local.User, Host: local.Host, Port: local.Port},
 		started:  time.Now(),
-		uas:      dlg,
 		lastSeq:  req.CSeq().SeqNo,
 		seqKnown: true,
 		endedCh:  make(chan struct{}),
@@ -247,6 +245,14 @@ func (b *Bot) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	s.mu.Unlock()
 }
 
+// imOffer parses the SDP offer of an INVITE.
+func imOffer(req *sip.Request) (imcodec.Offer, error) {
+	if mt, _ := imcodec.MediaType(contentType(req)); mt != imcodec.TypeSDP || len(req.Body()) == 0 {
+		return imcodec.Offer{}, errors.New("no SDP offer")
+	}
+	return imcodec.ParseOffer(req.Body())
+}
+
 func hasMSHeaders(req *sip.Request) bool {
 	for _, h := range req.Headers() {
 		if strings.HasPrefix(strings.ToLower(h.Name()), "ms-") {
@@ -263,7 +269,7 @@ func hasMSHeaders(req *sip.Request) bool {
 func (b *Bot) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 	s := b.lookup(req)
 	if s == nil || s.isEnded() {
-		b.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+		b.respond(req, tx, 481)
 		return
 	}
 	s.mu.Lock()
@@ -282,9 +288,11 @@ func (b *Bot) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 func (b *Bot) onAck(req *sip.Request, tx sip.ServerTransaction) {
-	if s := b.lookup(req); s != nil && s.uas != nil {
-		// An ACK for a re-INVITE's 200 carries another CSeq; ReadAck refuses it, harmlessly.
-		_ = s.uas.ReadAck(req, tx)
+	if s := b.lookup(req); s != nil {
+		if uas, ok := s.dlg.(*sipgo.DialogServerSession); ok {
+			// An ACK for a re-INVITE's 200 carries another CSeq; ReadAck refuses it, harmlessly.
+			_ = uas.ReadAck(req, tx)
+		}
 	}
 }
 
@@ -292,23 +300,17 @@ func (b *Bot) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	s := b.lookup(req)
 	if s == nil || s.dlg == nil {
 		b.log.Info("BYE for an unknown session", "call-id", callID(req))
-		b.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+		b.respond(req, tx, 481)
 		return
 	}
 	// Forget the dialog before the 200 goes out: a request the peer sends after it gets 481.
 	if !s.stop() {
-		b.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+		b.respond(req, tx, 481)
 		return
 	}
-	var err error
-	if s.uas != nil {
-		err = s.uas.ReadBye(req, tx)
-	} else {
-		err = s.uac.ReadBye(req, tx)
-	}
-	if err != nil {
+	if err := s.dlg.ReadBye(req, tx); err != nil {
 		b.log.Info("BYE refused", "session", s.id, "err", err)
-		b.respond(req, tx, 400, "Bad Request")
+		b.respond(req, tx, 400)
 	}
 	s.finish(b.handlerCtx, EndByPeer, false)
 }
@@ -323,74 +325,92 @@ func callID(req *sip.Request) string {
 func (b *Bot) onInfo(req *sip.Request, tx sip.ServerTransaction) {
 	s := b.lookup(req)
 	if s == nil {
-		b.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+		b.respond(req, tx, 481)
 		return
 	}
-	seq := req.CSeq().SeqNo
 	var ev *Event
 	if len(req.Body()) > 0 {
-		ct := ""
-		if h := req.ContentType(); h != nil {
-			ct = h.Value()
-		}
+		ct := contentType(req)
 		mt, _ := imcodec.MediaType(ct)
 		if mt != imcodec.TypeKeyboard {
-			b.respond(req, tx, 415, "Unsupported Media Type", sip.NewHeader("Accept", imcodec.TypeKeyboard))
-			b.advance(s, seq)
+			b.refuse(req, tx, s, 415, sip.NewHeader("Accept", imcodec.TypeKeyboard))
 			return
 		}
 		active, err := imcodec.ParseKeyboardActivity(req.Body())
 		if err != nil {
 			b.log.Info("bad KeyboardActivity", "session", s.id, "err", err)
-			b.respond(req, tx, 400, "Bad Request")
-			b.advance(s, seq)
+			b.refuse(req, tx, s, 400)
 			return
 		}
 		ev = &Event{Kind: EventTyping, Session: s, Time: time.Now(), Typing: active, ContentType: ct, req: req}
 	}
+	b.acceptInDialog(req, tx, s, ev, func(p *typingPrefs) { p.peerKeyboard = p.peerKeyboard || ev != nil })
+}
+
+// acceptInDialog answers an in-dialog request that carries ev (nil: nothing for the chain)
+// and queues ev in CSeq order: 481 when the session has ended, 503 when its inbox is full,
+// else 200. note records what the request says of the peer's typing. The 200 goes out
+// before the event is queued, so that it precedes anything the bot sends, and while the
+// session cannot end, so that a request answered 200 is handled. It reports whether the
+// request was accepted.
+func (b *Bot) acceptInDialog(req *sip.Request, tx sip.ServerTransaction, s *Session, ev *Event, note func(*typingPrefs)) bool {
+	seq := req.CSeq().SeqNo
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended {
-		b.respond(req, tx, 481, "Call/Transaction Does Not Exist")
-		return
+		b.respond(req, tx, 481)
+		return false
 	}
 	if ev != nil && s.pending() >= b.cfg.InboxSize {
-		b.respond(req, tx, 503, "Service Unavailable", retryAfter(1))
+		b.respond(req, tx, 503, retryAfter(1))
 		s.sequence(seq, nil)
-		return
+		return false
 	}
-	s.typing.peerKeyboard = s.typing.peerKeyboard || ev != nil
-	// The 200 goes out before the event is queued, so that it precedes anything the bot sends.
-	b.respond(req, tx, 200, "OK")
+	note(&s.typing)
+	if ev != nil && ev.Kind == EventMessage {
+		s.received()
+	}
+	b.respond(req, tx, 200)
 	s.sequence(seq, ev)
+	return true
 }
 
-// advance consumes an in-dialog CSeq that carries no event.
-func (b *Bot) advance(s *Session, seq uint32) {
+// refuse answers a request with an error status. In a dialog (s != nil) the request still
+// consumes its CSeq, so that the requests after it are not held waiting for it.
+func (b *Bot) refuse(req *sip.Request, tx sip.ServerTransaction, s *Session, code int, hdrs ...sip.Header) {
+	b.respond(req, tx, code, hdrs...)
+	if s == nil {
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.ended {
-		s.sequence(seq, nil)
+		s.sequence(req.CSeq().SeqNo, nil)
 	}
+}
+
+// contentType returns the request's Content-Type value, "" when it has none.
+func contentType(req *sip.Request) string {
+	if h := req.ContentType(); h != nil {
+		return h.Value()
+	}
+	return ""
 }
 
 func (b *Bot) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 	var s *Session
 	if inDialog(req) {
 		if s = b.lookup(req); s == nil {
-			b.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+			b.respond(req, tx, 481)
 			return
 		}
 	} else if b.closing.Load() {
-		b.respond(req, tx, 503, "Service Unavailable", retryAfter(5))
+		b.respond(req, tx, 503, retryAfter(5))
 		return
 	}
 	if len(req.Body()) > b.cfg.MaxMessageBytes {
 		b.log.Info("message too large", "from", req.From().Address.String(), "bytes", len(req.Body()), "limit", b.cfg.MaxMessageBytes)
-		b.respond(req, tx, 413, "Request Entity Too Large")
-		if s != nil {
-			b.advance(s, req.CSeq().SeqNo)
-		}
+		b.refuse(req, tx, s, 413)
 		return
 	}
 	in, code := b.decode(req)
@@ -399,10 +419,7 @@ func (b *Bot) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 		if code == 415 {
 			hdrs = append(hdrs, acceptHeader())
 		}
-		b.respond(req, tx, code, reasonFor(code), hdrs...)
-		if s != nil {
-			b.advance(s, req.CSeq().SeqNo)
-		}
+		b.refuse(req, tx, s, code, hdrs...)
 		return
 	}
 	if s != nil {
@@ -424,10 +441,7 @@ type inbound struct {
 
 // decode classifies a MESSAGE body. A non-zero code is the status to refuse it with.
 func (b *Bot) decode(req *sip.Request) (inbound, int) {
-	ct := ""
-	if h := req.ContentType(); h != nil {
-		ct = h.Value()
-	}
+	ct := contentType(req)
 	body := req.Body()
 	if enc := req.GetHeader("Content-Encoding"); enc != nil {
 		switch strings.ToLower(strings.TrimSpace(enc.Value())) {
@@ -498,31 +512,10 @@ func (in inbound) event(s *Session, req *sip.Request) *Event {
 }
 
 func (b *Bot) onDialogMessage(req *sip.Request, tx sip.ServerTransaction, s *Session, in inbound) {
-	ev := in.event(s, req)
-	s.mu.Lock()
-	if s.ended {
-		s.mu.Unlock()
-		b.respond(req, tx, 481, "Call/Transaction Does Not Exist")
-		return
+	note := func(p *typingPrefs) { p.peerComposing = p.peerComposing || in.kind == EventTyping }
+	if b.acceptInDialog(req, tx, s, in.event(s, req), note) {
+		b.sendReceipt(s, in)
 	}
-	if ev != nil && s.pending() >= b.cfg.InboxSize {
-		s.sequence(req.CSeq().SeqNo, nil)
-		s.mu.Unlock()
-		b.respond(req, tx, 503, "Service Unavailable", retryAfter(1))
-		return
-	}
-	if in.kind == EventTyping {
-		s.typing.peerComposing = true
-	}
-	if in.kind == EventMessage {
-		s.received()
-	}
-	// The 200 goes out before the event is queued, so that it precedes anything the bot
-	// sends, and while the session cannot end, so that a message answered 200 is handled.
-	b.respond(req, tx, 200, "OK")
-	s.sequence(req.CSeq().SeqNo, ev)
-	s.mu.Unlock()
-	b.sendReceipt(s, in)
 }
 
 // sendReceipt sends an IMDN "delivered" (RFC 5438) for a message that asked for one.
@@ -567,13 +560,13 @@ func (b *Bot) onPageMessage(req *sip.Request, tx sip.ServerTransaction, in inbou
 			}
 		})
 		if s == nil {
-			b.respond(req, tx, 503, "Service Unavailable", retryAfter(10))
+			b.respond(req, tx, 503, retryAfter(10))
 			return
 		}
 		if created && b.cfg.Admit != nil {
 			if code, reason := b.admit(b.handlerCtx, peer, ModePage); code != 0 {
 				b.sessions.remove(s)
-				b.respond(req, tx, code, reason)
+				b.respondReason(req, tx, code, reason)
 				return
 			}
 		}
@@ -585,7 +578,7 @@ func (b *Bot) onPageMessage(req *sip.Request, tx sip.ServerTransaction, in inbou
 		}
 		if ev != nil && s.pending() >= b.cfg.InboxSize {
 			s.mu.Unlock()
-			b.respond(req, tx, 503, "Service Unavailable", retryAfter(1))
+			b.respond(req, tx, 503, retryAfter(1))
 			return
 		}
 		s.peerAddr, s.network = req.Source(), network
@@ -598,7 +591,7 @@ func (b *Bot) onPageMessage(req *sip.Request, tx sip.ServerTransaction, in inbou
 		}
 		// The 200 goes out before the events are queued, so that it precedes anything the
 		// bot sends, and while the conversation cannot end, so that the message is handled.
-		b.respond(req, tx, 200, "OK")
+		b.respond(req, tx, 200)
 		if created {
 			s.touch()
 			s.push(&Event{Kind: EventSessionStart, Session: s, Time: time.Now(), req: req})

@@ -1,5 +1,0 @@
-package bot
-
-import "runtime/debug"
-
-func debugStack() []byte { return debug.Stack() }
