@@ -46,40 +46,13 @@ func (b *Bot) Send(ctx context.Context, to, text string) (Delivery, error) {
 	if err != nil {
 		return 0, fmt.Errorf("send: %w", err)
 	}
-	cli := b.clients[network]
-	if cli == nil {
-		return 0, fmt.Errorf("send: the bot does not listen on %s, needed to reach %s", network, to)
+	// A conversation of its own, never listed: the peer's answer starts the real one.
+	s := &Session{
+		b: b, id: "send " + uri.String(), mode: ModePage, peer: peerFromURI(uri, ""),
+		local: b.identity, peerURI: uri, peerAddr: dest, network: network,
+		started: time.Now(), confirmed: true, endedCh: make(chan struct{}),
 	}
-	budget := 0
-	if network == "udp" {
-		budget = udpBudget - 600 // headers of an out-of-dialog MESSAGE, generously
-	}
-	parts := []string{text}
-	if budget > 0 && len(text) > budget {
-		parts = imcodec.Split(text, budget)
-	}
-	delivery := Delivered
-	for _, part := range parts {
-		req, _ := b.newOutOfDialog(sip.MESSAGE, uri)
-		ct := sip.ContentTypeHeader(imcodec.PlainUTF8)
-		req.AppendHeader(&ct)
-		req.SetBody([]byte(part))
-		req.SetDestination(dest)
-		req.SetTransport(strings.ToUpper(network))
-		rctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
-		res, err := b.doAuth(rctx, cli, req)
-		cancel()
-		if err != nil {
-			return 0, fmt.Errorf("send to %s: %w", to, err)
-		}
-		switch {
-		case res.StatusCode == 202:
-			delivery = Accepted
-		case res.StatusCode >= 300:
-			return 0, &SendError{Code: res.StatusCode, Reason: res.Reason}
-		}
-	}
-	return delivery, nil
+	return s.sendText(ctx, text)
 }
 
 // Open starts an IM session with a peer, as Lync-style clients do: an INVITE offering
@@ -99,7 +72,7 @@ func (b *Bot) Open(ctx context.Context, to string) (*Session, error) {
 	if dua == nil {
 		return nil, fmt.Errorf("open: the bot does not listen on %s, needed to reach %s", network, to)
 	}
-	inv, from := b.newOutOfDialog(sip.INVITE, uri)
+	inv, from := b.newOutOfDialog(sip.INVITE, b.identity, uri)
 	ct := sip.ContentTypeHeader(imcodec.TypeSDP)
 	inv.AppendHeader(&ct)
 	inv.AppendHeader(sip.NewHeader("Supported", "ms-sender"))
@@ -167,14 +140,15 @@ func (b *Bot) Open(ctx context.Context, to string) (*Session, error) {
 	return s, nil
 }
 
-// newOutOfDialog starts a request from the bot's identity (with a new tag) to uri.
-func (b *Bot) newOutOfDialog(method sip.RequestMethod, uri sip.Uri) (*sip.Request, *sip.FromHeader) {
+// newOutOfDialog starts a request outside any dialog: from the bot's address from (with a
+// new tag, and the display name), to uri.
+func (b *Bot) newOutOfDialog(method sip.RequestMethod, from, uri sip.Uri) (*sip.Request, *sip.FromHeader) {
 	req := sip.NewRequest(method, sip.Uri{Scheme: uri.Scheme, User: uri.User, Host: uri.Host, Port: uri.Port, UriParams: uri.UriParams})
-	from := &sip.FromHeader{DisplayName: b.cfg.DisplayName, Address: b.identity}
-	from.Params.Add("tag", sip.GenerateTagN(16))
-	req.AppendHeader(from)
+	fh := &sip.FromHeader{DisplayName: b.cfg.DisplayName, Address: from}
+	fh.Params.Add("tag", sip.GenerateTagN(16))
+	req.AppendHeader(fh)
 	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: uri.Scheme, User: uri.User, Host: uri.Host, Port: uri.Port}})
-	return req, from
+	return req, fh
 }
 
 // target resolves a peer address to the Request-URI, the next hop and the transport.
@@ -205,7 +179,8 @@ func (s *Session) Send(ctx context.Context, text string) error {
 	if s.isEnded() {
 		return ErrSessionEnded
 	}
-	return s.sendText(ctx, text)
+	_, err := s.sendText(ctx, text)
+	return err
 }
 
 // Close ends the session: BYE for an IM session; a page-mode conversation is forgotten.

@@ -62,6 +62,7 @@ type responder struct {
 	mu      sync.Mutex // serialises typing and replies of this event
 	replied int
 	typing  bool        // "active" was sent and no reply or idle followed
+	kind    typingKind  // the signal "active" was sent in: idle goes the same way
 	refresh *time.Timer // repeats "active" while typing
 	auto    *time.Timer // delayed automatic typing
 	done    bool
@@ -108,7 +109,7 @@ func (w *responder) Reply(ctx context.Context, text string, opts ...ReplyOption)
 	// The message itself ends "typing" for the peer: stop refreshing before it goes out.
 	w.stopTimersLocked()
 	w.typing = false
-	if err := w.s.sendText(ctx, text); err != nil {
+	if _, err := w.s.sendText(ctx, text); err != nil {
 		return err
 	}
 	w.replied++
@@ -138,25 +139,31 @@ func (w *responder) typingLocked(ctx context.Context) error {
 	if err := w.s.sendTyping(ctx, kind, true); err != nil {
 		return err
 	}
-	w.typing = true
-	every := w.s.b.cfg.Typing.RefreshMS
-	if kind == typingComposing {
-		every = w.s.b.cfg.Typing.Refresh * 2 / 3
-	}
-	var tick func()
-	tick = func() {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		if w.done || !w.typing {
-			return
-		}
-		if err := w.s.sendTyping(w.s.b.handlerCtx, kind, true); err != nil {
-			w.s.b.log.Debug("typing refresh failed", "session", w.s.id, "err", err)
-		}
-		w.refresh = time.AfterFunc(every, tick)
-	}
-	w.refresh = time.AfterFunc(every, tick)
+	w.typing, w.kind = true, kind
+	w.refresh = time.AfterFunc(w.refreshEvery(), w.refreshTyping)
 	return nil
+}
+
+// refreshEvery is how often "active" is repeated: before a Microsoft client drops it, or
+// under the <refresh> advertised in RFC 3994.
+func (w *responder) refreshEvery() time.Duration {
+	if w.kind == typingComposing {
+		return w.s.b.cfg.Typing.Refresh * 2 / 3
+	}
+	return w.s.b.cfg.Typing.RefreshMS
+}
+
+// refreshTyping repeats "active" while the handler works without replying.
+func (w *responder) refreshTyping() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done || !w.typing {
+		return
+	}
+	if err := w.s.sendTyping(w.s.b.handlerCtx, w.kind, true); err != nil {
+		w.s.b.log.Debug("typing refresh failed", "session", w.s.id, "err", err)
+	}
+	w.refresh.Reset(w.refreshEvery())
 }
 
 // startAuto shows typing on the bot's own once work on a message starts (after the configured
@@ -166,17 +173,7 @@ func (w *responder) startAuto(ctx context.Context) {
 	if cfg.Off || w.s.typingKind() == typingNone {
 		return
 	}
-	if cfg.Delay <= 0 {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		if err := w.typingLocked(ctx); err != nil && !errors.Is(err, ErrTypingNotSupported) {
-			w.s.b.log.Debug("typing failed", "session", w.s.id, "err", err)
-		}
-		return
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.auto = time.AfterFunc(cfg.Delay, func() {
+	show := func() {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		if w.done || w.replied > 0 {
@@ -185,7 +182,14 @@ func (w *responder) startAuto(ctx context.Context) {
 		if err := w.typingLocked(ctx); err != nil && !errors.Is(err, ErrTypingNotSupported) {
 			w.s.b.log.Debug("typing failed", "session", w.s.id, "err", err)
 		}
-	})
+	}
+	if cfg.Delay <= 0 {
+		show()
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.auto = time.AfterFunc(cfg.Delay, show)
 }
 
 func (w *responder) stopTimersLocked() {
@@ -205,10 +209,8 @@ func (w *responder) finish(ctx context.Context) (end bool) {
 	defer w.mu.Unlock()
 	w.stopTimersLocked()
 	if w.typing && !w.s.isEnded() {
-		if kind := w.s.typingKind(); kind != typingNone {
-			if err := w.s.sendTyping(ctx, kind, false); err != nil {
-				w.s.b.log.Debug("typing idle failed", "session", w.s.id, "err", err)
-			}
+		if err := w.s.sendTyping(ctx, w.kind, false); err != nil {
+			w.s.b.log.Debug("typing idle failed", "session", w.s.id, "err", err)
 		}
 	}
 	w.typing = false
@@ -265,7 +267,7 @@ func (b *Bot) dispatch(s *Session, ev *Event) {
 			if strings.Contains(msg, "%s") {
 				msg = fmt.Sprintf(msg, ref)
 			}
-			if err := s.sendText(ctx, msg); err != nil {
+			if _, err := s.sendText(ctx, msg); err != nil {
 				b.log.Warn("apology not delivered", "session", s.id, "ref", ref, "err", err)
 			}
 		}

@@ -61,23 +61,38 @@ type SendError struct {
 // Error implements error.
 func (e *SendError) Error() string { return fmt.Sprintf("peer answered %d %s", e.Code, e.Reason) }
 
-// sendText sends a text reply, split into several messages if it does not fit a UDP request.
-func (s *Session) sendText(ctx context.Context, text string) error {
-	body := []byte(text)
-	network := s.replyNetwork()
-	if network == "udp" {
-		req := s.newRequest(sip.MESSAGE, imcodec.PlainUTF8, nil)
-		overhead := len(req.String()) + s.routeLen + 400 // Via, CSeq, tags, Contact added on send
-		if overhead+len(body) > udpBudget {
-			for _, part := range imcodec.Split(text, udpBudget-overhead) {
-				if err := s.send(ctx, sip.MESSAGE, imcodec.PlainUTF8, []byte(part)); err != nil {
-					return err
-				}
-			}
-			return nil
+// sendText sends a text, split into several messages if it does not fit a UDP request. It
+// reports Accepted when a server stored any part for later delivery.
+func (s *Session) sendText(ctx context.Context, text string) (Delivery, error) {
+	parts := []string{text}
+	if s.replyNetwork() == "udp" {
+		if overhead := s.udpOverhead(); overhead+len(text) > udpBudget {
+			parts = imcodec.Split(text, udpBudget-overhead)
 		}
 	}
-	return s.send(ctx, sip.MESSAGE, imcodec.PlainUTF8, body)
+	delivery := Delivered
+	for _, part := range parts {
+		code, err := s.send(ctx, sip.MESSAGE, imcodec.PlainUTF8, []byte(part))
+		if err != nil {
+			return 0, err
+		}
+		if code == 202 {
+			delivery = Accepted
+		}
+	}
+	return delivery, nil
+}
+
+// udpOverhead is the size of a text message of this conversation without its body, with a
+// margin for what sipgo adds on sending (Via, CSeq, tags, Contact). It is measured once: the
+// headers of one conversation's messages keep their size.
+func (s *Session) udpOverhead() int {
+	if n := s.headerBytes.Load(); n > 0 {
+		return int(n)
+	}
+	n := len(s.newRequest(sip.MESSAGE, imcodec.PlainUTF8, nil).String()) + s.routeLen + 400
+	s.headerBytes.Store(int32(n))
+	return n
 }
 
 // sendTyping sends one typing indication.
@@ -85,9 +100,9 @@ func (s *Session) sendTyping(ctx context.Context, kind typingKind, active bool) 
 	var err error
 	switch kind {
 	case typingKeyboard:
-		err = s.send(ctx, sip.INFO, imcodec.TypeKeyboard, imcodec.KeyboardActivity(active))
+		_, err = s.send(ctx, sip.INFO, imcodec.TypeKeyboard, imcodec.KeyboardActivity(active))
 	case typingComposing:
-		err = s.send(ctx, sip.MESSAGE, imcodec.TypeIsComposing, imcodec.IsComposing(active, s.b.cfg.Typing.Refresh))
+		_, err = s.send(ctx, sip.MESSAGE, imcodec.TypeIsComposing, imcodec.IsComposing(active, s.b.cfg.Typing.Refresh))
 	default:
 		return ErrTypingNotSupported
 	}
@@ -125,11 +140,7 @@ func (s *Session) newRequest(method sip.RequestMethod, contentType string, body 
 		req.SetBody(body)
 		return req
 	}
-	req := sip.NewRequest(method, s.peerURI)
-	from := &sip.FromHeader{DisplayName: s.b.cfg.DisplayName, Address: s.local}
-	from.Params.Add("tag", sip.GenerateTagN(16))
-	req.AppendHeader(from)
-	req.AppendHeader(&sip.ToHeader{Address: s.peerURI})
+	req, _ := s.b.newOutOfDialog(method, s.local, s.peerURI)
 	ct := sip.ContentTypeHeader(contentType)
 	req.AppendHeader(&ct)
 	req.SetBody(body)
@@ -143,15 +154,16 @@ func (s *Session) newRequest(method sip.RequestMethod, contentType string, body 
 	return req
 }
 
-// send sends one request of the conversation and waits for its final response. A 408, 480 or
-// 481 (or no answer at all) inside a dialog means the peer lost it: the session ends.
-func (s *Session) send(parent context.Context, method sip.RequestMethod, contentType string, body []byte) error {
+// send sends one request of the conversation and waits for its final response, whose 2xx
+// status it returns. A 408, 480 or 481 (or no answer at all) inside a dialog means the peer
+// lost it: the session ends.
+func (s *Session) send(parent context.Context, method sip.RequestMethod, contentType string, body []byte) (int, error) {
 	ctx, cancel := context.WithTimeout(parent, s.b.cfg.RequestTimeout)
 	defer cancel()
 	req := s.newRequest(method, contentType, body)
 	if s.b.sendHook != nil {
 		s.touch()
-		return s.b.sendHook(ctx, s, req)
+		return 200, s.b.sendHook(ctx, s, req)
 	}
 	var (
 		res *sip.Response
@@ -162,7 +174,7 @@ func (s *Session) send(parent context.Context, method sip.RequestMethod, content
 	} else {
 		cli := s.b.clients[sip.NetworkToLower(req.Transport())]
 		if cli == nil {
-			return fmt.Errorf("send %s: the bot does not listen on %s", method, req.Transport())
+			return 0, fmt.Errorf("send %s: the bot does not listen on %s", method, req.Transport())
 		}
 		res, err = s.b.doAuth(ctx, cli, req) // an outbound proxy may challenge
 	}
@@ -173,13 +185,13 @@ func (s *Session) send(parent context.Context, method sip.RequestMethod, content
 			// browser tab closed): the dialog is dead.
 			go s.end(s.b.handlerCtx, EndDeadDialog, false)
 		}
-		return fmt.Errorf("send %s to %s: %w", method, s.peer.URI, err)
+		return 0, fmt.Errorf("send %s to %s: %w", method, s.peer.URI, err)
 	}
 	if res.StatusCode >= 300 {
 		if s.dlg != nil && (res.StatusCode == 408 || res.StatusCode == 480 || res.StatusCode == 481) {
 			go s.end(s.b.handlerCtx, EndDeadDialog, res.StatusCode != 481)
 		}
-		return &SendError{Code: res.StatusCode, Reason: res.Reason}
+		return 0, &SendError{Code: res.StatusCode, Reason: res.Reason}
 	}
-	return nil
+	return res.StatusCode, nil
 }

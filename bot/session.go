@@ -23,9 +23,10 @@ type Session struct {
 	local   sip.Uri // the bot's address in this conversation
 	started time.Time
 
-	turns      atomic.Int64
-	lastActive atomic.Int64 // unix nanoseconds of the last message in either direction
-	lastIn     atomic.Int64 // unix nanoseconds of the peer's last message
+	turns       atomic.Int64
+	headerBytes atomic.Int32 // see udpOverhead
+	lastActive  atomic.Int64 // unix nanoseconds of the last message in either direction
+	lastIn      atomic.Int64 // unix nanoseconds of the peer's last message
 
 	// network is the transport requests go over: the dialog's, or that of the page-mode
 	// peer's last request.

@@ -531,7 +531,7 @@ func (b *Bot) sendReceipt(s *Session, in inbound) {
 	body := imcodec.WrapCPIM("<"+aor(s.local)+">", to, newRef()+newRef(), "", imcodec.TypeIMDN,
 		imcodec.DeliveryNotification(in.receiptFor, now), now)
 	go func() {
-		if err := s.send(b.handlerCtx, sip.MESSAGE, imcodec.TypeCPIM, body); err != nil {
+		if _, err := s.send(b.handlerCtx, sip.MESSAGE, imcodec.TypeCPIM, body); err != nil {
 			b.log.Debug("delivery receipt not sent", "session", s.id, "err", err)
 		}
 	}()
