@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/imbot-dev/imbot/bot"
+	typo "github.com/imbot-dev/imbot/internal/suggest"
 )
 
 // Regex limits: RE2 is linear in the input, but a huge program is slow to build and to run.
@@ -254,8 +255,8 @@ func suggestState(st string, gotos map[string]bool) string {
 		c = append(c, g)
 	}
 	sort.Strings(c)
-	if h := suggest(st, c); h != "" {
-		return " (a goto names '" + strings.TrimSuffix(strings.TrimPrefix(h, "; did you mean '"), "'?") + "': a typo?)"
+	if g := typo.Closest(st, c); g != "" {
+		return " (a goto names '" + g + "': a typo?)"
 	}
 	return ""
 }

@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/imbot-dev/imbot/bot"
+	"github.com/imbot-dev/imbot/internal/suggest"
 )
 
 // defaultConfig is what `imbot run` uses without --config: no file, no server needed.
@@ -242,7 +243,7 @@ func checkKeys(file string, n *yaml.Node, t reflect.Type, path string, errs *[]e
 		ft, ok := fields[k.Value]
 		if !ok {
 			msg := fmt.Sprintf("unknown key %q", path+k.Value)
-			if s := closest(k.Value, names); s != "" {
+			if s := suggest.Closest(k.Value, names); s != "" {
 				msg += fmt.Sprintf("; did you mean %q?", s)
 			} else {
 				msg += fmt.Sprintf("; known keys here: %s", strings.Join(names, ", "))
@@ -282,37 +283,6 @@ func findKey(n *yaml.Node, path string) *yaml.Node {
 		n = next
 	}
 	return nil
-}
-
-// closest returns the name within edit distance 2 of s, if any.
-func closest(s string, names []string) string {
-	best, bestD := "", 3
-	for _, n := range names {
-		if d := editDistance(s, n); d < bestD {
-			best, bestD = n, d
-		}
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // keyError is a bad value at a dotted key path.
