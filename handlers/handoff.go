@@ -805,13 +805,7 @@ func (h *Handoff) relayToUser(ctx context.Context, s sink, ho *handoff, a *agent
 // accept gives agent a the offer id (0: the oldest) and relays first, if any.
 func (h *Handoff) accept(ctx context.Context, s sink, a *agentState, id int, first string) {
 	h.mu.Lock()
-	var ho *handoff
-	for _, o := range a.offers {
-		if id == 0 || o.id == id {
-			ho = o
-			break
-		}
-	}
+	ho := a.offer(id)
 	if ho == nil {
 		h.mu.Unlock()
 		h.toAgent(ctx, s, a, "There is no conversation waiting for you"+idSuffix(id)+".")
@@ -838,6 +832,17 @@ func (h *Handoff) accept(ctx context.Context, s sink, a *agentState, id int, fir
 	}
 }
 
+// offer returns agent a's offer number id, or its oldest when id is 0; nil when there is
+// none. The caller holds h.mu.
+func (a *agentState) offer(id int) *handoff {
+	for _, o := range a.offers {
+		if id == 0 || o.id == id {
+			return o
+		}
+	}
+	return nil
+}
+
 func idSuffix(id int) string {
 	if id == 0 {
 		return ""
@@ -848,13 +853,7 @@ func idSuffix(id int) string {
 // pass leaves the offer id (0: the oldest) of agent a to the next agent.
 func (h *Handoff) pass(ctx context.Context, s sink, a *agentState, id int) {
 	h.mu.Lock()
-	var ho *handoff
-	for _, o := range a.offers {
-		if id == 0 || o.id == id {
-			ho = o
-			break
-		}
-	}
+	ho := a.offer(id)
 	if ho == nil {
 		h.mu.Unlock()
 		h.toAgent(ctx, s, a, "There is no conversation waiting for you"+idSuffix(id)+".")
