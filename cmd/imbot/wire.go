@@ -41,8 +41,7 @@ type app struct {
 // openStore opens the configured store.
 func openStore(ctx context.Context, fc *fileConfig) (recordStore, io.Closer, error) {
 	if fc.Store.Driver == "memory" {
-		m := &store.Memory{}
-		return m, io.NopCloser(nil), nil
+		return &store.Memory{}, closerFunc(func() error { return nil }), nil
 	}
 	path := fc.Store.Path
 	if path == "" {
