@@ -44,8 +44,10 @@ type Bot struct {
 	chain      Handler
 
 	sessions sessionTable
-	sem      chan struct{}
-	work     activity // handler workers in flight
+	runq     runQueue
+	arrivals arrivals
+	work     activity // events accepted and not yet handled
+	inflight activity // SIP handlers running
 	closing  atomic.Bool
 
 	handlerCtx    context.Context
@@ -93,10 +95,10 @@ func New(cfg Config) (*Bot, error) {
 		clients: map[string]*sipgo.Client{},
 		duas:    map[string]*sipgo.DialogUA{},
 		ports:   map[string]int{},
-		sem:     make(chan struct{}, c.MaxWorkers),
 		ready:   make(chan struct{}),
 	}
 	b.sessions.init()
+	b.runq.init(c.MaxWorkers, b.runSession)
 	if b.proxyAddr, b.proxyTp, err = parseProxy(c.OutboundProxy); err != nil {
 		return nil, fmt.Errorf("bot config: %w", err)
 	}
@@ -277,6 +279,9 @@ func (b *Bot) setupSIP() error {
 		}
 	}
 	b.routes()
+	// Arrival order of in-dialog requests (arrival.go): this runs in each transport's read
+	// loop.
+	ua.TransportLayer().OnMessage(b.onArrival)
 	return nil
 }
 
@@ -417,14 +422,21 @@ func (b *Bot) Close() error {
 	return b.ua.Close()
 }
 
-// shutdown drains the workers, ends every conversation and waits for the end events.
+// shutdown finishes what was accepted, ends every conversation and waits for the end
+// events. New requests get 503 from the moment it starts. Every event that was answered 200
+// is handled: admission (Config.MaxQueueDelay) keeps the backlog to what the workers finish
+// well within Config.ShutdownTimeout. Past that deadline the handlers' context is cancelled;
+// shutdown still waits a short grace for them, so that nothing the caller closes after Run
+// (a store) is used by a handler after Run returned, unless a handler ignores its context.
 func (b *Bot) shutdown() {
 	b.closing.Store(true)
 	deadline := time.Now().Add(b.cfg.ShutdownTimeout)
 	dctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
+	// A SIP handler that passed its admission checks may still queue an event.
+	_ = b.inflight.wait(dctx)
 	if err := b.work.wait(dctx); err != nil {
-		b.log.Warn("shutdown: handlers still running at the deadline", "running", b.work.count())
+		b.log.Warn("shutdown: events still queued or running at the deadline", "events", b.work.count())
 	}
 	var wg sync.WaitGroup
 	for _, s := range b.sessions.all() {
@@ -436,10 +448,20 @@ func (b *Bot) shutdown() {
 	}
 	wg.Wait()
 	if err := b.work.wait(dctx); err != nil {
-		b.log.Warn("shutdown: session end handlers still running at the deadline", "running", b.work.count())
+		b.log.Warn("shutdown: session end handlers still running at the deadline", "events", b.work.count())
 	}
 	b.cancelHandler()
+	gctx, gcancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer gcancel()
+	if err := b.work.wait(gctx); err != nil {
+		b.log.Error("shutdown: handlers did not return after their context was cancelled; stopping anyway",
+			"events", b.work.count())
+	}
 }
+
+// shutdownGrace is how long shutdown waits, after cancelling the handlers' context, for them
+// to return.
+const shutdownGrace = 5 * time.Second
 
 // sweepIdle ends conversations idle for longer than the idle timeout. One sweeper serves all
 // sessions, so an idle session costs no timer and no goroutine.
@@ -453,6 +475,7 @@ func (b *Bot) sweepIdle(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
+			b.arrivals.sweep(2 * arrivalGuard)
 			limit := now.Add(-b.cfg.IdleTimeout).UnixNano()
 			for _, s := range b.sessions.all() {
 				if s.lastActive.Load() < limit && !s.busy() {

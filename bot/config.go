@@ -53,17 +53,38 @@ type Config struct {
 	// InboxSize bounds the events waiting in one conversation; past it the peer gets 503
 	// with Retry-After. Default: 64.
 	InboxSize int
-	// MaxWorkers bounds how many conversations run handlers at the same time. Default: 256.
+	// MaxWorkers bounds how many handlers run at the same time, and so the goroutines that
+	// run them. Default: 256.
 	MaxWorkers int
-	// MaxSessions bounds open conversations (sessions and page-mode conversations); past it
-	// new ones get 503 with Retry-After. Default: 100000.
+	// MaxQueued bounds the events accepted and not yet handled, across all conversations;
+	// past it new messages get 503 with Retry-After instead of a 200 the bot could not
+	// honour. Default: 10000.
+	MaxQueued int
+	// MaxQueueDelay is how long a conversation with work may wait for a worker before the bot
+	// counts itself overloaded and answers new messages 503 with Retry-After. It keeps the
+	// backlog to what the workers finish in about that time, so that replies stay prompt and
+	// a shutdown finishes what was accepted. Default: 500ms.
+	MaxQueueDelay time.Duration
+	// MaxSessions bounds open IM sessions; past it new INVITEs get 503 with Retry-After.
+	// Default: 100000.
 	MaxSessions int
+	// MaxPageConversations bounds open page-mode conversations. Past it, a peer writing for
+	// the first time makes room: the least recently active conversation with no work ends
+	// (EventSessionEnd with EndEvicted), as it would have at its idle timeout.
+	// Default: 50000.
+	MaxPageConversations int
 	// MaxMessageBytes is the largest message body accepted; larger ones get 413.
 	// Default: 16384.
 	MaxMessageBytes int
-	// ReorderWindow is how long an in-dialog request that arrived ahead of a lower CSeq waits
-	// for the missing one before it is handled anyway. Default: 200ms.
+	// ReorderWindow is ignored.
+	//
+	// Deprecated: in-dialog requests are handled in the order they arrived, at once (gaps
+	// in the peer's CSeq are legal, RFC 3261 §12.2.2), so nothing waits for a reorder window.
 	ReorderWindow time.Duration
+	// AckTimeout is how long the bot waits for the ACK of the 200 that accepted an IM
+	// session (retransmitting the 200 over UDP meanwhile) before it ends the session with a
+	// BYE. Messages the peer sends meanwhile are handled. Default: 32 seconds (64·T1).
+	AckTimeout time.Duration
 	// RequestTimeout bounds one request the bot sends (a reply, typing, BYE).
 	// Default: 32 seconds (SIP timer F).
 	RequestTimeout time.Duration
@@ -184,7 +205,8 @@ func (c *Config) withDefaults() (Config, error) {
 		}
 	}
 	def(&cfg.IdleTimeout, 10*time.Minute)
-	def(&cfg.ReorderWindow, 200*time.Millisecond)
+	def(&cfg.AckTimeout, 64*sip.T1)
+	def(&cfg.MaxQueueDelay, 500*time.Millisecond)
 	def(&cfg.RequestTimeout, 32*time.Second)
 	def(&cfg.ShutdownTimeout, 10*time.Second)
 	def(&cfg.Typing.RefreshMS, 4*time.Second)
@@ -197,6 +219,8 @@ func (c *Config) withDefaults() (Config, error) {
 	defInt(&cfg.InboxSize, 64)
 	defInt(&cfg.MaxWorkers, 256)
 	defInt(&cfg.MaxSessions, 100000)
+	defInt(&cfg.MaxPageConversations, 50000)
+	defInt(&cfg.MaxQueued, 10000)
 	defInt(&cfg.MaxMessageBytes, 16384)
 	if cfg.Apology == "" {
 		cfg.Apology = "Sorry, something went wrong on my side (ref %s)."

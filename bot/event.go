@@ -79,6 +79,7 @@ const (
 	EndIdle       EndReason = "idle"     // nothing happened for the idle timeout
 	EndDeadDialog EndReason = "dead"     // the peer answered 408, 480 or 481 to a request in the dialog
 	EndShutdown   EndReason = "shutdown" // the bot is shutting down
+	EndEvicted    EndReason = "evicted"  // a page-mode conversation made room for a new one
 )
 
 // Peer identifies the other party of a conversation.

@@ -67,6 +67,9 @@ func startBot(t *testing.T, cfg bot.Config, h bot.Handler, mw ...bot.Middleware)
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger(t)
 	}
+	if cfg.Identity == "" {
+		cfg.Identity = "sip:bot@127.0.0.1" // the name newPeer writes to
+	}
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = 3 * time.Second // a failed test may leave peers that never answer BYE
 	}

@@ -50,7 +50,7 @@ func (b *Bot) Send(ctx context.Context, to, text string) (Delivery, error) {
 	s := &Session{
 		b: b, id: "send " + uri.String(), mode: ModePage, peer: peerFromURI(uri, ""),
 		local: b.identity, peerURI: uri, peerAddr: dest, network: network,
-		started: time.Now(), confirmed: true, endedCh: make(chan struct{}),
+		started: time.Now(), endedCh: make(chan struct{}),
 	}
 	return s.sendText(ctx, text)
 }
@@ -114,22 +114,45 @@ func (b *Bot) Open(ctx context.Context, to string) (*Session, error) {
 	s := &Session{
 		b: b,
 		// Keyed as the peer's requests will name it: Call-ID, our tag (their To), theirs.
-		id:        sip.DialogIDMake(res.CallID().Value(), ourTag, peerTag),
-		key:       aor(b.identity) + " " + peer.URI,
-		mode:      ModeSession,
-		peer:      peer,
-		local:     sip.Uri{Scheme: b.identity.Scheme, User: b.identity.User, Host: b.identity.Host, Port: b.identity.Port},
-		started:   time.Now(),
-		confirmed: true,
-		endedCh:   make(chan struct{}),
+		id:      sip.DialogIDMake(res.CallID().Value(), ourTag, peerTag),
+		key:     aor(b.identity) + " " + peer.URI,
+		mode:    ModeSession,
+		peer:    peer,
+		local:   sip.Uri{Scheme: b.identity.Scheme, User: b.identity.User, Host: b.identity.Host, Port: b.identity.Port},
+		started: time.Now(),
+		endedCh: make(chan struct{}),
 	}
-	// Record-Route of the 200, in reverse, is the route set; only its size matters here.
-	s.setDialog(dlg, target, network, res.GetHeaders("Record-Route"))
+	contact := b.contact(network)
+	d := &dialog{
+		callID:  res.CallID().Value(),
+		from:    *from,
+		to:      *peerTo,
+		target:  target,
+		network: network,
+		cli:     b.clients[network],
+		contact: &contact,
+		cseq:    dlg.InviteRequest.CSeq().SeqNo,
+		acked:   true,
+		uac:     dlg,
+	}
+	// The route set is the 200's Record-Route, in reverse (RFC 3261 §12.1.2).
+	rr := res.GetHeaders("Record-Route")
+	routes := make([]string, 0, len(rr))
+	for i := len(rr) - 1; i >= 0; i-- {
+		routes = append(routes, rr[i].Value())
+	}
+	d.setRoutes(routes, dest)
+	s.dlg = d
 	s.typing.acceptsComposing = imcodec.AcceptsType(answer.AcceptTypes, imcodec.TypeIsComposing)
 	s.typing.ms = true
 	s.touch()
 	// The peer's first request may follow its 200 at once: be ready for it before the ACK.
-	b.sessions.addDialog(s)
+	if !b.sessions.addDialog(s, b.cfg.MaxSessions) {
+		_ = dlg.Ack(ctx)
+		_ = dlg.Bye(ctx)
+		_ = dlg.Close()
+		return nil, fmt.Errorf("open %s: %d IM sessions are open already (Config.MaxSessions)", to, b.cfg.MaxSessions)
+	}
 	if err := dlg.Ack(ctx); err != nil {
 		s.end(b.handlerCtx, EndDeadDialog, false)
 		return nil, fmt.Errorf("open %s: ACK: %w", to, err)

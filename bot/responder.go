@@ -54,17 +54,14 @@ func WithTyping(d time.Duration) ReplyOption {
 	return func(o *replyOptions) { o.typingFor = d }
 }
 
-// responder is the Responder of one event.
+// responder is the Responder of one event. Typing lives in the session (typing.go): the
+// responder only says when the handler's work starts and ends.
 type responder struct {
 	s  *Session
 	ev *Event
 
-	mu      sync.Mutex // serialises typing and replies of this event
+	mu      sync.Mutex
 	replied int
-	typing  bool        // "active" was sent and no reply or idle followed
-	kind    typingKind  // the signal "active" was sent in: idle goes the same way
-	refresh *time.Timer // repeats "active" while typing
-	auto    *time.Timer // delayed automatic typing
 	done    bool
 	endReq  bool
 }
@@ -79,6 +76,12 @@ func (w *responder) End() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.endReq = true
+}
+
+func (w *responder) isDone() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.done
 }
 
 func (w *responder) Reply(ctx context.Context, text string, opts ...ReplyOption) error {
@@ -98,122 +101,33 @@ func (w *responder) Reply(ctx context.Context, text string, opts ...ReplyOption)
 			return ctx.Err()
 		}
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.done {
+	if w.isDone() {
 		return errors.New("bot: Reply called after the handler returned")
 	}
 	if w.s.isEnded() {
 		return ErrSessionEnded
 	}
-	// The message itself ends "typing" for the peer: stop refreshing before it goes out.
-	w.stopTimersLocked()
-	w.typing = false
 	if _, err := w.s.sendText(ctx, text); err != nil {
 		return err
 	}
+	w.mu.Lock()
 	w.replied++
+	w.mu.Unlock()
 	return nil
 }
 
 func (w *responder) Typing(ctx context.Context) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.typingLocked(ctx)
-}
-
-func (w *responder) typingLocked(ctx context.Context) error {
-	if w.done {
+	if w.isDone() {
 		return errors.New("bot: Typing called after the handler returned")
 	}
-	if w.s.isEnded() {
-		return ErrSessionEnded
-	}
-	if w.typing {
-		return nil
-	}
-	kind := w.s.typingKind()
-	if kind == typingNone {
-		return ErrTypingNotSupported
-	}
-	if err := w.s.sendTyping(ctx, kind, true); err != nil {
-		return err
-	}
-	w.typing, w.kind = true, kind
-	w.refresh = time.AfterFunc(w.refreshEvery(), w.refreshTyping)
-	return nil
-}
-
-// refreshEvery is how often "active" is repeated: before a Microsoft client drops it, or
-// under the <refresh> advertised in RFC 3994.
-func (w *responder) refreshEvery() time.Duration {
-	if w.kind == typingComposing {
-		return w.s.b.cfg.Typing.Refresh * 2 / 3
-	}
-	return w.s.b.cfg.Typing.RefreshMS
-}
-
-// refreshTyping repeats "active" while the handler works without replying.
-func (w *responder) refreshTyping() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.done || !w.typing {
-		return
-	}
-	if err := w.s.sendTyping(w.s.b.handlerCtx, w.kind, true); err != nil {
-		w.s.b.log.Debug("typing refresh failed", "session", w.s.id, "err", err)
-	}
-	w.refresh.Reset(w.refreshEvery())
-}
-
-// startAuto shows typing on the bot's own once work on a message starts (after the configured
-// delay, unless a reply went out first).
-func (w *responder) startAuto(ctx context.Context) {
-	cfg := w.s.b.cfg.Typing
-	if cfg.Off || w.s.typingKind() == typingNone {
-		return
-	}
-	show := func() {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		if w.done || w.replied > 0 {
-			return
-		}
-		if err := w.typingLocked(ctx); err != nil && !errors.Is(err, ErrTypingNotSupported) {
-			w.s.b.log.Debug("typing failed", "session", w.s.id, "err", err)
-		}
-	}
-	if cfg.Delay <= 0 {
-		show()
-		return
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.auto = time.AfterFunc(cfg.Delay, show)
-}
-
-func (w *responder) stopTimersLocked() {
-	if w.refresh != nil {
-		w.refresh.Stop()
-		w.refresh = nil
-	}
-	if w.auto != nil {
-		w.auto.Stop()
-		w.auto = nil
-	}
+	return w.s.typingStart(ctx)
 }
 
 // finish runs when the handler returned: typing still shown without a reply is turned off.
 func (w *responder) finish(ctx context.Context) (end bool) {
+	w.s.typingIdle(ctx)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.stopTimersLocked()
-	if w.typing && !w.s.isEnded() {
-		if err := w.s.sendTyping(ctx, w.kind, false); err != nil {
-			w.s.b.log.Debug("typing idle failed", "session", w.s.id, "err", err)
-		}
-	}
-	w.typing = false
 	w.done = true
 	return w.endReq
 }
@@ -243,8 +157,8 @@ func call(ctx context.Context, h Handler, w Responder, ev *Event) (err error) {
 func (b *Bot) dispatch(s *Session, ev *Event) {
 	ctx := b.handlerCtx
 	w := &responder{s: s, ev: ev}
-	if ev.Kind == EventMessage {
-		w.startAuto(ctx)
+	if ev.Kind == EventMessage && !b.cfg.Typing.Off {
+		s.typingAuto(ctx, b.cfg.Typing.Delay)
 	}
 	start := time.Now()
 	err := call(ctx, b.chain, w, ev)

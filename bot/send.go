@@ -14,44 +14,6 @@ import (
 // udpBudget is the largest request the bot sends over UDP (RFC 3261 §18.1.1, RFC 3428).
 const udpBudget = 1300
 
-// typingKind is the typing signal a session gets.
-type typingKind int
-
-const (
-	typingNone      typingKind = iota
-	typingKeyboard             // INFO application/xml KeyboardActivity (Microsoft dialect)
-	typingComposing            // RFC 3994 isComposing MESSAGE
-)
-
-// typingPrefs records what the peer showed it understands.
-type typingPrefs struct {
-	peerKeyboard, peerComposing bool // the peer sent one
-	acceptsComposing            bool // listed in accept-types or Accept
-	ms                          bool // a Microsoft-style session
-	refusedKeyboard             bool
-	refusedComposing            bool
-}
-
-// typingKind picks the signal: mirror the peer, else what it announced, never one it refused.
-func (s *Session) typingKind() typingKind {
-	s.mu.Lock()
-	p := s.typing
-	s.mu.Unlock()
-	keyboard := s.mode == ModeSession && !p.refusedKeyboard
-	composing := !p.refusedComposing
-	switch {
-	case p.peerKeyboard && keyboard:
-		return typingKeyboard
-	case p.peerComposing && composing:
-		return typingComposing
-	case p.acceptsComposing && composing:
-		return typingComposing
-	case p.ms && keyboard:
-		return typingKeyboard
-	}
-	return typingNone
-}
-
 // SendError reports a request the peer (or a proxy) refused.
 type SendError struct {
 	Code   int
@@ -62,7 +24,8 @@ type SendError struct {
 func (e *SendError) Error() string { return fmt.Sprintf("peer answered %d %s", e.Code, e.Reason) }
 
 // sendText sends a text, split into several messages if it does not fit a UDP request. It
-// reports Accepted when a server stored any part for later delivery.
+// reports Accepted when a server stored any part for later delivery. The parts are written
+// in order at once and their answers awaited together.
 func (s *Session) sendText(ctx context.Context, text string) (Delivery, error) {
 	parts := []string{text}
 	if s.replyNetwork() == "udp" {
@@ -70,15 +33,45 @@ func (s *Session) sendText(ctx context.Context, text string) (Delivery, error) {
 			parts = imcodec.Split(text, udpBudget-overhead)
 		}
 	}
-	delivery := Delivered
+	// A typing indication still in flight is answered first: a proxy with parallel workers
+	// (Kamailio over UDP) may relay two requests in either order, and typing that reached
+	// the peer after the reply would show the bot typing when it is done. Its answer also
+	// says whether the peer refused typing, before the next message is handled.
+	s.tmu.Lock()
+	pending := s.ty.pending
+	s.tmu.Unlock()
+	if pending != nil {
+		select {
+		case <-pending:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+	waits := make([]func() (int, error), 0, len(parts))
+	s.tmu.Lock()
+	s.typingForMessageLocked()
 	for _, part := range parts {
-		code, err := s.send(ctx, sip.MESSAGE, imcodec.PlainUTF8, []byte(part))
+		wait, err := s.start(ctx, sip.MESSAGE, imcodec.PlainUTF8, []byte(part))
 		if err != nil {
+			s.tmu.Unlock()
 			return 0, err
+		}
+		waits = append(waits, wait)
+	}
+	s.tmu.Unlock()
+	delivery := Delivered
+	var firstErr error
+	for _, wait := range waits {
+		code, err := wait()
+		if err != nil && firstErr == nil {
+			firstErr = err
 		}
 		if code == 202 {
 			delivery = Accepted
 		}
+	}
+	if firstErr != nil {
+		return 0, firstErr
 	}
 	return delivery, nil
 }
@@ -90,97 +83,123 @@ func (s *Session) udpOverhead() int {
 	if n := s.headerBytes.Load(); n > 0 {
 		return int(n)
 	}
-	n := len(s.newRequest(sip.MESSAGE, imcodec.PlainUTF8, nil).String()) + s.routeLen + 400
+	n := len(s.newRequest(sip.MESSAGE, imcodec.PlainUTF8, nil).String()) + 400
 	s.headerBytes.Store(int32(n))
 	return n
 }
 
-// sendTyping sends one typing indication.
-func (s *Session) sendTyping(ctx context.Context, kind typingKind, active bool) error {
-	var err error
-	switch kind {
-	case typingKeyboard:
-		_, err = s.send(ctx, sip.INFO, imcodec.TypeKeyboard, imcodec.KeyboardActivity(active))
-	case typingComposing:
-		_, err = s.send(ctx, sip.MESSAGE, imcodec.TypeIsComposing, imcodec.IsComposing(active, s.b.cfg.Typing.Refresh))
-	default:
-		return ErrTypingNotSupported
-	}
-	var se *SendError
-	if errors.As(err, &se) && (se.Code == 415 || se.Code == 405 || se.Code == 501) {
-		s.mu.Lock()
-		if kind == typingKeyboard {
-			s.typing.refusedKeyboard = true
-		} else {
-			s.typing.refusedComposing = true
-		}
-		s.mu.Unlock()
-		s.b.log.Debug("peer refused typing; no more of them", "session", s.id, "code", se.Code)
-		return nil
-	}
-	if err == nil && s.b.cfg.Observer != nil {
-		s.b.cfg.Observer.ObserveTypingSent()
-	}
-	return err
-}
-
 func (s *Session) replyNetwork() string {
-	if s.mode == ModePage && s.b.proxyAddr != "" {
+	if s.dlg != nil {
+		return s.dlg.network
+	}
+	if s.b.proxyAddr != "" {
 		return s.b.proxyTp
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return s.network
 }
 
-// newRequest builds a request of the conversation (without the dialog fields that sipgo adds).
+// newRequest builds a request of the conversation (without the fields that are added when it
+// is written: CSeq and Via, and out of dialog Call-ID).
 func (s *Session) newRequest(method sip.RequestMethod, contentType string, body []byte) *sip.Request {
 	if s.dlg != nil {
-		req := sip.NewRequest(method, s.target)
-		ct := sip.ContentTypeHeader(contentType)
-		req.AppendHeader(&ct)
-		req.SetBody(body)
-		return req
+		return s.dlg.request(method, contentType, body)
 	}
 	req, _ := s.b.newOutOfDialog(method, s.local, s.peerURI)
-	ct := sip.ContentTypeHeader(contentType)
-	req.AppendHeader(&ct)
+	if contentType != "" {
+		ct := sip.ContentTypeHeader(contentType)
+		req.AppendHeader(&ct)
+	}
 	req.SetBody(body)
 	if s.b.proxyAddr != "" {
 		req.SetDestination(s.b.proxyAddr)
 		req.SetTransport(strings.ToUpper(s.b.proxyTp))
-	} else {
-		req.SetDestination(s.peerAddr)
-		req.SetTransport(strings.ToUpper(s.network))
+		return req
 	}
+	s.mu.Lock()
+	dest, network := s.peerAddr, s.network
+	s.mu.Unlock()
+	req.SetDestination(dest)
+	req.SetTransport(strings.ToUpper(network))
 	return req
 }
 
-// send sends one request of the conversation and waits for its final response, whose 2xx
-// status it returns. A 408, 480 or 481 (or no answer at all) inside a dialog means the peer
-// lost it: the session ends.
-func (s *Session) send(parent context.Context, method sip.RequestMethod, contentType string, body []byte) (int, error) {
+// request sends one request of the conversation and waits for its final response, whose 2xx
+// status it returns.
+func (s *Session) request(ctx context.Context, method sip.RequestMethod, contentType string, body []byte) (int, error) {
+	wait, err := s.start(ctx, method, contentType, body)
+	if err != nil {
+		return 0, err
+	}
+	return wait()
+}
+
+// post sends one request of the conversation without waiting: done gets its outcome.
+func (s *Session) post(ctx context.Context, method sip.RequestMethod, contentType string, body []byte, done func(int, error)) error {
+	wait, err := s.start(ctx, method, contentType, body)
+	if err != nil {
+		return err
+	}
+	go func() { done(wait()) }()
+	return nil
+}
+
+// start writes one request of the conversation and returns how to wait for its final
+// response. Requests of one session leave in the order start is called. A 408, 480 or 481
+// (or no answer at all) inside a dialog means the peer lost it: the session ends.
+func (s *Session) start(parent context.Context, method sip.RequestMethod, contentType string, body []byte) (func() (int, error), error) {
 	ctx, cancel := context.WithTimeout(parent, s.b.cfg.RequestTimeout)
-	defer cancel()
 	req := s.newRequest(method, contentType, body)
 	if s.b.sendHook != nil {
+		defer cancel()
 		s.touch()
-		return 200, s.b.sendHook(ctx, s, req)
+		err := s.b.sendHook(ctx, s, req)
+		return func() (int, error) { return 200, err }, nil
+	}
+	s.touch()
+	if s.dlg == nil && s.b.proxyAddr != "" {
+		// Through an outbound proxy that may challenge: one exchange, answered with
+		// credentials if asked.
+		defer cancel()
+		cli := s.b.clients[sip.NetworkToLower(req.Transport())]
+		if cli == nil {
+			return nil, fmt.Errorf("send %s: the bot does not listen on %s", method, req.Transport())
+		}
+		res, err := s.b.doAuth(ctx, cli, req)
+		code, err := s.outcome(parent, method, res, err)
+		return func() (int, error) { return code, err }, nil
 	}
 	var (
-		res *sip.Response
+		tx  sip.ClientTransaction
 		err error
 	)
 	if s.dlg != nil {
-		res, err = s.dlg.Do(ctx, req)
+		tx, err = s.dlg.write(ctx, req)
+	} else if cli := s.b.clients[sip.NetworkToLower(req.Transport())]; cli == nil {
+		err = fmt.Errorf("the bot does not listen on %s", req.Transport())
 	} else {
-		cli := s.b.clients[sip.NetworkToLower(req.Transport())]
-		if cli == nil {
-			return 0, fmt.Errorf("send %s: the bot does not listen on %s", method, req.Transport())
-		}
-		res, err = s.b.doAuth(ctx, cli, req) // an outbound proxy may challenge
+		tx, err = cli.TransactionRequest(ctx, req)
 	}
-	s.touch()
 	if err != nil {
-		if s.dlg != nil && parent.Err() == nil {
+		cancel()
+		_, err = s.outcome(parent, method, nil, err)
+		return nil, err
+	}
+	return func() (int, error) {
+		defer cancel()
+		res, err := waitFinal(ctx, tx)
+		s.touch()
+		return s.outcome(parent, method, res, err)
+	}, nil
+}
+
+// outcome turns a final response (or its absence) into a status or an error, and ends a
+// dialog the peer lost.
+func (s *Session) outcome(parent context.Context, method sip.RequestMethod, res *sip.Response, err error) (int, error) {
+	if err != nil {
+		// A request too large for UDP never left: the peer did not lose the dialog.
+		if s.dlg != nil && parent.Err() == nil && method != sip.BYE && !errors.Is(err, sip.ErrUDPMTUCongestion) {
 			// No answer at all, or no way to reach the peer (its connection is gone, a
 			// browser tab closed): the dialog is dead.
 			go s.end(s.b.handlerCtx, EndDeadDialog, false)
@@ -188,7 +207,7 @@ func (s *Session) send(parent context.Context, method sip.RequestMethod, content
 		return 0, fmt.Errorf("send %s to %s: %w", method, s.peer.URI, err)
 	}
 	if res.StatusCode >= 300 {
-		if s.dlg != nil && (res.StatusCode == 408 || res.StatusCode == 480 || res.StatusCode == 481) {
+		if s.dlg != nil && method != sip.BYE && (res.StatusCode == 408 || res.StatusCode == 480 || res.StatusCode == 481) {
 			go s.end(s.b.handlerCtx, EndDeadDialog, res.StatusCode != 481)
 		}
 		return 0, &SendError{Code: res.StatusCode, Reason: res.Reason}

@@ -1,13 +1,12 @@
 package bot
 
 import (
+	"container/list"
 	"context"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 )
 
@@ -28,59 +27,38 @@ type Session struct {
 	lastActive  atomic.Int64 // unix nanoseconds of the last message in either direction
 	lastIn      atomic.Int64 // unix nanoseconds of the peer's last message
 
-	// network is the transport requests go over: the dialog's, or that of the page-mode
-	// peer's last request.
-	network string
+	dlg *dialog // session mode; nil in page mode
 
 	// page mode: where replies go
-	peerURI  sip.Uri
-	peerAddr string // source address of the peer's last request
+	peerURI sip.Uri
 
-	// session mode
-	dlg       dialog
-	target    sip.Uri // the peer's Contact: Request-URI of in-dialog requests
-	routeLen  int     // bytes of the Route headers of in-dialog requests
-	sdpAnswer []byte
+	mu sync.Mutex
+	// page mode, guarded by mu: the transport and source address of the peer's last request.
+	network  string
+	peerAddr string
+	lru      *list.Element // page mode: place in the eviction order, guarded by the table's lock
 
-	mu        sync.Mutex
-	inbox     []*Event
-	running   bool
-	confirmed bool // the worker may run: always in page mode, after the ACK in session mode
-	ended     bool
-	expiring  bool        // EventIdle queued
-	lastSeq   uint32      // highest in-dialog CSeq released to the inbox
-	seqKnown  bool        // lastSeq holds a CSeq of the peer
-	held      []heldEvent // in-dialog events that arrived ahead of a lower CSeq
-	reorder   *time.Timer
-	typing    typingPrefs
-	endedCh   chan struct{}
-}
+	inbox    []*Event
+	queued   bool // on the run queue or being run by a worker
+	ended    bool
+	expiring bool // EventIdle queued
+	typing   typingPrefs
+	endedCh  chan struct{}
 
-// dialog is an IM session's SIP dialog, whichever side opened it: a
-// *sipgo.DialogServerSession or a *sipgo.DialogClientSession.
-type dialog interface {
-	Do(ctx context.Context, req *sip.Request) (*sip.Response, error)
-	ReadBye(req *sip.Request, tx sip.ServerTransaction) error
-	Bye(ctx context.Context) error
-	Close() error
-}
+	// admission of a page-mode conversation: closed once Config.Admit decided
+	admitted  chan struct{}
+	refusal   int
+	refReason string
 
-var (
-	_ dialog = (*sipgo.DialogServerSession)(nil)
-	_ dialog = (*sipgo.DialogClientSession)(nil)
-)
+	// arrival order of the peer's in-dialog requests (see arrival.go)
+	nextTicket, serving uint64
+	waiters             map[uint64]chan struct{}
+	lastSeq             uint32 // highest CSeq of the peer taken
+	seqKnown            bool
+	branches            []seenBranch
 
-// setDialog records the dialog and what in-dialog requests need from it.
-func (s *Session) setDialog(d dialog, target sip.Uri, network string, recordRoutes []sip.Header) {
-	s.dlg, s.target, s.network = d, target, network
-	for _, h := range recordRoutes {
-		s.routeLen += len("Route: \r\n") + len(h.Value())
-	}
-}
-
-type heldEvent struct {
-	seq uint32
-	ev  *Event // nil: a request that only consumes its CSeq (re-INVITE, BYE, OPTIONS)
+	ty  typingState // guarded by tmu
+	tmu sync.Mutex
 }
 
 // ID returns the session's identifier: the dialog ID for an IM session, the conversation key
@@ -111,7 +89,7 @@ func (s *Session) Done() <-chan struct{} { return s.endedCh }
 
 func (s *Session) touch() { s.lastActive.Store(time.Now().UnixNano()) }
 
-// received notes a message from the peer; the caller holds s.mu.
+// received notes a message from the peer.
 func (s *Session) received() {
 	now := time.Now().UnixNano()
 	s.turns.Add(1)
@@ -122,82 +100,17 @@ func (s *Session) received() {
 func (s *Session) busy() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.running || len(s.inbox) > 0 || len(s.held) > 0
+	return s.queued || len(s.inbox) > 0
 }
 
-// pending is the number of events waiting; the caller holds s.mu.
-func (s *Session) pending() int { return len(s.inbox) + len(s.held) }
-
-// push appends an event to the inbox and starts a worker when none runs; the caller holds s.mu.
+// push appends an event to the inbox and puts the session on the run queue when it is not
+// there; the caller holds s.mu.
 func (s *Session) push(ev *Event) {
 	s.inbox = append(s.inbox, ev)
-	s.kick()
-}
-
-// kick starts a worker if there is work and none runs; the caller holds s.mu.
-func (s *Session) kick() {
-	if s.running || len(s.inbox) == 0 || !s.confirmed {
-		return
-	}
-	s.running = true
 	s.b.work.add()
-	go s.b.runWorker(s)
-}
-
-// sequence releases in-dialog events in CSeq order; the caller holds s.mu. An event whose
-// predecessor is missing waits up to the reorder window; a late one is released at once.
-func (s *Session) sequence(seq uint32, ev *Event) {
-	if !s.seqKnown {
-		// A session the bot opened: the peer's first request sets its CSeq space.
-		s.seqKnown, s.lastSeq = true, seq-1
-	}
-	if seq != s.lastSeq+1 && seq > s.lastSeq {
-		i, _ := slices.BinarySearchFunc(s.held, seq, func(h heldEvent, t uint32) int { return int(int64(h.seq) - int64(t)) })
-		s.held = slices.Insert(s.held, i, heldEvent{seq, ev})
-		if s.reorder == nil {
-			s.reorder = time.AfterFunc(s.b.cfg.ReorderWindow, s.flushHeld)
-		}
-		return
-	}
-	if seq > s.lastSeq {
-		s.lastSeq = seq
-	}
-	if ev != nil {
-		s.push(ev)
-	}
-	s.releaseHeld()
-}
-
-func (s *Session) releaseHeld() {
-	for len(s.held) > 0 && s.held[0].seq <= s.lastSeq+1 {
-		h := s.held[0]
-		s.held = s.held[1:]
-		if h.seq > s.lastSeq {
-			s.lastSeq = h.seq
-		}
-		if h.ev != nil {
-			s.push(h.ev)
-		}
-	}
-	if len(s.held) == 0 && s.reorder != nil {
-		s.reorder.Stop()
-		s.reorder = nil
-	}
-}
-
-// flushHeld runs when the reorder window passed: the lowest held event goes on, the gap
-// before it is given up.
-func (s *Session) flushHeld() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.reorder = nil
-	if len(s.held) == 0 {
-		return
-	}
-	s.lastSeq = s.held[0].seq - 1
-	s.releaseHeld()
-	if len(s.held) > 0 {
-		s.reorder = time.AfterFunc(s.b.cfg.ReorderWindow, s.flushHeld)
+	if !s.queued {
+		s.queued = true
+		s.b.runq.put(s)
 	}
 }
 
@@ -225,33 +138,19 @@ func (s *Session) stop() bool {
 // finish completes the end of a stopped session: BYE when asked, then the end event after
 // whatever is still queued.
 func (s *Session) finish(ctx context.Context, reason EndReason, bye bool) {
-	if bye && s.dlg != nil {
-		bctx, cancel := context.WithTimeout(ctx, s.b.cfg.RequestTimeout)
-		if err := s.dlg.Bye(bctx); err != nil {
-			s.b.log.Debug("BYE not confirmed", "session", s.id, "err", err)
+	s.typingOff()
+	if d := s.dlg; d != nil {
+		if bye {
+			bctx, cancel := context.WithTimeout(ctx, s.b.cfg.RequestTimeout)
+			if _, err := s.request(bctx, sip.BYE, "", nil); err != nil {
+				s.b.log.Debug("BYE not confirmed", "session", s.id, "err", err)
+			}
+			cancel()
 		}
-		cancel()
-	}
-	if s.dlg != nil {
-		_ = s.dlg.Close()
+		d.close()
 	}
 	s.b.log.Debug("session ended", "session", s.id, "reason", string(reason))
 	s.mu.Lock()
-	// Whatever waited for a missing CSeq is handled now, before the end event.
-	if len(s.held) > 0 {
-		s.lastSeq = s.held[len(s.held)-1].seq
-		for _, h := range s.held {
-			if h.ev != nil {
-				s.inbox = append(s.inbox, h.ev)
-			}
-		}
-		s.held = nil
-		if s.reorder != nil {
-			s.reorder.Stop()
-			s.reorder = nil
-		}
-	}
-	s.confirmed = true
 	s.push(&Event{Kind: EventSessionEnd, Session: s, Time: time.Now(), Reason: reason})
 	s.mu.Unlock()
 	close(s.endedCh)
@@ -275,40 +174,19 @@ func (s *Session) isEnded() bool {
 	return s.ended
 }
 
-// runWorker handles the session's events one at a time until its inbox is empty.
-func (b *Bot) runWorker(s *Session) {
-	defer b.work.done()
-	b.sem <- struct{}{}
-	defer func() { <-b.sem }()
-	for {
-		s.mu.Lock()
-		if len(s.inbox) == 0 {
-			s.running = false
-			s.mu.Unlock()
-			return
-		}
-		ev := s.inbox[0]
-		s.inbox[0] = nil
-		s.inbox = s.inbox[1:]
-		if len(s.inbox) == 0 {
-			s.inbox = nil
-		}
-		s.mu.Unlock()
-		b.dispatch(s, ev)
-	}
-}
-
 // sessionTable holds the open conversations: dialogs by dialog ID, page-mode conversations by
-// their key.
+// their key, in the order of their last activity (the idlest first) for eviction.
 type sessionTable struct {
 	mu     sync.Mutex
 	byID   map[string]*Session
 	byPage map[string]*Session
+	pages  list.List // *Session, least recently active first
 }
 
 func (t *sessionTable) init() {
 	t.byID = map[string]*Session{}
 	t.byPage = map[string]*Session{}
+	t.pages.Init()
 }
 
 func (t *sessionTable) dialog(id string) *Session {
@@ -323,26 +201,54 @@ func (t *sessionTable) count() int {
 	return len(t.byID) + len(t.byPage)
 }
 
-func (t *sessionTable) addDialog(s *Session) {
+func (t *sessionTable) counts() (dialogs, pages int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return len(t.byID), len(t.byPage)
+}
+
+// addDialog adds an IM session unless max are open.
+func (t *sessionTable) addDialog(s *Session, max int) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.byID) >= max {
+		return false
+	}
 	t.byID[s.id] = s
+	return true
 }
 
 // page returns the page-mode conversation for key, creating it with mk when there is none
-// (created reports that). It returns nil when the table is full.
-func (t *sessionTable) page(key string, max int, mk func() *Session) (s *Session, created bool) {
+// (created reports that) and marking it the most recently active. When max conversations
+// are open, the idlest one that is not busy is returned as evict, for the caller to end; s is
+// nil when none can be evicted.
+func (t *sessionTable) page(key string, max int, mk func() *Session) (s *Session, created bool, evict *Session) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if s := t.byPage[key]; s != nil {
-		return s, false
+		t.pages.MoveToBack(s.lru)
+		return s, false, nil
 	}
-	if len(t.byID)+len(t.byPage) >= max {
-		return nil, false
+	if len(t.byPage) >= max {
+		// The idlest conversation that has no work makes room. Busy ones are skipped (at
+		// most a few: the least recently active rarely have work).
+		for e, n := t.pages.Front(), 0; e != nil && n < 64; e, n = e.Next(), n+1 {
+			c := e.Value.(*Session)
+			if !c.busy() {
+				evict = c
+				break
+			}
+		}
+		if evict == nil {
+			return nil, false, nil
+		}
+		delete(t.byPage, evict.key)
+		t.pages.Remove(evict.lru)
 	}
 	s = mk()
+	s.lru = t.pages.PushBack(s)
 	t.byPage[key] = s
-	return s, true
+	return s, true, evict
 }
 
 func (t *sessionTable) remove(s *Session) {
@@ -351,6 +257,7 @@ func (t *sessionTable) remove(s *Session) {
 	if s.mode == ModePage {
 		if t.byPage[s.key] == s {
 			delete(t.byPage, s.key)
+			t.pages.Remove(s.lru)
 		}
 		return
 	}

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/imbot-dev/imbot/internal/imcodec"
@@ -46,9 +45,20 @@ func (b *Bot) routes() {
 	}))
 }
 
-// guard recovers a panic in a SIP handler: the request gets 500 and the bot keeps running.
+// guard wraps every SIP handler. It recovers a panic (the request gets 500 and the bot keeps
+// running), refuses requests without the headers every handler needs, and takes in-dialog
+// requests in their arrival order: it waits for the request's turn in its session, applies
+// RFC 3261 §12.2.2 (a CSeq lower than or equal to the last one gets 500) and lets the next
+// request go on once the handler has answered.
 func (b *Bot) guard(h func(*sip.Request, sip.ServerTransaction)) func(*sip.Request, sip.ServerTransaction) {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
+		b.inflight.add()
+		defer b.inflight.done()
+		a := b.arrivalOf(req)
+		if a != nil && a.s != nil {
+			a.s.takeTurn(a.ticket)
+			defer a.s.endTurn(a.ticket)
+		}
 		defer func() {
 			if r := recover(); r != nil {
 				b.log.Error("SIP handler panicked", "method", req.Method, "panic", r, "stack", string(debug.Stack()))
@@ -59,6 +69,14 @@ func (b *Bot) guard(h func(*sip.Request, sip.ServerTransaction)) func(*sip.Reque
 			b.log.Info("request without From, To, Call-ID or CSeq refused", "method", req.Method, "source", req.Source())
 			b.respond(req, tx, 400)
 			return
+		}
+		if a != nil && !req.IsAck() && !req.IsCancel() {
+			if s := b.lookup(req); s != nil && !s.checkCSeq(req.CSeq().SeqNo) {
+				b.log.Info("in-dialog request with a CSeq not above the last one refused", "session", s.id,
+					"method", req.Method, "cseq", req.CSeq().SeqNo)
+				b.respondReason(req, tx, 500, "CSeq Out of Order")
+				return
+			}
 		}
 		h(req, tx)
 	}
@@ -167,15 +185,14 @@ func (b *Bot) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		b.respond(req, tx, 488, sip.NewHeader("Warning", `304 imbot "only m=message sip sessions are accepted"`))
 		return
 	}
-	if b.sessions.count() >= b.cfg.MaxSessions {
-		b.respond(req, tx, 503, retryAfter(10))
+	if b.overloaded() {
+		b.respond(req, tx, 503, retryAfter(1))
 		return
 	}
 	from := req.From()
 	peer := peerFromURI(from.Address, from.DisplayName)
 	network := sip.NetworkToLower(req.Transport())
-	dua := b.duas[network]
-	if dua == nil {
+	if b.clients[network] == nil {
 		b.respond(req, tx, 500)
 		return
 	}
@@ -196,53 +213,73 @@ func (b *Bot) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if actx.Err() != nil {
 		return // CANCELled: the transaction layer answered 487
 	}
-	dlg, err := dua.ReadInvite(req, tx)
-	if err != nil {
-		b.respond(req, tx, 400)
+	if req.Contact() == nil {
+		b.respondReason(req, tx, 400, "Missing Contact")
 		return
 	}
 	local := req.To().Address
 	s := &Session{
-		b:        b,
-		id:       dlg.ID,
-		key:      aor(local) + " " + peer.URI,
-		mode:     ModeSession,
-		peer:     peer,
-		local:    sip.Uri{Scheme: local.Scheme, User: local.User, Host: local.Host, Port: local.Port},
-		started:  time.Now(),
-		lastSeq:  req.CSeq().SeqNo,
-		seqKnown: true,
-		endedCh:  make(chan struct{}),
+		b:       b,
+		key:     aor(local) + " " + peer.URI,
+		mode:    ModeSession,
+		peer:    peer,
+		local:   sip.Uri{Scheme: local.Scheme, User: local.User, Host: local.Host, Port: local.Port},
+		started: time.Now(),
+		endedCh: make(chan struct{}),
 	}
-	s.setDialog(dlg, req.Contact().Address, network, req.GetHeaders("Record-Route"))
+	sdpAnswer := imcodec.Answer(b.host, b.ports[network], b.identity.String(), sdpAcceptTypes, offer.MSDialect)
+	res := sip.NewResponseFromRequest(req, 200, "OK", sdpAnswer)
+	contact := b.contact(network)
+	ct := sip.ContentTypeHeader(imcodec.TypeSDP)
+	res.AppendHeader(&contact)
+	res.AppendHeader(&ct)
+	res.AppendHeader(sip.NewHeader("Allow", allowMethods))
+	toTag, _ := res.To().Params.Get("tag")
+	fromTag, _ := from.Params.Get("tag")
+	s.id = sip.DialogIDMake(req.CallID().Value(), toTag, fromTag)
+	d := &dialog{
+		callID:  req.CallID().Value(),
+		from:    res.To().AsFrom(),
+		to:      from.AsTo(),
+		target:  req.Contact().Address,
+		network: network,
+		cli:     b.clients[network],
+		contact: &contact,
+		cseq:    0,
+	}
+	var routes []string
+	for _, h := range req.GetHeaders("Record-Route") {
+		routes = append(routes, h.Value())
+	}
+	// Without a route set, requests go back where the INVITE came from: the peer's Contact
+	// may be unroutable (a WebSocket client's *.invalid, a NAT).
+	d.setRoutes(routes, req.Source())
+	s.dlg = d
+	s.lastSeq, s.seqKnown = req.CSeq().SeqNo, true
 	s.touch()
 	s.typing.acceptsComposing = imcodec.AcceptsType(offer.AcceptTypes, imcodec.TypeIsComposing)
 	s.typing.ms = offer.MSDialect || hasMSHeaders(req)
-	s.sdpAnswer = imcodec.Answer(b.host, b.ports[network], b.identity.String(), sdpAcceptTypes, offer.MSDialect)
+	d.sdp = sdpAnswer
+	if !b.sessions.addDialog(s, b.cfg.MaxSessions) {
+		b.respond(req, tx, 503, retryAfter(10))
+		return
+	}
+	// The session takes requests from the moment its 200 is sent: a MESSAGE that overtakes
+	// the ACK is answered and handled like any other.
+	s.mu.Lock()
 	s.push(&Event{Kind: EventSessionStart, Session: s, Time: time.Now(), req: req})
-	b.sessions.addDialog(s)
-
-	ct := sip.ContentTypeHeader(imcodec.TypeSDP)
-	// Respond blocks until the ACK arrives (or 64*T1 passes), retransmitting the 200 on UDP.
-	if err := dlg.Respond(200, "OK", s.sdpAnswer, &ct, sip.NewHeader("Allow", allowMethods)); err != nil {
-		if !s.stop() {
-			// ACK and BYE both came before Respond saw the ACK: the session was established
-			// and has ended normally; its events are on their way.
-			return
-		}
-		b.log.Info("IM session not established", "session", s.id, "peer", peer.URI, "err", err)
-		s.mu.Lock()
-		s.inbox = nil
-		s.mu.Unlock()
-		close(s.endedCh)
+	s.mu.Unlock()
+	noAck := func() {
+		b.log.Info("IM session got no ACK for its 200: ending it", "session", s.id, "peer", peer.URI)
+		s.end(b.handlerCtx, EndDeadDialog, true)
+	}
+	if err := b.sendOK(d, tx, req, res, noAck); err != nil {
+		b.log.Info("IM session not established: 200 not sent", "session", s.id, "peer", peer.URI, "err", err)
+		s.end(b.handlerCtx, EndDeadDialog, false)
 		return
 	}
 	b.observeResponse(200)
 	b.log.Debug("IM session established", "session", s.id, "peer", peer.URI, "transport", network)
-	s.mu.Lock()
-	s.confirmed = true
-	s.kick()
-	s.mu.Unlock()
 }
 
 // imOffer parses the SDP offer of an INVITE.
@@ -272,15 +309,12 @@ func (b *Bot) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 		b.respond(req, tx, 481)
 		return
 	}
-	s.mu.Lock()
-	s.sequence(req.CSeq().SeqNo, nil)
-	s.mu.Unlock()
-	res := sip.NewResponseFromRequest(req, 200, "OK", s.sdpAnswer)
+	res := sip.NewResponseFromRequest(req, 200, "OK", s.dlg.sdp)
 	ct := sip.ContentTypeHeader(imcodec.TypeSDP)
 	contact := b.contact(sip.NetworkToLower(req.Transport()))
 	res.AppendHeader(&ct)
 	res.AppendHeader(&contact)
-	if err := tx.Respond(res); err != nil {
+	if err := b.writeResponse(tx, req, res); err != nil {
 		b.log.Debug("re-INVITE answer not sent", "session", s.id, "err", err)
 		return
 	}
@@ -288,30 +322,26 @@ func (b *Bot) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 func (b *Bot) onAck(req *sip.Request, tx sip.ServerTransaction) {
+	// An ACK for a re-INVITE's 200 finds the dialog acknowledged already: harmless.
 	if s := b.lookup(req); s != nil {
-		if uas, ok := s.dlg.(*sipgo.DialogServerSession); ok {
-			// An ACK for a re-INVITE's 200 carries another CSeq; ReadAck refuses it, harmlessly.
-			_ = uas.ReadAck(req, tx)
-		}
+		s.dlg.ack()
 	}
 }
 
 func (b *Bot) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	s := b.lookup(req)
-	if s == nil || s.dlg == nil {
+	if s == nil {
 		b.log.Info("BYE for an unknown session", "call-id", callID(req))
 		b.respond(req, tx, 481)
 		return
 	}
 	// Forget the dialog before the 200 goes out: a request the peer sends after it gets 481.
+	// Whatever the peer sent before the BYE was answered and queued first (arrival order).
 	if !s.stop() {
 		b.respond(req, tx, 481)
 		return
 	}
-	if err := s.dlg.ReadBye(req, tx); err != nil {
-		b.log.Info("BYE refused", "session", s.id, "err", err)
-		b.respond(req, tx, 400)
-	}
+	b.respond(req, tx, 200)
 	s.finish(b.handlerCtx, EndByPeer, false)
 }
 
@@ -333,13 +363,13 @@ func (b *Bot) onInfo(req *sip.Request, tx sip.ServerTransaction) {
 		ct := contentType(req)
 		mt, _ := imcodec.MediaType(ct)
 		if mt != imcodec.TypeKeyboard {
-			b.refuse(req, tx, s, 415, sip.NewHeader("Accept", imcodec.TypeKeyboard))
+			b.respond(req, tx, 415, sip.NewHeader("Accept", imcodec.TypeKeyboard))
 			return
 		}
 		active, err := imcodec.ParseKeyboardActivity(req.Body())
 		if err != nil {
 			b.log.Info("bad KeyboardActivity", "session", s.id, "err", err)
-			b.refuse(req, tx, s, 400)
+			b.respond(req, tx, 400)
 			return
 		}
 		ev = &Event{Kind: EventTyping, Session: s, Time: time.Now(), Typing: active, ContentType: ct, req: req}
@@ -348,22 +378,25 @@ func (b *Bot) onInfo(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 // acceptInDialog answers an in-dialog request that carries ev (nil: nothing for the chain)
-// and queues ev in CSeq order: 481 when the session has ended, 503 when its inbox is full,
-// else 200. note records what the request says of the peer's typing. The 200 goes out
-// before the event is queued, so that it precedes anything the bot sends, and while the
-// session cannot end, so that a request answered 200 is handled. It reports whether the
-// request was accepted.
+// and queues ev: 481 when the session has ended, 503 when the bot or the session is
+// overloaded, else 200. note records what the request says of the peer's typing. The 200
+// goes out before the event is queued, so that it precedes anything the bot sends, and while
+// the session cannot end, so that a request answered 200 is handled. Requests of one dialog
+// get here one at a time, in arrival order (see guard). It reports whether the request was
+// accepted.
 func (b *Bot) acceptInDialog(req *sip.Request, tx sip.ServerTransaction, s *Session, ev *Event, note func(*typingPrefs)) bool {
-	seq := req.CSeq().SeqNo
+	if ev != nil && (b.closing.Load() || b.overloaded()) {
+		b.respond(req, tx, 503, retryAfter(1))
+		return false
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended {
 		b.respond(req, tx, 481)
 		return false
 	}
-	if ev != nil && s.pending() >= b.cfg.InboxSize {
+	if ev != nil && len(s.inbox) >= b.cfg.InboxSize {
 		b.respond(req, tx, 503, retryAfter(1))
-		s.sequence(seq, nil)
 		return false
 	}
 	note(&s.typing)
@@ -371,22 +404,10 @@ func (b *Bot) acceptInDialog(req *sip.Request, tx sip.ServerTransaction, s *Sess
 		s.received()
 	}
 	b.respond(req, tx, 200)
-	s.sequence(seq, ev)
+	if ev != nil {
+		s.push(ev)
+	}
 	return true
-}
-
-// refuse answers a request with an error status. In a dialog (s != nil) the request still
-// consumes its CSeq, so that the requests after it are not held waiting for it.
-func (b *Bot) refuse(req *sip.Request, tx sip.ServerTransaction, s *Session, code int, hdrs ...sip.Header) {
-	b.respond(req, tx, code, hdrs...)
-	if s == nil {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.ended {
-		s.sequence(req.CSeq().SeqNo, nil)
-	}
 }
 
 // contentType returns the request's Content-Type value, "" when it has none.
@@ -410,7 +431,7 @@ func (b *Bot) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	if len(req.Body()) > b.cfg.MaxMessageBytes {
 		b.log.Info("message too large", "from", req.From().Address.String(), "bytes", len(req.Body()), "limit", b.cfg.MaxMessageBytes)
-		b.refuse(req, tx, s, 413)
+		b.respond(req, tx, 413)
 		return
 	}
 	in, code := b.decode(req)
@@ -419,7 +440,7 @@ func (b *Bot) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 		if code == 415 {
 			hdrs = append(hdrs, acceptHeader())
 		}
-		b.refuse(req, tx, s, code, hdrs...)
+		b.respond(req, tx, code, hdrs...)
 		return
 	}
 	if s != nil {
@@ -518,7 +539,8 @@ func (b *Bot) onDialogMessage(req *sip.Request, tx sip.ServerTransaction, s *Ses
 	}
 }
 
-// sendReceipt sends an IMDN "delivered" (RFC 5438) for a message that asked for one.
+// sendReceipt sends an IMDN "delivered" (RFC 5438) for a message that asked for one. It is
+// written in order with the session's other requests; its answer is not awaited.
 func (b *Bot) sendReceipt(s *Session, in inbound) {
 	if in.receiptFor == "" || in.kind != EventMessage {
 		return
@@ -530,11 +552,14 @@ func (b *Bot) sendReceipt(s *Session, in inbound) {
 	now := time.Now()
 	body := imcodec.WrapCPIM("<"+aor(s.local)+">", to, newRef()+newRef(), "", imcodec.TypeIMDN,
 		imcodec.DeliveryNotification(in.receiptFor, now), now)
-	go func() {
-		if _, err := s.send(b.handlerCtx, sip.MESSAGE, imcodec.TypeCPIM, body); err != nil {
-			b.log.Debug("delivery receipt not sent", "session", s.id, "err", err)
+	err := s.post(b.handlerCtx, sip.MESSAGE, imcodec.TypeCPIM, body, func(_ int, err error) {
+		if err != nil {
+			b.log.Debug("delivery receipt not delivered", "session", s.id, "err", err)
 		}
-	}()
+	})
+	if err != nil {
+		b.log.Debug("delivery receipt not sent", "session", s.id, "err", err)
+	}
 }
 
 // aor renders an address without parameters.
@@ -542,31 +567,54 @@ func aor(u sip.Uri) string {
 	return (&sip.Uri{Scheme: u.Scheme, User: u.User, Host: u.Host, Port: u.Port}).String()
 }
 
+// onPageMessage takes a page-mode MESSAGE. The conversation is the bot's identity and the
+// peer's address of record: whatever the request's To says, the bot answers as itself.
 func (b *Bot) onPageMessage(req *sip.Request, tx sip.ServerTransaction, in inbound) {
 	from := req.From()
 	peer := peerFromURI(from.Address, from.DisplayName)
-	local := req.To().Address
+	local := sip.Uri{Scheme: b.identity.Scheme, User: b.identity.User, Host: b.identity.Host, Port: b.identity.Port}
 	key := aor(local) + " " + peer.URI
 	network := sip.NetworkToLower(req.Transport())
+	if in.kind != 0 && b.overloaded() {
+		b.respond(req, tx, 503, retryAfter(1))
+		return
+	}
+	mk := func() *Session {
+		s := &Session{
+			b: b, id: key, key: key, mode: ModePage, peer: peer, local: local,
+			// Keep the URI's parameters: ;transport=tcp says how to reach the peer.
+			peerURI: sip.Uri{Scheme: from.Address.Scheme, User: from.Address.User, Host: from.Address.Host,
+				Port: from.Address.Port, UriParams: from.Address.UriParams},
+			started: time.Now(), endedCh: make(chan struct{}),
+		}
+		if b.cfg.Admit != nil {
+			s.admitted = make(chan struct{})
+		}
+		return s
+	}
 	for {
-		s, created := b.sessions.page(key, b.cfg.MaxSessions, func() *Session {
-			return &Session{
-				b: b, id: key, key: key, mode: ModePage, peer: peer,
-				local: sip.Uri{Scheme: local.Scheme, User: local.User, Host: local.Host, Port: local.Port},
-				// Keep the URI's parameters: ;transport=tcp says how to reach the peer.
-				peerURI: sip.Uri{Scheme: from.Address.Scheme, User: from.Address.User, Host: from.Address.Host,
-					Port: from.Address.Port, UriParams: from.Address.UriParams},
-				started: time.Now(), confirmed: true, endedCh: make(chan struct{}),
-			}
-		})
+		s, created, evict := b.sessions.page(key, b.cfg.MaxPageConversations, mk)
+		if evict != nil {
+			b.log.Debug("page-mode conversation evicted to make room", "session", evict.id)
+			evict.end(b.handlerCtx, EndEvicted, false)
+		}
 		if s == nil {
 			b.respond(req, tx, 503, retryAfter(10))
 			return
 		}
-		if created && b.cfg.Admit != nil {
-			if code, reason := b.admit(b.handlerCtx, peer, ModePage); code != 0 {
-				b.sessions.remove(s)
-				b.respondReason(req, tx, code, reason)
+		if s.admitted != nil {
+			if created {
+				s.refusal, s.refReason = b.admit(b.handlerCtx, peer, ModePage)
+				if s.refusal != 0 {
+					b.sessions.remove(s)
+				}
+				close(s.admitted)
+			} else {
+				// Another message of this peer is being admitted: its answer is this one's.
+				<-s.admitted
+			}
+			if s.refusal != 0 {
+				b.respondReason(req, tx, s.refusal, s.refReason)
 				return
 			}
 		}
@@ -576,7 +624,7 @@ func (b *Bot) onPageMessage(req *sip.Request, tx sip.ServerTransaction, in inbou
 			s.mu.Unlock()
 			continue // it just timed out: start a new conversation
 		}
-		if ev != nil && s.pending() >= b.cfg.InboxSize {
+		if ev != nil && len(s.inbox) >= b.cfg.InboxSize {
 			s.mu.Unlock()
 			b.respond(req, tx, 503, retryAfter(1))
 			return

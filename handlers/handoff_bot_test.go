@@ -86,7 +86,7 @@ func TestHandoffBot(t *testing.T) {
 	waitContains(t, ctx, carol, "Bob has left")
 
 	// The user's transcript tells the whole story, the agent's words marked as the agent's.
-	key := "sip:bot@" + b.Addr("udp") + " " + alice.URI()
+	key := b.URI() + " " + alice.URI()
 	want := []entryView{
 		{store.In, "hello", ""}, {store.Out, "echo: hello", "echo"},
 		{store.In, "I need a human", ""}, {store.Out, "Let me find a person to help you. Please wait a moment.", "handoff"},

@@ -121,6 +121,9 @@ func newTestBot(t *testing.T, cfg bot.Config) *testBot {
 	t.Helper()
 	cfg.Listen = []string{"udp://127.0.0.1:0"}
 	cfg.Typing.Off = true
+	if cfg.Identity == "" {
+		cfg.Identity = "sip:bot@127.0.0.1"
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = discardLogger()
 	}
@@ -163,7 +166,7 @@ func (tb *testBot) run(h bot.Handler, mw ...bot.Middleware) {
 // peer starts a test peer called user talking to the bot; it closes after the bot stopped.
 func (tb *testBot) peer(user string) *bottest.Peer {
 	tb.t.Helper()
-	p, err := bottest.Start(bottest.Options{User: user, Bot: tb.Addr("udp"), BotURI: "sip:bot@" + tb.Addr("udp")})
+	p, err := bottest.Start(bottest.Options{User: user, Bot: tb.Addr("udp"), BotURI: tb.URI()})
 	if err != nil {
 		tb.t.Fatal(err)
 	}

@@ -107,7 +107,7 @@ func TestTranscriptBot(t *testing.T) {
 	}
 	send(t, ctx, p, "bye")
 	waitText(t, ctx, p, "echo: bye")
-	key := "sip:bot@" + b.Addr("udp") + " " + p.URI()
+	key := b.URI() + " " + p.URI()
 	// The last reply is recorded right after it was sent.
 	var got []store.TranscriptEntry
 	mem.until(t, ctx, "4 transcript entries", func() bool {

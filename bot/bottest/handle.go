@@ -18,6 +18,7 @@ func (p *Peer) handleRequest(req *sip.Request, tx sip.ServerTransaction) {
 	status := p.status(req, rec, sess)
 	rec.Status = status
 	p.addRecord(seq, rec)
+	p.arrivals.settled(req)
 
 	switch {
 	case req.Method == sip.BYE && sess != nil && status >= 200 && status < 300:
@@ -33,6 +34,7 @@ func (p *Peer) handleRequest(req *sip.Request, tx sip.ServerTransaction) {
 // not recorded.
 func (p *Peer) handleAck(req *sip.Request, tx sip.ServerTransaction) {
 	p.arrivals.take(req)
+	p.arrivals.settled(req)
 	if s := p.lookup(req); s != nil {
 		s.readAck(req, tx)
 	}

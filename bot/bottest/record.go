@@ -151,13 +151,18 @@ func (p *Peer) addRecord(seq uint64, r Record) {
 
 // snapshot returns the records and a channel closed at the next change.
 func (p *Peer) snapshot() ([]Record, <-chan struct{}) {
+	recs, changed := p.snapshotSeq()
+	out := make([]Record, len(recs))
+	for i := range recs {
+		out[i] = recs[i].Record
+	}
+	return out, changed
+}
+
+func (p *Peer) snapshotSeq() ([]record, <-chan struct{}) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := make([]Record, len(p.records))
-	for i := range p.records {
-		out[i] = p.records[i].Record
-	}
-	return out, p.notify
+	return slices.Clone(p.records), p.notify
 }
 
 // Records returns a snapshot of everything the bot sent to the peer, page
@@ -196,12 +201,22 @@ func (p *Peer) WaitText(ctx context.Context, text string) (Record, error) {
 func (p *Peer) wait(ctx context.Context, filter, match func(Record) bool) (Record, error) {
 	start := time.Now()
 	for {
-		recs, changed := p.snapshot()
+		seqRecs, changed := p.snapshotSeq()
+		recs := make([]Record, len(seqRecs))
+		for i := range seqRecs {
+			recs[i] = seqRecs[i].Record
+		}
 		// A record can be inserted before the last one seen (it arrived
 		// earlier but its handler ran later), so rescan everything.
-		for _, r := range recs {
-			if (filter == nil || filter(r)) && match(r) {
-				return r, nil
+		for _, r := range seqRecs {
+			if (filter == nil || filter(r.Record)) && match(r.Record) {
+				// What arrived before it is recorded too when the wait returns.
+				if r.seq != 0 {
+					if err := p.arrivals.waitBefore(ctx, r.seq); err != nil {
+						return Record{}, fmt.Errorf("bottest: waiting for the requests that came before %s: %w", r.Record, err)
+					}
+				}
+				return r.Record, nil
 			}
 		}
 		select {

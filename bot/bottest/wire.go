@@ -1,6 +1,7 @@
 package bottest
 
 import (
+	"context"
 	"net"
 	"strings"
 	"sync"
@@ -91,8 +92,14 @@ type arrivals struct {
 	pruned  time.Time
 	m       map[*sip.Request]*arrival
 	seen    map[string]time.Time // server transaction keys stamped
-	pending map[string]time.Time // keys stamped and not yet handled
+	pending map[string]stamped   // keys stamped and not yet recorded
 	changed chan struct{}        // closed and replaced when pending shrinks
+}
+
+// stamped is when and in which place a pending request arrived.
+type stamped struct {
+	at  time.Time
+	seq uint64
 }
 
 type arrival struct {
@@ -106,7 +113,7 @@ func (a *arrivals) init(closed <-chan struct{}) {
 	a.closed = closed
 	a.m = make(map[*sip.Request]*arrival)
 	a.seen = make(map[string]time.Time)
-	a.pending = make(map[string]time.Time)
+	a.pending = make(map[string]stamped)
 	a.changed = make(chan struct{})
 }
 
@@ -143,7 +150,7 @@ func (a *arrivals) stamp(msg sip.Message) {
 		}
 		if !dup {
 			a.seen[key] = now
-			a.pending[key] = now
+			a.pending[key] = stamped{at: now, seq: a.seq}
 		}
 	}
 	close(e.done)
@@ -163,7 +170,7 @@ func (a *arrivals) stamp(msg sip.Message) {
 			}
 		}
 		for k, t := range a.pending {
-			if now.Sub(t) > time.Minute {
+			if now.Sub(t.at) > time.Minute {
 				delete(a.pending, k)
 			}
 		}
@@ -198,13 +205,49 @@ func (a *arrivals) take(req *sip.Request) (uint64, time.Time) {
 	}
 	a.mu.Lock()
 	delete(a.m, req)
-	if _, ok := a.pending[e.key]; ok {
-		delete(a.pending, e.key)
+	a.mu.Unlock()
+	return e.seq, e.time
+}
+
+// settled says that a request taken by its handler has been recorded (or needs no record).
+func (a *arrivals) settled(req *sip.Request) {
+	key, err := sip.ServerTxKeyMake(req)
+	if err != nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.pending[key]; ok {
+		delete(a.pending, key)
 		close(a.changed)
 		a.changed = make(chan struct{})
 	}
-	a.mu.Unlock()
-	return e.seq, e.time
+}
+
+// waitBefore waits until every request that arrived before the one stamped seq has been
+// recorded: requests the bot pipelines reach their handlers in any order, and a wait for
+// one must also see those that came before it.
+func (a *arrivals) waitBefore(ctx context.Context, seq uint64) error {
+	for {
+		a.mu.Lock()
+		n, changed := 0, a.changed
+		for _, st := range a.pending {
+			if st.seq < seq {
+				n++
+			}
+		}
+		a.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-a.closed:
+			return errClosed
+		}
+	}
 }
 
 // waitPending waits until every request stamped has reached its handler, or

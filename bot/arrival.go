@@ -1,0 +1,203 @@
+package bot
+
+import (
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// In-dialog requests are handled in the order they arrived, which is the only order SIP
+// gives them (RFC 3261 §12.2.2 allows gaps in the peer's CSeq, so a CSeq-ordered queue would
+// have to wait for numbers that never come). sipgo reads each connection in one goroutine
+// and calls every TransportLayer.OnMessage handler in turn, before its transaction layer
+// hands the request to a new goroutine: onArrival runs there and gives each in-dialog
+// request a ticket in its session's arrival order. The request's SIP handler then waits for
+// its turn (see Session.takeTurn), applies the CSeq rule and answers; the next request's
+// handler runs after it.
+//
+// Retransmissions (same branch) are absorbed by the transaction layer and never reach a
+// handler, so they get no ticket. ACK and CANCEL are not ordered either.
+
+// arrivalGuard bounds how long a request waits for a predecessor whose handler never runs
+// (its transaction could not be created). It only guards against the unexpected: in the
+// normal course a turn comes within microseconds.
+const arrivalGuard = 2 * time.Second
+
+// branchMemory is how long a session remembers the branches of the peer's requests to tell
+// a retransmission from a new request: Timer F (64*T1), the longest a client retransmits.
+const branchMemory = 32 * time.Second
+
+// arrival is what onArrival learnt about one request; the handler takes it by the request.
+type arrival struct {
+	ready  chan struct{} // closed by onArrival
+	s      *Session      // nil: no session (481), or not ordered
+	ticket uint64
+	at     int64 // unix nanoseconds, for sweeping arrivals no handler took
+}
+
+// arrivals pairs onArrival with the handlers of the same requests.
+type arrivals struct {
+	m sync.Map // *sip.Request -> *arrival
+}
+
+func (a *arrivals) get(req *sip.Request) *arrival {
+	v, ok := a.m.Load(req)
+	if !ok {
+		v, _ = a.m.LoadOrStore(req, &arrival{ready: make(chan struct{}), at: time.Now().UnixNano()})
+	}
+	return v.(*arrival)
+}
+
+// sweep forgets arrivals older than age whose handler never came (requests the transaction
+// layer absorbed).
+func (a *arrivals) sweep(age time.Duration) {
+	limit := time.Now().Add(-age).UnixNano()
+	a.m.Range(func(k, v any) bool {
+		if v.(*arrival).at < limit {
+			a.m.Delete(k)
+		}
+		return true
+	})
+}
+
+// ordered reports whether a request is sequenced in its dialog.
+func ordered(req *sip.Request) bool {
+	if req.IsAck() || req.IsCancel() || !inDialog(req) {
+		return false
+	}
+	via := req.Via()
+	return via != nil && req.CSeq() != nil && req.CallID() != nil && req.From() != nil
+}
+
+// onArrival runs in the transport's read loop for every message, in arrival order.
+func (b *Bot) onArrival(msg sip.Message) {
+	req, ok := msg.(*sip.Request)
+	if !ok || !ordered(req) {
+		return
+	}
+	s := b.lookup(req)
+	if s != nil && s.mode == ModeSession {
+		branch, _ := req.Via().Params.Get("branch")
+		if !s.newBranch(branch+" "+string(req.Method), time.Now()) {
+			return // a retransmission: the transaction layer answers it
+		}
+	}
+	a := b.arrivals.get(req)
+	if s != nil && s.mode == ModeSession {
+		a.s, a.ticket = s, s.issueTicket()
+	}
+	close(a.ready)
+}
+
+// arrivalOf returns the ticket onArrival gave req, waiting for onArrival if the handler got
+// there first. It returns nil for requests that are not ordered.
+func (b *Bot) arrivalOf(req *sip.Request) *arrival {
+	if !ordered(req) {
+		return nil
+	}
+	a := b.arrivals.get(req)
+	t := time.NewTimer(arrivalGuard)
+	defer t.Stop()
+	select {
+	case <-a.ready:
+	case <-t.C:
+		// onArrival decided it was a retransmission whose transaction had already gone:
+		// handle it without a ticket (the CSeq rule refuses it).
+	}
+	b.arrivals.m.Delete(req)
+	return a
+}
+
+// issueTicket gives the next arrival ticket.
+func (s *Session) issueTicket() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.nextTicket
+	s.nextTicket++
+	return t
+}
+
+// newBranch records a request's branch and reports whether it is new (not a
+// retransmission). Branches older than branchMemory are forgotten.
+func (s *Session) newBranch(key string, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	limit := now.Add(-branchMemory).UnixNano()
+	i := 0
+	for i < len(s.branches) && s.branches[i].at < limit {
+		i++
+	}
+	if i > 0 {
+		s.branches = append(s.branches[:0], s.branches[i:]...)
+	}
+	for _, b := range s.branches {
+		if b.key == key {
+			return false
+		}
+	}
+	s.branches = append(s.branches, seenBranch{key: key, at: now.UnixNano()})
+	return true
+}
+
+type seenBranch struct {
+	key string
+	at  int64
+}
+
+// takeTurn waits until every request that arrived before ticket in this session was
+// handled. The caller must call endTurn when it has answered.
+func (s *Session) takeTurn(ticket uint64) {
+	s.mu.Lock()
+	if s.serving == ticket {
+		s.mu.Unlock()
+		return
+	}
+	ch := make(chan struct{})
+	if s.waiters == nil {
+		s.waiters = map[uint64]chan struct{}{}
+	}
+	s.waiters[ticket] = ch
+	s.mu.Unlock()
+	t := time.NewTimer(arrivalGuard)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+		s.mu.Lock()
+		if _, waiting := s.waiters[ticket]; waiting {
+			// A predecessor never came: give up on it.
+			s.b.log.Warn("in-dialog request waited too long for its predecessor", "session", s.id, "ticket", ticket, "serving", s.serving)
+			delete(s.waiters, ticket)
+			s.serving = max(s.serving, ticket)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// endTurn lets the next request in arrival order go on.
+func (s *Session) endTurn(ticket uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.serving > ticket {
+		return // skipped by the guard
+	}
+	s.serving = ticket + 1
+	if ch, ok := s.waiters[s.serving]; ok {
+		delete(s.waiters, s.serving)
+		close(ch)
+	}
+}
+
+// checkCSeq applies RFC 3261 §12.2.2 to a request taken in arrival order: a CSeq lower than
+// or equal to the last one is refused (500), a gap is fine. It reports whether the request
+// may go on.
+func (s *Session) checkCSeq(seq uint32) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.seqKnown && seq <= s.lastSeq {
+		return false
+	}
+	s.seqKnown, s.lastSeq = true, seq
+	return true
+}

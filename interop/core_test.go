@@ -1,0 +1,336 @@
+package interop
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imbot-dev/imbot/bot"
+)
+
+// This file checks the session layer's order, CSeq and INVITE rules on the wire, with
+// requests written by hand over plain sockets.
+
+// rawSession is an IM session a raw peer opened with the bot.
+type rawSession struct {
+	p      *rawPeer
+	addr   string
+	inv    *rawReq
+	botTag string
+	ok     *rawMsg // the bot's 200
+}
+
+// openRawSession sends an INVITE offering m=message and returns the session; ack says
+// whether to acknowledge the 200.
+func openRawSession(t *testing.T, p *rawPeer, addr string, ack bool, hdrs ...string) *rawSession {
+	t.Helper()
+	inv := &rawReq{Method: "INVITE", Headers: append([]string{"Content-Type: application/sdp"}, hdrs...), Body: imOffer}
+	res := p.do(inv, addr)
+	requireStatus(t, res, 200)
+	_, tag, _ := strings.Cut(res.header("To"), ";tag=")
+	botTag, _, _ := strings.Cut(tag, ";")
+	if botTag == "" {
+		t.Fatalf("200 to INVITE has no To-tag:\n%s", res)
+	}
+	if ack {
+		p.ack(inv, res, addr)
+	}
+	return &rawSession{p: p, addr: addr, inv: inv, botTag: botTag, ok: res}
+}
+
+// req builds an in-dialog request of the session.
+func (s *rawSession) req(method string, cseq int, body string, hdrs ...string) *rawReq {
+	if body != "" {
+		hdrs = append([]string{"Content-Type: text/plain;charset=UTF-8"}, hdrs...)
+	}
+	return &rawReq{Method: method, CallID: s.inv.CallID, FromTag: s.inv.FromTag, ToTag: s.botTag, CSeq: cseq, Headers: hdrs, Body: body}
+}
+
+// waitEvent waits until the bot's handler saw an event line containing want.
+func waitEvent(t *testing.T, b *testBot, want string) {
+	t.Helper()
+	if _, _, err := b.events.wait(0, rawTimeout, nil, func(l string) bool { return strings.Contains(l, want) }); err != nil {
+		t.Fatalf("the handler never saw %q: %v; events:\n%s", want, err, b.events.String())
+	}
+}
+
+// TestRawMessageThenBye sends a MESSAGE and the BYE right after it in one burst: the BYE
+// must not overtake the MESSAGE (which would get 481), and the message, answered 200, must
+// reach the handler before the session ends.
+func TestRawMessageThenBye(t *testing.T) {
+	const rounds = 20
+	for _, network := range []string{"udp", "tcp"} {
+		t.Run(network, func(t *testing.T) {
+			b := startBot(t)
+			addr := b.Addr(network)
+			p := dialRaw(t, network, addr)
+			for i := range rounds {
+				s := openRawSession(t, p, addr, true)
+				text := fmt.Sprintf("last words %d", i)
+				msg, bye := s.req("MESSAGE", 2, text), s.req("BYE", 3, "")
+				m1, m2 := p.build(msg, addr), p.build(bye, addr)
+				if network == "tcp" {
+					p.send(m1 + m2) // one segment
+				} else {
+					p.send(m1)
+					p.send(m2)
+				}
+				if res := p.expectFinal(s.inv.CallID, "MESSAGE"); res.status() != 200 {
+					t.Fatalf("round %d: MESSAGE followed by BYE got %q, want 200:\n%s", i, res.startLine, res)
+				}
+				if res := p.expectFinal(s.inv.CallID, "BYE"); res.status() != 200 {
+					t.Fatalf("round %d: BYE got %q, want 200:\n%s", i, res.startLine, res)
+				}
+				waitEvent(t, b, "message session sip:dave@"+p.local+": "+text)
+			}
+			// Each message was handled before its session's end.
+			lines := b.events.Lines(0)
+			for i := range rounds {
+				msgAt, endAt := -1, -1
+				for j, l := range lines {
+					if strings.HasSuffix(l, fmt.Sprintf(": last words %d", i)) {
+						msgAt = j
+					}
+				}
+				for j := msgAt + 1; j < len(lines) && msgAt >= 0; j++ {
+					if strings.HasPrefix(lines[j], "session.end session") {
+						endAt = j
+						break
+					}
+				}
+				if msgAt < 0 || endAt < 0 {
+					t.Fatalf("round %d: message or session end missing in events:\n%s", i, strings.Join(lines, "\n"))
+				}
+			}
+		})
+	}
+}
+
+// TestRawCSeqGaps checks that a request after a gap in the peer's CSeq is handled at once:
+// gaps are legal (RFC 3261 §12.2.2; a request answered 405 or a proxy-challenged one leaves
+// one), so nothing may wait for the missing numbers. The deprecated reorder window is set to
+// an hour: a bot that still waited for the gap would not answer within the test's deadline.
+func TestRawCSeqGaps(t *testing.T) {
+	for _, network := range []string{"udp", "tcp"} {
+		t.Run(network, func(t *testing.T) {
+			b := startBotConfig(t, func(c *bot.Config) { c.ReorderWindow = time.Hour })
+			addr := b.Addr(network)
+			p := dialRaw(t, network, addr)
+			s := openRawSession(t, p, addr, true)
+
+			requireStatus(t, p.do(s.req("MESSAGE", 7, "after a gap"), addr), 200)
+			p.expectEcho("after a gap")
+			// A method the bot does not take is refused, and does not hold up the next one.
+			if res := p.do(s.req("SUBSCRIBE", 8, "", "Event: presence"), addr); res.status() != 405 {
+				t.Fatalf("in-dialog SUBSCRIBE got %q, want 405", res.startLine)
+			}
+			requireStatus(t, p.do(s.req("OPTIONS", 12, ""), addr), 200)
+			for i := range 8 {
+				// OPTIONS then MESSAGE, sent together, eight times.
+				cseq := 20 + 3*i
+				p.send(p.build(s.req("OPTIONS", cseq, ""), addr))
+				p.send(p.build(s.req("MESSAGE", cseq+2, fmt.Sprintf("pair %d", i)), addr))
+			}
+			for i := range 8 {
+				p.expectEcho(fmt.Sprintf("pair %d", i))
+			}
+			requireStatus(t, p.do(s.req("BYE", 100, ""), addr), 200)
+		})
+	}
+}
+
+// TestRawCSeqNotAbove checks RFC 3261 §12.2.2: a new request (a new branch) whose CSeq is
+// equal to or lower than the last one is refused with 500, and is not handled.
+func TestRawCSeqNotAbove(t *testing.T) {
+	for _, network := range []string{"udp", "tcp"} {
+		t.Run(network, func(t *testing.T) {
+			b := startBot(t)
+			addr := b.Addr(network)
+			p := dialRaw(t, network, addr)
+			s := openRawSession(t, p, addr, true)
+			requireStatus(t, p.do(s.req("MESSAGE", 5, "first"), addr), 200)
+			p.expectEcho("first")
+			requireStatus(t, p.do(s.req("MESSAGE", 5, "same cseq"), addr), 500)
+			requireStatus(t, p.do(s.req("MESSAGE", 4, "lower cseq"), addr), 500)
+			requireStatus(t, p.do(s.req("INFO", 3, ""), addr), 500)
+			requireStatus(t, p.do(s.req("MESSAGE", 6, "next"), addr), 200)
+			p.expectEcho("next")
+			for _, l := range b.events.Lines(0) {
+				if strings.Contains(l, "same cseq") || strings.Contains(l, "lower cseq") {
+					t.Errorf("a refused request reached the handler: %s", l)
+				}
+			}
+			requireStatus(t, p.do(s.req("BYE", 7, ""), addr), 200)
+		})
+	}
+}
+
+// TestRawBotCSeqOrder checks the bot's own in-dialog requests: a delivery receipt, typing
+// and the reply leave with strictly increasing CSeq, in every session.
+func TestRawBotCSeqOrder(t *testing.T) {
+	const rounds = 30
+	b := startBot(t)
+	addr := b.Addr("udp")
+	p := dialRaw(t, "udp", addr)
+	offer := strings.Replace(imOffer, "a=accept-types:text/plain", "a=accept-types:text/plain message/cpim application/im-iscomposing+xml", 1)
+	for i := range rounds {
+		inv := &rawReq{Method: "INVITE", Headers: []string{"Content-Type: application/sdp"}, Body: offer}
+		res := p.do(inv, addr)
+		requireStatus(t, res, 200)
+		p.ack(inv, res, addr)
+		_, tag, _ := strings.Cut(res.header("To"), ";tag=")
+		botTag, _, _ := strings.Cut(tag, ";")
+		s := &rawSession{p: p, addr: addr, inv: inv, botTag: botTag}
+		text := fmt.Sprintf("receipt please %d", i)
+		cpim := "From: <sip:dave@" + p.local + ">\r\nTo: <sip:bot@" + addr + ">\r\nDateTime: 2026-11-25T12:00:00Z\r\n" +
+			"NS: imdn <urn:ietf:params:imdn>\r\nimdn.Message-ID: m" + strconv.Itoa(i) + "\r\n" +
+			"imdn.Disposition-Notification: positive-delivery\r\n\r\nContent-Type: text/plain;charset=UTF-8\r\n\r\n" + text
+		msg := &rawReq{Method: "MESSAGE", CallID: inv.CallID, FromTag: inv.FromTag, ToTag: botTag, CSeq: 2,
+			Headers: []string{"Content-Type: message/cpim"}, Body: cpim}
+		requireStatus(t, p.do(msg, addr), 200)
+		p.expectEcho(text)
+		requireStatus(t, p.do(s.req("BYE", 3, ""), addr), 200)
+		var seqs []string
+		last := -1
+		for _, m := range p.received {
+			if m.header("Call-ID") != inv.CallID {
+				continue
+			}
+			f := strings.Fields(m.header("CSeq"))
+			n, _ := strconv.Atoi(f[0])
+			seqs = append(seqs, m.header("CSeq")+" "+wireKind(m))
+			if n <= last {
+				t.Fatalf("round %d: the bot's in-dialog requests left out of CSeq order: %v", i, seqs)
+			}
+			last = n
+		}
+		if len(seqs) < 2 {
+			t.Fatalf("round %d: want a receipt and a reply in the dialog, got %v", i, seqs)
+		}
+	}
+}
+
+// TestRawMessageBeforeAck checks a session whose ACK never comes: a MESSAGE that arrives
+// before it is answered 200 and handled (a 200 is a promise), and once the ACK is overdue the
+// bot ends the session with a BYE (RFC 3261 §13.3.1.4).
+func TestRawMessageBeforeAck(t *testing.T) {
+	b := startBotConfig(t, func(c *bot.Config) { c.AckTimeout = 2 * time.Second })
+	addr := b.Addr("udp")
+	p := dialRaw(t, "udp", addr)
+	s := openRawSession(t, p, addr, false)
+	requireStatus(t, p.do(s.req("MESSAGE", 2, "before the ack"), addr), 200)
+	p.expectEcho("before the ack")
+	bye := p.expectRequest("BYE from the bot", func(m *rawMsg) bool {
+		return m.method() == "BYE" && m.header("Call-ID") == s.inv.CallID
+	})
+	if !strings.Contains(bye.header("From"), "tag="+s.botTag) {
+		t.Errorf("BYE not in the dialog:\n%s", bye)
+	}
+	waitEvent(t, b, "session.end session sip:dave@"+p.local)
+}
+
+// TestRaw200Retransmissions checks that the 200 to an INVITE over UDP is retransmitted at
+// T1, 2·T1, 4·T1... (RFC 3261 §13.3.1.4: 0.5 s, 1 s, 2 s, 4 s apart) until the ACK, and
+// stops with the ACK.
+func TestRaw200Retransmissions(t *testing.T) {
+	b := startBot(t)
+	addr := b.Addr("udp")
+	p := dialRaw(t, "udp", addr)
+	inv := &rawReq{Method: "INVITE", Headers: []string{"Content-Type: application/sdp"}, Body: imOffer}
+	p.send(p.build(inv, addr))
+	var times []time.Time
+	var first *rawMsg
+	deadline := time.Now().Add(20 * time.Second)
+	for len(times) < 5 {
+		m, err := p.read(deadline)
+		if err != nil {
+			t.Fatalf("after %d copies of the 200: %v", len(times), err)
+		}
+		if m.isResponse() && m.status() == 200 && m.cseqMethod() == "INVITE" {
+			times = append(times, time.Now())
+			first = m
+		}
+	}
+	want := []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second}
+	for i, w := range want {
+		got := times[i+1].Sub(times[i])
+		// Timers are exact to a few milliseconds; the bounds only absorb a loaded machine.
+		if got < w*7/10 || got > w*16/10 {
+			t.Errorf("retransmission %d came %v after the previous copy, want about %v (all: %v)", i+1, got.Round(time.Millisecond), w, gaps(times))
+		}
+	}
+	p.ack(inv, first, addr)
+	// After the ACK no more copies: the next thing the bot sends is the reply to a message.
+	_, tag, _ := strings.Cut(first.header("To"), ";tag=")
+	botTag, _, _ := strings.Cut(tag, ";")
+	s := &rawSession{p: p, addr: addr, inv: inv, botTag: botTag}
+	p.send(p.build(s.req("MESSAGE", 2, "acked"), addr))
+	deadline = time.Now().Add(rawTimeout)
+	for {
+		m, err := p.read(deadline)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.isResponse() && m.cseqMethod() == "INVITE" {
+			t.Fatalf("200 retransmitted after the ACK")
+		}
+		if m.method() == "MESSAGE" {
+			p.answer(m)
+			if m.body == echoText("acked") {
+				break
+			}
+		}
+	}
+}
+
+func gaps(times []time.Time) []string {
+	var out []string
+	for i := 1; i < len(times); i++ {
+		out = append(out, times[i].Sub(times[i-1]).Round(time.Millisecond).String())
+	}
+	return out
+}
+
+// TestRawLarge200OverUDP sends an INVITE over UDP with a Record-Route set so long that the
+// 200 (which must copy it) exceeds 1300 bytes: the caller still gets its 200.
+func TestRawLarge200OverUDP(t *testing.T) {
+	b := startBot(t)
+	addr := b.Addr("udp")
+	p := dialRaw(t, "udp", addr)
+	var rr []string
+	for i := range 12 {
+		rr = append(rr, fmt.Sprintf("Record-Route: <sip:%s;lr;ftag=%s;did=proxy-hop-%02d-with-a-long-parameter>", p.local, randHex(8), i))
+	}
+	s := openRawSession(t, p, addr, true, rr...)
+	if got := len(s.ok.all("Record-Route")); got != len(rr) {
+		t.Fatalf("200 has %d Record-Route headers, want %d", got, len(rr))
+	}
+	if n := len(s.ok.String()); n <= 1300 {
+		t.Fatalf("the 200 is %d bytes: the test needs one above 1300", n)
+	}
+	// The dialog works: the peer's requests are answered. (The bot's own requests in this
+	// dialog carry the same route set and exceed 1300 bytes too; RFC 3261 §18.1.1 wants them
+	// over TCP, which this peer does not listen on.)
+	requireStatus(t, p.do(s.req("MESSAGE", 2, "long route"), addr), 200)
+	requireStatus(t, p.do(s.req("BYE", 3, ""), addr), 200)
+}
+
+// TestRawPageReplyFromIdentity checks that a page-mode reply comes from the bot's own
+// identity, whatever the To of the request said: a peer cannot make the bot speak as
+// someone else.
+func TestRawPageReplyFromIdentity(t *testing.T) {
+	b := startBot(t)
+	addr := b.Addr("udp")
+	p := dialRaw(t, "udp", addr)
+	m := textMessage("who are you")
+	raw := p.build(m, addr)
+	raw = strings.Replace(raw, "To: <sip:bot@"+addr+">", "To: <sip:ceo@corp.example>", 1)
+	p.send(raw)
+	requireStatus(t, p.expectFinal(m.CallID, "MESSAGE"), 200)
+	reply := p.expectRequest("the echo", func(r *rawMsg) bool { return r.body == echoText("who are you") })
+	if from := reply.header("From"); !strings.Contains(from, "<sip:bot@127.0.0.1>") {
+		t.Errorf("reply From %q, want the bot's identity sip:bot@127.0.0.1", from)
+	}
+}
