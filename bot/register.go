@@ -212,6 +212,9 @@ func (b *Bot) keepAlive(addr string) error {
 	if err != nil {
 		return fmt.Errorf("connection to %s: %w", addr, err)
 	}
+	// The lookup took a reference on the connection; give it back, or sipgo counts one more
+	// holder per keep-alive and the connection can never be released.
+	defer func() { _, _ = conn.TryClose() }()
 	tc, ok := conn.(*sip.TCPConnection)
 	if !ok {
 		return nil // not a connection keep-alives can be written on

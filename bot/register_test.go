@@ -356,6 +356,36 @@ func TestRegistrationKeepAlive(t *testing.T) {
 	}
 }
 
+func TestRegistrationKeepAliveReleasesConnection(t *testing.T) {
+	reg := startRegistrar(t, "MD5")
+	r := startBot(t, bot.Config{
+		Identity: "sip:bot@127.0.0.1",
+		Registration: bot.RegistrationConfig{Registrar: "sip:" + reg.addr + ";transport=tcp", Password: "s3cret",
+			KeepAlive: 20 * time.Millisecond},
+	}, newRecorder())
+	ctx := testCtx(t)
+	waitState(t, ctx, r.Bot, bot.RegRegistered)
+	// refs reads the reference count of the bot's connection to the registrar, not counting
+	// the reference the lookup itself takes.
+	refs := func() int {
+		t.Helper()
+		conn, err := r.TransportLayerForTest().GetConnection("tcp", reg.addr)
+		if err != nil {
+			t.Fatalf("no connection to the registrar: %v", err)
+		}
+		defer conn.TryClose()
+		return conn.Ref(0) - 1
+	}
+	reg.waitKeepAlives(ctx, 2)
+	before := refs()
+	reg.waitKeepAlives(ctx, 20)
+	// A keep-alive being written while refs looks holds one reference of its own; a leak
+	// would add one per keep-alive, 18 here.
+	if after := refs(); after > before+1 {
+		t.Errorf("connection references grew from %d to %d over 18 keep-alives; each keep-alive must release the one it takes", before, after)
+	}
+}
+
 func TestRegistrationRefusesUnverifiedTLS(t *testing.T) {
 	serverTLS, trusting := selfSigned(t)
 	reg := &registrar{t: t, algorithm: "MD5", user: "bot", password: "s3cret", grant: 60, notify: make(chan struct{}, 64)}
