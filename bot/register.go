@@ -138,7 +138,7 @@ func (b *Bot) registerLoop(ctx context.Context, done chan<- struct{}) {
 	registered := false
 	for {
 		want := b.cfg.Registration.Expires
-		granted, err := b.register(ctx, cli, req, want)
+		granted, conn, err := b.register(ctx, cli, req, want)
 		now := time.Now()
 		var wait time.Duration
 		switch {
@@ -165,7 +165,7 @@ func (b *Bot) registerLoop(ctx context.Context, done chan<- struct{}) {
 			})
 			b.log.Warn("registration failed", "registrar", r.uri.String(), "err", err, "retry_in", wait.Round(time.Millisecond))
 		}
-		if !b.waitOrKeepAlive(ctx, wait, registered && err == nil) {
+		if !b.waitOrKeepAlive(ctx, wait, conn) {
 			if registered {
 				b.unregister(cli, req)
 			}
@@ -174,15 +174,16 @@ func (b *Bot) registerLoop(ctx context.Context, done chan<- struct{}) {
 	}
 }
 
-// waitOrKeepAlive waits until the next REGISTER is due. While registered over TCP or TLS it
-// sends a CRLF keep-alive (RFC 5626 §4.4.1) on the registrar connection every
-// Registration.KeepAlive; a connection that is gone or fails means a transport error, and
-// the bot registers again at once. It returns false when ctx ended.
-func (b *Bot) waitOrKeepAlive(ctx context.Context, wait time.Duration, registered bool) bool {
+// waitOrKeepAlive waits until the next REGISTER is due. While registered over TCP or TLS, conn
+// is the IP:port of the connection the registrar accepted the binding on, and it sends a CRLF
+// keep-alive (RFC 5626 §4.4.1) on that connection every Registration.KeepAlive; a
+// connection that is gone or fails means a transport error, and the bot registers again at
+// once. An empty conn (not registered) sends no keep-alives. It returns false when ctx ended.
+func (b *Bot) waitOrKeepAlive(ctx context.Context, wait time.Duration, conn string) bool {
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	var tick <-chan time.Time
-	if registered && (b.registrar.network == "tcp" || b.registrar.network == "tls") {
+	if conn != "" && (b.registrar.network == "tcp" || b.registrar.network == "tls") {
 		k := time.NewTicker(b.cfg.Registration.KeepAlive)
 		defer k.Stop()
 		tick = k.C
@@ -194,7 +195,7 @@ func (b *Bot) waitOrKeepAlive(ctx context.Context, wait time.Duration, registere
 		case <-t.C:
 			return true
 		case <-tick:
-			if err := b.keepAlive(); err != nil {
+			if err := b.keepAlive(conn); err != nil {
 				b.log.Warn("registrar connection lost; registering again", "registrar", b.registrar.uri.String(), "err", err)
 				b.reg.set(func(s *Registration) { s.State, s.Reason = RegRetrying, "connection lost: "+err.Error() })
 				return true
@@ -203,15 +204,17 @@ func (b *Bot) waitOrKeepAlive(ctx context.Context, wait time.Duration, registere
 	}
 }
 
-// keepAlive writes a CRLF pair on the connection to the registrar.
-func (b *Bot) keepAlive() error {
-	conn, err := b.ua.TransportLayer().GetConnection(b.registrar.network, b.registrar.addr)
+// keepAlive writes a CRLF pair on the connection to the registrar at addr, the IP:port it
+// answered from. sipgo pools connections by IP:port, so the configured registrar address,
+// which may be a host name, would not find it.
+func (b *Bot) keepAlive(addr string) error {
+	conn, err := b.ua.TransportLayer().GetConnection(b.registrar.network, addr)
 	if err != nil {
-		return err
+		return fmt.Errorf("connection to %s: %w", addr, err)
 	}
-	if conn == nil {
-		return errors.New("no connection")
-	}
+	// The lookup took a reference on the connection; give it back, or sipgo counts one more
+	// holder per keep-alive and the connection can never be released.
+	defer func() { _, _ = conn.TryClose() }()
 	tc, ok := conn.(*sip.TCPConnection)
 	if !ok {
 		return nil // not a connection keep-alives can be written on
@@ -244,8 +247,9 @@ func (e *regRefused) Error() string {
 	return s
 }
 
-// register sends one REGISTER (answering a digest challenge) and returns the granted expiry.
-func (b *Bot) register(ctx context.Context, cli *sipgo.Client, req *sip.Request, want time.Duration) (time.Duration, error) {
+// register sends one REGISTER (answering a digest challenge) and returns the granted expiry
+// and conn, the IP:port the registrar answered from: the connection keep-alives go on.
+func (b *Bot) register(ctx context.Context, cli *sipgo.Client, req *sip.Request, want time.Duration) (granted time.Duration, conn string, err error) {
 	rctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
 	defer cancel()
 	for tries := 0; tries < 2; tries++ {
@@ -254,11 +258,17 @@ func (b *Bot) register(ctx context.Context, cli *sipgo.Client, req *sip.Request,
 		req.AppendHeader(&exp)
 		res, err := b.doAuth(rctx, cli, req)
 		if err != nil {
-			return 0, fmt.Errorf("registrar unreachable: %w", err)
+			return 0, "", fmt.Errorf("registrar unreachable: %w", err)
 		}
 		switch {
 		case res.StatusCode == 200:
-			return grantedExpiry(res, b.contact(b.registrar.network), want), nil
+			// The response's source is the connection's remote IP:port, resolved by sipgo,
+			// which is how its connection pool knows the connection.
+			conn = res.Source()
+			if conn == "" {
+				conn = b.registrar.addr
+			}
+			return grantedExpiry(res, b.contact(b.registrar.network), want), conn, nil
 		case res.StatusCode == 423:
 			if h := res.GetHeader("Min-Expires"); h != nil {
 				if n, err := strconv.Atoi(strings.TrimSpace(h.Value())); err == nil && n > 0 {
@@ -267,13 +277,13 @@ func (b *Bot) register(ctx context.Context, cli *sipgo.Client, req *sip.Request,
 				}
 			}
 		case res.StatusCode == 401 || res.StatusCode == 407:
-			return 0, &regRefused{res.StatusCode, res.Reason, "wrong username or password (check the credentials in the environment)"}
+			return 0, "", &regRefused{res.StatusCode, res.Reason, "wrong username or password (check the credentials in the environment)"}
 		case res.StatusCode == 403 || res.StatusCode == 404 || res.StatusCode == 603:
-			return 0, &regRefused{res.StatusCode, res.Reason, "the registrar does not accept this identity"}
+			return 0, "", &regRefused{res.StatusCode, res.Reason, "the registrar does not accept this identity"}
 		}
-		return 0, fmt.Errorf("registrar answered %d %s", res.StatusCode, res.Reason)
+		return 0, "", fmt.Errorf("registrar answered %d %s", res.StatusCode, res.Reason)
 	}
-	return 0, errors.New("registrar keeps asking for a longer expiry")
+	return 0, "", errors.New("registrar keeps asking for a longer expiry")
 }
 
 // doAuth sends req and answers one 401/407 digest challenge with the configured credentials.

@@ -1,6 +1,7 @@
 package bot_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -28,12 +29,13 @@ type registrar struct {
 	grant     int // expiry granted, seconds
 	refuse    int // answer every REGISTER with this status when non-zero
 
-	mu       sync.Mutex
-	expires  []int // Expires of each authenticated REGISTER, in order
-	bound    bool
-	notify   chan struct{}
-	listener net.Listener
-	stop     func()
+	mu         sync.Mutex
+	expires    []int // Expires of each authenticated REGISTER, in order
+	bound      bool
+	keepAlives int // CRLF keep-alives read (RFC 5626 §4.4.1)
+	notify     chan struct{}
+	listener   net.Listener
+	stop       func()
 }
 
 func startRegistrar(t *testing.T, algorithm string) *registrar {
@@ -44,7 +46,8 @@ func startRegistrar(t *testing.T, algorithm string) *registrar {
 func startRegistrarAt(t *testing.T, algorithm, addr string) *registrar {
 	t.Helper()
 	r := &registrar{t: t, algorithm: algorithm, user: "bot", password: "s3cret", grant: 60, notify: make(chan struct{}, 64)}
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("test-registrar"))
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("test-registrar"),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerReadFilter(r.countKeepAlives)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,6 +120,48 @@ func (r *registrar) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 	select {
 	case r.notify <- struct{}{}:
 	default:
+	}
+}
+
+// countKeepAlives is a transport read filter: it counts the CRLF keep-alives the bot writes
+// and passes every read on unchanged, so sipgo still answers them.
+func (r *registrar) countKeepAlives(_ sip.TransportReadProps, data []byte) ([]byte, error) {
+	if len(data) > 0 && len(bytes.Trim(data, "\r\n")) == 0 {
+		r.mu.Lock()
+		r.keepAlives += max(1, bytes.Count(data, []byte("\r\n\r\n")))
+		r.mu.Unlock()
+		select {
+		case r.notify <- struct{}{}:
+		default:
+		}
+	}
+	return data, nil
+}
+
+// counts returns how many authenticated REGISTERs and keep-alives arrived.
+func (r *registrar) counts() (registers, keepAlives int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.expires), r.keepAlives
+}
+
+// waitKeepAlives waits until n keep-alives arrived, failing at once if the bot registers
+// more than once meanwhile: a keep-alive on a live connection must not register again.
+func (r *registrar) waitKeepAlives(ctx context.Context, n int) {
+	r.t.Helper()
+	for {
+		regs, kas := r.counts()
+		if regs > 1 {
+			r.t.Fatalf("%d REGISTERs after %d keep-alives; want 1: the bot registered again on a live connection", regs, kas)
+		}
+		if kas >= n {
+			return
+		}
+		select {
+		case <-r.notify:
+		case <-ctx.Done():
+			r.t.Fatalf("want %d keep-alives, got %d (REGISTERs: %d)", n, kas, regs)
+		}
 	}
 }
 
@@ -275,6 +320,70 @@ func TestRegistrationSurvivesConnectionLoss(t *testing.T) {
 	again := startRegistrarAt(t, "MD5", reg.addr)
 	again.waitRegisters(ctx, 1)
 	waitState(t, ctx, r.Bot, bot.RegRegistered)
+}
+
+func TestRegistrationKeepAlive(t *testing.T) {
+	cases := []struct {
+		name      string
+		registrar func(addr string) string // the registrar as configured, from its IP:port
+	}{
+		{"by IP address", func(addr string) string { return "sip:" + addr + ";transport=tcp" }},
+		// sipgo pools connections by IP:port; a keep-alive looked up by "localhost:port"
+		// found nothing and registered again every period.
+		{"by host name", func(addr string) string {
+			_, port, _ := net.SplitHostPort(addr)
+			return "sip:localhost:" + port + ";transport=tcp"
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			reg := startRegistrar(t, "MD5")
+			r := startBot(t, bot.Config{
+				Identity: "sip:bot@127.0.0.1",
+				Registration: bot.RegistrationConfig{Registrar: c.registrar(reg.addr), Password: "s3cret",
+					KeepAlive: 50 * time.Millisecond, RetryMin: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond},
+			}, newRecorder())
+			ctx := testCtx(t)
+			waitState(t, ctx, r.Bot, bot.RegRegistered)
+			reg.waitKeepAlives(ctx, 5)
+			if st, _ := r.Registration(); st.State != bot.RegRegistered {
+				t.Errorf("after 5 keep-alives: %v (%s), want registered", st.State, st.Reason)
+			}
+			if got := reg.registers(); len(got) != 1 {
+				t.Errorf("REGISTER expiries %v; want exactly one REGISTER", got)
+			}
+		})
+	}
+}
+
+func TestRegistrationKeepAliveReleasesConnection(t *testing.T) {
+	reg := startRegistrar(t, "MD5")
+	r := startBot(t, bot.Config{
+		Identity: "sip:bot@127.0.0.1",
+		Registration: bot.RegistrationConfig{Registrar: "sip:" + reg.addr + ";transport=tcp", Password: "s3cret",
+			KeepAlive: 20 * time.Millisecond},
+	}, newRecorder())
+	ctx := testCtx(t)
+	waitState(t, ctx, r.Bot, bot.RegRegistered)
+	// refs reads the reference count of the bot's connection to the registrar, not counting
+	// the reference the lookup itself takes.
+	refs := func() int {
+		t.Helper()
+		conn, err := r.TransportLayerForTest().GetConnection("tcp", reg.addr)
+		if err != nil {
+			t.Fatalf("no connection to the registrar: %v", err)
+		}
+		defer conn.TryClose()
+		return conn.Ref(0) - 1
+	}
+	reg.waitKeepAlives(ctx, 2)
+	before := refs()
+	reg.waitKeepAlives(ctx, 20)
+	// A keep-alive being written while refs looks holds one reference of its own; a leak
+	// would add one per keep-alive, 18 here.
+	if after := refs(); after > before+1 {
+		t.Errorf("connection references grew from %d to %d over 18 keep-alives; each keep-alive must release the one it takes", before, after)
+	}
 }
 
 func TestRegistrationRefusesUnverifiedTLS(t *testing.T) {
