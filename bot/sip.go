@@ -218,7 +218,7 @@ func (b *Bot) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	s.touch()
 	s.typing.acceptsComposing = imcodec.AcceptsType(offer.AcceptTypes, imcodec.TypeIsComposing)
 	s.typing.ms = offer.MSDialect || hasMSHeaders(req)
-	s.sdpAnswer = imcodec.Answer(b.host, b.ports[network], b.identity.String(), sdpAcceptTypes, offer.MSDialect)
+	s.sdpAnswer = imcodec.AnswerOffer(offer, b.host, b.ports[network], b.identity.String(), sdpAcceptTypes)
 	s.push(&Event{Kind: EventSessionStart, Session: s, Time: time.Now(), req: req})
 	b.sessions.addDialog(s)
 
