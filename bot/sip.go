@@ -47,6 +47,8 @@ func (b *Bot) routes() {
 }
 
 // guard recovers a panic in a SIP handler: the request gets 500 and the bot keeps running.
+// It refuses, before the handler runs, a request without the headers every request has
+// (400) and one that requires an extension the bot does not support (420).
 func (b *Bot) guard(h func(*sip.Request, sip.ServerTransaction)) func(*sip.Request, sip.ServerTransaction) {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
 		defer func() {
@@ -60,8 +62,40 @@ func (b *Bot) guard(h func(*sip.Request, sip.ServerTransaction)) func(*sip.Reque
 			b.respond(req, tx, 400)
 			return
 		}
+		if tags := unsupportedExtensions(req); len(tags) > 0 {
+			b.log.Info("request requiring an unsupported extension refused", "method", req.Method, "unsupported", tags)
+			// In a dialog the request still consumes its CSeq: the dialog goes on.
+			b.refuse(req, tx, b.lookup(req), 420, sip.NewHeader("Unsupported", strings.Join(tags, ", ")))
+			return
+		}
 		h(req, tx)
 	}
+}
+
+// supportedExtensions are the option tags (RFC 3261 §19.2) of the SIP extensions the bot
+// implements: none. The tags a peer lists in Supported (timer, 100rel...) are the peer's
+// and the bot never puts them in Require.
+var supportedExtensions []string
+
+// unsupportedExtensions returns the option tags of the request's Require headers that are
+// not in supportedExtensions, each once, for a 420 Bad Extension (RFC 3261 §8.2.2.3). ACK
+// and CANCEL ignore Require; a method the bot does not handle gets 405 first (§8.2.1).
+func unsupportedExtensions(req *sip.Request) []string {
+	hdrs := req.GetHeaders("Require")
+	if len(hdrs) == 0 || req.IsAck() || req.IsCancel() ||
+		!slices.Contains(strings.Split(allowMethods, ", "), string(req.Method)) {
+		return nil
+	}
+	var tags []string
+	for _, h := range hdrs {
+		for tag := range strings.SplitSeq(h.Value(), ",") {
+			tag = strings.TrimSpace(tag)
+			if tag != "" && !slices.Contains(supportedExtensions, tag) && !slices.Contains(tags, tag) {
+				tags = append(tags, tag)
+			}
+		}
+	}
+	return tags
 }
 
 // respond answers a request with the status's usual reason phrase; a failure to send is
@@ -99,7 +133,8 @@ func acceptHeader() sip.Header { return sip.NewHeader("Accept", strings.Join(acc
 // reasons are the reason phrases of the statuses the bot answers with (RFC 3261 §21).
 var reasons = map[int]string{
 	100: "Trying", 200: "OK", 400: "Bad Request", 403: "Forbidden", 405: "Method Not Allowed",
-	413: "Request Entity Too Large", 415: "Unsupported Media Type", 480: "Temporarily Unavailable",
+	413: "Request Entity Too Large", 415: "Unsupported Media Type", 420: "Bad Extension",
+	480: "Temporarily Unavailable",
 	481: "Call/Transaction Does Not Exist", 486: "Busy Here", 487: "Request Terminated",
 	488: "Not Acceptable Here", 500: "Server Internal Error", 503: "Service Unavailable",
 	603: "Decline",
