@@ -46,10 +46,11 @@ func (b *Bot) routes() {
 }
 
 // guard wraps every SIP handler. It recovers a panic (the request gets 500 and the bot keeps
-// running), refuses requests without the headers every handler needs, and takes in-dialog
-// requests in their arrival order: it waits for the request's turn in its session, applies
-// RFC 3261 §12.2.2 (a CSeq lower than or equal to the last one gets 500) and lets the next
-// request go on once the handler has answered.
+// running), refuses requests without the headers every handler needs (400), and takes
+// in-dialog requests in their arrival order: it waits for the request's turn in its
+// session, applies RFC 3261 §12.2.2 (a CSeq lower than or equal to the last one gets 500) and
+// lets the next request go on once the handler has answered. A request that requires an
+// extension the bot does not support gets 420.
 func (b *Bot) guard(h func(*sip.Request, sip.ServerTransaction)) func(*sip.Request, sip.ServerTransaction) {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
 		b.inflight.add()
@@ -78,8 +79,40 @@ func (b *Bot) guard(h func(*sip.Request, sip.ServerTransaction)) func(*sip.Reque
 				return
 			}
 		}
+		if tags := unsupportedExtensions(req); len(tags) > 0 {
+			b.log.Info("request requiring an unsupported extension refused", "method", req.Method, "unsupported", tags)
+			// In a dialog the request has taken its CSeq (above): the dialog goes on.
+			b.respond(req, tx, 420, sip.NewHeader("Unsupported", strings.Join(tags, ", ")))
+			return
+		}
 		h(req, tx)
 	}
+}
+
+// supportedExtensions are the option tags (RFC 3261 §19.2) of the SIP extensions the bot
+// implements: none. The tags a peer lists in Supported (timer, 100rel...) are the peer's
+// and the bot never puts them in Require.
+var supportedExtensions []string
+
+// unsupportedExtensions returns the option tags of the request's Require headers that are
+// not in supportedExtensions, each once, for a 420 Bad Extension (RFC 3261 §8.2.2.3). ACK
+// and CANCEL ignore Require; a method the bot does not handle gets 405 first (§8.2.1).
+func unsupportedExtensions(req *sip.Request) []string {
+	hdrs := req.GetHeaders("Require")
+	if len(hdrs) == 0 || req.IsAck() || req.IsCancel() ||
+		!slices.Contains(strings.Split(allowMethods, ", "), string(req.Method)) {
+		return nil
+	}
+	var tags []string
+	for _, h := range hdrs {
+		for tag := range strings.SplitSeq(h.Value(), ",") {
+			tag = strings.TrimSpace(tag)
+			if tag != "" && !slices.Contains(supportedExtensions, tag) && !slices.Contains(tags, tag) {
+				tags = append(tags, tag)
+			}
+		}
+	}
+	return tags
 }
 
 // respond answers a request with the status's usual reason phrase; a failure to send is
@@ -117,7 +150,8 @@ func acceptHeader() sip.Header { return sip.NewHeader("Accept", strings.Join(acc
 // reasons are the reason phrases of the statuses the bot answers with (RFC 3261 §21).
 var reasons = map[int]string{
 	100: "Trying", 200: "OK", 400: "Bad Request", 403: "Forbidden", 405: "Method Not Allowed",
-	413: "Request Entity Too Large", 415: "Unsupported Media Type", 480: "Temporarily Unavailable",
+	413: "Request Entity Too Large", 415: "Unsupported Media Type", 420: "Bad Extension",
+	480: "Temporarily Unavailable",
 	481: "Call/Transaction Does Not Exist", 486: "Busy Here", 487: "Request Terminated",
 	488: "Not Acceptable Here", 500: "Server Internal Error", 503: "Service Unavailable",
 	603: "Decline",
@@ -227,7 +261,7 @@ func (b *Bot) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		started: time.Now(),
 		endedCh: make(chan struct{}),
 	}
-	sdpAnswer := imcodec.Answer(b.host, b.ports[network], b.identity.String(), sdpAcceptTypes, offer.MSDialect)
+	sdpAnswer := imcodec.AnswerOffer(offer, b.host, b.ports[network], b.identity.String(), sdpAcceptTypes)
 	res := sip.NewResponseFromRequest(req, 200, "OK", sdpAnswer)
 	contact := b.contact(network)
 	ct := sip.ContentTypeHeader(imcodec.TypeSDP)

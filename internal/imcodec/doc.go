@@ -6,7 +6,8 @@
 //   - Content-Type handling: [MediaType], [AcceptsType], [SplitAcceptHeader]
 //     and the Type* constants.
 //   - The SDP of Microsoft-style IM sessions (INVITE with m=message ... sip):
-//     [ParseOffer] and [Answer].
+//     [ParseOffer], [AnswerOffer] (one answer line per offered m= line) and
+//     [Answer].
 //   - Text bodies: text/plain in any common charset, text/html (tags
 //     stripped by [StripHTML]) and multipart/alternative, related or mixed
 //     with Content-Transfer-Encoding: [DecodeText], [DecodeCharset].

@@ -17,6 +17,8 @@ func FuzzParseOffer(f *testing.F) {
 	f.Add([]byte("v=0\r\nm=x-ms-message 5060 sip null\r\na=accept-types:text/plain\r\n"))
 	f.Add([]byte("v=0\nm=audio 4000 RTP/AVP 0\n"))
 	f.Add([]byte("m=message 5061/2 SIP x\n\x00=\nm=\n"))
+	f.Add([]byte("v=0\nm=audio 49170 RTP/AVP 0\nm=message 5060 sip sip:alice@example.com\nm=message 1 sip null\n"))
+	f.Add([]byte("v=0\nm=message 2855 TCP/MSRP *\nm=\nm=video 5\nm=X-MS-MESSAGE 1 SIP null 0\x01\n"))
 	f.Add([]byte(""))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		o, err := ParseOffer(body)
@@ -45,6 +47,27 @@ func FuzzParseOffer(f *testing.F) {
 			back, err := ParseOffer(Answer("192.0.2.20", o.Port, "sip:bot@example.com", o.AcceptTypes, o.MSDialect))
 			if err != nil || !back.Message || back.MSDialect != o.MSDialect || back.Port != o.Port {
 				t.Fatalf("answer round trip: %+v, %v (offer %+v)", back, err, o)
+			}
+		}
+		// The answer to the offer has its m= lines in order: the message stream
+		// accepted, the others rejected with port 0.
+		back, err := ParseOffer(AnswerOffer(o, "192.0.2.20", 5061, "sip:bot@example.com", o.AcceptTypes))
+		if err != nil || len(back.Media) != len(o.Media) || back.Message != o.Message ||
+			back.MSDialect != o.MSDialect || back.MSRP != o.MSRP {
+			t.Fatalf("AnswerOffer: %+v, %v (offer %+v)", back, err, o)
+		}
+		accepted := slices.IndexFunc(o.Media, Media.sipMessage)
+		if o.Message != (accepted >= 0) {
+			t.Fatalf("Message = %v, but the sip message stream is m= line %d", o.Message, accepted)
+		}
+		for i, m := range back.Media {
+			wantPort := 0
+			if i == accepted {
+				wantPort = 5061
+			}
+			if m.Port != wantPort || !strings.EqualFold(m.Type, orDash(o.Media[i].Type)) ||
+				!strings.EqualFold(m.Proto, orDash(o.Media[i].Proto)) {
+				t.Fatalf("answer m= line %d = %+v, offer %+v (accepted: line %d)", i, m, o.Media[i], accepted)
 			}
 		}
 	})

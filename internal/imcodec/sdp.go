@@ -3,6 +3,7 @@ package imcodec
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -10,6 +11,12 @@ import (
 
 // maxAcceptTypes bounds the accept-types collected from one offer.
 const maxAcceptTypes = 64
+
+// maxMedia bounds the m= lines of one offer: an answer repeats every one of them.
+const maxMedia = 64
+
+// maxFormats bounds the formats kept of one m= line.
+const maxFormats = 32
 
 // Offer is what the bot needs to know about an IM INVITE's SDP.
 type Offer struct {
@@ -28,11 +35,35 @@ type Offer struct {
 	// Port is the port of the selected media section (meaningless for
 	// sip message streams, 0 if absent or unparsable).
 	Port int
+	// Media are the offer's m= lines in order. An answer has one line for
+	// each of them (RFC 3264 §6), see [AnswerOffer].
+	Media []Media
+}
+
+// Media is one m= line of an SDP offer: "m=<Type> <Port> <Proto> <Formats>".
+// Control characters are removed from the fields; a field the line lacks is
+// empty.
+type Media struct {
+	// Type is the media type as written: "audio", "message", "x-ms-message"...
+	Type string
+	// Port is the port, 0 if absent or unparsable.
+	Port int
+	// Proto is the transport protocol as written: "RTP/AVP", "sip", "TCP/MSRP"...
+	Proto string
+	// Formats are the formats as written, at most 32 of them.
+	Formats []string
+}
+
+// sipMessage reports whether m is a session-mode-over-SIP message stream.
+func (m Media) sipMessage() bool {
+	t := strings.ToLower(m.Type)
+	return (t == "message" || t == "x-ms-message") && strings.EqualFold(m.Proto, "sip")
 }
 
 // ParseOffer parses an SDP offer leniently: lines may end in "\n" or "\r\n",
 // and lines that are not "<letter>=<value>" are ignored. It returns
-// ErrMalformed only when the body contains neither a v= nor an m= line.
+// ErrMalformed when the body contains neither a v= nor an m= line, and when
+// it has more than 64 m= lines (too many to answer).
 func ParseOffer(body []byte) (Offer, error) {
 	var (
 		o        Offer
@@ -58,16 +89,17 @@ func ParseOffer(body []byte) (Offer, error) {
 		case 'm':
 			sawSDP = true
 			inSel = false
-			f := strings.Fields(val)
+			if len(o.Media) == maxMedia {
+				return Offer{}, fmt.Errorf("%w: sdp: more than %d m= lines", ErrMalformed, maxMedia)
+			}
+			m := parseMedia(val)
+			o.Media = append(o.Media, m)
 			section = kindOther
-			if len(f) < 3 {
+			media := strings.ToLower(m.Type)
+			if m.Proto == "" || (media != "message" && media != "x-ms-message") {
 				continue
 			}
-			media := strings.ToLower(f[0])
-			if media != "message" && media != "x-ms-message" {
-				continue
-			}
-			proto := strings.ToLower(f[2])
+			proto := strings.ToLower(m.Proto)
 			switch {
 			case proto == "sip":
 				section = kindSIP
@@ -81,7 +113,7 @@ func ParseOffer(body []byte) (Offer, error) {
 			// A better section than the one selected so far: start over.
 			selected, inSel = section, true
 			o.AcceptTypes = nil
-			o.Port = parsePort(f[1])
+			o.Port = m.Port
 			if section == kindSIP {
 				o.Message = true
 				o.MSDialect = media == "x-ms-message"
@@ -105,6 +137,30 @@ func ParseOffer(body []byte) (Offer, error) {
 		return Offer{}, fmt.Errorf("%w: sdp: no v= or m= line", ErrMalformed)
 	}
 	return o, nil
+}
+
+// parseMedia parses the value of an m= line.
+func parseMedia(val string) Media {
+	var f []string
+	for _, field := range strings.Fields(val) {
+		if field = sdpToken(field); field != "" {
+			f = append(f, field)
+		}
+	}
+	var m Media
+	if len(f) > 0 {
+		m.Type = f[0]
+	}
+	if len(f) > 1 {
+		m.Port = parsePort(f[1])
+	}
+	if len(f) > 2 {
+		m.Proto = f[2]
+	}
+	if len(f) > 3 {
+		m.Formats = slices.Clone(f[3:min(len(f), 3+maxFormats)])
+	}
+	return m
 }
 
 // parsePort parses "5061" or "5061/2"; anything invalid yields 0.
@@ -134,7 +190,35 @@ func parsePort(s string) int {
 // control characters are removed from host, uri and the types so that they
 // cannot inject SDP lines. The session id and version are 0, so answering a
 // re-INVITE with the same arguments yields the same SDP.
+//
+// Answer has a single m= line, so it answers only an offer with a single
+// message stream; it also serves as the offer of an INVITE the bot sends.
+// [AnswerOffer] answers any offer.
 func Answer(host string, port int, uri string, acceptTypes []string, ms bool) []byte {
+	media := Media{Type: "message", Proto: "sip"}
+	if ms {
+		media.Type = "x-ms-message"
+	}
+	return answer(host, port, uri, acceptTypes, []Media{media}, 0)
+}
+
+// AnswerOffer builds the SDP answer to offer (RFC 3264 §6): it has one m= line
+// for each of offer.Media, in the same order. The first sip message stream
+// (the one offer.Message reports) is accepted: its line is the one [Answer]
+// writes from port, uri and acceptTypes, under the offered media name
+// ("message" or "x-ms-message"). Every other line, further message streams
+// included, is rejected: it is written with port 0 and the offered media
+// type, protocol and formats, a field missing from the offer as "-". An offer
+// without a sip message stream gets an answer that rejects every line. The
+// session part and the sanitising of host, port, uri and acceptTypes are those
+// of [Answer].
+func AnswerOffer(offer Offer, host string, port int, uri string, acceptTypes []string) []byte {
+	return answer(host, port, uri, acceptTypes, offer.Media, slices.IndexFunc(offer.Media, Media.sipMessage))
+}
+
+// answer writes an SDP answer with one m= line for each of media: the line at
+// index accept is the accepted sip message stream, the others are rejected.
+func answer(host string, port int, uri string, acceptTypes []string, media []Media, accept int) []byte {
 	host = sdpToken(strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(host), "["), "]"))
 	if host == "" {
 		host = "0.0.0.0"
@@ -149,10 +233,6 @@ func Answer(host string, port int, uri string, acceptTypes []string, ms bool) []
 	uri = sdpToken(uri)
 	if uri == "" {
 		uri = "null"
-	}
-	media := "message"
-	if ms {
-		media = "x-ms-message"
 	}
 	types := make([]string, 0, len(acceptTypes))
 	for _, t := range acceptTypes {
@@ -169,9 +249,29 @@ func Answer(host string, port int, uri string, acceptTypes []string, ms bool) []
 	b.WriteString("s=session\r\n")
 	fmt.Fprintf(&b, "c=IN %s %s\r\n", addrType, host)
 	b.WriteString("t=0 0\r\n")
-	fmt.Fprintf(&b, "m=%s %d sip %s\r\n", media, port, uri)
-	fmt.Fprintf(&b, "a=accept-types:%s\r\n", strings.Join(types, " "))
+	for i, m := range media {
+		if i == accept {
+			fmt.Fprintf(&b, "m=%s %d sip %s\r\n", strings.ToLower(m.Type), port, uri)
+			fmt.Fprintf(&b, "a=accept-types:%s\r\n", strings.Join(types, " "))
+			continue
+		}
+		formats := make([]string, 0, len(m.Formats))
+		for _, f := range m.Formats {
+			if f = sdpToken(f); f != "" {
+				formats = append(formats, f)
+			}
+		}
+		fmt.Fprintf(&b, "m=%s 0 %s %s\r\n", orDash(sdpToken(m.Type)), orDash(sdpToken(m.Proto)), orDash(strings.Join(formats, " ")))
+	}
 	return []byte(b.String())
+}
+
+// orDash returns s, or "-" when s is empty.
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // sdpToken removes whitespace and control characters.

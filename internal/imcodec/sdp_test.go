@@ -169,3 +169,115 @@ func TestAnswerRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// audioMessageOffer offers audio and an IM stream, in that order.
+const audioMessageOffer = `v=0
+o=alice 1 1 IN IP4 192.0.2.10
+s=-
+c=IN IP4 192.0.2.10
+t=0 0
+m=audio 49170 RTP/AVP 0 8
+a=rtpmap:0 PCMU/8000
+m=message 5060 sip sip:alice@example.com
+a=accept-types:text/plain
+`
+
+func TestParseOfferMedia(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		want []Media
+	}{
+		{"audio and message", audioMessageOffer, []Media{
+			{Type: "audio", Port: 49170, Proto: "RTP/AVP", Formats: []string{"0", "8"}},
+			{Type: "message", Port: 5060, Proto: "sip", Formats: []string{"sip:alice@example.com"}},
+		}},
+		{"no m line", "v=0\n", nil},
+		{"short lines", "v=0\nm=\nm=message 5061\nm=video x RTP/AVP\n", []Media{
+			{}, {Type: "message", Port: 5061}, {Type: "video", Proto: "RTP/AVP"},
+		}},
+		{"control characters removed", "m=au\x00dio 1 RTP/\x7fAVP \x01 0\x02\n", []Media{
+			{Type: "audio", Port: 1, Proto: "RTP/AVP", Formats: []string{"0"}},
+		}},
+		{"formats bounded", "m=audio 1 RTP/AVP" + strings.Repeat(" 9", 100) + "\n", []Media{
+			{Type: "audio", Port: 1, Proto: "RTP/AVP", Formats: slices.Repeat([]string{"9"}, maxFormats)},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseOffer([]byte(tt.body))
+			if err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			if !slices.EqualFunc(got.Media, tt.want, func(a, b Media) bool {
+				return a.Type == b.Type && a.Port == b.Port && a.Proto == b.Proto && slices.Equal(a.Formats, b.Formats)
+			}) {
+				t.Errorf("Media = %#v, want %#v", got.Media, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseOfferBoundsMedia(t *testing.T) {
+	line := "m=audio 1 RTP/AVP 0\n"
+	if o, err := ParseOffer([]byte("v=0\n" + strings.Repeat(line, maxMedia))); err != nil || len(o.Media) != maxMedia {
+		t.Fatalf("%d m= lines: %d parsed, err %v", maxMedia, len(o.Media), err)
+	}
+	if _, err := ParseOffer([]byte("v=0\n" + strings.Repeat(line, maxMedia+1))); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("%d m= lines: err = %v, want ErrMalformed", maxMedia+1, err)
+	}
+}
+
+func TestAnswerOffer(t *testing.T) {
+	const session = "v=0\no=- 0 0 IN IP4 192.0.2.20\ns=session\nc=IN IP4 192.0.2.20\nt=0 0\n"
+	const accepted = "m=message 5061 sip sip:bot@example.com\na=accept-types:text/plain\n"
+	tests := []struct {
+		name  string
+		offer string
+		want  string // LF line ends
+	}{
+		{"single message stream", ocsOffer, session + accepted},
+		{"audio then message", audioMessageOffer, session +
+			"m=audio 0 RTP/AVP 0 8\n" + accepted},
+		{"message then audio and video", "v=0\nm=message 9 sip null\nm=audio 4000 RTP/AVP 0\nm=video 4002 RTP/AVP 31 34\n", session +
+			accepted + "m=audio 0 RTP/AVP 0\nm=video 0 RTP/AVP 31 34\n"},
+		{"ms dialect beside audio", "v=0\nm=audio 4000 RTP/SAVP 0\nm=X-MS-Message 5060 SIP null\n", session +
+			"m=audio 0 RTP/SAVP 0\nm=x-ms-message 5061 sip sip:bot@example.com\na=accept-types:text/plain\n"},
+		{"several message streams: the first is accepted", "v=0\nm=message 1 sip null\nm=message 2 sip sip:alice@example.com\nm=x-ms-message 3 sip null\n", session +
+			accepted + "m=message 0 sip sip:alice@example.com\nm=x-ms-message 0 sip null\n"},
+		{"msrp before sip", msrpOffer + "m=message 5060 sip null\n", session +
+			"m=message 0 TCP/MSRP *\n" + accepted},
+		{"no message stream: all rejected", "v=0\nm=audio 4000 RTP/AVP 0 8\nm=message 2855 TCP/MSRP *\n", session +
+			"m=audio 0 RTP/AVP 0 8\nm=message 0 TCP/MSRP *\n"},
+		{"malformed lines", "v=0\nm=\nm=video 5\nm=message 7 sip\n", session +
+			"m=- 0 - -\nm=video 0 - -\nm=message 5061 sip sip:bot@example.com\na=accept-types:text/plain\n"},
+		{"no m line", "v=0\n", session},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := ParseOffer([]byte(tt.offer))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := string(AnswerOffer(o, "192.0.2.20", 5061, "sip:bot@example.com", []string{"text/plain"}))
+			if want := crlf(tt.want); got != want {
+				t.Errorf("AnswerOffer =\n%q\nwant\n%q", got, want)
+			}
+		})
+	}
+}
+
+func TestAnswerOfferMatchesAnswer(t *testing.T) {
+	// For an offer with one message stream, AnswerOffer says what Answer says.
+	for _, ms := range []bool{false, true} {
+		types := []string{"text/plain", "application/im-iscomposing+xml"}
+		o, err := ParseOffer(Answer("192.0.2.10", 5060, "null", nil, ms))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := AnswerOffer(o, "192.0.2.20", 5061, "sip:bot@example.com", types)
+		if want := Answer("192.0.2.20", 5061, "sip:bot@example.com", types, ms); string(got) != string(want) {
+			t.Errorf("ms=%v: AnswerOffer =\n%q\nAnswer =\n%q", ms, got, want)
+		}
+	}
+}
