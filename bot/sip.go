@@ -640,11 +640,13 @@ func (b *Bot) onPageMessage(req *sip.Request, tx sip.ServerTransaction, in inbou
 			if created {
 				s.refusal, s.refReason = b.admit(b.handlerCtx, peer, ModePage)
 				if s.refusal != 0 {
+					b.log.Debug("page-mode conversation refused", "session", s.id, "code", s.refusal)
 					b.sessions.remove(s)
 				}
 				close(s.admitted)
 			} else {
 				// Another message of this peer is being admitted: its answer is this one's.
+				b.log.Debug("message waits for the admission of its conversation", "session", s.id)
 				<-s.admitted
 			}
 			if s.refusal != 0 {

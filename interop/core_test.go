@@ -1,9 +1,11 @@
 package interop
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -350,5 +352,58 @@ func TestRawPageReplyFromIdentity(t *testing.T) {
 	reply := p.expectRequest("the echo", func(r *rawMsg) bool { return r.body == echoText("who are you") })
 	if from := reply.header("From"); !strings.Contains(from, "<sip:bot@127.0.0.1>") {
 		t.Errorf("reply From %q, want the bot's identity sip:bot@127.0.0.1", from)
+	}
+}
+
+// TestRawPageAdmitOnce checks that Config.Admit decides once per new page-mode conversation:
+// a second message from the same peer, arriving while the first is being admitted, waits
+// for that decision and shares it (here a refusal) instead of slipping past.
+func TestRawPageAdmitOnce(t *testing.T) {
+	entered, release := make(chan struct{}, 4), make(chan struct{})
+	var calls atomic.Int32
+	b := startBotConfig(t, func(c *bot.Config) {
+		c.Admit = func(ctx context.Context, peer bot.Peer, mode bot.Mode) error {
+			if calls.Add(1) > 1 {
+				return nil
+			}
+			entered <- struct{}{}
+			<-release
+			return &bot.Refusal{Code: 403, Reason: "Not Today"}
+		}
+	})
+	addr := b.Addr("udp")
+	p := dialRaw(t, "udp", addr)
+	first, second := textMessage("first"), textMessage("second")
+	p.send(p.build(first, addr))
+	select {
+	case <-entered:
+	case <-time.After(rawTimeout):
+		t.Fatal("Admit was not asked about the first message")
+	}
+	p.send(p.build(second, addr))
+	if _, _, err := b.logs.waitLine(rawTimeout, "message waits for the admission of its conversation"); err != nil {
+		t.Fatalf("the second message did not wait for the first one's admission: %v", err)
+	}
+	close(release)
+	// Both answers, in whichever order they come.
+	finals := map[string]int{}
+	deadline := time.Now().Add(rawTimeout)
+	for len(finals) < 2 {
+		if err := p.pump(deadline); err != nil {
+			t.Fatalf("answers so far %v: %v", finals, err)
+		}
+		for _, r := range p.responses {
+			if r.status() >= 200 {
+				finals[r.header("Call-ID")] = r.status()
+			}
+		}
+	}
+	for _, m := range []*rawReq{first, second} {
+		if got := finals[m.CallID]; got != 403 {
+			t.Errorf("%s answered %d, want the refusal 403", m.Body, got)
+		}
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("Admit called %d times, want once", n)
 	}
 }

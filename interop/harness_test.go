@@ -42,14 +42,47 @@ func requireTool(t *testing.T, name, pkg string) string {
 // syncBuffer is a bytes.Buffer safe for concurrent writers (the bot logs from many
 // goroutines).
 type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu   sync.Mutex
+	b    bytes.Buffer
+	wake chan struct{} // closed at the next write
 }
 
 func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.wake != nil {
+		close(s.wake)
+		s.wake = nil
+	}
 	return s.b.Write(p)
+}
+
+// waitLine waits up to timeout until the log has a line containing sub, and returns it.
+func (s *syncBuffer) waitLine(timeout time.Duration, sub string) (string, int, error) {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		s.mu.Lock()
+		text := s.b.String()
+		if s.wake == nil {
+			s.wake = make(chan struct{})
+		}
+		wake := s.wake
+		s.mu.Unlock()
+		if i := strings.Index(text, sub); i >= 0 {
+			start := strings.LastIndexByte(text[:i], '\n') + 1
+			end := strings.IndexByte(text[i:], '\n')
+			if end < 0 {
+				end = len(text) - i
+			}
+			return text[start : i+end], start, nil
+		}
+		select {
+		case <-wake:
+		case <-deadline.C:
+			return "", -1, fmt.Errorf("no log line with %q within %v", sub, timeout)
+		}
+	}
 }
 
 func (s *syncBuffer) String() string {
