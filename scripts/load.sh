@@ -75,15 +75,22 @@
 #   CSEQ_GAP=4      latency mode: the MESSAGE's CSeq is 1 + CSEQ_GAP (1: no gap)
 #   TYPING=1        0: the client does not accept isComposing, so no server sends typing
 #   SOCKETS=4       client UDP sockets
+#   PIN=0           1: pin the server to CPU 1 and the client to CPU 0 (taskset), so that the
+#                   server has one core of its own and the client never takes it: a per-core
+#                   figure; 0: both share every CPU (the host's figure)
 #   QUIET_WAIT=60   before each step, wait up to this many seconds for the host to be quiet
 #                   (under a quarter of a core busy over one second); 0: do not wait
 #   KEEP=1          keep the work directory (binaries, loadgen output, server logs)
 # The client runs on the same machine as the server and takes CPU from it: about a quarter
-# of a core at 4,000 pings/s with typing (most of it the kernel's loopback delivery). Each
+# of a core at 4,000 pings/s with typing (most of it the kernel's loopback delivery); on a
+# 2-CPU host, from about 7,500 pings/s the server (1.3 to 1.6 cores) and the client (0.4)
+# keep the whole machine busy, and the top steps measure the host as much as the server. Each
 # step reports the client's CPU, the server's and the rest of the host's ("other": anything
-# else that ran, such as a build), and the host's UDP receive-buffer drops; a step with much
-# "other" CPU is suspect, rerun it. Replies are counted once (the server's retransmissions
-# are answered but not counted again).
+# else that ran, such as a build), how busy the host was (host%: near 100 the step measures
+# the machine more than the server), and the datagrams the server's and the client's
+# sockets dropped (full receive buffers; each costs its ping a 500 ms retransmission). A
+# step with much "other" CPU is suspect: rerun it. Replies are counted once (the server's
+# retransmissions are answered but not counted again).
 #
 # Needs go, and sipp (Debian package sip-tester) for page, session and all. Binds 127.0.0.1
 # only, never port 5060. Every process it starts is stopped on exit.
@@ -108,7 +115,10 @@ LAT_COUNT=${LAT_COUNT:-10000}
 CSEQ_GAP=${CSEQ_GAP:-4}
 TYPING=${TYPING:-1}
 SOCKETS=${SOCKETS:-4}
+PIN=${PIN:-0}
 QUIET_WAIT=${QUIET_WAIT:-60}
+SRV_PREFIX=()
+CLI_PREFIX=()
 
 case $MODES in
 all) MODES="page session" ;;
@@ -144,10 +154,18 @@ if [[ $MODES == capacity || $MODES == latency ]]; then
 			"examples/echo refuses more than 100000 (MaxSessions): lower STEP_SECS or set USERS" >&2
 		exit 2
 	fi
-	[[ $USERS =~ ^[0-9]+$ && $STOP_AFTER =~ ^[0-9]+$ && $QUIET_WAIT =~ ^[0-9]+$ && $TYPING =~ ^[01]$ ]] || {
-		echo "USERS, STOP_AFTER and QUIET_WAIT must be integers >= 0, TYPING 0 or 1" >&2
+	[[ $USERS =~ ^[0-9]+$ && $STOP_AFTER =~ ^[0-9]+$ && $QUIET_WAIT =~ ^[0-9]+$ && $TYPING =~ ^[01]$ && $PIN =~ ^[01]$ ]] || {
+		echo "USERS, STOP_AFTER and QUIET_WAIT must be integers >= 0, TYPING and PIN 0 or 1" >&2
 		exit 2
 	}
+	if ((PIN)); then
+		command -v taskset >/dev/null && (($(nproc) >= 2)) || {
+			echo "PIN=1 needs taskset and two CPUs" >&2
+			exit 2
+		}
+		SRV_PREFIX=(taskset -c 1)
+		CLI_PREFIX=(taskset -c 0)
+	fi
 fi
 case $TRANSPORT in
 udp) SIPP_T=u1 ;;
@@ -231,8 +249,8 @@ start_server() {
 	for _ in 1 2 3 4 5; do
 		port=$(free_port)
 		case $kind in
-		baseline) "$WORK/loadbase" -listen "127.0.0.1:$port" -mode "$mode" "$@" >"$log" 2>&1 & ;;
-		imbot) "$WORK/echo" -listen "127.0.0.1:$port" >"$log" 2>&1 & ;;
+		baseline) "${SRV_PREFIX[@]}" "$WORK/loadbase" -listen "127.0.0.1:$port" -mode "$mode" "$@" >"$log" 2>&1 & ;;
+		imbot) "${SRV_PREFIX[@]}" "$WORK/echo" -listen "127.0.0.1:$port" >"$log" 2>&1 & ;;
 		esac
 		pid=$!
 		PIDS+=("$pid")
@@ -362,7 +380,7 @@ declare -A LG # LG[KIND,STEP,key]: loadgen's RESULT fields and the server's figu
 # loadgen_step KIND STEP MODE RATE COUNT [LOADGEN ARGS...]: starts a fresh server, runs one
 # loadgen against it and stops it; fills LG[KIND,STEP,*].
 loadgen_step() {
-	local kind=$1 step=$2 mode=$3 rate=$4 count=$5 dir c0 c1 h0 h1 line kv rc=0 bargs=()
+	local kind=$1 step=$2 mode=$3 rate=$4 count=$5 dir c0 c1 h0 h1 w0 w1 line kv rc=0 bargs=()
 	shift 5
 	dir=$WORK/$mode-$kind-$step
 	mkdir -p "$dir"
@@ -372,10 +390,12 @@ loadgen_step() {
 	echo "== $mode / $kind: $count at $rate/s over udp to 127.0.0.1:$SERVER_PORT" >&2
 	c0=$(cpu_ticks "$SERVER_PID")
 	h0=$(busy_ticks)
-	"$WORK/loadgen" -mode "$mode" -target "127.0.0.1:$SERVER_PORT" -rate "$rate" -count "$count" \
+	w0=$(date +%s%N)
+	"${CLI_PREFIX[@]}" "$WORK/loadgen" -mode "$mode" -target "127.0.0.1:$SERVER_PORT" -rate "$rate" -count "$count" \
 		-typing="$( ((TYPING)) && echo true || echo false)" -sockets "$SOCKETS" \
 		-deadline "$DEADLINE" -drain "$DRAIN" "$@" >"$dir/loadgen.out" 2>"$dir/loadgen.err" || rc=$?
 	h1=$(busy_ticks)
+	w1=$(date +%s%N)
 	c1=$(cpu_ticks "$SERVER_PID" 2>/dev/null || echo "$c0")
 	line=$(grep '^RESULT ' "$dir/loadgen.out" || true)
 	if ((rc != 0)) || [[ -z $line ]]; then
@@ -388,6 +408,8 @@ loadgen_step() {
 	LG[$kind,$step,srv_cpu]=$(awk -v d="$((c1 - c0))" -v hz="$TICKS" 'BEGIN { printf "%.2f", d / hz }')
 	LG[$kind,$step,oth_cpu]=$(awk -v d="$((h1 - h0))" -v hz="$TICKS" -v s="${LG[$kind,$step,srv_cpu]}" \
 		-v c="${LG[$kind,$step,client_cpu_s]:-0}" 'BEGIN { o = d / hz - s - c; printf "%.2f", (o > 0 ? o : 0) }')
+	LG[$kind,$step,host]=$(awk -v d="$((h1 - h0))" -v hz="$TICKS" -v w="$(((w1 - w0) / 1000000))" -v n="$(nproc)" \
+		'BEGIN { printf "%.0f", (w > 0 ? d / hz / (w / 1000 * n) * 100 : 0) }')
 	LG[$kind,$step,rss]=$(awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$SERVER_PID/status" 2>/dev/null || echo "?")
 	stop_server
 }
@@ -420,28 +442,30 @@ run_capacity() {
 
 	echo
 	echo "imbot capacity: page mode over UDP, typing $( ((TYPING)) && echo on || echo off), pass = ${PASS_PCT} % of replies within $DEADLINE;" \
-		"steps of rate*${STEP_SECS} pings, a fresh server each ($(nproc) CPUs, client on the same host)"
+		"steps of rate*${STEP_SECS} pings, a fresh server each ($(nproc) CPUs, client on the same host$( ((PIN)) && echo ", server pinned to CPU 1, client to CPU 0"))"
 	for kind in baseline imbot; do
 		echo
 		echo "$kind:"
-		printf '  %6s %6s %6s %6s %5s %5s %6s %6s %6s %7s %8s %8s %6s %7s %7s %7s %6s %4s %s\n' \
-			rate pings 2xx 503 other noans in_1s late never 2xx_norep p50_ms p99_ms lag_ms srv_cpu cli_cpu oth_cpu drops rss result
+		printf '  %6s %6s %6s %6s %5s %5s %6s %6s %6s %7s %8s %8s %6s %7s %7s %7s %5s %6s %6s %4s %s\n' \
+			rate pings 2xx 503 other noans in_1s late never 2xx_norep p50_ms p99_ms lag_ms srv_cpu cli_cpu oth_cpu host% s_drop c_drop rss result
 		for rate in ${ran[$kind]:-}; do
-			printf '  %6s %6s %6s %6s %5s %5s %6s %6s %6s %7s %8s %8s %6s %7s %7s %7s %6s %4s %s\n' "$rate" \
+			printf '  %6s %6s %6s %6s %5s %5s %6s %6s %6s %7s %8s %8s %6s %7s %7s %7s %5s %6s %6s %4s %s\n' "$rate" \
 				"$(lg "$kind" "$rate" pings)" "$(lg "$kind" "$rate" ok2xx)" "$(lg "$kind" "$rate" r503)" \
 				"$(lg "$kind" "$rate" rother)" "$(lg "$kind" "$rate" rnone)" "$(lg "$kind" "$rate" within)" \
 				"$(lg "$kind" "$rate" late)" "$(lg "$kind" "$rate" never)" "$(lg "$kind" "$rate" ok_noreply)" \
 				"$(lg "$kind" "$rate" p50_ms)" "$(lg "$kind" "$rate" p99_ms)" "$(lg "$kind" "$rate" lag_ms)" \
 				"$(lg "$kind" "$rate" srv_cpu)" "$(lg "$kind" "$rate" client_cpu_s)" "$(lg "$kind" "$rate" oth_cpu)" \
-				"$(lg "$kind" "$rate" udp_rcvbuf_errors)" "$(lg "$kind" "$rate" rss)" "$(lg "$kind" "$rate" verdict)"
+				"$(lg "$kind" "$rate" host)" "$(lg "$kind" "$rate" srv_drops)" "$(lg "$kind" "$rate" cli_drops)" \
+				"$(lg "$kind" "$rate" rss)" "$(lg "$kind" "$rate" verdict)"
 		done
 	done
 	echo
 	echo "  columns: 2xx/503/other/noans: how pings were answered (noans: no final response at all);"
 	echo "  in_1s/late/never: replies within $DEADLINE, later, not within $DRAIN after the last ping;"
 	echo "  2xx_norep: answered 2xx but no reply; lag_ms: worst client send delay behind schedule;"
-	echo "  *_cpu: CPU seconds of the server, the client, the rest of the host; drops: host UDP"
-	echo "  receive-buffer drops; rss: server VmHWM MiB"
+	echo "  *_cpu: CPU seconds of the server, the client, the rest of the host; host%: how busy all"
+	echo "  CPUs were; s_drop/c_drop: datagrams dropped by the server's and the client's sockets"
+	echo "  (full receive buffer); rss: server VmHWM MiB"
 	echo
 	local top
 	for kind in baseline imbot; do
@@ -473,16 +497,16 @@ run_latency() {
 	done
 	echo
 	echo "imbot session latency: $LAT_COUNT IM sessions at $LAT_RATE/s over UDP, MESSAGE CSeq 1+$CSEQ_GAP after INVITE CSeq 1," \
-		"typing $( ((TYPING)) && echo on || echo off) ($(nproc) CPUs, client on the same host)"
-	printf '  %-8s %8s %6s %6s %6s %6s %6s %6s %9s %9s %9s %9s %9s %7s %7s %6s\n' server sessions inv2xx msg2xx in_1s \
-		late never bye_ok setup_p50 setup_p99 reply_p50 reply_p99 reply_max srv_cpu oth_cpu drops
+		"typing $( ((TYPING)) && echo on || echo off) ($(nproc) CPUs, client on the same host$( ((PIN)) && echo ", server pinned to CPU 1, client to CPU 0"))"
+	printf '  %-8s %8s %6s %6s %6s %6s %6s %6s %9s %9s %9s %9s %9s %7s %7s %6s %6s\n' server sessions inv2xx msg2xx in_1s \
+		late never bye_ok setup_p50 setup_p99 reply_p50 reply_p99 reply_max srv_cpu oth_cpu s_drop c_drop
 	for kind in baseline imbot; do
-		printf '  %-8s %8s %6s %6s %6s %6s %6s %6s %9s %9s %9s %9s %9s %7s %7s %6s\n' "$kind" \
+		printf '  %-8s %8s %6s %6s %6s %6s %6s %6s %9s %9s %9s %9s %9s %7s %7s %6s %6s\n' "$kind" \
 			"$(lg "$kind" lat sessions)" "$(lg "$kind" lat inv2xx)" "$(lg "$kind" lat ok2xx)" \
 			"$(lg "$kind" lat within)" "$(lg "$kind" lat late)" "$(lg "$kind" lat never)" "$(lg "$kind" lat bye_ok)" \
 			"$(lg "$kind" lat setup_p50_ms)" "$(lg "$kind" lat setup_p99_ms)" "$(lg "$kind" lat p50_ms)" \
 			"$(lg "$kind" lat p99_ms)" "$(lg "$kind" lat max_ms)" "$(lg "$kind" lat srv_cpu)" \
-			"$(lg "$kind" lat oth_cpu)" "$(lg "$kind" lat udp_rcvbuf_errors)"
+			"$(lg "$kind" lat oth_cpu)" "$(lg "$kind" lat srv_drops)" "$(lg "$kind" lat cli_drops)"
 	done
 	echo "  (latencies in ms: setup INVITE->200, reply MESSAGE sent -> reply received; percentiles over"
 	echo "  all sessions, \"inf\" when they fall on sessions without one)"

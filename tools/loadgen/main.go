@@ -254,7 +254,6 @@ type loadgen struct {
 	retrans atomic.Int64
 
 	typingIn    atomic.Int64 // isComposing MESSAGEs received (first transmissions and repeats)
-	reqIn       atomic.Int64 // requests received from the server
 	unknownIn   atomic.Int64 // requests whose body or Call-ID matched nothing of this run
 	established atomic.Int64 // soak: sessions whose reply arrived
 	closedN     atomic.Int64 // sessions whose BYE got a final response, or that failed
@@ -280,10 +279,8 @@ func run(ctx context.Context, c *config) error {
 		la := conn.LocalAddr().(*net.UDPAddr)
 		g.socks = append(g.socks, &sock{conn: conn, addr: la.String(), port: la.Port})
 	}
-	if c.mode == "page" {
-		g.pings = make([]ping, c.count)
-	} else {
-		g.pings = make([]ping, c.count)
+	g.pings = make([]ping, c.count)
+	if c.mode != "page" {
 		g.sessions = make([]session, c.count)
 		for i := range g.sessions {
 			g.sessions[i].s = g.socks[i%len(g.socks)]
@@ -327,12 +324,14 @@ func run(ctx context.Context, c *config) error {
 		res = g.soak(ctx)
 	}
 	udp1 := udpErrors()
+	srvDrops, cliDrops := g.sockDrops()
 	var ru1 syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
 	cpu := time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano()) * time.Nanosecond
 	res = append(res,
 		"retrans="+strconv.FormatInt(g.retrans.Load(), 10),
 		"udp_rcvbuf_errors="+strconv.FormatInt(udp1-udp0, 10),
+		"srv_drops="+srvDrops, "cli_drops="+cliDrops,
 		"client_cpu_s="+strconv.FormatFloat(cpu.Seconds(), 'f', 2, 64),
 		"wall_s="+strconv.FormatFloat(time.Since(g.start).Seconds(), 'f', 2, 64))
 	if ctx.Err() != nil {
@@ -676,7 +675,6 @@ func eq(name []byte, long, short string) bool {
 
 // onRequest answers a request of the server (200, at once) and records what it brings.
 func (g *loadgen) onRequest(s *sock, from *net.UDPAddr, m *msg, out []byte) []byte {
-	g.reqIn.Add(1)
 	method := string(m.method)
 	if method == "ACK" {
 		return out
@@ -1152,4 +1150,43 @@ func udpErrors() int64 {
 		}
 	}
 	return 0
+}
+
+// sockDrops reads the datagrams dropped by the server's socket (the one at -target) and by the
+// client's sockets since they were opened (/proc/net/udp "drops"; "?" when unknown).
+func (g *loadgen) sockDrops() (srv, cli string) {
+	b, err := os.ReadFile("/proc/net/udp")
+	if err != nil {
+		return "?", "?"
+	}
+	local := func(port int) string { return fmt.Sprintf("0100007F:%04X", port) }
+	mine := map[string]bool{}
+	for _, s := range g.socks {
+		mine[local(s.port)] = true
+	}
+	target := local(g.c.target.Port)
+	var sd, cd int64
+	found := false
+	for line := range strings.SplitSeq(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 13 || !strings.HasSuffix(f[0], ":") {
+			continue
+		}
+		d, err := strconv.ParseInt(f[len(f)-1], 10, 64)
+		if err != nil {
+			continue
+		}
+		switch {
+		case f[1] == target:
+			sd += d
+			found = true
+		case mine[f[1]]:
+			cd += d
+		}
+	}
+	srv = "?"
+	if found {
+		srv = strconv.FormatInt(sd, 10)
+	}
+	return srv, strconv.FormatInt(cd, 10)
 }
