@@ -409,6 +409,11 @@ func (b *Bot) Run(ctx context.Context) error {
 // Ready returns a channel that is closed once Run serves requests.
 func (b *Bot) Ready() <-chan struct{} { return b.ready }
 
+// Draining reports whether the bot is shutting down: from the moment Run's context ends it
+// answers new requests 503 and finishes what it had accepted. A readiness probe should fail
+// from then on, so that a load balancer sends no more traffic.
+func (b *Bot) Draining() bool { return b.closing.Load() }
+
 // Close releases the sockets of a bot whose Run was never called. Use the context given to
 // Run to stop a running bot.
 func (b *Bot) Close() error {

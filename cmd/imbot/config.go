@@ -52,10 +52,13 @@ type fileConfig struct {
 		Shutdown time.Duration `yaml:"shutdown"`
 	} `yaml:"timeouts"`
 	Limits struct {
-		Inbox        int `yaml:"inbox"`
-		Workers      int `yaml:"workers"`
-		Sessions     int `yaml:"sessions"`
-		MessageBytes int `yaml:"message_bytes"`
+		Inbox             int           `yaml:"inbox"`
+		Workers           int           `yaml:"workers"`
+		Queued            int           `yaml:"queued"`
+		QueueDelay        time.Duration `yaml:"queue_delay"`
+		Sessions          int           `yaml:"sessions"`
+		PageConversations int           `yaml:"page_conversations"`
+		MessageBytes      int           `yaml:"message_bytes"`
 	} `yaml:"limits"`
 	Log struct {
 		Level  string `yaml:"level"`
@@ -321,8 +324,12 @@ func (c *fileConfig) validate() []keyError {
 	default:
 		bad("log.format", "%q: want text or json", c.Log.Format)
 	}
+	if c.Limits.QueueDelay < 0 {
+		bad("limits.queue_delay", "%v: must be positive (or left out for the default)", c.Limits.QueueDelay)
+	}
 	for key, v := range map[string]int{"limits.inbox": c.Limits.Inbox, "limits.workers": c.Limits.Workers,
-		"limits.sessions": c.Limits.Sessions, "limits.message_bytes": c.Limits.MessageBytes} {
+		"limits.queued": c.Limits.Queued, "limits.sessions": c.Limits.Sessions,
+		"limits.page_conversations": c.Limits.PageConversations, "limits.message_bytes": c.Limits.MessageBytes} {
 		if v < 0 {
 			bad(key, "%d: must be positive (or left out for the default)", v)
 		}
@@ -360,18 +367,21 @@ func (c *fileConfig) validate() []keyError {
 // botConfig turns the file config into a bot.Config. Secrets come from the environment.
 func (c *fileConfig) botConfig() (bot.Config, error) {
 	cfg := bot.Config{
-		Listen:          c.Listen,
-		Identity:        c.Identity,
-		DisplayName:     c.DisplayName,
-		Advertise:       c.Advertise,
-		OutboundProxy:   c.OutboundProxy,
-		IdleTimeout:     c.Timeouts.Idle,
-		RequestTimeout:  c.Timeouts.Request,
-		ShutdownTimeout: c.Timeouts.Shutdown,
-		InboxSize:       c.Limits.Inbox,
-		MaxWorkers:      c.Limits.Workers,
-		MaxSessions:     c.Limits.Sessions,
-		MaxMessageBytes: c.Limits.MessageBytes,
+		Listen:               c.Listen,
+		Identity:             c.Identity,
+		DisplayName:          c.DisplayName,
+		Advertise:            c.Advertise,
+		OutboundProxy:        c.OutboundProxy,
+		IdleTimeout:          c.Timeouts.Idle,
+		RequestTimeout:       c.Timeouts.Request,
+		ShutdownTimeout:      c.Timeouts.Shutdown,
+		InboxSize:            c.Limits.Inbox,
+		MaxWorkers:           c.Limits.Workers,
+		MaxQueued:            c.Limits.Queued,
+		MaxQueueDelay:        c.Limits.QueueDelay,
+		MaxSessions:          c.Limits.Sessions,
+		MaxPageConversations: c.Limits.PageConversations,
+		MaxMessageBytes:      c.Limits.MessageBytes,
 		Typing: bot.TypingConfig{
 			Off: c.Typing.Off, Delay: c.Typing.Delay, RefreshMS: c.Typing.RefreshMS, Refresh: c.Typing.Refresh,
 		},

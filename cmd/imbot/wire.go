@@ -156,12 +156,16 @@ func assemble(ctx context.Context, fc *fileConfig, log *slog.Logger, h func(*app
 	return a, nil
 }
 
-// ready reports whether the bot serves: running, and registered when a registrar is set.
+// ready reports whether the bot serves: running, not shutting down, and registered when a
+// registrar is set.
 func (a *app) ready() error {
 	select {
 	case <-a.bot.Ready():
 	default:
 		return errors.New("starting")
+	}
+	if a.bot.Draining() {
+		return errors.New("shutting down")
 	}
 	st, _ := a.bot.Registration()
 	switch st.State {
