@@ -46,6 +46,7 @@ type Bot struct {
 	sessions sessionTable
 	runq     runQueue
 	arrivals arrivals
+	unacked  sync.Map // INVITE key -> *dialog whose 200 awaits its ACK (see sendOK)
 	work     activity // events accepted and not yet handled
 	inflight activity // SIP handlers running
 	closing  atomic.Bool

@@ -35,15 +35,17 @@ type dialog struct {
 	wmu  sync.Mutex
 	cseq uint32 // last local CSeq used
 
-	// UAS side, until the ACK: the 200 and its transaction, for retransmissions (RFC 3261
-	// §13.3.1.4).
-	amu      sync.Mutex
-	acked    bool
-	inviteTx sip.ServerTransaction
-	ok       *sip.Response
-	retx     *time.Timer
-	interval time.Duration
-	deadline time.Time
+	// UAS side, until the ACK: the 200, where it goes, for retransmissions (RFC 3261
+	// §13.3.1.4), and the INVITE's key in the bot's table of unacknowledged INVITEs.
+	amu       sync.Mutex
+	acked     bool
+	ok        *sip.Response
+	okTx      sip.ServerTransaction // only where the 200 went through the transaction
+	okReq     *sip.Request
+	inviteKey string
+	retx      *time.Timer
+	interval  time.Duration
+	deadline  time.Time
 
 	// UAC side: sipgo's session, which answers 200 retransmissions with ACK until closed.
 	uac *sipgo.DialogClientSession
@@ -151,20 +153,42 @@ func waitFinal(ctx context.Context, tx sip.ClientTransaction) (*sip.Response, er
 	}
 }
 
+// connTx is a server transaction that exposes its connection (sipgo's *sip.ServerTx).
+type connTx interface {
+	Connection() sip.Connection
+}
+
 // sendOK sends the 200 of an INVITE and, over UDP, retransmits it at T1, 2·T1, 4·T1... (at
-// most T2 apart) until the ACK comes; without an ACK after 64·T1 noAck runs (the session
-// then ends with a BYE, RFC 3261 §13.3.1.4). Over reliable transports only the ACK
+// most T2 apart) until the ACK comes; without an ACK after Config.AckTimeout noAck runs (the
+// session then ends with a BYE, RFC 3261 §13.3.1.4). Over reliable transports only the ACK
 // deadline applies.
+//
+// The 200 is written on the transaction's connection and the transaction is terminated at
+// once: sipgo would keep an accepted INVITE transaction (the INVITE, the 200, the SDP) for 32
+// s after the ACK, whatever the session does, which is most of what an IM session costs. The
+// bot plays the accepted state itself: it keeps the 200 until the ACK and answers a
+// retransmitted INVITE with it (see resendOK).
 func (b *Bot) sendOK(d *dialog, tx sip.ServerTransaction, req *sip.Request, res *sip.Response, noAck func()) error {
 	d.amu.Lock()
 	defer d.amu.Unlock()
-	d.inviteTx, d.ok = tx, res
+	d.ok, d.okReq = res, req
 	d.deadline = time.Now().Add(b.cfg.AckTimeout)
-	if err := b.writeResponse(tx, req, res); err != nil {
-		return err
+	if ct, ok := tx.(connTx); ok {
+		if err := b.writeOn(ct.Connection(), req, res); err != nil {
+			return err
+		}
+		d.inviteKey = inviteKey(req)
+		b.unacked.Store(d.inviteKey, d)
+		tx.Terminate()
+	} else {
+		if err := b.writeResponse(tx, req, res); err != nil {
+			return err
+		}
+		d.okTx = tx
 	}
 	d.interval = sip.T1
-	if sip.IsReliable(req.Transport()) {
+	reliable := sip.IsReliable(req.Transport())
+	if reliable {
 		d.interval = b.cfg.AckTimeout
 	}
 	var tick func()
@@ -176,14 +200,12 @@ func (b *Bot) sendOK(d *dialog, tx sip.ServerTransaction, req *sip.Request, res 
 		}
 		if !time.Now().Before(d.deadline) {
 			d.acked = true // given up: no more retransmissions
-			d.release()
+			d.releaseLocked(b)
 			go noAck()
 			return
 		}
-		if !sip.IsReliable(req.Transport()) {
-			if err := b.writeResponse(d.inviteTx, req, d.ok); err != nil {
-				b.log.Debug("200 retransmission not sent", "call-id", d.callID, "err", err)
-			}
+		if !reliable {
+			b.rewriteOK(d)
 			d.interval = min(2*d.interval, sip.T2)
 		}
 		d.retx.Reset(min(d.interval, time.Until(d.deadline)))
@@ -192,39 +214,97 @@ func (b *Bot) sendOK(d *dialog, tx sip.ServerTransaction, req *sip.Request, res 
 	return nil
 }
 
+// rewriteOK sends the 200 again; the caller holds d.amu.
+func (b *Bot) rewriteOK(d *dialog) {
+	var err error
+	if d.okTx != nil {
+		err = b.writeResponse(d.okTx, d.okReq, d.ok)
+	} else {
+		err = b.writeUDP(d.okReq, d.ok)
+	}
+	if err != nil {
+		b.log.Debug("200 retransmission not sent", "call-id", d.callID, "err", err)
+	}
+}
+
+// resendOK answers a retransmitted INVITE of a session whose ACK has not come: with the
+// same 200. It reports whether req was one.
+func (b *Bot) resendOK(req *sip.Request, tx sip.ServerTransaction) bool {
+	v, ok := b.unacked.Load(inviteKey(req))
+	if !ok {
+		return false
+	}
+	d := v.(*dialog)
+	d.amu.Lock()
+	if !d.acked && d.ok != nil {
+		if ct, ok := tx.(connTx); ok {
+			if err := b.writeOn(ct.Connection(), req, d.ok); err != nil {
+				b.log.Debug("200 for a retransmitted INVITE not sent", "call-id", d.callID, "err", err)
+			}
+		}
+	}
+	d.amu.Unlock()
+	tx.Terminate()
+	return true
+}
+
+// inviteKey identifies an INVITE and its retransmissions.
+func inviteKey(req *sip.Request) string {
+	branch := ""
+	if via := req.Via(); via != nil {
+		branch, _ = via.Params.Get("branch")
+	}
+	tag, _ := req.From().Params.Get("tag")
+	return branch + "\x00" + req.CallID().Value() + "\x00" + tag
+}
+
 // ack records the ACK of the 200: retransmissions stop and the INVITE exchange is released.
-func (d *dialog) ack() {
+func (d *dialog) ack(b *Bot) {
 	d.amu.Lock()
 	defer d.amu.Unlock()
 	if d.acked {
 		return
 	}
 	d.acked = true
-	d.release()
+	d.releaseLocked(b)
 }
 
-// release forgets the INVITE exchange; the caller holds d.amu.
-func (d *dialog) release() {
+// releaseLocked forgets the INVITE exchange; the caller holds d.amu.
+func (d *dialog) releaseLocked(b *Bot) {
 	if d.retx != nil {
 		d.retx.Stop()
 		d.retx = nil
 	}
-	if d.inviteTx != nil {
-		d.inviteTx.Terminate()
-		d.inviteTx = nil
+	if d.okTx != nil {
+		d.okTx.Terminate()
+		d.okTx = nil
 	}
-	d.ok = nil
+	if d.inviteKey != "" {
+		b.unacked.Delete(d.inviteKey)
+		d.inviteKey = ""
+	}
+	d.ok, d.okReq = nil, nil
 }
 
 // close stops what the dialog still runs.
-func (d *dialog) close() {
+func (d *dialog) close(b *Bot) {
 	d.amu.Lock()
 	d.acked = true
-	d.release()
+	d.releaseLocked(b)
 	d.amu.Unlock()
 	if d.uac != nil {
 		_ = d.uac.Close()
 	}
+}
+
+// writeOn writes a response on a connection; over UDP one too large for sipgo's limit goes
+// to the listening socket directly (see writeResponse).
+func (b *Bot) writeOn(conn sip.Connection, req *sip.Request, res *sip.Response) error {
+	err := conn.WriteMsg(res)
+	if errors.Is(err, sip.ErrUDPMTUCongestion) {
+		return b.writeUDP(req, res)
+	}
+	return err
 }
 
 // writeResponse sends a response in its transaction. A response too large for sipgo's UDP
@@ -233,22 +313,25 @@ func (d *dialog) close() {
 // (RFC 3261 §18.2.2), and a caller left without a final response would retransmit in vain.
 func (b *Bot) writeResponse(tx sip.ServerTransaction, req *sip.Request, res *sip.Response) error {
 	err := tx.Respond(res)
-	if !errors.Is(err, sip.ErrUDPMTUCongestion) {
-		return err
+	if errors.Is(err, sip.ErrUDPMTUCongestion) {
+		return b.writeUDP(req, res)
 	}
+	return err
+}
+
+// writeUDP writes a response to a UDP request's source from the bot's UDP socket, as sipgo
+// answers UDP requests.
+func (b *Bot) writeUDP(req *sip.Request, res *sip.Response) error {
 	pc := b.udpConn()
 	if pc == nil {
+		return errors.New("the bot does not listen on UDP")
+	}
+	dst, err := net.ResolveUDPAddr("udp", req.Source())
+	if err != nil {
 		return err
 	}
-	// sipgo answers UDP requests at their source address; so does this.
-	dst, rerr := net.ResolveUDPAddr("udp", req.Source())
-	if rerr != nil {
-		return errors.Join(err, rerr)
-	}
-	if _, werr := pc.WriteTo([]byte(res.String()), dst); werr != nil {
-		return errors.Join(err, werr)
-	}
-	return nil
+	_, err = pc.WriteTo([]byte(res.String()), dst)
+	return err
 }
 
 // udpConn returns the bot's UDP socket, nil when it does not listen on UDP.

@@ -147,7 +147,7 @@ func (s *Session) finish(ctx context.Context, reason EndReason, bye bool) {
 			}
 			cancel()
 		}
-		d.close()
+		d.close(s.b)
 	}
 	s.b.log.Debug("session ended", "session", s.id, "reason", string(reason))
 	s.mu.Lock()

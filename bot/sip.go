@@ -209,6 +209,9 @@ func (b *Bot) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		b.onReInvite(req, tx)
 		return
 	}
+	if b.resendOK(req, tx) {
+		return // a retransmission of an INVITE the bot answered: the same 200 again
+	}
 	if b.closing.Load() {
 		b.respond(req, tx, 503, retryAfter(5))
 		return
@@ -358,7 +361,7 @@ func (b *Bot) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 func (b *Bot) onAck(req *sip.Request, tx sip.ServerTransaction) {
 	// An ACK for a re-INVITE's 200 finds the dialog acknowledged already: harmless.
 	if s := b.lookup(req); s != nil {
-		s.dlg.ack()
+		s.dlg.ack(b)
 	}
 }
 

@@ -407,3 +407,43 @@ func TestRawPageAdmitOnce(t *testing.T) {
 		t.Errorf("Admit called %d times, want once", n)
 	}
 }
+
+// TestRawRetransmittedInvite resends an INVITE (same branch) before acknowledging the 200:
+// the bot answers with the same 200 (same To-tag) and opens one session, not two.
+func TestRawRetransmittedInvite(t *testing.T) {
+	for _, network := range []string{"udp", "tcp"} {
+		t.Run(network, func(t *testing.T) {
+			b := startBot(t)
+			addr := b.Addr(network)
+			p := dialRaw(t, network, addr)
+			inv := &rawReq{Method: "INVITE", Headers: []string{"Content-Type: application/sdp"}, Body: imOffer}
+			raw := p.build(inv, addr)
+			p.send(raw)
+			first := p.expectFinal(inv.CallID, "INVITE")
+			requireStatus(t, first, 200)
+			p.send(raw)
+			again := p.expectFinal(inv.CallID, "INVITE")
+			requireStatus(t, again, 200)
+			if first.header("To") != again.header("To") {
+				t.Fatalf("the retransmitted INVITE got another 200: To %q, then %q", first.header("To"), again.header("To"))
+			}
+			p.ack(inv, again, addr)
+			_, tag, _ := strings.Cut(first.header("To"), ";tag=")
+			botTag, _, _ := strings.Cut(tag, ";")
+			s := &rawSession{p: p, addr: addr, inv: inv, botTag: botTag}
+			requireStatus(t, p.do(s.req("MESSAGE", 2, "one session"), addr), 200)
+			p.expectEcho("one session")
+			requireStatus(t, p.do(s.req("BYE", 3, ""), addr), 200)
+			waitEvent(t, b, "session.end session")
+			starts := 0
+			for _, l := range b.events.Lines(0) {
+				if strings.HasPrefix(l, "session.start") {
+					starts++
+				}
+			}
+			if starts != 1 {
+				t.Errorf("%d sessions started, want 1:\n%s", starts, b.events.String())
+			}
+		})
+	}
+}
