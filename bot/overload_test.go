@@ -235,3 +235,54 @@ func TestConcurrentSendsKeepCSeqOrder(t *testing.T) {
 		})
 	}
 }
+
+// TestSendStopsTyping checks that a message sent with Session.Send from a handler ends the
+// bot's automatic typing like a Reply does: no "active" refresh follows it while the handler
+// goes on working, and no idle either (the message ended typing for the peer).
+func TestSendStopsTyping(t *testing.T) {
+	sent := make(chan struct{})
+	rec := newRecorder()
+	rec.before = func(ctx context.Context, w bot.Responder, ev *bot.Event) (bool, error) {
+		if ev.Kind != bot.EventMessage {
+			return false, nil
+		}
+		if err := ev.Session.Send(ctx, "working on it"); err != nil {
+			return true, err
+		}
+		close(sent)
+		// Work on for several refresh periods.
+		time.Sleep(10 * 40 * time.Millisecond)
+		return true, nil
+	}
+	r := startBot(t, bot.Config{Typing: bot.TypingConfig{RefreshMS: 40 * time.Millisecond, Refresh: 60 * time.Millisecond}}, rec)
+	ctx := testCtx(t)
+	p := newPeer(t, r, "udp", bottest.Options{})
+	s, err := p.OpenSession(ctx, bottest.DialectMS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Send(ctx, "slow question"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.WaitText(ctx, "working on it"); err != nil {
+		t.Fatal(err)
+	}
+	<-sent
+	rec.waitFor(t, "message:slow question")
+	// The handler has returned once BYE's end event is handled after it.
+	if err := s.Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rec.waitFor(t, "session.end:bye")
+	recs := s.Records()
+	after := false
+	for _, rc := range recs {
+		if rc.Kind == bottest.KindText {
+			after = true
+			continue
+		}
+		if after && rc.Kind == bottest.KindTyping {
+			t.Errorf("typing sent after the message: %v (all: %v)", rc, recs)
+		}
+	}
+}
