@@ -9,12 +9,13 @@ import (
 	"github.com/imbot-dev/imbot/bot"
 	"github.com/imbot-dev/imbot/bot/bottest"
 	"github.com/imbot-dev/imbot/rules"
+	"github.com/imbot-dev/imbot/store"
 )
 
 // TestMiddleware runs the demo rules in a real bot, over loopback SIP.
 func TestMiddleware(t *testing.T) {
-	store := &bot.MemoryStore{}
-	e, err := rules.New(rules.Options{FS: rules.Demo, Store: store, Logger: slog.New(slog.DiscardHandler)}, rules.DemoFile)
+	st := &store.Memory{}
+	e, err := rules.New(rules.Options{FS: rules.Demo, Store: st, Logger: slog.New(slog.DiscardHandler)}, rules.DemoFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,9 +64,9 @@ func TestMiddleware(t *testing.T) {
 // session with the same peer, after the bot restarted, because the conversation is kept by
 // the peers' addresses (Session.Key), not by the dialog.
 func TestSessionStateSurvivesRestart(t *testing.T) {
-	store := &bot.MemoryStore{} // stands for the SQLite file that outlives the process
+	st := &store.Memory{} // stands for the SQLite file that outlives the process
 	start := func(addr string) (*bot.Bot, func()) {
-		e, err := rules.New(rules.Options{FS: rules.Demo, Store: store, Logger: slog.New(slog.DiscardHandler)}, rules.DemoFile)
+		e, err := rules.New(rules.Options{FS: rules.Demo, Store: st, Logger: slog.New(slog.DiscardHandler)}, rules.DemoFile)
 		if err != nil {
 			t.Fatal(err)
 		}
