@@ -40,7 +40,7 @@ type Options struct {
 	Funcs Funcs
 	// Handlers are the Go handlers rules may hand an event to.
 	Handlers Handlers
-	// Store keeps conversation state and variables, by bot.Session.Key.
+	// Store keeps conversation state and variables, by bot.Conversation.Key.
 	Store store.StateStore
 	// Logger receives reload errors and rule failures; nil means slog.Default().
 	Logger *slog.Logger

@@ -62,7 +62,7 @@ func TestMiddleware(t *testing.T) {
 
 // TestSessionStateSurvivesRestart: a flow started in an IM session continues in the next
 // session with the same peer, after the bot restarted, because the conversation is kept by
-// the peers' addresses (Session.Key), not by the dialog.
+// the peers' addresses (Conversation.Key), not by the dialog.
 func TestSessionStateSurvivesRestart(t *testing.T) {
 	st := &store.Memory{} // stands for the SQLite file that outlives the process
 	start := func(addr string) (*bot.Bot, func()) {

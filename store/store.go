@@ -45,9 +45,9 @@ type TranscriptEntry struct {
 	// ID is assigned by the store; entries of one store are numbered in the order they
 	// were appended.
 	ID int64
-	// SessionID identifies the session (bot.Session.ID) the message belongs to.
+	// SessionID identifies the session (bot.Conversation.ID) the message belongs to.
 	SessionID string
-	// Key is the conversation key (bot.Session.Key), stable across sessions and restarts.
+	// Key is the conversation key (bot.Conversation.Key), stable across sessions and restarts.
 	Key string
 	// Direction is In for what the peer wrote, Out for what the bot (or an agent relayed by
 	// the bot) sent.
