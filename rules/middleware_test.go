@@ -3,6 +3,7 @@ package rules_test
 import (
 	"context"
 	"log/slog"
+	"reflect"
 	"testing"
 	"time"
 
@@ -57,6 +58,47 @@ func TestMiddleware(t *testing.T) {
 	// Both events were counted before their replies went out.
 	if st := e.Stats(); st.Events < 2 {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+// TestMiddlewareWithoutSIP runs the demo rules as middleware with the test kit's events and
+// recorder: the replies with their typing, the state saved under the conversation key, and
+// `end: true`.
+func TestMiddlewareWithoutSIP(t *testing.T) {
+	st := &store.Memory{}
+	e, err := rules.New(rules.Options{FS: rules.Demo, Store: st, Logger: slog.New(slog.DiscardHandler)}, rules.DemoFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := e.Middleware()(nil)
+	c := bottest.NewConversation(bottest.WithPeer(`"Alice" <sip:alice@example.com>`))
+	steps := []struct {
+		text  string
+		want  []bottest.Message
+		state string
+		ended bool
+	}{
+		{"I forgot my password", []bottest.Message{{Text: "I can help with that. What is your username?"}}, "ask-username", false},
+		{"alice", []bottest.Message{{Text: "Shall I send a reset link to the address on file for alice? (yes/no)"}}, "confirm-reset", false},
+		{"yes", []bottest.Message{{Text: "Done: a reset link is on its way to the address on file for alice.", Typing: time.Second}}, "", false},
+		{"bye", []bottest.Message{{Text: "Goodbye Alice!"}}, "", true},
+	}
+	ctx := context.Background()
+	for _, s := range steps {
+		w := bottest.NewRecorder()
+		if err := h.Handle(ctx, w, c.Event(bot.EventMessage, s.text)); err != nil {
+			t.Fatalf("%q: %v", s.text, err)
+		}
+		if got := w.Messages(); !reflect.DeepEqual(got, s.want) {
+			t.Errorf("%q: replies %+v, want %+v", s.text, got, s.want)
+		}
+		saved, err := st.Load(ctx, c.Key())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if saved.State != s.state || w.Ended() != s.ended {
+			t.Errorf("%q: state %q, ended %v; want %q, %v", s.text, saved.State, w.Ended(), s.state, s.ended)
+		}
 	}
 }
 
