@@ -118,8 +118,10 @@ func peerFromURI(u sip.Uri, display string) Peer {
 type Event struct {
 	// Kind says what happened.
 	Kind EventKind
-	// Session is the conversation the event belongs to.
-	Session *Session
+	// Session is the conversation the event belongs to. In events from the bot it is a
+	// *Session; in unit tests it is whatever the test built (bottest.NewEvent gives a
+	// bottest.Conversation). It is nil only in an event built by hand without one.
+	Session Conversation
 	// Time is when the bot received it.
 	Time time.Time
 	// Text is the message text (EventMessage), decoded to UTF-8: text/html arrives with its

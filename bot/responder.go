@@ -42,16 +42,30 @@ type Responder interface {
 }
 
 // ReplyOption changes how one reply is sent.
-type ReplyOption func(*replyOptions)
+type ReplyOption func(*ReplySettings)
 
-type replyOptions struct {
-	typingFor time.Duration
+// ReplySettings are what the options of one reply ask for. The bot's Responder carries them
+// out; a Responder that stands in for it, such as bottest.Recorder, reads them with
+// ReadReplyOptions.
+type ReplySettings struct {
+	// Typing is how long typing is shown before the reply is sent (WithTyping); 0 sends the
+	// reply at once.
+	Typing time.Duration
+}
+
+// ReadReplyOptions returns the settings opts ask for, applied in order.
+func ReadReplyOptions(opts ...ReplyOption) ReplySettings {
+	var s ReplySettings
+	for _, opt := range opts {
+		opt(&s)
+	}
+	return s
 }
 
 // WithTyping shows typing for d before the reply is sent, for a human pace. It is opt-in:
 // replies are sent at once otherwise.
 func WithTyping(d time.Duration) ReplyOption {
-	return func(o *replyOptions) { o.typingFor = d }
+	return func(s *ReplySettings) { s.Typing = d }
 }
 
 // responder is the Responder of one event. Typing lives in the session (typing.go): the
@@ -85,15 +99,11 @@ func (w *responder) isDone() bool {
 }
 
 func (w *responder) Reply(ctx context.Context, text string, opts ...ReplyOption) error {
-	var o replyOptions
-	for _, opt := range opts {
-		opt(&o)
-	}
-	if o.typingFor > 0 {
+	if d := ReadReplyOptions(opts...).Typing; d > 0 {
 		if err := w.Typing(ctx); err != nil && !errors.Is(err, ErrTypingNotSupported) {
 			return err
 		}
-		t := time.NewTimer(o.typingFor)
+		t := time.NewTimer(d)
 		select {
 		case <-t.C:
 		case <-ctx.Done():

@@ -534,7 +534,7 @@ func TestIdleTimeout(t *testing.T) {
 }
 
 func TestPeerVanishesMidSession(t *testing.T) {
-	sessions := make(chan *bot.Session, 1)
+	sessions := make(chan bot.Conversation, 1)
 	rec := newRecorder()
 	rec.before = func(ctx context.Context, w bot.Responder, ev *bot.Event) (bool, error) {
 		if ev.Kind == bot.EventSessionStart {

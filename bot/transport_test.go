@@ -152,7 +152,7 @@ func TestStreamTransports(t *testing.T) {
 // connection drops without a BYE. The bot's next request fails and the session ends as
 // dead, leaving nothing behind.
 func TestWebSocketClientVanishesMidSession(t *testing.T) {
-	sessions := make(chan *bot.Session, 1)
+	sessions := make(chan bot.Conversation, 1)
 	rec := newRecorder()
 	rec.before = func(ctx context.Context, w bot.Responder, ev *bot.Event) (bool, error) {
 		if ev.Kind == bot.EventSessionStart {

@@ -101,7 +101,7 @@ func (a *AccessList) Admit(_ context.Context, peer bot.Peer, _ bot.Mode) error {
 func (a *AccessList) Middleware() bot.Middleware {
 	return func(next bot.Handler) bot.Handler {
 		return bot.HandlerFunc(func(ctx context.Context, w bot.Responder, ev *bot.Event) error {
-			c, ok := convOf(ctx, ev)
+			c, ok := convOf(ev)
 			if !ok || a.Allowed(c.Peer.URI) {
 				return next.Handle(ctx, w, ev)
 			}

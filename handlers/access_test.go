@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/imbot-dev/imbot/bot"
+	"github.com/imbot-dev/imbot/bot/bottest"
 )
 
 func TestAccessAllowed(t *testing.T) {
@@ -96,12 +97,12 @@ func TestAccessMiddleware(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.uri, func(t *testing.T) {
-			w := &fakeResponder{}
-			if err := h.Handle(fakeConv(context.Background(), tt.uri), w, msg("hi")); err != nil {
+			w := bottest.NewRecorder()
+			if err := h.Handle(context.Background(), w, fromPeer(tt.uri, msg("hi"))); err != nil {
 				t.Fatal(err)
 			}
-			if w.Replied() != tt.replies || w.ended != tt.ended {
-				t.Errorf("replies %d ended %v, want %d %v", w.Replied(), w.ended, tt.replies, tt.ended)
+			if w.Replied() != tt.replies || w.Ended() != tt.ended {
+				t.Errorf("replies %d ended %v, want %d %v", w.Replied(), w.Ended(), tt.replies, tt.ended)
 			}
 		})
 	}

@@ -101,15 +101,10 @@ type conv struct {
 	Peer    bot.Peer
 }
 
-// convKey carries a conv for events without a *bot.Session (tests of this package build
-// events by hand; *bot.Session values exist only inside the runtime).
-type convKey struct{}
-
 // convOf returns the conversation of ev; ok is false when the event has none.
-func convOf(ctx context.Context, ev *bot.Event) (c conv, ok bool) {
+func convOf(ev *bot.Event) (c conv, ok bool) {
 	if s := ev.Session; s != nil {
 		return conv{ID: s.ID(), Key: s.Key(), Mode: s.Mode(), Peer: s.Peer()}, true
 	}
-	c, ok = ctx.Value(convKey{}).(conv)
-	return c, ok
+	return conv{}, false
 }

@@ -312,7 +312,7 @@ func (h *Handoff) Middleware() bot.Middleware {
 // that hand an event to Go ("handler: handoff"). The Middleware must be in the chain too.
 func (h *Handoff) Handler() bot.Handler {
 	return bot.HandlerFunc(func(ctx context.Context, w bot.Responder, ev *bot.Event) error {
-		c, ok := convOf(ctx, ev)
+		c, ok := convOf(ev)
 		if !ok {
 			return errors.New("handlers: handoff: the event has no conversation")
 		}
@@ -359,7 +359,7 @@ func (h *Handoff) agentFor(uri string) *agentState {
 }
 
 func (h *Handoff) handle(ctx context.Context, w bot.Responder, ev *bot.Event, next bot.Handler) error {
-	c, ok := convOf(ctx, ev)
+	c, ok := convOf(ev)
 	if !ok {
 		return next.Handle(ctx, w, ev)
 	}

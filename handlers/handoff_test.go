@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/imbot-dev/imbot/bot"
+	"github.com/imbot-dev/imbot/bot/bottest"
 	"github.com/imbot-dev/imbot/store"
 )
 
@@ -113,8 +114,8 @@ func newRig(t *testing.T, cfg HandoffConfig) *hoRig {
 // say handles a message from uri and returns the replies it got through its Responder.
 func (r *hoRig) say(from, text string) []string {
 	r.t.Helper()
-	w := &fakeResponder{}
-	if err := r.next.Handle(fakeConv(context.Background(), from), w, msg(text)); err != nil {
+	w := bottest.NewRecorder()
+	if err := r.next.Handle(context.Background(), w, fromPeer(from, msg(text))); err != nil {
 		r.t.Fatalf("%s %q: %v", from, text, err)
 	}
 	return w.Replies()
@@ -122,8 +123,8 @@ func (r *hoRig) say(from, text string) []string {
 
 func (r *hoRig) event(from string, ev *bot.Event) []string {
 	r.t.Helper()
-	w := &fakeResponder{}
-	if err := r.next.Handle(fakeConv(context.Background(), from), w, ev); err != nil {
+	w := bottest.NewRecorder()
+	if err := r.next.Handle(context.Background(), w, fromPeer(from, ev)); err != nil {
 		r.t.Fatal(err)
 	}
 	return w.Replies()
@@ -337,9 +338,9 @@ func TestHandoffAgentCommandsWhenIdle(t *testing.T) {
 
 func TestHandoffHandler(t *testing.T) {
 	r := newRig(t, HandoffConfig{Triggers: []string{}})
-	w := &fakeResponder{}
-	ctx, _ := track(fakeConv(context.Background(), "sip:alice@x"))
-	if err := r.h.Handler().Handle(ctx, w, msg("please escalate")); err != nil {
+	w := bottest.NewRecorder()
+	ctx, _ := track(context.Background())
+	if err := r.h.Handler().Handle(ctx, w, fromPeer("sip:alice@x", msg("please escalate"))); err != nil {
 		t.Fatal(err)
 	}
 	expect(t, "handler", w.Replies(), "find a person")
@@ -348,8 +349,8 @@ func TestHandoffHandler(t *testing.T) {
 		t.Errorf("answerer = %q", a)
 	}
 	// The handler is a no-op for agents.
-	w2 := &fakeResponder{}
-	if err := r.h.Handler().Handle(fakeConv(context.Background(), agent2), w2, msg("x")); err != nil || w2.Replied() != 0 {
+	w2 := bottest.NewRecorder()
+	if err := r.h.Handler().Handle(context.Background(), w2, fromPeer(agent2, msg("x"))); err != nil || w2.Replied() != 0 {
 		t.Errorf("handler for an agent: %v %q", err, w2.Replies())
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"reflect"
 	"testing"
+
+	"github.com/imbot-dev/imbot/bot/bottest"
 )
 
 func TestHelp(t *testing.T) {
@@ -31,7 +33,7 @@ func TestHelp(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := Help(func() []HelpTopic { return tt.topics })(echo)
-			w := &fakeResponder{}
+			w := bottest.NewRecorder()
 			ctx, a := track(context.Background())
 			if err := h.Handle(ctx, w, msg(tt.text)); err != nil {
 				t.Fatal(err)
@@ -47,7 +49,7 @@ func TestHelp(t *testing.T) {
 }
 
 func TestHelpNilTopics(t *testing.T) {
-	w := &fakeResponder{}
+	w := bottest.NewRecorder()
 	if err := Help(nil)(echo).Handle(context.Background(), w, msg("help")); err != nil || w.Replied() != 1 {
 		t.Errorf("Help(nil): %v, %q", err, w.Replies())
 	}

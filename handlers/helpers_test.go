@@ -15,58 +15,11 @@ import (
 	"github.com/imbot-dev/imbot/store"
 )
 
-// fakeResponder records what a handler replies.
-type fakeResponder struct {
-	mu      sync.Mutex
-	replies []string
-	typing  int
-	ended   bool
-	err     error // returned by Reply when set
-}
-
-func (f *fakeResponder) Reply(_ context.Context, text string, _ ...bot.ReplyOption) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.err != nil {
-		return f.err
-	}
-	f.replies = append(f.replies, text)
-	return nil
-}
-
-func (f *fakeResponder) Typing(context.Context) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.typing++
-	return nil
-}
-
-func (f *fakeResponder) Replied() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.replies)
-}
-
-func (f *fakeResponder) End() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.ended = true
-}
-
-func (f *fakeResponder) Replies() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]string(nil), f.replies...)
-}
-
-// fakeConv returns a context whose events belong to the conversation of peer uri (a
-// "sip:user@host" address), in page mode.
-func fakeConv(ctx context.Context, uri string) context.Context {
-	user, host, _ := strings.Cut(strings.TrimPrefix(uri, "sip:"), "@")
-	return context.WithValue(ctx, convKey{}, conv{
-		ID: "sip:bot@test " + uri, Key: "sip:bot@test " + uri, Mode: bot.ModePage,
-		Peer: bot.Peer{URI: uri, User: user, Domain: host},
-	})
+// fromPeer returns ev as an event of the page-mode conversation of the peer uri (a
+// "sip:user@host" address) with the bot sip:bot@test.
+func fromPeer(uri string, ev *bot.Event) *bot.Event {
+	ev.Session = bottest.NewConversation(bottest.WithPeer(uri), bottest.WithKey("sip:bot@test "+uri))
+	return ev
 }
 
 func msg(text string) *bot.Event {

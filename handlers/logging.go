@@ -45,7 +45,7 @@ func Logging(logger *slog.Logger) bot.Middleware {
 			if !log.Enabled(ctx, level) {
 				return err
 			}
-			c, _ := convOf(ctx, ev)
+			c, _ := convOf(ev)
 			names, noMatch := a.summary()
 			attrs := []slog.Attr{
 				slog.String("session", c.ID),

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/imbot-dev/imbot/bot"
+	"github.com/imbot-dev/imbot/bot/bottest"
 )
 
 // syncBuffer is a bytes.Buffer safe for the concurrent writes of a running bot.
@@ -64,8 +65,7 @@ func TestLogging(t *testing.T) {
 			var buf syncBuffer
 			log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			h := Logging(log)(echo)
-			ctx := fakeConv(context.Background(), "sip:alice@x")
-			err := h.Handle(ctx, &fakeResponder{}, tt.ev)
+			err := h.Handle(context.Background(), bottest.NewRecorder(), fromPeer("sip:alice@x", tt.ev))
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v", err)
 			}
@@ -92,7 +92,7 @@ func TestLogging(t *testing.T) {
 func TestLoggingLevelFiltered(t *testing.T) {
 	var buf syncBuffer
 	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	if err := Logging(log)(echo).Handle(context.Background(), &fakeResponder{}, &bot.Event{Kind: bot.EventTyping}); err != nil {
+	if err := Logging(log)(echo).Handle(context.Background(), bottest.NewRecorder(), &bot.Event{Kind: bot.EventTyping}); err != nil {
 		t.Fatal(err)
 	}
 	if l := buf.lines(); len(l) != 0 {

@@ -94,7 +94,7 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 func (m *Metrics) Middleware() bot.Middleware {
 	return func(next bot.Handler) bot.Handler {
 		return bot.HandlerFunc(func(ctx context.Context, w bot.Responder, ev *bot.Event) error {
-			c, _ := convOf(ctx, ev)
+			c, _ := convOf(ev)
 			mode := c.Mode.String()
 			switch ev.Kind {
 			case bot.EventMessage:

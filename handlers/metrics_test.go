@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/imbot-dev/imbot/bot"
+	"github.com/imbot-dev/imbot/bot/bottest"
 )
 
 func newMetrics(t *testing.T) *Metrics {
@@ -35,14 +36,14 @@ func TestMetricsCounts(t *testing.T) {
 		return echo(ctx, w, ev)
 	})
 	h := m.Middleware()(typer)
-	ctx := fakeConv(context.Background(), "sip:alice@x")
+	ctx := context.Background()
 	events := []*bot.Event{
 		{Kind: bot.EventSessionStart},
 		msg("hi"), msg("hello"), msg("???"), msg("slow"), msg("fail"),
 		{Kind: bot.EventTyping, Typing: true},
 	}
 	for _, ev := range events {
-		_ = h.Handle(ctx, &fakeResponder{}, ev)
+		_ = h.Handle(ctx, bottest.NewRecorder(), fromPeer("sip:alice@x", ev))
 	}
 	tests := []struct {
 		name string
@@ -69,7 +70,7 @@ func TestMetricsCounts(t *testing.T) {
 	if n := testutil.CollectAndCount(m.latency); n != 3 { // message, session.start, typing
 		t.Errorf("latency series = %d, want 3", n)
 	}
-	_ = h.Handle(ctx, &fakeResponder{}, &bot.Event{Kind: bot.EventSessionEnd})
+	_ = h.Handle(ctx, bottest.NewRecorder(), fromPeer("sip:alice@x", &bot.Event{Kind: bot.EventSessionEnd}))
 	if got := testutil.ToFloat64(m.active); got != 0 {
 		t.Errorf("active sessions after end = %v", got)
 	}

@@ -123,7 +123,7 @@ func (l *limiter) middleware(politeReply string) bot.Middleware {
 			return next
 		}
 		return bot.HandlerFunc(func(ctx context.Context, w bot.Responder, ev *bot.Event) error {
-			c, ok := convOf(ctx, ev)
+			c, ok := convOf(ev)
 			if ev.Kind != bot.EventMessage || !ok {
 				return next.Handle(ctx, w, ev)
 			}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/imbot-dev/imbot/bot"
+	"github.com/imbot-dev/imbot/bot/bottest"
 )
 
 // fakeClock is a settable clock.
@@ -67,9 +68,8 @@ func TestRateLimit(t *testing.T) {
 			h := newLimiter(time.Second, 3, 100, clk.now).middleware(polite)(echo)
 			for i, s := range tt.steps {
 				clk.advance(s.after)
-				w := &fakeResponder{}
-				ctx := fakeConv(context.Background(), "sip:"+s.from+"@x")
-				if err := h.Handle(ctx, w, msg(fmt.Sprintf("m%d", i))); err != nil {
+				w := bottest.NewRecorder()
+				if err := h.Handle(context.Background(), w, fromPeer("sip:"+s.from+"@x", msg(fmt.Sprintf("m%d", i)))); err != nil {
 					t.Fatal(err)
 				}
 				var want []string
@@ -92,9 +92,8 @@ func TestRateLimitOtherEventsPass(t *testing.T) {
 			seen = append(seen, ev.Kind)
 			return nil
 		}))
-	ctx := fakeConv(context.Background(), "sip:a@x")
 	for _, ev := range []*bot.Event{msg("1"), msg("2"), {Kind: bot.EventTyping}, {Kind: bot.EventSessionEnd}} {
-		_ = h.Handle(ctx, &fakeResponder{}, ev)
+		_ = h.Handle(context.Background(), bottest.NewRecorder(), fromPeer("sip:a@x", ev))
 	}
 	want := []bot.EventKind{bot.EventMessage, bot.EventTyping, bot.EventSessionEnd}
 	if !reflect.DeepEqual(seen, want) {
@@ -104,10 +103,9 @@ func TestRateLimitOtherEventsPass(t *testing.T) {
 
 func TestRateLimitDisabled(t *testing.T) {
 	h := RateLimit(0, 0, "no")(echo)
-	ctx := fakeConv(context.Background(), "sip:a@x")
 	for i := range 50 {
-		w := &fakeResponder{}
-		_ = h.Handle(ctx, w, msg("x"))
+		w := bottest.NewRecorder()
+		_ = h.Handle(context.Background(), w, fromPeer("sip:a@x", msg("x")))
 		if w.Replied() != 1 {
 			t.Fatalf("message %d limited with the limit disabled", i)
 		}
@@ -153,9 +151,8 @@ func TestRateLimitConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ctx := fakeConv(context.Background(), "sip:same@x")
-			w := &fakeResponder{}
-			_ = h.Handle(ctx, w, msg("x"))
+			w := bottest.NewRecorder()
+			_ = h.Handle(context.Background(), w, fromPeer("sip:same@x", msg("x")))
 			mu.Lock()
 			replies += w.Replied()
 			mu.Unlock()

@@ -29,7 +29,7 @@ func Rating(s RatingStore, scale int, thanks string) bot.Handler {
 		scale = 5
 	}
 	return bot.HandlerFunc(func(ctx context.Context, w bot.Responder, ev *bot.Event) error {
-		c, ok := convOf(ctx, ev)
+		c, ok := convOf(ev)
 		if ev.Kind != bot.EventMessage || !ok {
 			return nil
 		}

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/imbot-dev/imbot/bot/bottest"
 	"github.com/imbot-dev/imbot/store"
 )
 
@@ -25,8 +26,8 @@ func TestRating(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.text, func(t *testing.T) {
 			mem := &store.Memory{}
-			w := &fakeResponder{}
-			if err := Rating(mem, 0, "Thanks!").Handle(fakeConv(context.Background(), "sip:alice@x"), w, msg(tt.text)); err != nil {
+			w := bottest.NewRecorder()
+			if err := Rating(mem, 0, "Thanks!").Handle(context.Background(), w, fromPeer("sip:alice@x", msg(tt.text))); err != nil {
 				t.Fatal(err)
 			}
 			if got := w.Replies(); !reflect.DeepEqual(got, []string{tt.reply}) {
@@ -48,8 +49,8 @@ func TestRating(t *testing.T) {
 
 func TestRatingScale(t *testing.T) {
 	mem := &store.Memory{}
-	w := &fakeResponder{}
-	_ = Rating(mem, 10, "").Handle(fakeConv(context.Background(), "sip:a@x"), w, msg("9"))
+	w := bottest.NewRecorder()
+	_ = Rating(mem, 10, "").Handle(context.Background(), w, fromPeer("sip:a@x", msg("9")))
 	if rs, _ := mem.Ratings(context.Background(), 0); len(rs) != 1 || rs[0].Score != 9 || w.Replied() != 0 {
 		t.Errorf("ratings %+v, replies %q", rs, w.Replies())
 	}

@@ -25,7 +25,7 @@ const storeTimeout = 5 * time.Second
 func Transcript(s TranscriptStore) bot.Middleware {
 	return func(next bot.Handler) bot.Handler {
 		return bot.HandlerFunc(func(ctx context.Context, w bot.Responder, ev *bot.Event) error {
-			c, ok := convOf(ctx, ev)
+			c, ok := convOf(ev)
 			if !ok {
 				return next.Handle(ctx, w, ev)
 			}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/imbot-dev/imbot/bot"
+	"github.com/imbot-dev/imbot/bot/bottest"
 	"github.com/imbot-dev/imbot/store"
 )
 
@@ -53,9 +54,8 @@ func TestTranscript(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			mem := &store.Memory{}
 			h := Transcript(mem)(greeter)
-			ctx := fakeConv(context.Background(), "sip:alice@x")
 			for _, ev := range tt.events {
-				_ = h.Handle(ctx, &fakeResponder{}, ev)
+				_ = h.Handle(context.Background(), bottest.NewRecorder(), fromPeer("sip:alice@x", ev))
 			}
 			got, err := mem.Transcript(context.Background(), "sip:bot@test sip:alice@x", 0)
 			if err != nil {
@@ -86,8 +86,7 @@ func equalViews(a, b []entryView) bool {
 func TestTranscriptFailedReply(t *testing.T) {
 	mem := &store.Memory{}
 	h := Transcript(mem)(echo)
-	ctx := fakeConv(context.Background(), "sip:alice@x")
-	_ = h.Handle(ctx, &fakeResponder{err: errors.New("network down")}, msg("hi"))
+	_ = h.Handle(context.Background(), &bottest.Recorder{Err: errors.New("network down")}, fromPeer("sip:alice@x", msg("hi")))
 	got, _ := mem.Transcript(context.Background(), "sip:bot@test sip:alice@x", 0)
 	if len(got) != 1 || got[0].Direction != store.In {
 		t.Errorf("transcript = %+v, want only the message in", views(got))

@@ -17,7 +17,7 @@ import (
 func LogUnmatched(s UnmatchedStore) bot.Middleware {
 	return func(next bot.Handler) bot.Handler {
 		return bot.HandlerFunc(func(ctx context.Context, w bot.Responder, ev *bot.Event) error {
-			c, ok := convOf(ctx, ev)
+			c, ok := convOf(ev)
 			if ev.Kind != bot.EventMessage || !ok || strings.TrimSpace(ev.Text) == "" {
 				return next.Handle(ctx, w, ev)
 			}

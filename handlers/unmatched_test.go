@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/imbot-dev/imbot/bot"
+	"github.com/imbot-dev/imbot/bot/bottest"
 	"github.com/imbot-dev/imbot/store"
 )
 
@@ -32,7 +33,7 @@ func TestLogUnmatched(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			mem := &store.Memory{}
 			h := LogUnmatched(mem)(silent)
-			_ = h.Handle(fakeConv(context.Background(), "sip:alice@x"), &fakeResponder{}, tt.ev)
+			_ = h.Handle(context.Background(), bottest.NewRecorder(), fromPeer("sip:alice@x", tt.ev))
 			got, _ := mem.Unmatched(context.Background(), 0)
 			var texts []string
 			for _, u := range got {

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/imbot-dev/imbot/bot"
+	"github.com/imbot-dev/imbot/store"
 )
 
 // genWords makes a vocabulary of pronounceable made-up words.
@@ -109,7 +110,7 @@ func BenchmarkMatch(b *testing.B) {
 			}
 			ctx := context.Background()
 			in := Input{Kind: bot.EventMessage, Key: "k", Peer: bot.Peer{User: "alice", DisplayName: "Alice"}}
-			conv := bot.Conversation{}
+			conv := store.ConversationState{}
 			matched := 0
 			b.ReportAllocs()
 			b.ResetTimer()

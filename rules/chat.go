@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/imbot-dev/imbot/bot"
+	"github.com/imbot-dev/imbot/store"
 )
 
 // Chat is an interactive shell against an engine's rules, with no SIP: what `imbot chat`
@@ -38,7 +39,7 @@ type Chat struct {
 	e     *Engine
 	in    *bufio.Scanner
 	out   io.Writer
-	conv  bot.Conversation
+	conv  store.ConversationState
 	why   []string
 	turn  int
 	at    time.Time
@@ -126,7 +127,7 @@ func (c *Chat) command(ctx context.Context, line string) (quit bool, err error) 
 			fmt.Fprintln(c.out, "no variables")
 		}
 	case "/reset":
-		c.conv = bot.Conversation{}
+		c.conv = store.ConversationState{}
 		c.turn = 0
 		c.at = time.Now()
 		c.why = nil

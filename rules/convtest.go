@@ -18,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/imbot-dev/imbot/bot"
+	"github.com/imbot-dev/imbot/store"
 )
 
 // Conversation tests are YAML files (by convention *_test.yaml next to the rules) that play
@@ -189,7 +190,7 @@ func runTest(rs *RuleSet, opts Options, tf *testFile, t *convTest) TestResult {
 	rng := rand.New(rand.NewPCG(1, uint64(t.line)))
 	opts.Now = func() time.Time { return clock }
 	opts.Rand = func(n int) int { return rng.IntN(n) }
-	conv := bot.Conversation{State: storedState(t.state), Vars: cloneVars(t.vars)}
+	conv := store.ConversationState{State: storedState(t.state), Vars: cloneVars(t.vars)}
 	turns := 0
 	started := clock
 	fail := func(line int, format string, args ...any) {

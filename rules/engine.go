@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/imbot-dev/imbot/bot"
+	"github.com/imbot-dev/imbot/store"
 )
 
 // Engine runs a rule set: it matches events against the rules and says what to answer. It
@@ -25,7 +26,7 @@ type Engine struct {
 	files []string
 	rs    atomic.Pointer[RuleSet]
 	log   *slog.Logger
-	store bot.Store
+	store store.StateStore
 
 	reloadMu sync.Mutex
 	stats    struct {
@@ -45,7 +46,7 @@ func New(opts Options, files ...string) (*Engine, error) {
 	}
 	e := &Engine{opts: opts, files: slices.Clone(files), log: opts.logger(), store: opts.Store}
 	if e.store == nil {
-		e.store = &bot.MemoryStore{}
+		e.store = &store.Memory{}
 	}
 	e.rs.Store(rs)
 	e.stats.loaded.Store(time.Now().UnixNano())
@@ -57,7 +58,7 @@ func New(opts Options, files ...string) (*Engine, error) {
 func (e *Engine) Rules() *RuleSet { return e.rs.Load() }
 
 // Store returns the store conversations are kept in.
-func (e *Engine) Store() bot.Store { return e.store }
+func (e *Engine) Store() store.StateStore { return e.store }
 
 // Input is one event as the engine sees it, without SIP: what Middleware builds from a
 // bot.Event, and what tests and the chat shell build by hand.
@@ -115,7 +116,7 @@ type Outcome struct {
 	ev    bot.EventKind
 	st    string
 	// Conversation is the conversation after the event.
-	Conversation bot.Conversation
+	Conversation store.ConversationState
 	// Changed reports whether the conversation must be saved.
 	Changed bool
 	// End asks to close the session after replying.
@@ -192,7 +193,7 @@ func (o *Outcome) Rule() string {
 // Process matches one event against the rules and returns what to do, given the
 // conversation as it was before the event. It runs `call:` functions, but sends nothing and
 // saves nothing: the caller does (Middleware, the test runner, the chat shell).
-func (e *Engine) Process(ctx context.Context, in Input, conv bot.Conversation) (*Outcome, error) {
+func (e *Engine) Process(ctx context.Context, in Input, conv store.ConversationState) (*Outcome, error) {
 	return e.rs.Load().process(ctx, &e.opts, in, conv)
 }
 
@@ -206,7 +207,7 @@ type scratch struct {
 
 var scratchPool = sync.Pool{New: func() any { return &scratch{toks: make([]token, 0, 32), cands: make([]int32, 0, 64)} }}
 
-func (rs *RuleSet) process(ctx context.Context, opts *Options, in Input, conv bot.Conversation) (*Outcome, error) {
+func (rs *RuleSet) process(ctx context.Context, opts *Options, in Input, conv store.ConversationState) (*Outcome, error) {
 	if in.Kind == 0 {
 		in.Kind = bot.EventMessage
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/imbot-dev/imbot/bot"
+	"github.com/imbot-dev/imbot/store"
 )
 
 // newTestEngine writes src as a rule file and loads it.
@@ -32,7 +33,7 @@ func newTestEngine(t *testing.T, opts Options, src string) *Engine {
 }
 
 // converse plays messages ("/idle", "/start" for events) and returns the replies of each.
-func converse(t *testing.T, e *Engine, lines ...string) (replies [][]string, conv bot.Conversation, outs []*Outcome) {
+func converse(t *testing.T, e *Engine, lines ...string) (replies [][]string, conv store.ConversationState, outs []*Outcome) {
 	t.Helper()
 	for i, l := range lines {
 		in := Input{Kind: bot.EventMessage, Text: l, Key: "k", Turns: i + 1, Peer: bot.Peer{URI: "sip:alice@example.com", User: "alice", Domain: "example.com", DisplayName: "Alice"}}
@@ -236,7 +237,7 @@ rules:
 	if conv.Vars["mail"] != "bob@example.com" {
 		t.Errorf("vars %v", conv.Vars)
 	}
-	if _, err := e.Process(context.Background(), Input{Text: "reset nobody"}, bot.Conversation{}); err == nil || !strings.Contains(err.Error(), "no such user") {
+	if _, err := e.Process(context.Background(), Input{Text: "reset nobody"}, store.ConversationState{}); err == nil || !strings.Contains(err.Error(), "no such user") {
 		t.Errorf("error %v", err)
 	}
 	_, _, outs := converse(t, e, "ticket printer broken")
@@ -276,7 +277,7 @@ func TestReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	say := func() string {
-		out, err := e.Process(context.Background(), Input{Text: "hi"}, bot.Conversation{})
+		out, err := e.Process(context.Background(), Input{Text: "hi"}, store.ConversationState{})
 		if err != nil || len(out.Replies()) == 0 {
 			return ""
 		}
@@ -321,7 +322,7 @@ func TestConcurrentReload(t *testing.T) {
 	for g := 0; g < 4; g++ {
 		go func() {
 			for ctx.Err() == nil {
-				if _, err := e.Process(ctx, Input{Text: "hi", Peer: bot.Peer{User: "u"}}, bot.Conversation{Vars: map[string]any{"y": 1}}); err != nil {
+				if _, err := e.Process(ctx, Input{Text: "hi", Peer: bot.Peer{User: "u"}}, store.ConversationState{Vars: map[string]any{"y": 1}}); err != nil {
 					errc <- err
 					return
 				}

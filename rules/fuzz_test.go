@@ -9,7 +9,7 @@ import (
 	"testing/fstest"
 	"time"
 
-	"github.com/imbot-dev/imbot/bot"
+	"github.com/imbot-dev/imbot/store"
 )
 
 // FuzzLoad feeds arbitrary bytes to the loader: it must return rules or errors, never
@@ -37,7 +37,7 @@ func FuzzLoad(f *testing.F) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		for _, text := range []string{"a b c", "hello", ""} {
-			_, _ = rs.process(ctx, &Options{}, Input{Text: text}, bot.Conversation{})
+			_, _ = rs.process(ctx, &Options{}, Input{Text: text}, store.ConversationState{})
 		}
 	})
 }
@@ -86,7 +86,7 @@ rules:
 `)
 	for _, text := range []string{"loop", "repeat"} {
 		start := time.Now()
-		_, err := e.Process(context.Background(), Input{Text: text}, bot.Conversation{})
+		_, err := e.Process(context.Background(), Input{Text: text}, store.ConversationState{})
 		if err == nil || !strings.Contains(err.Error(), "memory budget") {
 			t.Errorf("%s: err = %v; want memory budget exceeded", text, err)
 		}

@@ -25,7 +25,7 @@ type Info struct {
 	Vars map[string]any
 	// Sender is the peer.
 	Sender bot.Peer
-	// Key is the conversation key (bot.Session.Key).
+	// Key is the conversation key (bot.Conversation.Key).
 	Key string
 	// Now is the time the event is handled at, in the engine's location.
 	Now time.Time

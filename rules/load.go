@@ -18,7 +18,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/imbot-dev/imbot/bot"
+	"github.com/imbot-dev/imbot/store"
 )
 
 // Limits on the files a rule set is made of.
@@ -31,7 +31,7 @@ const (
 )
 
 // Options configure loading and the engine. The zero value is usable: files come from the
-// operating system, conversations live in a bot.MemoryStore, and time is the local time.
+// operating system, conversations live in a store.Memory, and time is the local time.
 type Options struct {
 	// FS, when set, is where rule files (and their includes) are read from, with slash
 	// paths; otherwise they are read from the operating system.
@@ -40,8 +40,8 @@ type Options struct {
 	Funcs Funcs
 	// Handlers are the Go handlers rules may hand an event to.
 	Handlers Handlers
-	// Store keeps conversation state and variables, by bot.Session.Key.
-	Store bot.Store
+	// Store keeps conversation state and variables, by bot.Conversation.Key.
+	Store store.StateStore
 	// Logger receives reload errors and rule failures; nil means slog.Default().
 	Logger *slog.Logger
 	// Location is the timezone of `now` and of business_hours without a timezone; nil means

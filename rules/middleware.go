@@ -8,8 +8,8 @@ import (
 )
 
 // Middleware returns the engine as bot middleware. For each event it loads the
-// conversation from the store (by Session.Key), runs the rules, saves the conversation when
-// a rule changed it, sends the replies (with typing when a rule asks for it), runs the Go
+// conversation's state from the store (by Conversation.Key), runs the rules, saves the state
+// when a rule changed it, sends the replies (with typing when a rule asks for it), runs the Go
 // handlers rules name, and ends the session when a rule says `end: true`. When no rule
 // answered, or the last one that did has `continue: true`, the event goes on to next.
 //

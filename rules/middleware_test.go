@@ -3,18 +3,20 @@ package rules_test
 import (
 	"context"
 	"log/slog"
+	"reflect"
 	"testing"
 	"time"
 
 	"github.com/imbot-dev/imbot/bot"
 	"github.com/imbot-dev/imbot/bot/bottest"
 	"github.com/imbot-dev/imbot/rules"
+	"github.com/imbot-dev/imbot/store"
 )
 
 // TestMiddleware runs the demo rules in a real bot, over loopback SIP.
 func TestMiddleware(t *testing.T) {
-	store := &bot.MemoryStore{}
-	e, err := rules.New(rules.Options{FS: rules.Demo, Store: store, Logger: slog.New(slog.DiscardHandler)}, rules.DemoFile)
+	st := &store.Memory{}
+	e, err := rules.New(rules.Options{FS: rules.Demo, Store: st, Logger: slog.New(slog.DiscardHandler)}, rules.DemoFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,13 +61,54 @@ func TestMiddleware(t *testing.T) {
 	}
 }
 
+// TestMiddlewareWithoutSIP runs the demo rules as middleware with the test kit's events and
+// recorder: the replies with their typing, the state saved under the conversation key, and
+// `end: true`.
+func TestMiddlewareWithoutSIP(t *testing.T) {
+	st := &store.Memory{}
+	e, err := rules.New(rules.Options{FS: rules.Demo, Store: st, Logger: slog.New(slog.DiscardHandler)}, rules.DemoFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := e.Middleware()(nil)
+	c := bottest.NewConversation(bottest.WithPeer(`"Alice" <sip:alice@example.com>`))
+	steps := []struct {
+		text  string
+		want  []bottest.Message
+		state string
+		ended bool
+	}{
+		{"I forgot my password", []bottest.Message{{Text: "I can help with that. What is your username?"}}, "ask-username", false},
+		{"alice", []bottest.Message{{Text: "Shall I send a reset link to the address on file for alice? (yes/no)"}}, "confirm-reset", false},
+		{"yes", []bottest.Message{{Text: "Done: a reset link is on its way to the address on file for alice.", Typing: time.Second}}, "", false},
+		{"bye", []bottest.Message{{Text: "Goodbye Alice!"}}, "", true},
+	}
+	ctx := context.Background()
+	for _, s := range steps {
+		w := bottest.NewRecorder()
+		if err := h.Handle(ctx, w, c.Event(bot.EventMessage, s.text)); err != nil {
+			t.Fatalf("%q: %v", s.text, err)
+		}
+		if got := w.Messages(); !reflect.DeepEqual(got, s.want) {
+			t.Errorf("%q: replies %+v, want %+v", s.text, got, s.want)
+		}
+		saved, err := st.Load(ctx, c.Key())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if saved.State != s.state || w.Ended() != s.ended {
+			t.Errorf("%q: state %q, ended %v; want %q, %v", s.text, saved.State, w.Ended(), s.state, s.ended)
+		}
+	}
+}
+
 // TestSessionStateSurvivesRestart: a flow started in an IM session continues in the next
 // session with the same peer, after the bot restarted, because the conversation is kept by
-// the peers' addresses (Session.Key), not by the dialog.
+// the peers' addresses (Conversation.Key), not by the dialog.
 func TestSessionStateSurvivesRestart(t *testing.T) {
-	store := &bot.MemoryStore{} // stands for the SQLite file that outlives the process
+	st := &store.Memory{} // stands for the SQLite file that outlives the process
 	start := func(addr string) (*bot.Bot, func()) {
-		e, err := rules.New(rules.Options{FS: rules.Demo, Store: store, Logger: slog.New(slog.DiscardHandler)}, rules.DemoFile)
+		e, err := rules.New(rules.Options{FS: rules.Demo, Store: st, Logger: slog.New(slog.DiscardHandler)}, rules.DemoFile)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -22,7 +22,8 @@ var (
 )
 
 // StartState is the name rule files use for the initial state of a conversation (stored as
-// "" in bot.Conversation). A rule without `state:` applies in it; `goto: start` returns to it.
+// "" in store.ConversationState.State). A rule without `state:` applies in it; `goto: start`
+// returns to it.
 const StartState = "start"
 
 // AnyState in a rule's `state:` makes it apply in every state (global commands).

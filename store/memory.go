@@ -5,21 +5,18 @@ import (
 	"slices"
 	"sync"
 	"time"
-
-	"github.com/imbot-dev/imbot/bot"
 )
 
 // firstTicket is the number of the first ticket of a store.
 const firstTicket = 1001
 
-// Memory keeps conversations, transcripts, tickets, unmatched questions and ratings in
+// Memory keeps conversation states, transcripts, tickets, unmatched questions and ratings in
 // memory: for tests, `imbot chat` and bots that need no persistence. It behaves like
 // store/sqlite (same numbering, same ordering) but forgets everything when the process
 // ends. The zero value is ready to use; it is safe for concurrent use.
 type Memory struct {
-	bot.MemoryStore
-
 	mu         sync.Mutex
+	states     map[string]ConversationState
 	transcript []TranscriptEntry
 	tickets    []Ticket // tickets[i].Number == firstTicket+i
 	unmatched  []Unmatched
@@ -39,6 +36,34 @@ func lastN[T any](s []T, n int) []T {
 		s = s[len(s)-n:]
 	}
 	return slices.Clone(s)
+}
+
+// Load implements StateStore.
+func (m *Memory) Load(_ context.Context, key string) (ConversationState, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.states[key].Clone(), nil
+}
+
+// Save implements StateStore. A zero c.Updated is stored as now.
+func (m *Memory) Save(_ context.Context, key string, c ConversationState) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.states == nil {
+		m.states = map[string]ConversationState{}
+	}
+	c = c.Clone()
+	c.Updated = now(c.Updated)
+	m.states[key] = c
+	return nil
+}
+
+// Delete implements StateStore.
+func (m *Memory) Delete(_ context.Context, key string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.states, key)
+	return nil
 }
 
 // AppendTranscript adds e to the transcript. A zero Time means now.
@@ -154,3 +179,5 @@ func (m *Memory) Ratings(_ context.Context, limit int) ([]Rating, error) {
 	defer m.mu.Unlock()
 	return lastN(m.ratings, limit), nil
 }
+
+var _ StateStore = (*Memory)(nil)

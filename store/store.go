@@ -1,11 +1,13 @@
-// Package store holds the records a helpdesk bot keeps besides conversation state:
+// Package store holds what a bot keeps between events and across restarts: the state of each
+// conversation (ConversationState, kept by a StateStore) and the records of a helpdesk:
 // transcripts, tickets, questions no rule matched and satisfaction ratings. It defines the
-// record types shared by the stores (such as store/sqlite) and by the handlers that write
-// them (package handlers), and Memory, an in-memory implementation for tests and bots that
-// need no persistence.
+// types shared by the stores (such as store/sqlite), by the rules engine that loads and saves
+// conversation states (package rules) and by the handlers that write records (package
+// handlers), and Memory, an in-memory implementation for tests and bots that need no
+// persistence.
 //
-// Conversation state itself goes through the bot.Store interface; every store in this tree
-// implements it too, so one value can be handed to the rules engine (bot.Store) and to the
+// Every store in this tree implements StateStore and the record interfaces of package
+// handlers, so one value can be handed to the rules engine (rules.Options.Store) and to the
 // handlers (handlers.TranscriptStore, handlers.TicketStore, ...):
 //
 //	db, err := sqlite.Open(ctx, "imbot.db")
@@ -43,9 +45,9 @@ type TranscriptEntry struct {
 	// ID is assigned by the store; entries of one store are numbered in the order they
 	// were appended.
 	ID int64
-	// SessionID identifies the session (bot.Session.ID) the message belongs to.
+	// SessionID identifies the session (bot.Conversation.ID) the message belongs to.
 	SessionID string
-	// Key is the conversation key (bot.Session.Key), stable across sessions and restarts.
+	// Key is the conversation key (bot.Conversation.Key), stable across sessions and restarts.
 	Key string
 	// Direction is In for what the peer wrote, Out for what the bot (or an agent relayed by
 	// the bot) sent.

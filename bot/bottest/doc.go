@@ -1,5 +1,26 @@
-// Package bottest is imbot's test kit: an in-process SIP instant-messaging
-// peer, in the spirit of net/http/httptest.
+// Package bottest is imbot's test kit, in the spirit of net/http/httptest:
+// a handler unit-tested with no SIP at all, and an in-process SIP
+// instant-messaging peer for tests of a whole bot.
+//
+// # Handlers without SIP
+//
+// [NewEvent] builds a [*bot.Event] in a [Conversation], a [bot.Conversation]
+// whose ID, key, mode, peer, start and turns a test sets with options
+// ([WithPeer], [WithMode], ...) and which records what is sent with Send.
+// [NewRecorder] returns a [Recorder], a [bot.Responder] that records the
+// replies (with their options), Typing calls and End, and can be made to
+// fail:
+//
+//	ev := bottest.NewEvent(bot.EventMessage, "help", bottest.WithPeer("sip:alice@example.com"))
+//	w := bottest.NewRecorder()
+//	if err := handlers.Help(topics)(next).Handle(ctx, w, ev); err != nil {
+//		t.Fatal(err)
+//	}
+//	if got := w.Replies(); len(got) != 1 {
+//		t.Errorf("replies %q, want the list of topics", got)
+//	}
+//
+// # A SIP peer
 //
 // A [Peer] is a small SIP user agent built on sipgo. It listens on
 // 127.0.0.1 on a port chosen at run time (never 5060), talks to the bot

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/imbot-dev/imbot/bot"
 	"github.com/imbot-dev/imbot/bot/bottest"
 )
 
@@ -49,4 +50,39 @@ func ExamplePeer() {
 	// Output:
 	// MESSAGE echo: hello 200
 	// INFO ms before the reply: true
+}
+
+// A handler unit-tested with no SIP at all, as net/http handlers are with httptest: NewEvent
+// builds the event and its conversation, NewRecorder stands in for the Responder.
+func ExampleNewRecorder() {
+	greet := bot.HandlerFunc(func(ctx context.Context, w bot.Responder, ev *bot.Event) error {
+		switch {
+		case ev.Kind != bot.EventMessage:
+			return nil
+		case ev.Session.Turns() == 1:
+			return w.Reply(ctx, "Hi "+ev.Session.Peer().Name()+"!", bot.WithTyping(time.Second))
+		case ev.Text == "bye":
+			w.End()
+			return w.Reply(ctx, "Bye!")
+		}
+		return w.Reply(ctx, "You said: "+ev.Text)
+	})
+
+	ev := bottest.NewEvent(bot.EventMessage, "hello", bottest.WithPeer(`"Alice" <sip:alice@example.com>`))
+	w := bottest.NewRecorder()
+	if err := greet.Handle(context.Background(), w, ev); err != nil {
+		panic(err)
+	}
+	fmt.Println(w.Replies(), w.Messages()[0].Typing, w.Ended())
+
+	// The next message of the same conversation is its second turn.
+	conv := ev.Session.(*bottest.Conversation)
+	w = bottest.NewRecorder()
+	if err := greet.Handle(context.Background(), w, conv.Event(bot.EventMessage, "bye")); err != nil {
+		panic(err)
+	}
+	fmt.Println(w.Replies(), w.Ended())
+	// Output:
+	// [Hi Alice!] 1s false
+	// [Bye!] true
 }

@@ -21,7 +21,7 @@ import (
 
 // ruleOptions are the rules options shared by run, check, test and chat: the functions and
 // handlers built into imbot, and the functions of plugins (see plugins.go).
-func ruleOptions(st bot.Store, log *slog.Logger, extra rules.Handlers, funcs rules.Funcs) rules.Options {
+func ruleOptions(st store.StateStore, log *slog.Logger, extra rules.Handlers, funcs rules.Funcs) rules.Options {
 	opts := rules.Options{Store: st, Logger: log, Handlers: rules.Handlers{}, Funcs: rules.Funcs{},
 		// Rule hits and no-matches reach the logs, metrics, unmatched list and handoff.
 		OnRule: handlers.Answered, OnNoMatch: handlers.NoMatch}

@@ -20,7 +20,7 @@ import (
 
 // recordStore is what the helpdesk handlers need of a store; both stores have it.
 type recordStore interface {
-	bot.Store
+	store.StateStore
 	handlers.TranscriptStore
 	handlers.TicketStore
 	handlers.UnmatchedStore

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/imbot-dev/imbot/bot"
 	"github.com/imbot-dev/imbot/store"
 )
 
@@ -29,7 +28,7 @@ func TestCrashHelper(t *testing.T) {
 	}
 	for i := range 50 {
 		key := fmt.Sprintf("user%d", i)
-		if err := db.Save(ctx, key, bot.Conversation{State: "ask-urgency", Vars: map[string]any{"summary": "VPN", "i": i}}); err != nil {
+		if err := db.Save(ctx, key, store.ConversationState{State: "ask-urgency", Vars: map[string]any{"summary": "VPN", "i": i}}); err != nil {
 			fmt.Println("error:", err)
 			os.Exit(1)
 		}

@@ -10,11 +10,12 @@ import (
 
 	"github.com/imbot-dev/imbot/bot"
 	"github.com/imbot-dev/imbot/bot/bottest"
+	"github.com/imbot-dev/imbot/store"
 	"github.com/imbot-dev/imbot/store/sqlite"
 )
 
-// flow is a two-step conversation kept in a bot.Store: "ticket", then the summary.
-func flow(st bot.Store) bot.Handler {
+// flow is a two-step conversation kept in a store.StateStore: "ticket", then the summary.
+func flow(st store.StateStore) bot.Handler {
 	return bot.HandlerFunc(func(ctx context.Context, w bot.Responder, ev *bot.Event) error {
 		if ev.Kind != bot.EventMessage {
 			return nil
@@ -26,13 +27,13 @@ func flow(st bot.Store) bot.Handler {
 		}
 		switch {
 		case c.State == "ask-summary":
-			c = bot.Conversation{State: "", Vars: map[string]any{"summary": ev.Text}}
+			c = store.ConversationState{State: "", Vars: map[string]any{"summary": ev.Text}}
 			if err := st.Save(ctx, key, c); err != nil {
 				return err
 			}
 			return w.Reply(ctx, "Noted: "+ev.Text)
 		case ev.Text == "ticket":
-			if err := st.Save(ctx, key, bot.Conversation{State: "ask-summary"}); err != nil {
+			if err := st.Save(ctx, key, store.ConversationState{State: "ask-summary"}); err != nil {
 				return err
 			}
 			return w.Reply(ctx, "What is the problem?")

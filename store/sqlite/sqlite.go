@@ -1,9 +1,9 @@
 // Package sqlite is imbot's persistent store: one SQLite database file, written with the pure
 // Go driver modernc.org/sqlite (no cgo), in WAL mode.
 //
-// A *DB keeps conversation state and variables (it implements bot.Store), transcripts,
-// helpdesk tickets, questions no rule matched and satisfaction ratings, so that a bot
-// restarted after a crash, even SIGKILL, finds every conversation where it was:
+// A *DB keeps conversation states (it implements store.StateStore), transcripts, helpdesk
+// tickets, questions no rule matched and satisfaction ratings, so that a bot restarted after a
+// crash, even SIGKILL, finds every conversation where it was:
 //
 //	db, err := sqlite.Open(ctx, "/var/lib/imbot/imbot.db")
 //	if err != nil {
@@ -47,7 +47,6 @@ import (
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 
-	"github.com/imbot-dev/imbot/bot"
 	"github.com/imbot-dev/imbot/store"
 )
 
@@ -61,8 +60,9 @@ const busyTimeout = 5 * time.Second
 // readers bounds the read connections.
 const readers = 4
 
-// DB is an open imbot database. It implements bot.Store and the record interfaces of package
-// handlers (TranscriptStore, TicketStore, UnmatchedStore, RatingStore). Close it when done.
+// DB is an open imbot database. It implements store.StateStore and the record interfaces of
+// package handlers (TranscriptStore, TicketStore, UnmatchedStore, RatingStore). Close it when
+// done.
 type DB struct {
 	path string
 	w    *sql.DB // one connection: every write
@@ -307,20 +307,20 @@ func sqlLimit(n int) int {
 	return n
 }
 
-// Load implements bot.Store.
-func (db *DB) Load(ctx context.Context, key string) (bot.Conversation, error) {
+// Load implements store.StateStore.
+func (db *DB) Load(ctx context.Context, key string) (store.ConversationState, error) {
 	var state, vars, updated string
 	err := db.r.QueryRowContext(ctx, `SELECT state, vars, updated FROM conversations WHERE key = ?`, key).Scan(&state, &vars, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
-		return bot.Conversation{}, nil
+		return store.ConversationState{}, nil
 	}
 	if err != nil {
-		return bot.Conversation{}, fmt.Errorf("store: load conversation %q: %w", key, err)
+		return store.ConversationState{}, fmt.Errorf("store: load conversation %q: %w", key, err)
 	}
-	c := bot.Conversation{State: state, Updated: parseTime(updated)}
+	c := store.ConversationState{State: state, Updated: parseTime(updated)}
 	if vars != "" && vars != "{}" && vars != "null" {
 		if err := json.Unmarshal([]byte(vars), &c.Vars); err != nil {
-			return bot.Conversation{}, fmt.Errorf("store: conversation %q: variables are not valid JSON: %w", key, err)
+			return store.ConversationState{}, fmt.Errorf("store: conversation %q: variables are not valid JSON: %w", key, err)
 		}
 		for k, v := range c.Vars {
 			c.Vars[k] = intify(v)
@@ -330,7 +330,7 @@ func (db *DB) Load(ctx context.Context, key string) (bot.Conversation, error) {
 }
 
 // intify turns whole JSON numbers back into ints, so that a conversation reads back as it was
-// saved (bot.Conversation values hold ints for counters and ticket numbers).
+// saved (conversation states hold ints for counters and ticket numbers).
 func intify(v any) any {
 	switch x := v.(type) {
 	case float64:
@@ -349,9 +349,9 @@ func intify(v any) any {
 	return v
 }
 
-// Save implements bot.Store. Variables are stored as JSON; whole numbers read back as int.
+// Save implements store.StateStore. Variables are stored as JSON; whole numbers read back as int.
 // A zero c.Updated is stored as now.
-func (db *DB) Save(ctx context.Context, key string, c bot.Conversation) error {
+func (db *DB) Save(ctx context.Context, key string, c store.ConversationState) error {
 	vars := []byte("{}")
 	if len(c.Vars) > 0 {
 		var err error
@@ -368,7 +368,7 @@ func (db *DB) Save(ctx context.Context, key string, c bot.Conversation) error {
 	return nil
 }
 
-// Delete implements bot.Store.
+// Delete implements store.StateStore.
 func (db *DB) Delete(ctx context.Context, key string) error {
 	if _, err := db.w.ExecContext(ctx, `DELETE FROM conversations WHERE key = ?`, key); err != nil {
 		return fmt.Errorf("store: delete conversation %q: %w", key, err)
@@ -548,4 +548,4 @@ func (db *DB) Ratings(ctx context.Context, limit int) ([]store.Rating, error) {
 	return out, rows.Err()
 }
 
-var _ bot.Store = (*DB)(nil)
+var _ store.StateStore = (*DB)(nil)

@@ -12,7 +12,6 @@ import (
 	"testing/fstest"
 	"time"
 
-	"github.com/imbot-dev/imbot/bot"
 	"github.com/imbot-dev/imbot/handlers"
 	"github.com/imbot-dev/imbot/store"
 	"github.com/imbot-dev/imbot/store/storetest"
@@ -74,7 +73,7 @@ func TestReopen(t *testing.T) {
 	ctx := testCtx(t)
 	db, path := openTemp(t)
 	key := "sip:bot@x sip:alice@x"
-	if err := db.Save(ctx, key, bot.Conversation{State: "ask-urgency", Vars: map[string]any{"summary": "VPN", "n": 2}}); err != nil {
+	if err := db.Save(ctx, key, store.ConversationState{State: "ask-urgency", Vars: map[string]any{"summary": "VPN", "n": 2}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.AppendTranscript(ctx, store.TranscriptEntry{SessionID: "s", Key: key, Direction: store.In, Text: "hello"}); err != nil {
@@ -142,7 +141,7 @@ func TestUpgrade(t *testing.T) {
 	if v, _ := old.SchemaVersion(ctx); v != 1 {
 		t.Fatalf("old schema version = %d", v)
 	}
-	if err := old.Save(ctx, "k", bot.Conversation{State: "old"}); err != nil {
+	if err := old.Save(ctx, "k", store.ConversationState{State: "old"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := old.AppendTranscript(ctx, store.TranscriptEntry{Key: "k", Direction: store.In, Text: "from v1"}); err != nil {

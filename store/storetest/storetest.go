@@ -12,13 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imbot-dev/imbot/bot"
 	"github.com/imbot-dev/imbot/store"
 )
 
 // Store is everything a complete imbot store provides.
 type Store interface {
-	bot.Store
+	store.StateStore
 	AppendTranscript(ctx context.Context, e store.TranscriptEntry) error
 	Transcript(ctx context.Context, key string, limit int) ([]store.TranscriptEntry, error)
 	CreateTicket(ctx context.Context, t store.Ticket) (int64, error)
@@ -57,7 +56,7 @@ func ctx(t *testing.T) context.Context {
 
 func conversationRoundTrip(t *testing.T, s Store) {
 	c := ctx(t)
-	want := bot.Conversation{
+	want := store.ConversationState{
 		State: "ask-username",
 		Vars: map[string]any{
 			"name":    "Alice",
@@ -84,7 +83,7 @@ func conversationRoundTrip(t *testing.T, s Store) {
 		t.Errorf("Load = %#v\nwant %#v", got, want)
 	}
 	// Saving replaces.
-	if err := s.Save(c, "k1", bot.Conversation{State: "done"}); err != nil {
+	if err := s.Save(c, "k1", store.ConversationState{State: "done"}); err != nil {
 		t.Fatal(err)
 	}
 	got, err = s.Load(c, "k1")
@@ -108,7 +107,7 @@ func conversationMissing(t *testing.T, s Store) {
 
 func conversationDelete(t *testing.T, s Store) {
 	c := ctx(t)
-	if err := s.Save(c, "k", bot.Conversation{State: "x"}); err != nil {
+	if err := s.Save(c, "k", store.ConversationState{State: "x"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Delete(c, "k"); err != nil {
@@ -315,7 +314,7 @@ func concurrent(t *testing.T, s Store) {
 					return
 				}
 				n, _ := conv.Vars["n"].(int)
-				if err := s.Save(c, key, bot.Conversation{State: "s", Vars: map[string]any{"n": n + 1}}); err != nil {
+				if err := s.Save(c, key, store.ConversationState{State: "s", Vars: map[string]any{"n": n + 1}}); err != nil {
 					errs <- err
 					return
 				}

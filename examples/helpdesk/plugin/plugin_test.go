@@ -55,7 +55,7 @@ func newEngine(t *testing.T, st Store) *rules.Engine {
 // say sends text as peer and returns the reply.
 func say(t *testing.T, e *rules.Engine, peer bot.Peer, text string) (string, error) {
 	t.Helper()
-	out, err := e.Process(context.Background(), rules.Input{Text: text, Key: "bot " + peer.URI, Peer: peer}, bot.Conversation{})
+	out, err := e.Process(context.Background(), rules.Input{Text: text, Key: "bot " + peer.URI, Peer: peer}, store.ConversationState{})
 	if err != nil {
 		return "", err
 	}
