@@ -26,8 +26,9 @@ type Bot struct {
 
 	ua        *sipgo.UserAgent
 	srv       *sipgo.Server
-	clients   map[string]*sipgo.Client   // by network: "udp", "tcp"
-	duas      map[string]*sipgo.DialogUA // by network
+	clients   map[string]*sipgo.Client      // by network: "udp", "tcp"
+	duas      map[string]*sipgo.DialogUA    // by network
+	contacts  map[string]*sip.ContactHeader // the bot's Contact by network, shared by its dialogs
 	listeners []boundListener
 	identity  sip.Uri
 	host      string         // advertised host
@@ -91,12 +92,13 @@ func New(cfg Config) (*Bot, error) {
 		return nil, err
 	}
 	b := &Bot{
-		cfg:     c,
-		log:     c.Logger,
-		clients: map[string]*sipgo.Client{},
-		duas:    map[string]*sipgo.DialogUA{},
-		ports:   map[string]int{},
-		ready:   make(chan struct{}),
+		cfg:      c,
+		log:      c.Logger,
+		clients:  map[string]*sipgo.Client{},
+		duas:     map[string]*sipgo.DialogUA{},
+		contacts: map[string]*sip.ContactHeader{},
+		ports:    map[string]int{},
+		ready:    make(chan struct{}),
 	}
 	b.sessions.init()
 	b.runq.init(c.MaxWorkers, b.runSession)
@@ -273,6 +275,8 @@ func (b *Bot) setupSIP() error {
 			return fmt.Errorf("sip client: %w", err)
 		}
 		b.clients[network] = cli
+		contact := b.contact(network)
+		b.contacts[network] = &contact
 		b.duas[network] = &sipgo.DialogUA{
 			Client:         cli,
 			ContactHDR:     b.contact(network),

@@ -29,8 +29,7 @@ type dialog struct {
 	dest    string         // next hop host:port
 	network string
 	cli     *sipgo.Client
-	contact *sip.ContactHeader
-	sdp     []byte // the SDP answer the bot gave, for re-INVITEs
+	contact *sip.ContactHeader // shared by the bot's dialogs of one transport: never modified
 
 	wmu  sync.Mutex
 	cseq uint32 // last local CSeq used

@@ -122,7 +122,6 @@ func (b *Bot) Open(ctx context.Context, to string) (*Session, error) {
 		started: time.Now(),
 		endedCh: make(chan struct{}),
 	}
-	contact := b.contact(network)
 	d := &dialog{
 		callID:  res.CallID().Value(),
 		from:    *from,
@@ -130,7 +129,7 @@ func (b *Bot) Open(ctx context.Context, to string) (*Session, error) {
 		target:  target,
 		network: network,
 		cli:     b.clients[network],
-		contact: &contact,
+		contact: b.contacts[network],
 		cseq:    dlg.InviteRequest.CSeq().SeqNo,
 		acked:   true,
 		uac:     dlg,

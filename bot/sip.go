@@ -281,7 +281,7 @@ func (b *Bot) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		target:  req.Contact().Address,
 		network: network,
 		cli:     b.clients[network],
-		contact: &contact,
+		contact: b.contacts[network],
 		cseq:    0,
 	}
 	var routes []string
@@ -296,7 +296,6 @@ func (b *Bot) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	s.touch()
 	s.typing.acceptsComposing = imcodec.AcceptsType(offer.AcceptTypes, imcodec.TypeIsComposing)
 	s.typing.ms = offer.MSDialect || hasMSHeaders(req)
-	d.sdp = sdpAnswer
 	if !b.sessions.addDialog(s, b.cfg.MaxSessions) {
 		b.respond(req, tx, 503, retryAfter(10))
 		return
@@ -346,9 +345,24 @@ func (b *Bot) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 		b.respond(req, tx, 481)
 		return
 	}
-	res := sip.NewResponseFromRequest(req, 200, "OK", s.dlg.sdp)
+	// The answer is made again from this offer (the session keeps none: it would cost every
+	// open session its SDP for a request few peers send).
+	network := sip.NetworkToLower(req.Transport())
+	var answer []byte
+	if len(req.Body()) == 0 {
+		s.mu.Lock()
+		ms := s.typing.ms
+		s.mu.Unlock()
+		answer = imcodec.Answer(b.host, b.ports[network], b.identity.String(), sdpAcceptTypes, ms)
+	} else if offer, err := imOffer(req); err != nil || !offer.Message {
+		b.respond(req, tx, 488, sip.NewHeader("Warning", `304 imbot "only m=message sip sessions are accepted"`))
+		return
+	} else {
+		answer = imcodec.AnswerOffer(offer, b.host, b.ports[network], b.identity.String(), sdpAcceptTypes)
+	}
+	res := sip.NewResponseFromRequest(req, 200, "OK", answer)
 	ct := sip.ContentTypeHeader(imcodec.TypeSDP)
-	contact := b.contact(sip.NetworkToLower(req.Transport()))
+	contact := b.contact(network)
 	res.AppendHeader(&ct)
 	res.AppendHeader(&contact)
 	if err := b.writeResponse(tx, req, res); err != nil {

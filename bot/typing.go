@@ -101,11 +101,10 @@ func (s *Session) typingStartLocked(ctx context.Context) error {
 	if kind == typingComposing {
 		every = s.b.cfg.Typing.Refresh * 2 / 3
 	}
-	if s.ty.refresh == nil {
-		s.ty.refresh = time.AfterFunc(every, func() { s.typingRefresh(every) })
-	} else {
-		s.ty.refresh.Reset(every)
+	if s.ty.refresh != nil {
+		s.ty.refresh.Stop()
 	}
+	s.ty.refresh = time.AfterFunc(every, func() { s.typingRefresh(every) })
 	return nil
 }
 
@@ -124,7 +123,9 @@ func (s *Session) typingRefresh(every time.Duration) {
 	if err := s.sendTyping(s.b.handlerCtx, s.ty.kind, true); err != nil {
 		s.b.log.Debug("typing refresh failed", "session", s.id, "err", err)
 	}
-	s.ty.refresh.Reset(every)
+	if s.ty.refresh != nil {
+		s.ty.refresh.Reset(every)
+	}
 }
 
 // typingAuto shows typing after delay, unless a text message goes out first or typingIdle
@@ -164,6 +165,7 @@ func (s *Session) typingForMessageLocked() {
 func (s *Session) stopTypingTimersLocked() {
 	if s.ty.refresh != nil {
 		s.ty.refresh.Stop()
+		s.ty.refresh = nil // an idle session keeps no timer
 	}
 	if s.ty.auto != nil {
 		s.ty.auto.Stop()
