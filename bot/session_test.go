@@ -188,6 +188,18 @@ func TestSessionRefusals(t *testing.T) {
 		if res.StatusCode != 200 || !strings.Contains(string(res.Body()), "m=message") {
 			t.Errorf("re-INVITE answered %d %q, want 200 with the same answer", res.StatusCode, res.Body())
 		}
+		// A re-INVITE that would turn the session into an audio call is refused; the
+		// session goes on.
+		audio := "v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+		if res, err = s.SendRaw(ctx, "INVITE", "application/sdp", []byte(audio)); err != nil || res.StatusCode != 488 {
+			t.Errorf("audio re-INVITE answered %v, %v; want 488", res, err)
+		}
+		if _, err := s.Send(ctx, "still here"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.WaitText(ctx, "echo: still here"); err != nil {
+			t.Fatal(err)
+		}
 	})
 }
 
