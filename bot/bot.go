@@ -403,6 +403,7 @@ func (b *Bot) Run(ctx context.Context) error {
 		b.log.Error("listener failed, shutting down", "err", runErr)
 	}
 	b.shutdown()
+	b.runq.close()
 	stopReg() // unregisters
 	<-regDone
 	stopServe()

@@ -5,11 +5,11 @@ import (
 	"time"
 )
 
-// The bot runs handlers on at most Config.MaxWorkers goroutines. A session with events
-// waits on one run queue, in the order it got work; a worker takes the session at the head,
-// handles a few of its events in order, and puts it back at the tail if it has more. No
-// goroutine waits for a worker: an idle session costs none, and a flood of messages costs
-// queued events, which admission bounds.
+// The bot runs handlers on at most Config.MaxWorkers goroutines, started as work comes and
+// parked when there is none. A session with events waits on one run queue, in the order it
+// got work; a worker takes the session at the head, handles a few of its events in order,
+// and puts it back at the tail if it has more. No goroutine waits for a worker: an idle
+// session costs none, and a flood of messages costs queued events, which admission bounds.
 //
 // Admission happens before the 200: a message that would wait longer than the bot can
 // honour is refused with 503 and Retry-After instead of being accepted and answered late (or
@@ -22,18 +22,30 @@ const batch = 8
 // runQueue holds the sessions that have events, oldest first.
 type runQueue struct {
 	mu      sync.Mutex
+	cond    sync.Cond  // signals parked workers
 	q       []*Session // ring buffer
 	at      []int64    // enqueue time (unix ns) per slot
 	head, n int
-	workers int
+	workers int // goroutines started and not stopped
+	parked  int // of which waiting for work
 	max     int
+	closed  bool
 	run     func(*Session) bool // handles some events; reports whether more remain
 }
 
 func (r *runQueue) init(max int, run func(*Session) bool) {
 	r.max, r.run = max, run
+	r.cond.L = &r.mu
 	r.q = make([]*Session, 64)
 	r.at = make([]int64, 64)
+}
+
+// close stops the workers once the queue is empty.
+func (r *runQueue) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	r.cond.Broadcast()
 }
 
 // put appends s and starts a worker if fewer than max run.
@@ -52,20 +64,30 @@ func (r *runQueue) put(s *Session) {
 	i := (r.head + r.n) % len(r.q)
 	r.q[i], r.at[i] = s, time.Now().UnixNano()
 	r.n++
-	if r.workers < r.max {
+	switch {
+	case r.parked > 0:
+		r.cond.Signal()
+	case r.workers < r.max:
 		r.workers++
 		go r.work()
 	}
 }
 
-// take removes the session at the head; nil when the queue is empty, and then the calling
-// worker stops.
+// take removes the session at the head, waiting for one; nil when the queue is closed and
+// empty, and then the calling worker stops. Workers stay parked rather than stop when the
+// queue is empty: a goroutine started afresh for every burst would grow its stack again
+// through sipgo's deep calls each time.
 func (r *runQueue) take() *Session {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.n == 0 {
-		r.workers--
-		return nil
+	for r.n == 0 {
+		if r.closed {
+			r.workers--
+			return nil
+		}
+		r.parked++
+		r.cond.Wait()
+		r.parked--
 	}
 	s := r.q[r.head]
 	r.q[r.head] = nil

@@ -37,18 +37,9 @@ func (s *Session) sendText(ctx context.Context, text string) (Delivery, error) {
 	// (Kamailio over UDP) may relay two requests in either order, and typing that reached
 	// the peer after the reply would show the bot typing when it is done. Its answer also
 	// says whether the peer refused typing, before the next message is handled.
-	s.tmu.Lock()
-	pending := s.ty.pending
-	s.tmu.Unlock()
-	if pending != nil {
-		select {
-		case <-pending:
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		}
-	}
 	waits := make([]func() (int, error), 0, len(parts))
 	s.tmu.Lock()
+	s.settleTypingLocked()
 	s.typingForMessageLocked()
 	for _, part := range parts {
 		wait, err := s.start(ctx, sip.MESSAGE, imcodec.PlainUTF8, []byte(part))

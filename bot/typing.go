@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -20,9 +21,9 @@ import (
 //
 // Every path (start, refresh, idle) asks typingKind at the moment it sends, so a refusal
 // stops the refreshes at once. Indications are written in order with the session's other
-// requests and their answers are awaited in the background; only a text message waits for
-// the answer to the indication before it, so that no proxy can deliver "typing" after the
-// reply.
+// requests; the answer to one is dealt with before the next request of the typing state
+// machine or the next text message is written, so that no proxy can deliver "typing" after
+// the reply and a refusal is known in time.
 
 // typingKind is the typing signal a session gets.
 type typingKind int
@@ -50,9 +51,11 @@ type typingState struct {
 	refresh *time.Timer
 	auto    *time.Timer
 	gen     uint64 // counts text messages sent: a delayed start after one is void
-	// pending is closed when the answer to the last indication sent has been dealt with:
-	// a text message is written only after it (see sendText).
-	pending chan struct{}
+	// settle waits for the answer to the last indication sent and deals with it, once. A
+	// text message is written only after it (see sendText); the next indication and the
+	// final idle settle it first too. Waiting there, rather than in a goroutine per
+	// indication, costs no round trip: the indication went out first.
+	settle func()
 }
 
 // typingKind picks the signal: mirror the peer, else what it announced, never one it refused.
@@ -116,6 +119,7 @@ func (s *Session) typingRefresh(every time.Duration) {
 	if !s.ty.active || s.isEnded() {
 		return
 	}
+	s.settleTypingLocked()
 	if s.typingKind() != s.ty.kind {
 		s.ty.active = false // refused since: no more of it
 		return
@@ -184,6 +188,7 @@ func (s *Session) typingIdle(ctx context.Context) {
 		return
 	}
 	s.ty.active = false
+	s.settleTypingLocked()
 	if s.isEnded() || s.typingKind() != s.ty.kind {
 		return
 	}
@@ -217,9 +222,13 @@ func (s *Session) sendTyping(ctx context.Context, kind typingKind, active bool) 
 	default:
 		return ErrTypingNotSupported
 	}
-	done := make(chan struct{})
-	err := s.post(ctx, method, ct, body, func(code int, err error) {
-		defer close(done)
+	s.settleTypingLocked()
+	wait, err := s.start(ctx, method, ct, body)
+	if err != nil {
+		return err
+	}
+	s.ty.settle = sync.OnceFunc(func() {
+		_, err := wait()
 		var se *SendError
 		if errors.As(err, &se) && (se.Code == 415 || se.Code == 405 || se.Code == 501) {
 			s.mu.Lock()
@@ -240,8 +249,14 @@ func (s *Session) sendTyping(ctx context.Context, kind typingKind, active bool) 
 			s.b.cfg.Observer.ObserveTypingSent()
 		}
 	})
-	if err == nil {
-		s.ty.pending = done
+	return nil
+}
+
+// settleTypingLocked deals with the answer to the last indication sent, waiting for it if
+// need be; the caller holds s.tmu.
+func (s *Session) settleTypingLocked() {
+	if f := s.ty.settle; f != nil {
+		s.ty.settle = nil
+		f()
 	}
-	return err
 }
