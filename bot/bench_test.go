@@ -97,7 +97,9 @@ func BenchmarkDispatch(b *testing.B) {
 }
 
 // BenchmarkSessionMemory reports the heap an idle page-mode conversation keeps (bytes per
-// conversation), after its first message was handled. No goroutine or timer stays behind.
+// conversation), after its first message was handled: b.N conversations on one bot. No
+// goroutine or timer stays behind per conversation ("goroutines" counts the bot's parked
+// workers, at most MaxWorkers).
 func BenchmarkSessionMemory(b *testing.B) {
 	echo := HandlerFunc(func(ctx context.Context, w Responder, ev *Event) error {
 		if ev.Kind != EventMessage {
@@ -105,29 +107,28 @@ func BenchmarkSessionMemory(b *testing.B) {
 		}
 		return w.Reply(ctx, ev.Text)
 	})
-	const n = 10000
-	for b.Loop() {
-		out := make(chan *sip.Request, 16)
-		bt := benchBot(b, echo, out)
-		reqs := make([]*sip.Request, n)
-		for i := range reqs {
-			reqs[i] = pageRequest(b, i, "text/plain", "hello")
-		}
-		runtime.GC()
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		goroutines := runtime.NumGoroutine()
-		for _, r := range reqs {
-			bt.onMessage(r, siptest.NewServerTxRecorder(r))
-			<-out
-		}
-		reqs = nil
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		if got := bt.sessions.count(); got != n {
-			b.Fatalf("%d conversations, want %d", got, n)
-		}
-		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/session")
-		b.ReportMetric(float64(runtime.NumGoroutine()-goroutines), "goroutines")
+	out := make(chan *sip.Request, 16)
+	bt := benchBot(b, echo, out)
+	reqs := make([]*sip.Request, b.N)
+	for i := range reqs {
+		reqs[i] = pageRequest(b, i, "text/plain", "hello")
 	}
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	goroutines := runtime.NumGoroutine()
+	b.ResetTimer()
+	for i := range reqs {
+		bt.onMessage(reqs[i], siptest.NewServerTxRecorder(reqs[i]))
+		<-out
+		reqs[i] = nil
+	}
+	b.StopTimer()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if got := bt.sessions.count(); got != b.N {
+		b.Fatalf("%d conversations, want %d", got, b.N)
+	}
+	b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(b.N), "B/session")
+	b.ReportMetric(float64(runtime.NumGoroutine()-goroutines), "goroutines")
 }
