@@ -47,7 +47,7 @@ type Bot struct {
 	sessions sessionTable
 	runq     runQueue
 	arrivals arrivals
-	unacked  sync.Map // INVITE key -> *dialog whose 200 awaits its ACK (see sendOK)
+	unacked  sync.Map // INVITE key -> *dialog answered in the last 64·T1 (see sendOK)
 	work     activity // events accepted and not yet handled
 	inflight activity // SIP handlers running
 	closing  atomic.Bool
@@ -487,6 +487,7 @@ func (b *Bot) sweepIdle(ctx context.Context) {
 			return
 		case now := <-t.C:
 			b.arrivals.sweep(2 * arrivalGuard)
+			b.sweepAccepted(now)
 			limit := now.Add(-b.cfg.IdleTimeout).UnixNano()
 			for _, s := range b.sessions.all() {
 				if s.lastActive.Load() < limit && !s.busy() {

@@ -38,6 +38,7 @@ type dialog struct {
 	// §13.3.1.4), and the INVITE's key in the bot's table of unacknowledged INVITEs.
 	amu       sync.Mutex
 	acked     bool
+	okAt      time.Time // when the 200 was first sent
 	ok        *sip.Response
 	okTx      sip.ServerTransaction // only where the 200 went through the transaction
 	okReq     *sip.Request
@@ -171,7 +172,8 @@ func (b *Bot) sendOK(d *dialog, tx sip.ServerTransaction, req *sip.Request, res 
 	d.amu.Lock()
 	defer d.amu.Unlock()
 	d.ok, d.okReq = res, req
-	d.deadline = time.Now().Add(b.cfg.AckTimeout)
+	d.okAt = time.Now()
+	d.deadline = d.okAt.Add(b.cfg.AckTimeout)
 	if ct, ok := tx.(connTx); ok {
 		if err := b.writeOn(ct.Connection(), req, res); err != nil {
 			return err
@@ -226,14 +228,19 @@ func (b *Bot) rewriteOK(d *dialog) {
 	}
 }
 
-// resendOK answers a retransmitted INVITE of a session whose ACK has not come: with the
-// same 200. It reports whether req was one.
+// resendOK answers a retransmitted INVITE of a session whose ACK has not come with the same
+// 200, and absorbs one that comes later (delayed in the network: the caller has its 200),
+// as RFC 6026's Accepted state does for 64·T1. It reports whether req was one.
 func (b *Bot) resendOK(req *sip.Request, tx sip.ServerTransaction) bool {
 	v, ok := b.unacked.Load(inviteKey(req))
 	if !ok {
 		return false
 	}
-	d := v.(*dialog)
+	d, ok := v.(*dialog)
+	if !ok {
+		tx.Terminate() // the exchange is over: absorbed
+		return true
+	}
 	d.amu.Lock()
 	if !d.acked && d.ok != nil {
 		if ct, ok := tx.(connTx); ok {
@@ -278,11 +285,28 @@ func (d *dialog) releaseLocked(b *Bot) {
 		d.okTx.Terminate()
 		d.okTx = nil
 	}
+	// The INVITE's key stays in b.unacked until sweepAccepted, with only the time of the 200:
+	// a late copy of the INVITE is absorbed rather than taken for a new session.
 	if d.inviteKey != "" {
-		b.unacked.Delete(d.inviteKey)
+		b.unacked.Store(d.inviteKey, acceptedAt(d.okAt.UnixNano()))
 		d.inviteKey = ""
 	}
 	d.ok, d.okReq = nil, nil
+}
+
+// acceptedAt marks an INVITE whose exchange is over, by the time of its 200.
+type acceptedAt int64
+
+// sweepAccepted forgets the INVITEs answered more than 64·T1 ago whose ACK came (or never
+// will).
+func (b *Bot) sweepAccepted(now time.Time) {
+	limit := now.Add(-64 * sip.T1).UnixNano()
+	b.unacked.Range(func(k, v any) bool {
+		if at, ok := v.(acceptedAt); ok && int64(at) < limit {
+			b.unacked.Delete(k)
+		}
+		return true
+	})
 }
 
 // close stops what the dialog still runs.

@@ -447,3 +447,53 @@ func TestRawRetransmittedInvite(t *testing.T) {
 		})
 	}
 }
+
+// TestRawLateInviteCopy sends a copy of an INVITE after its ACK (delayed in the network): it
+// is absorbed, not taken for a new session.
+func TestRawLateInviteCopy(t *testing.T) {
+	b := startBot(t)
+	addr := b.Addr("udp")
+	p := dialRaw(t, "udp", addr)
+	inv := &rawReq{Method: "INVITE", Headers: []string{"Content-Type: application/sdp"}, Body: imOffer}
+	raw := p.build(inv, addr)
+	p.send(raw)
+	ok := p.expectFinal(inv.CallID, "INVITE")
+	requireStatus(t, ok, 200)
+	p.ack(inv, ok, addr)
+	p.send(raw) // the late copy
+	_, tag, _ := strings.Cut(ok.header("To"), ";tag=")
+	botTag, _, _ := strings.Cut(tag, ";")
+	s := &rawSession{p: p, addr: addr, inv: inv, botTag: botTag}
+	// The session answers; the copy got nothing but possibly the same 200 (another answer
+	// would be read before the MESSAGE's: the bot handles the two in the order they came).
+	p.send(p.build(s.req("MESSAGE", 2, "after the copy"), addr))
+	deadline := time.Now().Add(rawTimeout)
+	for answered := false; !answered; {
+		if err := p.pump(deadline); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range p.responses {
+			// The copy may be handled before the ACK (two goroutines): then it gets the same
+			// 200 again, which is right; anything else is not.
+			if r.cseqMethod() == "INVITE" && (r.status() != 200 || r.header("To") != ok.header("To")) {
+				t.Fatalf("the late copy of the INVITE got another answer:\n%s", r)
+			}
+			if r.cseqMethod() == "MESSAGE" {
+				requireStatus(t, r, 200)
+				answered = true
+			}
+		}
+		p.responses = nil
+	}
+	p.expectEcho("after the copy")
+	requireStatus(t, p.do(s.req("BYE", 3, ""), addr), 200)
+	starts := 0
+	for _, l := range b.events.Lines(0) {
+		if strings.HasPrefix(l, "session.start") {
+			starts++
+		}
+	}
+	if starts != 1 {
+		t.Errorf("%d sessions started, want 1:\n%s", starts, b.events.String())
+	}
+}
