@@ -83,6 +83,10 @@ func (l boundListener) close() {
 	}
 }
 
+// udpReadBuffer is the receive buffer asked for the UDP socket: about half a second of
+// requests at 10,000 a second.
+const udpReadBuffer = 4 << 20
+
 // New checks cfg, binds the listen addresses and returns a Bot ready to Run. The sockets are
 // open when New returns (Addr reports them); call Close to release them if Run is never
 // called.
@@ -153,6 +157,12 @@ func (b *Bot) bindOne(la listenAddr, shared map[string]int) (boundListener, erro
 		addr := net.JoinHostPort(la.host, strconv.Itoa(port))
 		if la.network == "udp" {
 			pc, err := net.ListenPacket("udp", addr)
+			if uc, ok := pc.(*net.UDPConn); ok && err == nil {
+				// A burst waits in the socket instead of being dropped (a dropped request
+				// costs its sender a 500 ms retransmission). Best effort: the kernel caps
+				// it (net.core.rmem_max).
+				_ = uc.SetReadBuffer(udpReadBuffer)
+			}
 			return boundListener{network: "udp", pc: pc}, err
 		}
 		ln, err := net.Listen("tcp", addr)
