@@ -25,8 +25,9 @@ import (
 const arrivalGuard = 2 * time.Second
 
 // branchMemory is how long a session remembers the branches of the peer's requests to tell
-// a retransmission from a new request: Timer F (64*T1), the longest a client retransmits.
-const branchMemory = 32 * time.Second
+// a retransmission from a new request: longer than Timer F (64*T1, the longest a client
+// retransmits) and Timer J (how long sipgo keeps the transaction that absorbs them).
+const branchMemory = 40 * time.Second
 
 // arrival is what onArrival learnt about one request; the handler takes it by the request.
 type arrival struct {
