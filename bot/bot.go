@@ -47,6 +47,7 @@ type Bot struct {
 	sessions sessionTable
 	runq     runQueue
 	arrivals arrivals
+	merges   merges   // recent out-of-dialog requests, for RFC 3261 §8.2.2.2
 	unacked  sync.Map // INVITE key -> *dialog answered in the last 64·T1 (see sendOK)
 	work     activity // events accepted and not yet handled
 	inflight activity // SIP handlers running

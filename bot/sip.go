@@ -71,6 +71,11 @@ func (b *Bot) guard(h func(*sip.Request, sip.ServerTransaction)) func(*sip.Reque
 			b.respond(req, tx, 400)
 			return
 		}
+		if code, reason := validate(req); code != 0 {
+			b.logRefusal("request refused", req, code, reason)
+			b.respondReason(req, tx, code, reason)
+			return
+		}
 		if a != nil && !req.IsAck() && !req.IsCancel() {
 			if s := b.lookup(req); s != nil && !s.checkCSeq(req.CSeq().SeqNo) {
 				b.log.Info("in-dialog request with a CSeq not above the last one refused", "session", s.id,
@@ -78,6 +83,11 @@ func (b *Bot) guard(h func(*sip.Request, sip.ServerTransaction)) func(*sip.Reque
 				b.respondReason(req, tx, 500, "CSeq Out of Order")
 				return
 			}
+		}
+		if b.merges.merged(req) {
+			// RFC 3261 §8.2.2.2: the same request reached the bot twice along different paths.
+			b.respondReason(req, tx, 482, "Loop Detected")
+			return
 		}
 		if tags := unsupportedExtensions(req); len(tags) > 0 {
 			b.log.Info("request requiring an unsupported extension refused", "method", req.Method, "unsupported", tags)
@@ -115,6 +125,11 @@ func unsupportedExtensions(req *sip.Request) []string {
 	return tags
 }
 
+// logRefusal logs a request refused before any handler saw it.
+func (b *Bot) logRefusal(msg string, req *sip.Request, code int, reason string) {
+	b.log.Info(msg, "method", req.Method, "source", req.Source(), "code", code, "reason", reason)
+}
+
 // respond answers a request with the status's usual reason phrase; a failure to send is
 // logged, not fatal.
 func (b *Bot) respond(req *sip.Request, tx sip.ServerTransaction, code int, hdrs ...sip.Header) {
@@ -127,6 +142,7 @@ func (b *Bot) respondReason(req *sip.Request, tx sip.ServerTransaction, code int
 		return
 	}
 	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	res.SipVersion = "SIP/2.0" // whatever the request said (a 505 names the version it speaks)
 	for _, h := range hdrs {
 		res.AppendHeader(h)
 	}
@@ -152,8 +168,9 @@ var reasons = map[int]string{
 	100: "Trying", 200: "OK", 400: "Bad Request", 403: "Forbidden", 405: "Method Not Allowed",
 	413: "Request Entity Too Large", 415: "Unsupported Media Type", 420: "Bad Extension",
 	480: "Temporarily Unavailable",
-	481: "Call/Transaction Does Not Exist", 486: "Busy Here", 487: "Request Terminated",
+	481: "Call/Transaction Does Not Exist", 482: "Loop Detected", 486: "Busy Here", 487: "Request Terminated",
 	488: "Not Acceptable Here", 500: "Server Internal Error", 503: "Service Unavailable",
+	505: "Version Not Supported",
 	603: "Decline",
 }
 

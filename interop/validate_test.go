@@ -1,0 +1,112 @@
+package interop
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestRawValidation sends requests that must be refused before they change anything: a
+// protocol version the bot does not speak, a CSeq naming another method, From addresses
+// the bot cannot write back (no host, not SIP, a bare LF inside), and checks the status, and
+// that the bot still works afterwards.
+func TestRawValidation(t *testing.T) {
+	cases := []struct {
+		name   string
+		edit   func(msg string) string
+		status string
+		cseq   string // the method the answer's CSeq names; default MESSAGE
+	}{
+		{"SIP/9.9", func(m string) string { return strings.Replace(m, " SIP/2.0\r\n", " SIP/9.9\r\n", 1) }, "SIP/2.0 505", ""},
+		{"CSeq of another method", func(m string) string { return strings.Replace(m, " MESSAGE\r\nContact", " INVITE\r\nContact", 1) }, "SIP/2.0 400", "INVITE"},
+		{"From without host", func(m string) string { return replaceHeader(m, "From", "<sip:@>;tag=abc") }, "SIP/2.0 400", ""},
+		{"From tel URI", func(m string) string { return replaceHeader(m, "From", "<tel:+15551234>;tag=abc") }, "SIP/2.0 400", ""},
+		{"bare LF in the From URI", func(m string) string {
+			return replaceHeader(m, "From", "<sip:eve@example.com;x=1\nX-Injected: yes>;tag=abc")
+		}, "SIP/2.0 400", ""},
+	}
+	for _, network := range []string{"udp", "tcp"} {
+		t.Run(network, func(t *testing.T) {
+			b := startBot(t)
+			addr := b.Addr(network)
+			p := dialRaw(t, network, addr)
+			for _, c := range cases {
+				m := textMessage("bad: " + c.name)
+				p.send(c.edit(p.build(m, addr)))
+				method := c.cseq
+				if method == "" {
+					method = "MESSAGE"
+				}
+				res := p.expectFinal(m.CallID, method)
+				if !strings.HasPrefix(res.startLine, c.status) {
+					t.Errorf("%s: answered %q, want %s", c.name, res.startLine, c.status)
+				}
+			}
+			requireStatus(t, p.do(textMessage("still fine"), addr), 200)
+			p.expectEcho("still fine")
+			for _, l := range b.events.Lines(0) {
+				if strings.Contains(l, "bad: ") {
+					t.Errorf("a refused request reached the handler: %s", l)
+				}
+			}
+		})
+	}
+}
+
+// replaceHeader replaces the value of the first header line called name.
+func replaceHeader(msg, name, value string) string {
+	start := strings.Index(msg, "\r\n"+name+": ")
+	if start < 0 {
+		return msg
+	}
+	start += 2
+	end := start + strings.Index(msg[start:], "\r\n")
+	return msg[:start] + name + ": " + value + msg[end:]
+}
+
+// TestRawMergedRequest sends the same page-mode MESSAGE twice with different branches, as a
+// forking proxy would deliver it along two paths: the copy gets 482 (RFC 3261 §8.2.2.2) and
+// the message is handled once.
+func TestRawMergedRequest(t *testing.T) {
+	b := startBot(t)
+	addr := b.Addr("udp")
+	p := dialRaw(t, "udp", addr)
+	m := textMessage("only once")
+	first := p.build(m, addr)
+	second := p.build(m, addr) // same Call-ID, From-tag and CSeq; a new branch
+	p.send(first)
+	requireStatus(t, p.expectFinal(m.CallID, "MESSAGE"), 200)
+	p.send(second)
+	requireStatus(t, p.expectFinal(m.CallID, "MESSAGE"), 482)
+	p.expectEcho("only once")
+	requireStatus(t, p.do(textMessage("next"), addr), 200)
+	p.expectEcho("next")
+	n := 0
+	for _, l := range b.events.Lines(0) {
+		if strings.HasSuffix(l, ": only once") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("the message was handled %d times, want once:\n%s", n, b.events.String())
+	}
+}
+
+// TestRawByeWithStaleCSeq sends a BYE with the right dialog ID but CSeq 0 from another
+// address: it is refused (500) and the session goes on.
+func TestRawByeWithStaleCSeq(t *testing.T) {
+	b := startBot(t)
+	addr := b.Addr("udp")
+	p := dialRaw(t, "udp", addr)
+	s := openRawSession(t, p, addr, true)
+	intruder := dialRaw(t, "udp", addr)
+	bye := s.req("BYE", 0, "")
+	bye.CSeq = 0 // rawReq turns 0 into 1: write it by hand
+	raw := strings.Replace(intruder.build(bye, addr), "CSeq: 1 BYE", "CSeq: 0 BYE", 1)
+	intruder.send(raw)
+	if res := intruder.expectFinal(s.inv.CallID, "BYE"); res.status() != 500 {
+		t.Fatalf("BYE with CSeq 0 answered %q, want 500", res.startLine)
+	}
+	requireStatus(t, p.do(s.req("MESSAGE", 2, "still here"), addr), 200)
+	p.expectEcho("still here")
+	requireStatus(t, p.do(s.req("BYE", 3, ""), addr), 200)
+}
