@@ -85,9 +85,15 @@ type Config struct {
 	// session (retransmitting the 200 over UDP meanwhile) before it ends the session with a
 	// BYE. Messages the peer sends meanwhile are handled. Default: 32 seconds (64·T1).
 	AckTimeout time.Duration
-	// RequestTimeout bounds one request the bot sends (a reply, typing, BYE).
-	// Default: 32 seconds (SIP timer F).
+	// RequestTimeout bounds one request the bot sends (a reply, typing, BYE). It is shorter
+	// than SIP's own 32 s (timer F) so that a peer that never answers (gone, or a forged
+	// source) costs one short wait: a page-mode conversation whose peer did not answer is
+	// marked unreachable and the bot sends it nothing more until it writes again
+	// (ErrPeerUnreachable). Default: 10 seconds.
 	RequestTimeout time.Duration
+	// EventTimeout bounds the handling of one event: the handler's context is cancelled
+	// after it. Default: 30 seconds.
+	EventTimeout time.Duration
 	// ShutdownTimeout bounds how long Run waits for handlers to finish and for BYEs to be
 	// answered when its context ends. Default: 10 seconds.
 	ShutdownTimeout time.Duration
@@ -207,7 +213,8 @@ func (c *Config) withDefaults() (Config, error) {
 	def(&cfg.IdleTimeout, 10*time.Minute)
 	def(&cfg.AckTimeout, 64*sip.T1)
 	def(&cfg.MaxQueueDelay, 500*time.Millisecond)
-	def(&cfg.RequestTimeout, 32*time.Second)
+	def(&cfg.RequestTimeout, 10*time.Second)
+	def(&cfg.EventTimeout, 30*time.Second)
 	def(&cfg.ShutdownTimeout, 10*time.Second)
 	def(&cfg.Typing.RefreshMS, 4*time.Second)
 	def(&cfg.Typing.Refresh, 30*time.Second)

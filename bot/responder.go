@@ -19,6 +19,10 @@ var (
 	// ErrTypingNotSupported is returned by Typing when the peer cannot receive typing
 	// indications (it announced no support, or refused them). It is safe to ignore.
 	ErrTypingNotSupported = errors.New("bot: peer does not accept typing indications")
+	// ErrPeerUnreachable is returned when sending in a page-mode conversation whose peer did
+	// not answer the bot's last request (a client gone, or a forged source address): the
+	// bot sends it nothing more until it writes again.
+	ErrPeerUnreachable = errors.New("bot: peer did not answer; not sending until it writes again")
 )
 
 // Responder is how a handler answers an event. Its methods are safe for concurrent use, and
@@ -165,7 +169,8 @@ func call(ctx context.Context, h Handler, w Responder, ev *Event) (err error) {
 // dispatch runs one event through the chain, then deals with what the chain left: typing
 // still shown, an error or a panic, a request to end the session.
 func (b *Bot) dispatch(s *Session, ev *Event) {
-	ctx := b.handlerCtx
+	ctx, cancel := context.WithTimeout(b.handlerCtx, b.cfg.EventTimeout)
+	defer cancel()
 	w := &responder{s: s, ev: ev}
 	if ev.Kind == EventMessage && !b.cfg.Typing.Off {
 		s.typingAuto(ctx, b.cfg.Typing.Delay)
@@ -173,9 +178,14 @@ func (b *Bot) dispatch(s *Session, ev *Event) {
 	start := time.Now()
 	err := call(ctx, b.chain, w, ev)
 	end := w.finish(ctx)
-	if errors.Is(err, ErrSessionEnded) {
+	switch {
+	case errors.Is(err, ErrSessionEnded):
 		// The peer left while the handler worked: nothing to apologise for.
 		b.log.Info("reply dropped: the session has ended", "session", s.id, "event", ev.Kind.String())
+		err = nil
+	case err != nil && (errors.Is(err, ErrPeerUnreachable) || s.unreachable.Load()) && !errors.As(err, new(*PanicError)):
+		// The peer did not answer the reply (or an earlier one): nobody to apologise to.
+		b.log.Info("reply dropped: the peer does not answer", "session", s.id, "event", ev.Kind.String(), "err", err)
 		err = nil
 	}
 	if err != nil {
@@ -186,12 +196,18 @@ func (b *Bot) dispatch(s *Session, ev *Event) {
 			attrs = append(attrs, "stack", string(pe.Stack))
 		}
 		b.log.Error("handler failed", attrs...)
-		if w.Replied() == 0 && (ev.Kind == EventMessage || ev.Kind == EventSessionStart) && !s.isEnded() {
+		// No apology to a peer that cannot hear it (gone, or a forged source).
+		if w.Replied() == 0 && (ev.Kind == EventMessage || ev.Kind == EventSessionStart) && !s.isEnded() &&
+			!s.unreachable.Load() {
 			msg := b.cfg.Apology
 			if strings.Contains(msg, "%s") {
 				msg = fmt.Sprintf(msg, ref)
 			}
-			if _, err := s.sendText(ctx, msg); err != nil {
+			// Its own deadline: the event's may be what ran out.
+			actx, acancel := context.WithTimeout(b.handlerCtx, b.cfg.RequestTimeout)
+			_, err := s.sendText(actx, msg)
+			acancel()
+			if err != nil {
 				b.log.Warn("apology not delivered", "session", s.id, "ref", ref, "err", err)
 			}
 		}
@@ -205,9 +221,9 @@ func (b *Bot) dispatch(s *Session, ev *Event) {
 			s.mu.Unlock()
 			break
 		}
-		s.end(ctx, EndIdle, true)
+		s.end(b.handlerCtx, EndIdle, true)
 	case end && ev.Kind != EventSessionEnd:
-		s.end(ctx, EndByBot, true)
+		s.end(b.handlerCtx, EndByBot, true)
 	}
 }
 

@@ -140,6 +140,9 @@ func (s *Session) post(ctx context.Context, method sip.RequestMethod, contentTyp
 // response. Requests of one session leave in the order start is called. A 408, 480 or 481
 // (or no answer at all) inside a dialog means the peer lost it: the session ends.
 func (s *Session) start(parent context.Context, method sip.RequestMethod, contentType string, body []byte) (func() (int, error), error) {
+	if s.dlg == nil && s.unreachable.Load() {
+		return nil, ErrPeerUnreachable
+	}
 	ctx, cancel := context.WithTimeout(parent, s.b.cfg.RequestTimeout)
 	req := s.newRequest(method, contentType, body)
 	if s.b.sendHook != nil {
@@ -189,6 +192,11 @@ func (s *Session) start(parent context.Context, method sip.RequestMethod, conten
 // dialog the peer lost.
 func (s *Session) outcome(parent context.Context, method sip.RequestMethod, res *sip.Response, err error) (int, error) {
 	if err != nil {
+		if s.dlg == nil && parent.Err() == nil && !errors.Is(err, sip.ErrUDPMTUCongestion) {
+			// No answer at all: whoever wrote from that address is not there (or never
+			// was). One timeout is all such a conversation costs.
+			s.unreachable.Store(true)
+		}
 		// A request too large for UDP never left: the peer did not lose the dialog.
 		if s.dlg != nil && parent.Err() == nil && method != sip.BYE && !errors.Is(err, sip.ErrUDPMTUCongestion) {
 			// No answer at all, or no way to reach the peer (its connection is gone, a

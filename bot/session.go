@@ -26,6 +26,11 @@ type Session struct {
 	headerBytes atomic.Int32 // see udpOverhead
 	lastActive  atomic.Int64 // unix nanoseconds of the last message in either direction
 	lastIn      atomic.Int64 // unix nanoseconds of the peer's last message
+	// unreachable: the peer did not answer the bot's last request (page mode); nothing is
+	// sent until it writes again.
+	unreachable atomic.Bool
+	// peerSpoke: the peer sent a request in the dialog, so it knows of it (see noAck).
+	peerSpoke atomic.Bool
 
 	dlg *dialog // session mode; nil in page mode
 

@@ -323,8 +323,12 @@ func (b *Bot) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	s.push(&Event{Kind: EventSessionStart, Session: s, Time: time.Now(), req: req})
 	s.mu.Unlock()
 	noAck := func() {
-		b.log.Info("IM session got no ACK for its 200: ending it", "session", s.id, "peer", peer.URI)
-		s.end(b.handlerCtx, EndDeadDialog, true)
+		// RFC 3261 §13.3.1.4 ends such a session with a BYE. Only when the peer showed it
+		// knows the dialog, though: an INVITE from a forged source would otherwise bring
+		// its victim a BYE and its retransmissions on top of the 200's.
+		bye := s.peerSpoke.Load()
+		b.log.Info("IM session got no ACK for its 200: ending it", "session", s.id, "peer", peer.URI, "bye", bye)
+		s.end(b.handlerCtx, EndDeadDialog, bye)
 	}
 	if err := b.sendOK(d, tx, req, res, noAck); err != nil {
 		b.log.Info("IM session not established: 200 not sent", "session", s.id, "peer", peer.URI, "err", err)
@@ -471,6 +475,7 @@ func (b *Bot) acceptInDialog(req *sip.Request, tx sip.ServerTransaction, s *Sess
 	if ev != nil && ev.Kind == EventMessage {
 		s.received()
 	}
+	s.peerSpoke.Store(true)
 	b.respond(req, tx, 200)
 	if ev != nil {
 		s.push(ev)
@@ -700,6 +705,7 @@ func (b *Bot) onPageMessage(req *sip.Request, tx sip.ServerTransaction, in inbou
 			return
 		}
 		s.peerAddr, s.network = req.Source(), network
+		s.unreachable.Store(false) // it writes: it may answer again
 		if in.kind == EventTyping {
 			s.typing.peerComposing = true
 		}

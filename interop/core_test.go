@@ -497,3 +497,63 @@ func TestRawLateInviteCopy(t *testing.T) {
 		t.Errorf("%d sessions started, want 1:\n%s", starts, b.events.String())
 	}
 }
+
+// TestRawSilentPeer writes from an address that never answers the bot (a client gone, or a
+// forged source): the bot's first request to it times out, and then it sends nothing more to
+// it (no second reply, no apology), until the peer writes again.
+func TestRawSilentPeer(t *testing.T) {
+	b := startBotConfig(t, func(c *bot.Config) { c.RequestTimeout = 300 * time.Millisecond })
+	addr := b.Addr("udp")
+	p := dialRaw(t, "udp", addr)
+	m := textMessage("are you there")
+	p.send(p.build(m, addr))
+	// Read what the bot sends without answering it, until the handler gave up.
+	var got []*rawMsg
+	deadline := time.Now().Add(rawTimeout)
+	for {
+		if _, _, err := b.logs.waitLine(10*time.Millisecond, "reply dropped: the peer does not answer"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the bot never gave up on the silent peer; log:\n%s", b.logs.String())
+		}
+		if msg, err := p.read(time.Now().Add(50 * time.Millisecond)); err == nil && !msg.isResponse() {
+			got = append(got, msg)
+		}
+	}
+	calls := map[string]bool{}
+	for _, g := range got {
+		calls[g.header("Call-ID")] = true
+		if strings.Contains(g.body, "Sorry") {
+			t.Errorf("an apology went to a peer that does not answer:\n%s", g)
+		}
+	}
+	if len(calls) > 1 {
+		t.Errorf("the bot started %d requests toward a silent peer, want 1 (the reply; retransmissions of it are fine)", len(calls))
+	}
+	// The peer writes again, and answers: the conversation works.
+	requireStatus(t, p.do(textMessage("back"), addr), 200)
+	p.expectEcho("back")
+}
+
+// TestRawNoAckNoBye opens a session from an address that never sends anything after its
+// INVITE (as a forged source would): when the ACK is overdue the session ends without a BYE
+// toward it, the 200's retransmissions being all it got.
+func TestRawNoAckNoBye(t *testing.T) {
+	b := startBotConfig(t, func(c *bot.Config) { c.AckTimeout = time.Second })
+	addr := b.Addr("udp")
+	p := dialRaw(t, "udp", addr)
+	s := openRawSession(t, p, addr, false)
+	waitEvent(t, b, "session.end session sip:dave@"+p.local)
+	// Whatever the bot sent for this dialog is in the socket by now (a BYE would have
+	// been written before the end event was queued).
+	for {
+		msg, err := p.read(time.Now().Add(100 * time.Millisecond))
+		if err != nil {
+			break
+		}
+		if msg.method() == "BYE" && msg.header("Call-ID") == s.inv.CallID {
+			t.Fatalf("BYE sent toward a peer that never spoke in the dialog:\n%s", msg)
+		}
+	}
+}

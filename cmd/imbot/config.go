@@ -49,6 +49,7 @@ type fileConfig struct {
 	Timeouts struct {
 		Idle     time.Duration `yaml:"idle"`
 		Request  time.Duration `yaml:"request"`
+		Event    time.Duration `yaml:"event"`
 		Shutdown time.Duration `yaml:"shutdown"`
 	} `yaml:"timeouts"`
 	Limits struct {
@@ -374,6 +375,7 @@ func (c *fileConfig) botConfig() (bot.Config, error) {
 		OutboundProxy:        c.OutboundProxy,
 		IdleTimeout:          c.Timeouts.Idle,
 		RequestTimeout:       c.Timeouts.Request,
+		EventTimeout:         c.Timeouts.Event,
 		ShutdownTimeout:      c.Timeouts.Shutdown,
 		InboxSize:            c.Limits.Inbox,
 		MaxWorkers:           c.Limits.Workers,
