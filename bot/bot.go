@@ -15,6 +15,8 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/imbot-dev/imbot/internal/logcap"
 )
 
 // Bot is a SIP IM chatbot: it listens for page-mode messages and IM sessions, runs every event
@@ -98,7 +100,7 @@ func New(cfg Config) (*Bot, error) {
 	}
 	b := &Bot{
 		cfg:      c,
-		log:      c.Logger,
+		log:      logcap.Wrap(c.Logger, logcap.Options{Uncut: []string{"stack"}}), // peers trigger most lines
 		clients:  map[string]*sipgo.Client{},
 		duas:     map[string]*sipgo.DialogUA{},
 		contacts: map[string]*sip.ContactHeader{},
