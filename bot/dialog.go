@@ -34,10 +34,19 @@ type dialog struct {
 	wmu  sync.Mutex
 	cseq uint32 // last local CSeq used
 
-	// UAS side, until the ACK: the 200, where it goes, for retransmissions (RFC 3261
-	// §13.3.1.4), and the INVITE's key in the bot's table of unacknowledged INVITEs.
-	amu       sync.Mutex
-	acked     bool
+	// UAS side, until the ACK (nil after it, and on the UAC side).
+	amu         sync.Mutex
+	acked       bool
+	*uasPending // guarded by amu
+
+	// UAC side: sipgo's session, which answers 200 retransmissions with ACK until closed.
+	uac *sipgo.DialogClientSession
+}
+
+// uasPending is what a dialog the bot accepted keeps until the ACK: the 200, where it goes,
+// for retransmissions (RFC 3261 §13.3.1.4), and the INVITE's key in the bot's table of
+// recent INVITEs. An established session keeps none of it.
+type uasPending struct {
 	okAt      time.Time // when the 200 was first sent
 	ok        *sip.Response
 	okTx      sip.ServerTransaction // only where the 200 went through the transaction
@@ -46,9 +55,6 @@ type dialog struct {
 	retx      *time.Timer
 	interval  time.Duration
 	deadline  time.Time
-
-	// UAC side: sipgo's session, which answers 200 retransmissions with ACK until closed.
-	uac *sipgo.DialogClientSession
 }
 
 // routeBytes is the size of the Route headers of in-dialog requests.
@@ -171,7 +177,7 @@ type connTx interface {
 func (b *Bot) sendOK(d *dialog, tx sip.ServerTransaction, req *sip.Request, res *sip.Response, noAck func()) error {
 	d.amu.Lock()
 	defer d.amu.Unlock()
-	d.ok, d.okReq = res, req
+	d.uasPending = &uasPending{ok: res, okReq: req}
 	d.okAt = time.Now()
 	d.deadline = d.okAt.Add(b.cfg.AckTimeout)
 	if ct, ok := tx.(connTx); ok {
@@ -242,7 +248,7 @@ func (b *Bot) resendOK(req *sip.Request, tx sip.ServerTransaction) bool {
 		return true
 	}
 	d.amu.Lock()
-	if !d.acked && d.ok != nil {
+	if !d.acked && d.uasPending != nil {
 		if ct, ok := tx.(connTx); ok {
 			if err := b.writeOn(ct.Connection(), req, d.ok); err != nil {
 				b.log.Debug("200 for a retransmitted INVITE not sent", "call-id", d.callID, "err", err)
@@ -277,6 +283,9 @@ func (d *dialog) ack(b *Bot) {
 
 // releaseLocked forgets the INVITE exchange; the caller holds d.amu.
 func (d *dialog) releaseLocked(b *Bot) {
+	if d.uasPending == nil {
+		return
+	}
 	if d.retx != nil {
 		d.retx.Stop()
 		d.retx = nil
@@ -289,9 +298,8 @@ func (d *dialog) releaseLocked(b *Bot) {
 	// a late copy of the INVITE is absorbed rather than taken for a new session.
 	if d.inviteKey != "" {
 		b.unacked.Store(d.inviteKey, acceptedAt(d.okAt.UnixNano()))
-		d.inviteKey = ""
 	}
-	d.ok, d.okReq = nil, nil
+	d.uasPending = nil
 }
 
 // acceptedAt marks an INVITE whose exchange is over, by the time of its 200.

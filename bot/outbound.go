@@ -49,7 +49,7 @@ func (b *Bot) Send(ctx context.Context, to, text string) (Delivery, error) {
 	// A conversation of its own, never listed: the peer's answer starts the real one.
 	s := &Session{
 		b: b, id: "send " + uri.String(), mode: ModePage, peer: peerFromURI(uri, ""),
-		local: b.identity, peerURI: uri, peerAddr: dest, network: network,
+		local: b.identity, pageState: &pageState{peerURI: uri, peerAddr: dest, network: network},
 		started: time.Now(), endedCh: make(chan struct{}),
 	}
 	return s.sendText(ctx, text)

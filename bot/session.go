@@ -32,16 +32,10 @@ type Session struct {
 	// peerSpoke: the peer sent a request in the dialog, so it knows of it (see noAck).
 	peerSpoke atomic.Bool
 
-	dlg *dialog // session mode; nil in page mode
-
-	// page mode: where replies go
-	peerURI sip.Uri
+	dlg        *dialog // session mode; nil in page mode
+	*pageState         // page mode; nil in session mode
 
 	mu sync.Mutex
-	// page mode, guarded by mu: the transport and source address of the peer's last request.
-	network  string
-	peerAddr string
-	lru      *list.Element // page mode: place in the eviction order, guarded by the table's lock
 
 	inbox    []*Event
 	queued   bool // on the run queue or being run by a worker
@@ -49,11 +43,6 @@ type Session struct {
 	expiring bool // EventIdle queued
 	typing   typingPrefs
 	endedCh  chan struct{}
-
-	// admission of a page-mode conversation: closed once Config.Admit decided
-	admitted  chan struct{}
-	refusal   int
-	refReason string
 
 	// arrival order of the peer's in-dialog requests (see arrival.go)
 	nextTicket, serving uint64
@@ -64,6 +53,20 @@ type Session struct {
 
 	ty  typingState // guarded by tmu
 	tmu sync.Mutex
+}
+
+// pageState is what only a page-mode conversation keeps (an IM session does without it).
+type pageState struct {
+	peerURI sip.Uri // where replies go
+	// guarded by the session's mu: the transport and source address of the peer's last
+	// request
+	network  string
+	peerAddr string
+	lru      *list.Element // place in the eviction order, guarded by the table's lock
+	// admission: closed once Config.Admit decided
+	admitted  chan struct{}
+	refusal   int
+	refReason string
 }
 
 // ID returns the session's identifier: the dialog ID for an IM session, the conversation key

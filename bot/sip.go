@@ -656,8 +656,8 @@ func (b *Bot) onPageMessage(req *sip.Request, tx sip.ServerTransaction, in inbou
 		s := &Session{
 			b: b, id: key, key: key, mode: ModePage, peer: peer, local: local,
 			// Keep the URI's parameters: ;transport=tcp says how to reach the peer.
-			peerURI: sip.Uri{Scheme: from.Address.Scheme, User: from.Address.User, Host: from.Address.Host,
-				Port: from.Address.Port, UriParams: from.Address.UriParams},
+			pageState: &pageState{peerURI: sip.Uri{Scheme: from.Address.Scheme, User: from.Address.User,
+				Host: from.Address.Host, Port: from.Address.Port, UriParams: from.Address.UriParams}},
 			started: time.Now(), endedCh: make(chan struct{}),
 		}
 		if b.cfg.Admit != nil {
