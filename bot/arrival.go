@@ -124,14 +124,7 @@ func (s *Session) issueTicket() uint64 {
 func (s *Session) newBranch(key string, now time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	limit := now.Add(-branchMemory).UnixNano()
-	i := 0
-	for i < len(s.branches) && s.branches[i].at < limit {
-		i++
-	}
-	if i > 0 {
-		s.branches = append(s.branches[:0], s.branches[i:]...)
-	}
+	s.forgetBranchesLocked(now)
 	for _, b := range s.branches {
 		if b.key == key {
 			return false
@@ -139,6 +132,28 @@ func (s *Session) newBranch(key string, now time.Time) bool {
 	}
 	s.branches = append(s.branches, seenBranch{key: key, at: now.UnixNano()})
 	return true
+}
+
+// forgetBranches drops the branches older than branchMemory (the idle sweeper calls it, so
+// that a quiet session keeps none).
+func (s *Session) forgetBranches(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.forgetBranchesLocked(now)
+}
+
+func (s *Session) forgetBranchesLocked(now time.Time) {
+	limit := now.Add(-branchMemory).UnixNano()
+	i := 0
+	for i < len(s.branches) && s.branches[i].at < limit {
+		i++
+	}
+	switch {
+	case i == len(s.branches):
+		s.branches = nil
+	case i > 0:
+		s.branches = append(s.branches[:0], s.branches[i:]...)
+	}
 }
 
 type seenBranch struct {

@@ -506,6 +506,7 @@ func (b *Bot) sweepIdle(ctx context.Context) {
 				if s.lastActive.Load() < limit && !s.busy() {
 					s.expire()
 				}
+				s.forgetBranches(now)
 			}
 		}
 	}
