@@ -38,6 +38,7 @@ type RuleSet struct {
 	states   []string
 	help     string
 	hasState map[string]bool
+	warnings ErrorList
 }
 
 // rule is one compiled rule.
@@ -91,6 +92,16 @@ type setter struct {
 
 // Files returns every file the rule set was read from, includes too, in load order.
 func (rs *RuleSet) Files() []string { return slices.Clone(rs.files) }
+
+// Warnings returns the warnings found while loading: constructs that are likely to fail at
+// run time, such as a reduce whose accumulator doubles at each step. Each is an *Error with
+// Warning set.
+func (rs *RuleSet) Warnings() []error {
+	if len(rs.warnings) == 0 {
+		return nil
+	}
+	return rs.warnings.Unwrap()
+}
 
 // Len returns the number of rules (the built-in help rule included).
 func (rs *RuleSet) Len() int { return len(rs.rules) }
@@ -244,6 +255,7 @@ func compileSet(opts *Options, files []*fileAST, read []string, e *errs) (*RuleS
 	if err := e.err(); err != nil {
 		return nil, err
 	}
+	rs.warnings = e.warnings()
 	rs.buildIndex()
 	rs.help = rs.makeHelp()
 	return rs, nil
@@ -351,18 +363,10 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) *rule {
 		}
 	}
 
-	check := cc.checker(r, what)
+	check := cc.checker(r, what, false)
 	if ra.when != nil {
-		p, tree, err := cc.c.compile(ra.when.Value, true)
-		if err == nil {
-			if ce := check(ra.when.Value, tree); ce != nil {
-				err = ce
-			}
-		}
-		if err != nil {
-			ee := err.(*exprError)
-			s.e.add(s.at(ra.when, ee.line, ee.col), "in 'when' of %s: %s", what, ee.msg)
-		}
+		p, probs := cc.compileExpr(ra.when.Value, true, check)
+		cc.report(ra.when, probs, "in 'when' of %s", what)
 		r.when = p
 	}
 
@@ -374,17 +378,20 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) *rule {
 		}
 		s.errf(k, "%s is 'on: session.end': the conversation is over and cannot be answered; say goodbye in a rule 'on: idle' instead", what)
 	}
+	replyCheck := cc.checker(r, what, true)
 	for _, alts := range ra.msgs {
 		var ts []*template
 		for _, n := range alts {
-			t, err := cc.c.compileTemplate(n.Value, false, check)
-			if err != nil {
-				s.e.add(s.at(n, err.line, err.col), "in the reply of %s: %s", what, err.msg)
-				continue
+			t, probs := cc.c.compileTemplate(n.Value, false, replyCheck)
+			cc.report(n, probs, "in the reply of %s", what)
+			if t != nil {
+				ts = append(ts, t)
 			}
-			ts = append(ts, t)
 		}
 		r.msgs = append(r.msgs, ts)
+	}
+	if !cc.opts.noStaticLimits {
+		cc.replyLimits(r, ra, what)
 	}
 	for _, st := range ra.set {
 		if _, isConst := cc.rs.consts[st.name]; isConst {
@@ -400,9 +407,9 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) *rule {
 		case v.Kind == yaml.ScalarNode && v.Tag == "!!null":
 			set.del = true
 		case v.Kind == yaml.ScalarNode && v.Tag == "!!str":
-			t, err := cc.c.compileTemplate(v.Value, true, check)
-			if err != nil {
-				s.e.add(s.at(v, err.line, err.col), "in 'set: %s' of %s: %s", st.name, what, err.msg)
+			t, probs := cc.c.compileTemplate(v.Value, true, check)
+			cc.report(v, probs, "in 'set: %s' of %s", st.name, what)
+			if t == nil {
 				continue
 			}
 			set.tmpl = t
@@ -469,7 +476,7 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) *rule {
 }
 
 // callExpr compiles `call: name` or `call: name(args)`.
-func (cc *compiling) callExpr(n *yaml.Node, what string, check func(string, ast.Node) *exprError) *vm.Program {
+func (cc *compiling) callExpr(n *yaml.Node, what string, check func(string, ast.Node) []*exprError) *vm.Program {
 	src := strings.TrimSpace(n.Value)
 	name := src
 	if i := strings.IndexByte(src, '('); i >= 0 {
@@ -496,24 +503,45 @@ func (cc *compiling) callExpr(n *yaml.Node, what string, check func(string, ast.
 		cc.cur.errf(n, "%s calls '%s', which is not a registered function%s", what, name, hint)
 		return nil
 	}
-	p, tree, err := cc.c.compile(src, false)
-	if err == nil {
-		if ce := check(src, tree); ce != nil {
-			err = ce
-		}
-	}
-	if err != nil {
-		ee := err.(*exprError)
-		cc.e.add(cc.cur.at(n, ee.line, ee.col), "in 'call' of %s: %s", what, ee.msg)
+	p, probs := cc.compileExpr(src, false, check)
+	if cc.report(n, probs, "in 'call' of %s", what) {
 		return nil
 	}
 	return p
 }
 
-// checker returns the extra checks of the expressions of r: captures that exist, and
-// business hours that parse.
-func (cc *compiling) checker(r *rule, what string) func(string, ast.Node) *exprError {
-	return func(src string, tree ast.Node) *exprError {
+// compileExpr compiles an expression and runs the extra checks on it. It returns the
+// problems found, warnings included.
+func (cc *compiling) compileExpr(src string, asBool bool, check func(string, ast.Node) []*exprError) (*vm.Program, []*exprError) {
+	p, tree, err := cc.c.compile(src, asBool)
+	if err != nil {
+		return nil, []*exprError{err.(*exprError)}
+	}
+	return p, check(src, tree)
+}
+
+// report adds the problems of the expression (or template) of node n, each message after
+// the prefix format makes. It reports whether one of them is an error.
+func (cc *compiling) report(n *yaml.Node, probs []*exprError, format string, args ...any) (failed bool) {
+	prefix := fmt.Sprintf(format, args...)
+	for _, pr := range probs {
+		at := cc.cur.at(n, pr.line, pr.col)
+		if pr.warn {
+			cc.e.warn(at, "%s: %s", prefix, pr.msg)
+			continue
+		}
+		cc.e.add(at, "%s: %s", prefix, pr.msg)
+		failed = true
+	}
+	return failed
+}
+
+// checker returns the extra checks of the expressions of r: captures that exist, business
+// hours that parse, and what is sure to go over the Limits (staticLimits; reply is set for
+// the {{ }} of replies).
+func (cc *compiling) checker(r *rule, what string, reply bool) func(string, ast.Node) []*exprError {
+	lim := cc.opts.Limits.withDefaults()
+	return func(src string, tree ast.Node) []*exprError {
 		var found *exprError
 		v := &visitor{fn: func(n ast.Node) {
 			if found != nil {
@@ -563,7 +591,14 @@ func (cc *compiling) checker(r *rule, what string) func(string, ast.Node) *exprE
 			}
 		}}
 		ast.Walk(&tree, v)
-		return found
+		var probs []*exprError
+		if found != nil {
+			probs = append(probs, found)
+		}
+		if !cc.opts.noStaticLimits {
+			probs = append(probs, staticLimits(src, tree, lim, reply)...)
+		}
+		return probs
 	}
 }
 

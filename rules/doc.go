@@ -59,6 +59,13 @@
 // A rule that fires does, in order: call, set, goto, its replies (which see the new
 // variables and state), its Go handler, and end.
 //
+// # Limits
+//
+// What one event may cost is bounded (Options.Limits): the text an evaluation builds, the
+// time it loops, the number and size of the replies, and expr's memory budget of list
+// elements. An event over a limit fails with an error wrapping ErrLimit, and the engine goes
+// on with the next one; what is sure to go over a limit is refused when the rules load.
+//
 // # Loading and running
 //
 // Load and Check report every problem of every file at once, with file:line:column and a

@@ -51,6 +51,7 @@ func New(opts Options, files ...string) (*Engine, error) {
 	e.rs.Store(rs)
 	e.stats.loaded.Store(time.Now().UnixNano())
 	e.stamps = stampFiles(opts.FS, rs.files)
+	e.logWarnings(rs)
 	return e, nil
 }
 
@@ -223,7 +224,7 @@ func (rs *RuleSet) process(ctx context.Context, opts *Options, in Input, conv st
 		now = now.In(opts.Location)
 	}
 	out := &Outcome{Conversation: conv, Pass: true, ev: in.Kind, st: conv.State}
-	p := &proc{rs: rs, opts: opts, in: &in, out: out, now: now, ctx: ctx, state: conv.State}
+	p := &proc{rs: rs, opts: opts, in: &in, out: out, now: now, ctx: ctx, state: conv.State, lim: opts.Limits.withDefaults()}
 
 	sc := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(sc)
@@ -289,6 +290,10 @@ type proc struct {
 	info   *Info
 	merged map[string]any // constants and variables, nil until needed or after a set
 	own    bool           // out.Conversation.Vars is our copy
+
+	lim        Limits // with defaults
+	replies    int    // messages of the steps so far
+	replyBytes int    // and their text
 }
 
 // Which rules of a list apply, by their states.
@@ -429,8 +434,11 @@ func (p *proc) environment(r *rule, caps map[string]string) *exprEnv {
 		if p.env.Session.Mode == "unknown" {
 			p.env.Session.Mode = ""
 		}
-		p.info = &Info{Event: in.Kind, Text: in.Text, State: stateName(p.state), Sender: in.Peer, Key: in.Key, Now: p.now}
+		b := &budget{lim: p.lim, ctx: p.ctx}
+		p.info = &Info{Event: in.Kind, Text: in.Text, State: stateName(p.state), Sender: in.Peer, Key: in.Key, Now: p.now, budget: b}
 		p.env.Ctx = context.WithValue(p.ctx, infoKey{}, p.info)
+		p.env.budget = b
+		p.env.Step = b.stepOrPanic
 	}
 	p.env.Match = caps
 	p.env.Result = nil
@@ -526,11 +534,28 @@ func (p *proc) fire(r *rule, env *exprEnv, caps map[string]string) error {
 		if err != nil {
 			return fmt.Errorf("reply: %w", err)
 		}
+		if err := p.countReply(text); err != nil {
+			return fmt.Errorf("reply: %w", err)
+		}
 		step.Messages = append(step.Messages, Message{Text: text, Typing: r.typing.delay(text)})
 	}
 	p.out.Steps = append(p.out.Steps, step)
 	if r.end {
 		p.out.End = true
+	}
+	return nil
+}
+
+// countReply counts a message against Limits.Replies and Limits.ReplyBytes: over either,
+// the event fails and nothing is sent, rather than a flood of messages or a cut answer.
+func (p *proc) countReply(text string) error {
+	p.replies++
+	p.replyBytes += len(text)
+	if p.replies > p.lim.Replies {
+		return &LimitError{Limit: "Replies", Msg: fmt.Sprintf("the rules would send more than %d messages for this event (Limits.Replies)", p.lim.Replies)}
+	}
+	if p.replyBytes > p.lim.ReplyBytes {
+		return &LimitError{Limit: "ReplyBytes", Msg: fmt.Sprintf("the replies to this event would hold %d bytes of text; the limit is %d (Limits.ReplyBytes)", p.replyBytes, p.lim.ReplyBytes)}
 	}
 	return nil
 }

@@ -29,6 +29,10 @@ type exprEnv struct {
 	Typing  bool              `expr:"typing"`
 	Result  any               `expr:"result"`
 	Ctx     context.Context   `expr:"ctx"`
+	// Step is a loop step (guardPatch): budget.step, panicking with its error.
+	Step func() bool `expr:"$step"`
+
+	budget *budget // the event's; also in Ctx, for guarded functions
 }
 
 type senderEnv struct {
@@ -105,9 +109,14 @@ func dottedName(n ast.Node) (string, bool) {
 func newCompiler(user Funcs, builtins Funcs) (*compiler, error) {
 	c := &compiler{funcs: map[string]bool{}}
 	c.opts = []expr.Option{
-		expr.Env(&exprEnv{}),
+		expr.Env(exprEnv{}),
 		expr.DisableBuiltin("now"),
 		expr.MaxNodes(maxExprNodes),
+	}
+	guards, guardNames := guardOptions()
+	c.opts = append(c.opts, guards...)
+	for _, name := range guardNames {
+		c.funcs[name] = true
 	}
 	add := func(name string, f Function) error {
 		if !validFuncName(name) {
@@ -146,21 +155,24 @@ func newCompiler(user Funcs, builtins Funcs) (*compiler, error) {
 			return nil, err
 		}
 	}
-	c.opts = append(c.opts, expr.Patch(callPatch{c.funcs}))
+	// callPatch first: guardPatch needs the types of calls that take the context.
+	c.opts = append(c.opts, expr.Patch(callPatch{c.funcs}), expr.Patch(guardPatch{}))
 	return c, nil
 }
 
-// exprError is an expression error at a line (1-based) and rune column (0-based) of its source.
+// exprError is an expression error at a line (1-based) and rune column (0-based) of its
+// source, or a warning: a problem that does not stop the rules from loading.
 type exprError struct {
 	line, col int
 	msg       string
+	warn      bool
 }
 
 func (e *exprError) Error() string { return e.msg }
 
 func (c *compiler) compile(src string, asBool bool) (*vm.Program, ast.Node, error) {
 	if len(src) > maxExprLen {
-		return nil, nil, &exprError{1, 0, fmt.Sprintf("expression is %d bytes long; the limit is %d", len(src), maxExprLen)}
+		return nil, nil, &exprError{line: 1, col: 0, msg: fmt.Sprintf("expression is %d bytes long; the limit is %d", len(src), maxExprLen)}
 	}
 	opts := c.opts
 	if asBool {
@@ -170,17 +182,24 @@ func (c *compiler) compile(src string, asBool bool) (*vm.Program, ast.Node, erro
 	if err != nil {
 		var fe *file.Error
 		if errors.As(err, &fe) {
-			return nil, nil, &exprError{fe.Line, fe.Column, c.explain(fe.Message)}
+			return nil, nil, &exprError{line: fe.Line, col: fe.Column, msg: c.explain(fe.Message)}
 		}
-		return nil, nil, &exprError{1, 0, err.Error()}
+		return nil, nil, &exprError{line: 1, col: 0, msg: err.Error()}
 	}
 	return p, p.Node(), nil
 }
 
 var vmPool = sync.Pool{New: func() any { return new(vm.VM) }}
 
-// run evaluates a program.
-func run(p *vm.Program, env *exprEnv) (out any, err error) {
+// run evaluates a program: one evaluation, with a fresh count of the text it builds and of
+// the time it loops.
+func run(p *vm.Program, env *exprEnv) (any, error) {
+	env.budget.reset()
+	return exec(p, env)
+}
+
+// exec runs a program within the current evaluation.
+func exec(p *vm.Program, env *exprEnv) (out any, err error) {
 	v := vmPool.Get().(*vm.VM)
 	v.MemoryBudget = exprMemBudget
 	defer func() {
@@ -189,7 +208,12 @@ func run(p *vm.Program, env *exprEnv) (out any, err error) {
 		}
 		vmPool.Put(v)
 	}()
-	return v.Run(p, env)
+	out, err = v.Run(p, env)
+	var fe *file.Error
+	if err != nil && errors.As(err, &fe) && fe.Prev == nil && fe.Message == "memory budget exceeded" {
+		fe.Wrap(errMemory) // so that errors.Is(err, ErrLimit)
+	}
+	return out, err
 }
 
 // format renders a value in a reply.

@@ -16,9 +16,12 @@ type Error struct {
 	Line int
 	Col  int
 	Msg  string
+	// Warning marks a problem that does not stop the rules from loading: a construct that
+	// is likely to fail at run time. Load succeeds with warnings; Check reports them.
+	Warning bool
 }
 
-// Error returns "file:line:col: message".
+// Error returns "file:line:col: message", or "file:line:col: warning: message".
 func (e *Error) Error() string {
 	var b strings.Builder
 	if e.File != "" {
@@ -33,12 +36,19 @@ func (e *Error) Error() string {
 	if b.Len() > 0 {
 		b.WriteString(": ")
 	}
+	if e.Warning {
+		b.WriteString("warning: ")
+	}
 	b.WriteString(e.Msg)
 	return b.String()
 }
 
+// pos returns where the problem is.
+func (e *Error) pos() pos { return pos{file: e.File, line: e.Line, col: e.Col} }
+
 // ErrorList is every problem found while loading rules, in file and position order. Load and
-// Reload return one as their error; use errors.As to get at the individual errors.
+// Reload return one as their error (with the warnings found too); use errors.As to get at the
+// individual errors.
 type ErrorList []*Error
 
 // Error joins the errors, one a line.
@@ -79,7 +89,15 @@ type errs struct {
 }
 
 func (c *errs) add(p pos, format string, args ...any) {
-	e := &Error{File: p.file, Line: p.line, Col: p.col, Msg: fmt.Sprintf(format, args...)}
+	c.put(&Error{File: p.file, Line: p.line, Col: p.col, Msg: fmt.Sprintf(format, args...)})
+}
+
+// warn records a warning: it is reported, but the rules load.
+func (c *errs) warn(p pos, format string, args ...any) {
+	c.put(&Error{File: p.file, Line: p.line, Col: p.col, Msg: fmt.Sprintf(format, args...), Warning: true})
+}
+
+func (c *errs) put(e *Error) {
 	k := e.Error()
 	if c.seen == nil {
 		c.seen = map[string]bool{}
@@ -91,10 +109,30 @@ func (c *errs) add(p pos, format string, args ...any) {
 	c.list = append(c.list, e)
 }
 
+// err returns every problem, warnings included, or nil when none is an error.
 func (c *errs) err() error {
-	if len(c.list) == 0 {
+	failed := false
+	for _, e := range c.list {
+		failed = failed || !e.Warning
+	}
+	if !failed {
 		return nil
 	}
+	return c.sorted()
+}
+
+// warnings returns the warnings, in order.
+func (c *errs) warnings() ErrorList {
+	var l ErrorList
+	for _, e := range c.sorted() {
+		if e.Warning {
+			l = append(l, e)
+		}
+	}
+	return l
+}
+
+func (c *errs) sorted() ErrorList {
 	l := append(ErrorList(nil), c.list...)
 	sort.SliceStable(l, func(i, j int) bool {
 		a, b := l[i], l[j]

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,18 +78,20 @@ func TestBadInput(t *testing.T) {
 }
 
 // TestExpressionBudget checks that an expression over a huge range fails instead of eating
-// memory or time.
+// memory or time. Constant bounds are refused when the rules load (TestStaticLimits); these
+// are only known when the event comes.
 func TestExpressionBudget(t *testing.T) {
 	e := newTestEngine(t, Options{}, `version: 1
+vars: {n: 100000000}
 rules:
-  - {name: a, match: loop, reply: "{{ len(filter(1..100000000, # % 2 == 0)) }}"}
-  - {name: b, match: repeat, reply: "{{ repeat('x', 100000000) }}"}
+  - {name: a, match: loop, reply: "{{ len(filter(1..vars.n, # % 2 == 0)) }}"}
+  - {name: b, match: repeat, reply: "{{ repeat('x', vars.n) }}"}
 `)
-	for _, text := range []string{"loop", "repeat"} {
+	for text, want := range map[string]string{"loop": "memory budget", "repeat": "Limits.TextBytes"} {
 		start := time.Now()
 		_, err := e.Process(context.Background(), Input{Text: text}, store.ConversationState{})
-		if err == nil || !strings.Contains(err.Error(), "memory budget") {
-			t.Errorf("%s: err = %v; want memory budget exceeded", text, err)
+		if err == nil || !strings.Contains(err.Error(), want) || !errors.Is(err, ErrLimit) {
+			t.Errorf("%s: err = %v; want ErrLimit, %s", text, err, want)
 		}
 		if time.Since(start) > 5*time.Second {
 			t.Errorf("%s took %v", text, time.Since(start))

@@ -29,6 +29,8 @@ type Info struct {
 	Key string
 	// Now is the time the event is handled at, in the engine's location.
 	Now time.Time
+
+	budget *budget // what the event's expressions may still spend
 }
 
 type infoKey struct{}

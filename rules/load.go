@@ -57,6 +57,12 @@ type Options struct {
 	// OnNoMatch, when set, is called for a message that only a fallback rule answered, so
 	// it can be counted and logged as unmatched (handlers.NoMatch fits).
 	OnNoMatch func(ctx context.Context)
+	// Limits bound what one event may cost; the zero value has the defaults.
+	Limits Limits
+
+	// noStaticLimits loads what the load-time limit checks refuse, so that tests can drive
+	// the run-time budgets with the expressions that the checks keep out.
+	noStaticLimits bool
 }
 
 func (o *Options) logger() *slog.Logger {
@@ -98,10 +104,14 @@ func Load(opts Options, files ...string) (*RuleSet, error) {
 }
 
 // Check loads the rule files and returns every problem found, one error each, or nil. It is
-// what `imbot check` runs.
+// what `imbot check` runs. Warnings are among them, as an *Error with Warning set: they do
+// not stop the rules from loading.
 func Check(opts Options, files ...string) []error {
-	_, err := Load(opts, files...)
-	return Errors(err)
+	rs, err := Load(opts, files...)
+	if err != nil {
+		return Errors(err)
+	}
+	return rs.Warnings()
 }
 
 func (l *loader) clean(p string) string {

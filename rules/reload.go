@@ -67,7 +67,15 @@ func (e *Engine) reloadLocked() error {
 	e.Swap(rs)
 	e.stamps = stampFiles(e.opts.FS, rs.files)
 	e.log.Info("rules reloaded", "files", len(rs.files), "rules", rs.Len())
+	e.logWarnings(rs)
 	return nil
+}
+
+// logWarnings logs the warnings of a rule set that loaded.
+func (e *Engine) logWarnings(rs *RuleSet) {
+	for _, w := range rs.warnings {
+		e.log.Warn("rules: "+w.Msg, "at", w.pos().String())
+	}
 }
 
 func unionFiles(a []string, st []fileStamp) []string {

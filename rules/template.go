@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/expr-lang/expr/ast"
@@ -39,13 +40,13 @@ func splitTemplate(s string) (lits []string, exprs []tmplExpr, err *exprError) {
 		j := strings.Index(rest[i+2:], "}}")
 		if j < 0 {
 			l, c := lineCol(s, off+i)
-			return nil, nil, &exprError{l, c, "'{{' is never closed: write {{ expression }}"}
+			return nil, nil, &exprError{line: l, col: c, msg: "'{{' is never closed: write {{ expression }}"}
 		}
 		lits = append(lits, rest[:i])
 		src := rest[i+2 : i+2+j]
 		l, c := lineCol(s, off+i+2)
 		if strings.TrimSpace(src) == "" {
-			return nil, nil, &exprError{l, c, "empty {{ }}: put an expression inside, such as {{ sender.name }}"}
+			return nil, nil, &exprError{line: l, col: c, msg: "empty {{ }}: put an expression inside, such as {{ sender.name }}"}
 		}
 		exprs = append(exprs, tmplExpr{src: src, line: l, col: c})
 		off += i + 2 + j + 2
@@ -72,32 +73,39 @@ func lineCol(s string, off int) (int, int) {
 // shift places an error of an expression found at (line, col) of a template.
 func (t tmplExpr) shift(e *exprError) *exprError {
 	if e.line <= 1 {
-		return &exprError{t.line, t.col + e.col, e.msg}
+		return &exprError{line: t.line, col: t.col + e.col, msg: e.msg, warn: e.warn}
 	}
-	return &exprError{t.line + e.line - 1, e.col, e.msg}
+	return &exprError{line: t.line + e.line - 1, col: e.col, msg: e.msg, warn: e.warn}
 }
 
 // compileTemplate compiles every {{ }} of s. check is called with each expression's tree for
-// extra checks (captures that do not exist, constant arguments).
-func (c *compiler) compileTemplate(s string, typed bool, check func(string, ast.Node) *exprError) (*template, *exprError) {
+// extra checks (captures that do not exist, constant arguments, limits). It returns the
+// problems found, warnings included, and a nil template when one of them is an error.
+func (c *compiler) compileTemplate(s string, typed bool, check func(string, ast.Node) []*exprError) (*template, []*exprError) {
 	lits, exprs, err := splitTemplate(s)
 	if err != nil {
-		return nil, err
+		return nil, []*exprError{err}
 	}
 	t := &template{}
 	if len(exprs) == 0 {
 		t.lit, t.plain = s, true
 		return t, nil
 	}
+	var probs []*exprError
 	for i, e := range exprs {
 		p, tree, cerr := c.compile(e.src, false)
 		if cerr != nil {
 			ee := cerr.(*exprError)
-			return nil, e.shift(ee)
+			return nil, append(probs, e.shift(ee))
 		}
 		if check != nil {
-			if ce := check(e.src, tree); ce != nil {
-				return nil, e.shift(ce)
+			failed := false
+			for _, ce := range check(e.src, tree) {
+				probs = append(probs, e.shift(ce))
+				failed = failed || !ce.warn
+			}
+			if failed {
+				return nil, probs
 			}
 		}
 		if lits[i] != "" {
@@ -114,22 +122,39 @@ func (c *compiler) compileTemplate(s string, typed bool, check func(string, ast.
 			t.whole = t.parts[1].prog
 		}
 	}
-	return t, nil
+	return t, probs
 }
 
-// render evaluates the template to text.
+// literalLen returns the bytes of the template's literal text, which every rendering holds.
+func (t *template) literalLen() int {
+	if t.plain {
+		return len(t.lit)
+	}
+	n := 0
+	for _, p := range t.parts {
+		n += len(p.lit)
+	}
+	return n
+}
+
+// render evaluates the template to text: one evaluation, whose budget counts the text of
+// every {{ }} it writes.
 func (t *template) render(env *exprEnv) (string, error) {
 	if t.plain {
 		return t.lit, nil
 	}
+	env.budget.reset()
 	var b strings.Builder
 	for _, p := range t.parts {
 		if p.prog == nil {
 			b.WriteString(p.lit)
 			continue
 		}
-		v, err := run(p.prog, env)
+		v, err := exec(p.prog, env)
 		if err != nil {
+			return "", err
+		}
+		if err := chargeText(env.budget, v); err != nil {
 			return "", err
 		}
 		b.WriteString(format(v))
@@ -137,10 +162,30 @@ func (t *template) render(env *exprEnv) (string, error) {
 	return b.String(), nil
 }
 
-// value evaluates a set value: the typed result of a lone {{ expr }}, else the text.
+// value evaluates a set value: the typed result of a lone {{ expr }}, else the text. A
+// value is stored, so its text (as JSON) may not be over TextBytes either.
 func (t *template) value(env *exprEnv) (any, error) {
-	if t.whole != nil {
-		return run(t.whole, env)
+	if t.whole == nil {
+		return t.render(env)
 	}
-	return t.render(env)
+	v, err := run(t.whole, env)
+	if err != nil {
+		return nil, err
+	}
+	if limit := env.budget.textLimit(); textSize(v, limit, true) > limit {
+		return nil, &LimitError{Limit: "TextBytes", Msg: fmt.Sprintf("the value to store takes more than %d bytes as text (Limits.TextBytes)", limit)}
+	}
+	return v, nil
+}
+
+// chargeText charges the text of v, about to be written into a reply, to the evaluation's
+// budget.
+func chargeText(b *budget, v any) error {
+	n := 0
+	if s, ok := v.(string); ok {
+		n = len(s)
+	} else {
+		n = textSize(v, b.textLimit(), false)
+	}
+	return b.charge(n, "writing the value of {{ }}")
 }

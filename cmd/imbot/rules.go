@@ -66,7 +66,7 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "a config file to validate, with the rule files it names")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: imbot check [--config imbot.yaml] [FILE...]\n\nValidates a config file and rule files, printing every error as file:line:column.\nA FILE may be a rule file or a config file. Exit status 1 when anything is wrong.")
+		fmt.Fprintln(stderr, "Usage: imbot check [--config imbot.yaml] [FILE...]\n\nValidates a config file and rule files, printing every error as file:line:column.\nA FILE may be a rule file or a config file. Exit status 1 when anything is wrong;\nwarnings (what is likely to fail at run time) are printed but do not fail the check.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -115,11 +115,20 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			fmt.Fprintln(stderr, "imbot check:", err)
 			return 1
 		}
-		if errs := rules.Check(ruleOptions(nil, nil, builtinRuleHandlers(), funcs), ruleFiles...); len(errs) > 0 {
-			for _, err := range errs {
-				report(err)
+		ok, warnings := true, 0
+		for _, err := range rules.Check(ruleOptions(nil, nil, builtinRuleHandlers(), funcs), ruleFiles...) {
+			if re := (*rules.Error)(nil); errors.As(err, &re) && re.Warning {
+				fmt.Fprintln(stderr, err)
+				warnings++
+				continue
 			}
-		} else {
+			report(err)
+			ok = false
+		}
+		switch {
+		case ok && warnings > 0:
+			fmt.Fprintf(stdout, "%s: rules ok, with %d warning(s)\n", strings.Join(ruleFiles, ", "), warnings)
+		case ok:
 			fmt.Fprintf(stdout, "%s: rules ok\n", strings.Join(ruleFiles, ", "))
 		}
 	}

@@ -24,6 +24,16 @@ func TestCheckCommand(t *testing.T) {
 	bad := writeFile(t, dir, "bad.yaml", "version: 1\nrules:\n  - name: hi\n    match: hello\n    reply: Hi!\n    whem: true\n  - name: hi\n    reply: again\n")
 	cfg := writeFile(t, dir, "imbot.yaml", "rules: [good.yaml]\nstore: {driver: memory}\n")
 	badCfg := writeFile(t, dir, "broken.yaml", "listen: [udp://127.0.0.1:0]\nidentty: sip:x@y\n")
+	costly := writeFile(t, dir, "costly.yaml", `version: 1
+rules:
+  - {name: doubling, match: "double *", when: "len(reduce(1..30, #acc + #acc, text)) > 0", reply: never}
+  - {name: copies, match: "copies *", reply: "{{ repeat(text, 999999) }}"}
+  - {name: flood, match: "flood *", reply: "{{ repeat('ab ', 333333) }}"}
+`)
+	risky := writeFile(t, dir, "risky.yaml", `version: 1
+rules:
+  - {name: words, match: "words *", when: "len(reduce(split(text, ' '), #acc + #acc, text)) > 0", reply: ok}
+`)
 	cases := []struct {
 		name string
 		args []string
@@ -34,6 +44,9 @@ func TestCheckCommand(t *testing.T) {
 		{"config and its rules", []string{"--config", cfg}, 0, []string{"config ok", "rules ok"}},
 		{"every error with its position", []string{bad}, 1, []string{"bad.yaml:6:5:", "bad.yaml:7:"}},
 		{"bad config", []string{badCfg}, 1, []string{"broken.yaml:2:1: unknown key \"identty\""}},
+		{"over the limits", []string{costly}, 1, []string{"costly.yaml:3:52: in 'when' of rule 'doubling': the accumulator of reduce grows 2-fold",
+			"costly.yaml:4:50: in the reply of rule 'copies': repeat() makes 999999 copies", "costly.yaml:5:48: in the reply of rule 'flood': repeat() builds 999999 bytes"}},
+		{"a warning", []string{risky}, 0, []string{"risky.yaml:3:48: warning: in 'when' of rule 'words'", "rules ok, with 1 warning(s)"}},
 		{"nothing to check", nil, 2, []string{"Usage"}},
 	}
 	for _, c := range cases {
