@@ -2,7 +2,6 @@ package bot
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -169,10 +168,11 @@ func (b *Bot) bindOne(la listenAddr, shared map[string]int) (boundListener, erro
 			return boundListener{network: "udp", pc: pc}, err
 		}
 		ln, err := net.Listen("tcp", addr)
-		if err == nil && (la.network == "tls" || la.network == "wss") {
-			ln = tls.NewListener(ln, b.cfg.TLS)
+		if err != nil {
+			return boundListener{network: la.network}, err
 		}
-		return boundListener{network: la.network, ln: ln}, err
+		// Connection limit, accept retries, TLS and timeouts (listener.go).
+		return boundListener{network: la.network, ln: newStreamListener(ln, la.network, b.cfg)}, nil
 	}
 	if (la.network == "tls" || la.network == "wss") && b.cfg.TLS == nil {
 		return boundListener{}, fmt.Errorf("listen on %s://%s: set Config.TLS (certificate and key)", la.network, la.host)
@@ -390,6 +390,8 @@ func (b *Bot) Run(ctx context.Context) error {
 			if rp, ok := l.pc.(*readyPacketConn); ok {
 				rp.once.Do(rp.ready) // Serve failed before its first read: do not hold Ready
 			}
+			// A stream listener retries failed accepts (listener.go): only a broken UDP
+			// socket, or a listener sipgo cannot use at all, gets here.
 			if err != nil && !errors.Is(err, net.ErrClosed) && serveCtx.Err() == nil {
 				errc <- fmt.Errorf("serve %s %s: %w", l.network, l.addr(), err)
 			}

@@ -76,6 +76,26 @@ type Config struct {
 	// MaxMessageBytes is the largest message body accepted; larger ones get 413.
 	// Default: 16384.
 	MaxMessageBytes int
+	// MaxConnections bounds the connections open at once on each TCP, TLS or WebSocket
+	// listen address. Past it a new connection is closed (with a reset) as soon as it is
+	// accepted, so that a flood of connections costs the bot at most this many file
+	// descriptors per address: keep their sum below the process's open-file limit
+	// (ulimit -n). An accept that fails all the same (too many open files) is retried after
+	// a pause, 5 ms doubling to 1 s; it never stops the bot. Default: 1024.
+	MaxConnections int
+	// ConnectionIdleTimeout closes a TCP, TLS or WebSocket connection that carried no SIP
+	// message and no keep-alive (CRLF, RFC 5626; a WebSocket ping) for this long. A client
+	// that keeps its connection alive, with keep-alives every 30 seconds as is usual or with
+	// its traffic, keeps it. Whatever the timeout, a connection must also move each message
+	// promptly: a new one must deliver its first message within 30 seconds of connecting
+	// (TLS and WebSocket handshakes included), any message must arrive whole within 30
+	// seconds of its first byte, and any write of the bot must be taken within 30 seconds
+	// (ConnectionIdleTimeout instead of 30 seconds, if shorter). So a peer that connects and
+	// says nothing, dribbles a message that never ends or stops reading holds its connection
+	// for 30 seconds, not for the idle timeout. Default: IdleTimeout plus one minute, so that
+	// a browser or a client behind NAT, whose Contact the bot cannot reach, keeps the
+	// connection it is answered over for as long as a conversation may stay idle on it.
+	ConnectionIdleTimeout time.Duration
 	// ReorderWindow is ignored.
 	//
 	// Deprecated: in-dialog requests are handled in the order they arrived, at once (gaps
@@ -211,6 +231,7 @@ func (c *Config) withDefaults() (Config, error) {
 		}
 	}
 	def(&cfg.IdleTimeout, 10*time.Minute)
+	def(&cfg.ConnectionIdleTimeout, cfg.IdleTimeout+time.Minute)
 	def(&cfg.AckTimeout, 64*sip.T1)
 	def(&cfg.MaxQueueDelay, 500*time.Millisecond)
 	def(&cfg.RequestTimeout, 10*time.Second)
@@ -229,6 +250,7 @@ func (c *Config) withDefaults() (Config, error) {
 	defInt(&cfg.MaxPageConversations, 50000)
 	defInt(&cfg.MaxQueued, 10000)
 	defInt(&cfg.MaxMessageBytes, 16384)
+	defInt(&cfg.MaxConnections, 1024)
 	if cfg.Apology == "" {
 		cfg.Apology = "Sorry, something went wrong on my side (ref %s)."
 	}

@@ -47,10 +47,11 @@ type fileConfig struct {
 		Refresh   time.Duration `yaml:"refresh"`
 	} `yaml:"typing"`
 	Timeouts struct {
-		Idle     time.Duration `yaml:"idle"`
-		Request  time.Duration `yaml:"request"`
-		Event    time.Duration `yaml:"event"`
-		Shutdown time.Duration `yaml:"shutdown"`
+		Idle           time.Duration `yaml:"idle"`
+		ConnectionIdle time.Duration `yaml:"connection_idle"`
+		Request        time.Duration `yaml:"request"`
+		Event          time.Duration `yaml:"event"`
+		Shutdown       time.Duration `yaml:"shutdown"`
 	} `yaml:"timeouts"`
 	Limits struct {
 		Inbox             int           `yaml:"inbox"`
@@ -60,6 +61,7 @@ type fileConfig struct {
 		Sessions          int           `yaml:"sessions"`
 		PageConversations int           `yaml:"page_conversations"`
 		MessageBytes      int           `yaml:"message_bytes"`
+		Connections       int           `yaml:"connections"`
 	} `yaml:"limits"`
 	Log struct {
 		Level  string `yaml:"level"`
@@ -77,7 +79,9 @@ type fileConfig struct {
 		Path   string `yaml:"path"`
 	} `yaml:"store"`
 	HTTP struct {
-		Listen string `yaml:"listen"`
+		Listen         string        `yaml:"listen"`
+		IdleTimeout    time.Duration `yaml:"idle_timeout"`
+		MaxConnections int           `yaml:"max_connections"`
 	} `yaml:"http"`
 	Access struct {
 		Allow []string `yaml:"allow"`
@@ -325,12 +329,16 @@ func (c *fileConfig) validate() []keyError {
 	default:
 		bad("log.format", "%q: want text or json", c.Log.Format)
 	}
-	if c.Limits.QueueDelay < 0 {
-		bad("limits.queue_delay", "%v: must be positive (or left out for the default)", c.Limits.QueueDelay)
+	for key, v := range map[string]time.Duration{"limits.queue_delay": c.Limits.QueueDelay,
+		"timeouts.connection_idle": c.Timeouts.ConnectionIdle, "http.idle_timeout": c.HTTP.IdleTimeout} {
+		if v < 0 {
+			bad(key, "%v: must be positive (or left out for the default)", v)
+		}
 	}
 	for key, v := range map[string]int{"limits.inbox": c.Limits.Inbox, "limits.workers": c.Limits.Workers,
 		"limits.queued": c.Limits.Queued, "limits.sessions": c.Limits.Sessions,
-		"limits.page_conversations": c.Limits.PageConversations, "limits.message_bytes": c.Limits.MessageBytes} {
+		"limits.page_conversations": c.Limits.PageConversations, "limits.message_bytes": c.Limits.MessageBytes,
+		"limits.connections": c.Limits.Connections, "http.max_connections": c.HTTP.MaxConnections} {
 		if v < 0 {
 			bad(key, "%d: must be positive (or left out for the default)", v)
 		}
@@ -368,22 +376,24 @@ func (c *fileConfig) validate() []keyError {
 // botConfig turns the file config into a bot.Config. Secrets come from the environment.
 func (c *fileConfig) botConfig() (bot.Config, error) {
 	cfg := bot.Config{
-		Listen:               c.Listen,
-		Identity:             c.Identity,
-		DisplayName:          c.DisplayName,
-		Advertise:            c.Advertise,
-		OutboundProxy:        c.OutboundProxy,
-		IdleTimeout:          c.Timeouts.Idle,
-		RequestTimeout:       c.Timeouts.Request,
-		EventTimeout:         c.Timeouts.Event,
-		ShutdownTimeout:      c.Timeouts.Shutdown,
-		InboxSize:            c.Limits.Inbox,
-		MaxWorkers:           c.Limits.Workers,
-		MaxQueued:            c.Limits.Queued,
-		MaxQueueDelay:        c.Limits.QueueDelay,
-		MaxSessions:          c.Limits.Sessions,
-		MaxPageConversations: c.Limits.PageConversations,
-		MaxMessageBytes:      c.Limits.MessageBytes,
+		Listen:                c.Listen,
+		Identity:              c.Identity,
+		DisplayName:           c.DisplayName,
+		Advertise:             c.Advertise,
+		OutboundProxy:         c.OutboundProxy,
+		IdleTimeout:           c.Timeouts.Idle,
+		ConnectionIdleTimeout: c.Timeouts.ConnectionIdle,
+		RequestTimeout:        c.Timeouts.Request,
+		EventTimeout:          c.Timeouts.Event,
+		ShutdownTimeout:       c.Timeouts.Shutdown,
+		InboxSize:             c.Limits.Inbox,
+		MaxWorkers:            c.Limits.Workers,
+		MaxQueued:             c.Limits.Queued,
+		MaxQueueDelay:         c.Limits.QueueDelay,
+		MaxSessions:           c.Limits.Sessions,
+		MaxPageConversations:  c.Limits.PageConversations,
+		MaxMessageBytes:       c.Limits.MessageBytes,
+		MaxConnections:        c.Limits.Connections,
 		Typing: bot.TypingConfig{
 			Off: c.Typing.Off, Delay: c.Typing.Delay, RefreshMS: c.Typing.RefreshMS, Refresh: c.Typing.Refresh,
 		},

@@ -34,6 +34,9 @@ func TestConfigErrors(t *testing.T) {
 		{"wrong type", "limits:\n  inbox: many\n", []string{"cannot unmarshal", "many"}},
 		{"syntax", "listen: [\n", []string{"cfg.yaml:"}},
 		{"password without registrar", "registration:\n  password_env: X\n", []string{"set registration.registrar too"}},
+		{"negative connection bounds", "limits:\n  connections: -1\ntimeouts:\n  connection_idle: -1s\nhttp:\n  max_connections: -2\n",
+			[]string{"limits.connections: -1: must be positive", "timeouts.connection_idle: -1s: must be positive",
+				"http.max_connections: -2: must be positive"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -79,5 +82,19 @@ func TestHandoffTextsFromConfig(t *testing.T) {
 	if _, err := parseConfig("cfg.yaml", []byte("handoff:\n  texts:\n    endd: x\n")); err == nil ||
 		!strings.Contains(err.Error(), `did you mean "ended"`) {
 		t.Errorf("a misspelt text key: %v", err)
+	}
+}
+
+func TestConnectionBoundsFromConfig(t *testing.T) {
+	fc, err := parseConfig("cfg.yaml", []byte("limits:\n  connections: 10\ntimeouts:\n  connection_idle: 3m\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := fc.botConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MaxConnections != 10 || cfg.ConnectionIdleTimeout != 3*time.Minute {
+		t.Errorf("MaxConnections %d, ConnectionIdleTimeout %v; want 10, 3m", cfg.MaxConnections, cfg.ConnectionIdleTimeout)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,8 +15,20 @@ import (
 
 	"github.com/imbot-dev/imbot/bot"
 	"github.com/imbot-dev/imbot/handlers"
+	"github.com/imbot-dev/imbot/internal/netguard"
 	"github.com/imbot-dev/imbot/store"
 	"github.com/imbot-dev/imbot/store/sqlite"
+)
+
+// Bounds of the metrics and health server (http.listen): a scraper or a probe needs a few
+// connections and seconds, and nothing else should hold more. http.max_connections and
+// http.idle_timeout override two of them.
+const (
+	httpMaxConnections    = 64
+	httpIdleTimeout       = 2 * time.Minute // a keep-alive connection between requests
+	httpReadHeaderTimeout = 10 * time.Second
+	httpReadTimeout       = 30 * time.Second // a whole request
+	httpWriteTimeout      = 30 * time.Second // a response, from the end of the request's headers
 )
 
 // recordStore is what the helpdesk handlers need of a store; both stores have it.
@@ -149,8 +162,14 @@ func assemble(ctx context.Context, fc *fileConfig, log *slog.Logger, h func(*app
 		if err != nil {
 			return nil, fmt.Errorf("http.listen: %w", err)
 		}
-		a.httpLn = ln
-		a.http = &http.Server{Handler: a.metrics.Handler(a.ready), ReadHeaderTimeout: 10 * time.Second}
+		a.httpLn = netguard.NewListener(ln, cmp.Or(fc.HTTP.MaxConnections, httpMaxConnections), log)
+		a.http = &http.Server{
+			Handler:           a.metrics.Handler(a.ready),
+			ReadHeaderTimeout: httpReadHeaderTimeout,
+			ReadTimeout:       httpReadTimeout,
+			WriteTimeout:      httpWriteTimeout,
+			IdleTimeout:       cmp.Or(fc.HTTP.IdleTimeout, httpIdleTimeout),
+		}
 	}
 	ok = true
 	return a, nil

@@ -1,11 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -91,4 +96,119 @@ func get(t *testing.T, url string) (int, string) {
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	return res.StatusCode, string(b)
+}
+
+// startApp assembles and runs the app of a config with a handler that answers nothing, and
+// stops it at cleanup.
+func startApp(t *testing.T, yaml string) *app {
+	t.Helper()
+	fc, err := parseConfig("test.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := assemble(ctx, fc, slog.New(slog.NewTextHandler(io.Discard, nil)), func(*app) (bot.Handler, []bot.Middleware, error) {
+		return bot.HandlerFunc(func(context.Context, bot.Responder, *bot.Event) error { return nil }), nil, nil
+	})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	select {
+	case <-a.bot.Ready():
+	case <-time.After(15 * time.Second):
+		t.Fatal("bot not ready")
+	}
+	return a
+}
+
+// keepAliveGet sends GET /healthz on c, a keep-alive connection, and returns the status.
+func keepAliveGet(c net.Conn, br *bufio.Reader) (int, error) {
+	if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: imbot\r\n\r\n"); err != nil {
+		return 0, err
+	}
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	_, err = io.Copy(io.Discard, res.Body)
+	return res.StatusCode, err
+}
+
+// closedWithin reads from c until it is closed (EOF or a reset), for at most wait.
+func closedWithin(c net.Conn, wait time.Duration) error {
+	_ = c.SetReadDeadline(time.Now().Add(wait))
+	buf := make([]byte, 512)
+	for {
+		_, err := c.Read(buf)
+		var ne net.Error
+		switch {
+		case err == nil:
+		case errors.As(err, &ne) && ne.Timeout():
+			return fmt.Errorf("still open after %v", wait)
+		default:
+			return nil
+		}
+	}
+}
+
+// TestHTTPConnectionGuards checks the bounds of the metrics server: an idle keep-alive
+// connection is closed after http.idle_timeout, and connections past http.max_connections
+// are closed at once while those within it are served.
+func TestHTTPConnectionGuards(t *testing.T) {
+	const base = "listen: [\"udp://127.0.0.1:0\"]\nidentity: sip:imbot@127.0.0.1\nstore: {driver: memory}\nlog: {level: error}\n"
+	dial := func(t *testing.T, a *app) (net.Conn, *bufio.Reader) {
+		t.Helper()
+		c, err := net.DialTimeout("tcp", a.httpLn.Addr().String(), 15*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c, bufio.NewReader(c)
+	}
+	t.Run("idle keep-alive connection", func(t *testing.T) {
+		a := startApp(t, base+"http: {listen: \"127.0.0.1:0\", idle_timeout: 300ms}\n")
+		c, br := dial(t, a)
+		if code, err := keepAliveGet(c, br); code != 200 {
+			t.Fatalf("GET /healthz: %d, %v", code, err)
+		}
+		if err := closedWithin(c, 5*time.Second); err != nil {
+			t.Fatalf("the idle keep-alive connection: %v", err)
+		}
+	})
+	t.Run("connection limit", func(t *testing.T) {
+		a := startApp(t, base+"http: {listen: \"127.0.0.1:0\", max_connections: 2}\n")
+		c1, br1 := dial(t, a)
+		c2, br2 := dial(t, a)
+		for _, c := range []struct {
+			c  net.Conn
+			br *bufio.Reader
+		}{{c1, br1}, {c2, br2}} {
+			if code, err := keepAliveGet(c.c, c.br); code != 200 {
+				t.Fatalf("GET /healthz within the limit: %d, %v", code, err)
+			}
+		}
+		over, err := net.DialTimeout("tcp", a.httpLn.Addr().String(), 15*time.Second)
+		if err == nil {
+			defer over.Close()
+			// At once: well before ReadHeaderTimeout would close it (10 s).
+			if err := closedWithin(over, 5*time.Second); err != nil {
+				t.Fatalf("a connection past the limit: %v", err)
+			}
+		} else if !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatal(err)
+		}
+		if code, err := keepAliveGet(c1, br1); code != 200 {
+			t.Fatalf("GET /healthz again within the limit: %d, %v", code, err)
+		}
+	})
 }
