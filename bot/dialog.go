@@ -29,6 +29,7 @@ type dialog struct {
 	dest    string         // next hop host:port
 	network string
 	cli     *sipgo.Client
+	tcp     *sipgo.Client      // for requests too large for UDP; nil when the bot has no TCP
 	contact *sip.ContactHeader // shared by the bot's dialogs of one transport: never modified
 
 	wmu  sync.Mutex
@@ -135,8 +136,19 @@ func (d *dialog) write(ctx context.Context, req *sip.Request) (sip.ClientTransac
 	defer d.wmu.Unlock()
 	d.cseq++
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: d.cseq, MethodName: req.Method})
-	return d.cli.TransactionRequest(ctx, req, sipgo.ClientRequestAddVia)
+	cli := d.cli
+	if d.tcp != nil && d.network == "udp" && len(req.String())+udpViaBytes > udpBudget {
+		// RFC 3261 §18.1.1: a request this large goes over a congestion-controlled
+		// transport, to the same next hop (a long route set makes even a short message
+		// too large for UDP).
+		req.SetTransport("TCP")
+		cli = d.tcp
+	}
+	return cli.TransactionRequest(ctx, req, sipgo.ClientRequestAddVia)
 }
+
+// udpViaBytes is room for the Via header written with the request.
+const udpViaBytes = 120
 
 // waitFinal waits for the final response of a client transaction.
 func waitFinal(ctx context.Context, tx sip.ClientTransaction) (*sip.Response, error) {

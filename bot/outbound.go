@@ -129,6 +129,7 @@ func (b *Bot) Open(ctx context.Context, to string) (*Session, error) {
 		target:  target,
 		network: network,
 		cli:     b.clients[network],
+		tcp:     b.clients["tcp"],
 		contact: b.contacts[network],
 		cseq:    dlg.InviteRequest.CSeq().SeqNo,
 		acked:   true,

@@ -14,6 +14,9 @@ import (
 // udpBudget is the largest request the bot sends over UDP (RFC 3261 §18.1.1, RFC 3428).
 const udpBudget = 1300
 
+// minSplit is the smallest part worth splitting a text into for UDP.
+const minSplit = 256
+
 // SendError reports a request the peer (or a proxy) refused.
 type SendError struct {
 	Code   int
@@ -29,7 +32,9 @@ func (e *SendError) Error() string { return fmt.Sprintf("peer answered %d %s", e
 func (s *Session) sendText(ctx context.Context, text string) (Delivery, error) {
 	parts := []string{text}
 	if s.replyNetwork() == "udp" {
-		if overhead := s.udpOverhead(); overhead+len(text) > udpBudget {
+		// Split between words to fit UDP, unless the headers alone leave no sensible room
+		// (a long route set): then the message goes whole, over TCP (dialog.write).
+		if overhead := s.udpOverhead(); overhead+len(text) > udpBudget && udpBudget-overhead >= minSplit {
 			parts = imcodec.Split(text, udpBudget-overhead)
 		}
 	}

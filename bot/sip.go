@@ -298,6 +298,7 @@ func (b *Bot) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		target:  req.Contact().Address,
 		network: network,
 		cli:     b.clients[network],
+		tcp:     b.clients["tcp"],
 		contact: b.contacts[network],
 		cseq:    0,
 	}

@@ -1,8 +1,10 @@
 package interop
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -314,11 +316,19 @@ func gaps(times []time.Time) []string {
 }
 
 // TestRawLarge200OverUDP sends an INVITE over UDP with a Record-Route set so long that the
-// 200 (which must copy it) exceeds 1300 bytes: the caller still gets its 200.
+// 200 (which must copy it) exceeds 1300 bytes: the caller still gets its 200. The bot's own
+// requests in that dialog carry the route set too, so they are too large for UDP: they go
+// over TCP to the same next hop (RFC 3261 §18.1.1), whole.
 func TestRawLarge200OverUDP(t *testing.T) {
 	b := startBot(t)
 	addr := b.Addr("udp")
 	p := dialRaw(t, "udp", addr)
+	// The first route is this peer: it listens on TCP on its UDP port too.
+	ln, err := net.Listen("tcp", p.local)
+	if err != nil {
+		t.Skipf("cannot listen on TCP %s beside the UDP socket: %v", p.local, err)
+	}
+	t.Cleanup(func() { ln.Close() })
 	var rr []string
 	for i := range 12 {
 		rr = append(rr, fmt.Sprintf("Record-Route: <sip:%s;lr;ftag=%s;did=proxy-hop-%02d-with-a-long-parameter>", p.local, randHex(8), i))
@@ -330,10 +340,26 @@ func TestRawLarge200OverUDP(t *testing.T) {
 	if n := len(s.ok.String()); n <= 1300 {
 		t.Fatalf("the 200 is %d bytes: the test needs one above 1300", n)
 	}
-	// The dialog works: the peer's requests are answered. (The bot's own requests in this
-	// dialog carry the same route set and exceed 1300 bytes too; RFC 3261 §18.1.1 wants them
-	// over TCP, which this peer does not listen on.)
 	requireStatus(t, p.do(s.req("MESSAGE", 2, "long route"), addr), 200)
+	if err := ln.(*net.TCPListener).SetDeadline(time.Now().Add(rawTimeout)); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := ln.Accept()
+	if err != nil {
+		t.Fatalf("the bot's request never came over TCP: %v", err)
+	}
+	defer conn.Close()
+	tp := &rawPeer{t: t, network: "tcp", conn: conn, local: p.local, reader: bufio.NewReader(conn)}
+	echo := tp.expectRequest("the echo over TCP", func(m *rawMsg) bool { return m.method() == "MESSAGE" })
+	if echo.body != echoText("long route") {
+		t.Errorf("got %q over TCP, want the whole echo %q", echo.body, echoText("long route"))
+	}
+	if got := len(echo.all("Route")); got != len(rr) {
+		t.Errorf("in-dialog request has %d Route headers, want %d", got, len(rr))
+	}
+	if !strings.Contains(echo.header("Via"), "SIP/2.0/TCP") {
+		t.Errorf("Via %q does not say TCP", echo.header("Via"))
+	}
 	requireStatus(t, p.do(s.req("BYE", 3, ""), addr), 200)
 }
 
