@@ -101,17 +101,72 @@ func (p Peer) Name() string {
 	return p.User
 }
 
+// peerFromURI makes the Peer of an address. Its URI is in the form addresses compare in
+// (RFC 3261 §19.1.4): scheme and host in lower case, and in the user part the characters
+// that need no escaping unescaped (sip:mall%6Fry@Example.COM is sip:mallory@example.com),
+// so that access lists, rate limits and conversation keys cannot be dodged by spelling an
+// address another way. The user part stays case-sensitive, as RFC 3261 says: Mallory and
+// mallory are two users.
 func peerFromURI(u sip.Uri, display string) Peer {
-	aor := sip.Uri{Scheme: u.Scheme, User: u.User, Host: u.Host, Port: u.Port}
+	user, host := canonicalUser(u.User), strings.ToLower(u.Host)
+	aor := sip.Uri{Scheme: strings.ToLower(u.Scheme), User: user, Host: host, Port: u.Port}
 	if aor.Scheme == "" {
 		aor.Scheme = "sip"
 	}
 	return Peer{
 		URI:         aor.String(),
-		User:        u.User,
-		Domain:      u.Host,
+		User:        user,
+		Domain:      host,
 		DisplayName: strings.TrimSpace(display),
 	}
+}
+
+// canonicalUser decodes the escapes of a SIP URI's user part that stand for characters the
+// user part may carry as they are, and writes the others in upper-case hex.
+func canonicalUser(s string) string {
+	if !strings.Contains(s, "%") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
+			c := unhex(s[i+1])<<4 | unhex(s[i+2])
+			if userSafe(c) {
+				b.WriteByte(c)
+			} else {
+				b.WriteByte('%')
+				b.WriteString(strings.ToUpper(s[i+1 : i+3]))
+			}
+			i += 2
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// userSafe reports the characters a SIP URI's user part carries unescaped (RFC 3261 §25.1:
+// unreserved and user-unreserved).
+func userSafe(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("-_.!~*'()&=+$,;?/", c) >= 0
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0'
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
 }
 
 // Event is one thing that happened in a conversation. Handlers must not modify it.

@@ -1,8 +1,11 @@
 package interop
 
 import (
+	"context"
 	"strings"
 	"testing"
+
+	"github.com/imbot-dev/imbot/bot"
 )
 
 // TestRawValidation sends requests that must be refused before they change anything: a
@@ -109,4 +112,30 @@ func TestRawByeWithStaleCSeq(t *testing.T) {
 	requireStatus(t, p.do(s.req("MESSAGE", 2, "still here"), addr), 200)
 	p.expectEcho("still here")
 	requireStatus(t, p.do(s.req("BYE", 3, ""), addr), 200)
+}
+
+// TestRawEscapedSenderIsTheSameSender writes as sip:mall%6Fry@EXAMPLE.com, which RFC 3261
+// §19.1.4 says is sip:mallory@example.com: a refusal of that address catches it, and the
+// handler sees the canonical address.
+func TestRawEscapedSenderIsTheSameSender(t *testing.T) {
+	b := startBotConfig(t, func(c *bot.Config) {
+		c.Admit = func(ctx context.Context, peer bot.Peer, mode bot.Mode) error {
+			if peer.URI == "sip:mallory@example.com" {
+				return &bot.Refusal{Code: 403}
+			}
+			return nil
+		}
+	})
+	addr := b.Addr("udp")
+	p := dialRaw(t, "udp", addr)
+	m := textMessage("let me in")
+	p.send(replaceHeader(p.build(m, addr), "From", "<sip:mall%6Fry@EXAMPLE.com>;tag=x1"))
+	requireStatus(t, p.expectFinal(m.CallID, "MESSAGE"), 403)
+	// Another user of the same domain, spelt with escapes and capitals, is served under its
+	// canonical address.
+	m = textMessage("hello")
+	p.send(replaceHeader(p.build(m, addr), "From", "<sip:tr%75dy@EXAMPLE.com>;tag=x2"))
+	requireStatus(t, p.expectFinal(m.CallID, "MESSAGE"), 200)
+	waitEvent(t, b, "message page sip:trudy@example.com: hello")
+	p.expectEcho("hello")
 }
