@@ -447,7 +447,7 @@ func (h *Handoff) start(ctx context.Context, w bot.Responder, ev *bot.Event, c c
 	}
 	h.nextID++
 	ho := &handoff{
-		id: h.nextID, userKey: c.Key, userURI: c.Peer.URI, name: c.Peer.Name(), reason: ev.Text,
+		id: h.nextID, userKey: c.Key, userURI: c.Peer.URI, name: Visible(c.Peer.Name()), reason: Visible(ev.Text),
 		started: time.Now(), tried: map[*agentState]bool{},
 	}
 	if ho.name == "" {
@@ -694,7 +694,7 @@ func (h *Handoff) fromUser(ctx context.Context, w bot.Responder, ev *bot.Event, 
 			return next.Handle(ctx, w, ev) // it just ended
 		}
 		if !ho.accepted {
-			ho.pending = append(ho.pending, ev.Text)
+			ho.pending = append(ho.pending, Visible(ev.Text))
 			h.mu.Unlock()
 			if h.triggered(ev.Text) {
 				return w.Reply(ctx, h.texts.StillWaiting)
@@ -703,7 +703,7 @@ func (h *Handoff) fromUser(ctx context.Context, w bot.Responder, ev *bot.Event, 
 		}
 		a := ho.agent
 		h.mu.Unlock()
-		h.toAgent(ctx, s, a, h.fill(h.texts.FromUser, ho, a.Name, "{text}", ev.Text))
+		h.toAgent(ctx, s, a, h.fill(h.texts.FromUser, ho, a.Name, "{text}", Visible(ev.Text)))
 		return nil
 	case bot.EventSessionEnd:
 		if ev.Reason == bot.EndByPeer {

@@ -32,7 +32,7 @@ func Transcript(s TranscriptStore) bot.Middleware {
 			ctx, _ = track(ctx)
 			if ev.Kind == bot.EventMessage {
 				appendEntry(ctx, s, store.TranscriptEntry{
-					SessionID: c.ID, Key: c.Key, Direction: store.In, Peer: c.Peer.URI, Text: ev.Text, Time: eventTime(ev),
+					SessionID: c.ID, Key: c.Key, Direction: store.In, Peer: c.Peer.URI, Text: Visible(ev.Text), Time: eventTime(ev),
 				})
 			}
 			return next.Handle(ctx, &transcriptResponder{Responder: w, s: s, c: c}, ev)
