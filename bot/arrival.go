@@ -77,16 +77,18 @@ func (b *Bot) onArrival(msg sip.Message) {
 	if !ok || !ordered(req) {
 		return
 	}
-	s := b.lookup(req)
-	if s != nil && s.mode == ModeSession {
+	s := b.lookup(req) // dialogs only: page-mode conversations are not ordered
+	var ticket uint64
+	if s != nil {
 		branch, _ := req.Via().Params.Get("branch")
-		if !s.newBranch(branch+" "+string(req.Method), time.Now()) {
+		var fresh bool
+		if ticket, fresh = s.arrive(branch+" "+string(req.Method), time.Now()); !fresh {
 			return // a retransmission: the transaction layer answers it
 		}
 	}
 	a := b.arrivals.get(req)
-	if s != nil && s.mode == ModeSession {
-		a.s, a.ticket = s, s.issueTicket()
+	if s != nil {
+		a.s, a.ticket = s, ticket
 	}
 	close(a.ready)
 }
@@ -98,40 +100,38 @@ func (b *Bot) arrivalOf(req *sip.Request) *arrival {
 		return nil
 	}
 	a := b.arrivals.get(req)
-	t := time.NewTimer(arrivalGuard)
-	defer t.Stop()
 	select {
-	case <-a.ready:
-	case <-t.C:
-		// onArrival decided it was a retransmission whose transaction had already gone:
-		// handle it without a ticket (the CSeq rule refuses it).
+	case <-a.ready: // the usual case: onArrival ran before the handler started
+	default:
+		t := time.NewTimer(arrivalGuard)
+		select {
+		case <-a.ready:
+		case <-t.C:
+			// onArrival decided it was a retransmission whose transaction had already
+			// gone: handle it without a ticket (the CSeq rule refuses it).
+		}
+		t.Stop()
 	}
 	b.arrivals.m.Delete(req)
 	return a
 }
 
-// issueTicket gives the next arrival ticket.
-func (s *Session) issueTicket() uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t := s.nextTicket
-	s.nextTicket++
-	return t
-}
-
-// newBranch records a request's branch and reports whether it is new (not a
-// retransmission). Branches older than branchMemory are forgotten.
-func (s *Session) newBranch(key string, now time.Time) bool {
+// arrive records a request's branch and gives it the next arrival ticket, unless the branch
+// was seen before (a retransmission: fresh is false). Branches older than branchMemory are
+// forgotten.
+func (s *Session) arrive(branchKey string, now time.Time) (ticket uint64, fresh bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.forgetBranchesLocked(now)
 	for _, b := range s.branches {
-		if b.key == key {
-			return false
+		if b.key == branchKey {
+			return 0, false
 		}
 	}
-	s.branches = append(s.branches, seenBranch{key: key, at: now.UnixNano()})
-	return true
+	s.branches = append(s.branches, seenBranch{key: branchKey, at: now.UnixNano()})
+	ticket = s.nextTicket
+	s.nextTicket++
+	return ticket, true
 }
 
 // forgetBranches drops the branches older than branchMemory (the idle sweeper calls it, so

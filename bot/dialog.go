@@ -58,15 +58,6 @@ type uasPending struct {
 	deadline  time.Time
 }
 
-// routeBytes is the size of the Route headers of in-dialog requests.
-func (d *dialog) routeBytes() int {
-	n := 0
-	for _, r := range d.routes {
-		n += len("Route: \r\n") + len(r)
-	}
-	return n
-}
-
 // setRoutes records the route set and the next hop: the first route, or else where.
 func (d *dialog) setRoutes(routes []string, elsewhere string) {
 	d.routes = routes

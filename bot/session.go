@@ -209,12 +209,6 @@ func (t *sessionTable) count() int {
 	return len(t.byID) + len(t.byPage)
 }
 
-func (t *sessionTable) counts() (dialogs, pages int) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.byID), len(t.byPage)
-}
-
 // addDialog adds an IM session unless max are open.
 func (t *sessionTable) addDialog(s *Session, max int) bool {
 	t.mu.Lock()

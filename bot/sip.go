@@ -72,12 +72,16 @@ func (b *Bot) guard(h func(*sip.Request, sip.ServerTransaction)) func(*sip.Reque
 			return
 		}
 		if code, reason := validate(req); code != 0 {
-			b.logRefusal("request refused", req, code, reason)
+			b.log.Info("request refused", "method", req.Method, "source", req.Source(), "code", code, "reason", reason)
 			b.respondReason(req, tx, code, reason)
 			return
 		}
-		if a != nil && !req.IsAck() && !req.IsCancel() {
-			if s := b.lookup(req); s != nil && !s.checkCSeq(req.CSeq().SeqNo) {
+		if a != nil {
+			s := a.s
+			if s == nil {
+				s = b.lookup(req) // opened after the request arrived (a session the bot opened)
+			}
+			if s != nil && !s.checkCSeq(req.CSeq().SeqNo) {
 				b.log.Info("in-dialog request with a CSeq not above the last one refused", "session", s.id,
 					"method", req.Method, "cseq", req.CSeq().SeqNo)
 				b.respondReason(req, tx, 500, "CSeq Out of Order")
@@ -123,11 +127,6 @@ func unsupportedExtensions(req *sip.Request) []string {
 		}
 	}
 	return tags
-}
-
-// logRefusal logs a request refused before any handler saw it.
-func (b *Bot) logRefusal(msg string, req *sip.Request, code int, reason string) {
-	b.log.Info(msg, "method", req.Method, "source", req.Source(), "code", code, "reason", reason)
 }
 
 // respond answers a request with the status's usual reason phrase; a failure to send is

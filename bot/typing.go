@@ -137,10 +137,14 @@ func (s *Session) typingRefresh(every time.Duration) {
 func (s *Session) typingAuto(ctx context.Context, delay time.Duration) {
 	s.tmu.Lock()
 	defer s.tmu.Unlock()
-	if delay <= 0 {
+	// The bot's own typing: a peer that cannot show it, or has left, is no failure.
+	start := func() {
 		if err := s.typingStartLocked(ctx); err != nil && !errors.Is(err, ErrTypingNotSupported) && !errors.Is(err, ErrSessionEnded) {
 			s.b.log.Debug("typing failed", "session", s.id, "err", err)
 		}
+	}
+	if delay <= 0 {
+		start()
 		return
 	}
 	gen := s.ty.gen
@@ -151,9 +155,7 @@ func (s *Session) typingAuto(ctx context.Context, delay time.Duration) {
 			return
 		}
 		s.ty.auto = nil
-		if err := s.typingStartLocked(ctx); err != nil && !errors.Is(err, ErrTypingNotSupported) && !errors.Is(err, ErrSessionEnded) {
-			s.b.log.Debug("typing failed", "session", s.id, "err", err)
-		}
+		start()
 	})
 }
 
