@@ -33,8 +33,7 @@ func openRawSession(t *testing.T, p *rawPeer, addr string, ack bool, hdrs ...str
 	inv := &rawReq{Method: "INVITE", Headers: append([]string{"Content-Type: application/sdp"}, hdrs...), Body: imOffer}
 	res := p.do(inv, addr)
 	requireStatus(t, res, 200)
-	_, tag, _ := strings.Cut(res.header("To"), ";tag=")
-	botTag, _, _ := strings.Cut(tag, ";")
+	botTag := toTag(res)
 	if botTag == "" {
 		t.Fatalf("200 to INVITE has no To-tag:\n%s", res)
 	}
@@ -50,6 +49,24 @@ func (s *rawSession) req(method string, cseq int, body string, hdrs ...string) *
 		hdrs = append([]string{"Content-Type: text/plain;charset=UTF-8"}, hdrs...)
 	}
 	return &rawReq{Method: method, CallID: s.inv.CallID, FromTag: s.inv.FromTag, ToTag: s.botTag, CSeq: cseq, Headers: hdrs, Body: body}
+}
+
+// toTag returns the To-tag of a message.
+func toTag(m *rawMsg) string {
+	_, tag, _ := strings.Cut(m.header("To"), ";tag=")
+	tag, _, _ = strings.Cut(tag, ";")
+	return tag
+}
+
+// countEvents counts the event lines of the bot's handler that match.
+func countEvents(b *testBot, match func(string) bool) int {
+	n := 0
+	for _, l := range b.events.Lines(0) {
+		if match(l) {
+			n++
+		}
+	}
+	return n
 }
 
 // waitEvent waits until the bot's handler saw an event line containing want.
@@ -202,8 +219,7 @@ func TestRawBotCSeqOrder(t *testing.T) {
 		res := p.do(inv, addr)
 		requireStatus(t, res, 200)
 		p.ack(inv, res, addr)
-		_, tag, _ := strings.Cut(res.header("To"), ";tag=")
-		botTag, _, _ := strings.Cut(tag, ";")
+		botTag := toTag(res)
 		s := &rawSession{p: p, addr: addr, inv: inv, botTag: botTag}
 		text := fmt.Sprintf("receipt please %d", i)
 		cpim := "From: <sip:dave@" + p.local + ">\r\nTo: <sip:bot@" + addr + ">\r\nDateTime: 2026-11-25T12:00:00Z\r\n" +
@@ -285,8 +301,7 @@ func TestRaw200Retransmissions(t *testing.T) {
 	}
 	p.ack(inv, first, addr)
 	// After the ACK no more copies: the next thing the bot sends is the reply to a message.
-	_, tag, _ := strings.Cut(first.header("To"), ";tag=")
-	botTag, _, _ := strings.Cut(tag, ";")
+	botTag := toTag(first)
 	s := &rawSession{p: p, addr: addr, inv: inv, botTag: botTag}
 	p.send(p.build(s.req("MESSAGE", 2, "acked"), addr))
 	deadline = time.Now().Add(rawTimeout)
@@ -457,20 +472,13 @@ func TestRawRetransmittedInvite(t *testing.T) {
 				t.Fatalf("the retransmitted INVITE got another 200: To %q, then %q", first.header("To"), again.header("To"))
 			}
 			p.ack(inv, again, addr)
-			_, tag, _ := strings.Cut(first.header("To"), ";tag=")
-			botTag, _, _ := strings.Cut(tag, ";")
+			botTag := toTag(first)
 			s := &rawSession{p: p, addr: addr, inv: inv, botTag: botTag}
 			requireStatus(t, p.do(s.req("MESSAGE", 2, "one session"), addr), 200)
 			p.expectEcho("one session")
 			requireStatus(t, p.do(s.req("BYE", 3, ""), addr), 200)
 			waitEvent(t, b, "session.end session")
-			starts := 0
-			for _, l := range b.events.Lines(0) {
-				if strings.HasPrefix(l, "session.start") {
-					starts++
-				}
-			}
-			if starts != 1 {
+			if starts := countEvents(b, func(l string) bool { return strings.HasPrefix(l, "session.start") }); starts != 1 {
 				t.Errorf("%d sessions started, want 1:\n%s", starts, b.events.String())
 			}
 		})
@@ -490,8 +498,7 @@ func TestRawLateInviteCopy(t *testing.T) {
 	requireStatus(t, ok, 200)
 	p.ack(inv, ok, addr)
 	p.send(raw) // the late copy
-	_, tag, _ := strings.Cut(ok.header("To"), ";tag=")
-	botTag, _, _ := strings.Cut(tag, ";")
+	botTag := toTag(ok)
 	s := &rawSession{p: p, addr: addr, inv: inv, botTag: botTag}
 	// The session answers; the copy got nothing but possibly the same 200 (another answer
 	// would be read before the MESSAGE's: the bot handles the two in the order they came).
@@ -516,13 +523,7 @@ func TestRawLateInviteCopy(t *testing.T) {
 	}
 	p.expectEcho("after the copy")
 	requireStatus(t, p.do(s.req("BYE", 3, ""), addr), 200)
-	starts := 0
-	for _, l := range b.events.Lines(0) {
-		if strings.HasPrefix(l, "session.start") {
-			starts++
-		}
-	}
-	if starts != 1 {
+	if starts := countEvents(b, func(l string) bool { return strings.HasPrefix(l, "session.start") }); starts != 1 {
 		t.Errorf("%d sessions started, want 1:\n%s", starts, b.events.String())
 	}
 }

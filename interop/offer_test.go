@@ -31,13 +31,6 @@ func mLines(sdp string) []string {
 	return out
 }
 
-// botTag returns the To-tag of the bot's response.
-func botTag(res *rawMsg) string {
-	_, tag, _ := strings.Cut(res.header("To"), ";tag=")
-	tag, _, _ = strings.Cut(tag, ";")
-	return tag
-}
-
 // TestRawOfferAnswer sends INVITEs offering an IM stream beside other streams and checks
 // that the 200's answer has one m= line per offered line, in order, with only the first
 // sip message stream accepted and the others rejected by port 0.
@@ -84,10 +77,10 @@ func TestRawOfferAnswer(t *testing.T) {
 					}
 					// The session works.
 					msg := textMessage("hi")
-					msg.CallID, msg.FromTag, msg.ToTag, msg.CSeq = inv.CallID, inv.FromTag, botTag(res), 2
+					msg.CallID, msg.FromTag, msg.ToTag, msg.CSeq = inv.CallID, inv.FromTag, toTag(res), 2
 					requireStatus(t, p.do(msg, addr), 200)
 					p.expectEcho("hi")
-					requireStatus(t, p.do(&rawReq{Method: "BYE", CallID: inv.CallID, FromTag: inv.FromTag, ToTag: botTag(res), CSeq: 3}, addr), 200)
+					requireStatus(t, p.do(&rawReq{Method: "BYE", CallID: inv.CallID, FromTag: inv.FromTag, ToTag: toTag(res), CSeq: 3}, addr), 200)
 				})
 			}
 		})
@@ -192,7 +185,7 @@ func TestRawRequireInDialog(t *testing.T) {
 			res := p.do(inv, addr)
 			requireStatus(t, res, 200)
 			p.ack(inv, res, addr)
-			tag := botTag(res)
+			tag := toTag(res)
 			inDialog := func(method string, cseq int, body string, hdrs ...string) *rawReq {
 				return &rawReq{Method: method, CallID: inv.CallID, FromTag: inv.FromTag, ToTag: tag, CSeq: cseq, Headers: hdrs, Body: body}
 			}

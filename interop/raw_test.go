@@ -470,8 +470,7 @@ func TestRawStaleDialog(t *testing.T) {
 				t.Fatalf("200 to INVITE has no m=message answer:\n%s", res)
 			}
 			p.ack(inv, res, addr)
-			_, tag, _ := strings.Cut(res.header("To"), ";tag=")
-			botTag, _, _ := strings.Cut(tag, ";")
+			botTag := toTag(res)
 			if botTag == "" {
 				t.Fatalf("200 to INVITE has no To-tag:\n%s", res)
 			}
@@ -508,8 +507,7 @@ func TestRawAfterBye(t *testing.T) {
 				res := p.do(inv, addr)
 				requireStatus(t, res, 200)
 				p.ack(inv, res, addr)
-				_, tag, _ := strings.Cut(res.header("To"), ";tag=")
-				botTag, _, _ := strings.Cut(tag, ";")
+				botTag := toTag(res)
 				bye := &rawReq{Method: "BYE", CallID: inv.CallID, FromTag: inv.FromTag, ToTag: botTag, CSeq: 2}
 				requireStatus(t, p.do(bye, addr), 200)
 				// Alternate a MESSAGE and a second BYE as the late request.
@@ -657,8 +655,7 @@ func TestRawTypingDialect(t *testing.T) {
 				res := p.do(inv, addr)
 				requireStatus(t, res, 200)
 				p.ack(inv, res, addr)
-				_, tag, _ := strings.Cut(res.header("To"), ";tag=")
-				botTag, _, _ = strings.Cut(tag, ";")
+				botTag = toTag(res)
 			}
 			var want []string
 			for i, text := range []string{"first", "second"} {

@@ -83,13 +83,7 @@ func TestRawMergedRequest(t *testing.T) {
 	p.expectEcho("only once")
 	requireStatus(t, p.do(textMessage("next"), addr), 200)
 	p.expectEcho("next")
-	n := 0
-	for _, l := range b.events.Lines(0) {
-		if strings.HasSuffix(l, ": only once") {
-			n++
-		}
-	}
-	if n != 1 {
+	if n := countEvents(b, func(l string) bool { return strings.HasSuffix(l, ": only once") }); n != 1 {
 		t.Errorf("the message was handled %d times, want once:\n%s", n, b.events.String())
 	}
 }

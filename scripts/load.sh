@@ -223,38 +223,6 @@ echo "building tools/loadbase, tools/loadgen and examples/echo ..." >&2
 
 
 
-# start_server KIND MODE LOG [ARGS...]: starts the server on a free port; sets SERVER_PID and
-# SERVER_PORT. KIND is baseline or imbot; ARGS go to the baseline.
-start_server() {
-	local kind=$1 mode=$2 log=$3 port pid
-	shift 3
-	for _ in 1 2 3 4 5; do
-		port=$(free_port)
-		case $kind in
-		baseline) "${SRV_PREFIX[@]}" "$WORK/loadbase" -listen "127.0.0.1:$port" -mode "$mode" "$@" >"$log" 2>&1 & ;;
-		imbot) "${SRV_PREFIX[@]}" "$WORK/echo" -listen "127.0.0.1:$port" >"$log" 2>&1 & ;;
-		esac
-		pid=$!
-		PIDS+=("$pid")
-		# Ready once it says it listens (both print a line after binding), or dead.
-		for _ in $(seq 200); do
-			if grep -qs -e 'loadbase: .* mode on' -e 'imbot listening' "$log"; then
-				SERVER_PID=$pid
-				SERVER_PORT=$port
-				return 0
-			fi
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.05
-		done
-		kill "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-		echo "$kind did not start on port $port (retrying):" >&2
-		tail -3 "$log" >&2
-	done
-	echo "$kind would not start" >&2
-	return 1
-}
-
 # cpu_ticks PID: user+system CPU time of a process, in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 

@@ -123,35 +123,6 @@ TICKS=$(getconf CLK_TCK)
 
 
 
-# start_server KIND LOG: starts the server on a free port; sets SERVER_PID and SERVER_PORT.
-start_server() {
-	local kind=$1 log=$2 port pid bargs=()
-	if ((TYPING)); then bargs=(-typing); fi
-	for _ in 1 2 3 4 5; do
-		port=$(free_port)
-		case $kind in
-		baseline) "$WORK/loadbase" -listen "127.0.0.1:$port" -mode session "${bargs[@]}" >"$log" 2>&1 & ;;
-		imbot) "$WORK/echo" -listen "127.0.0.1:$port" >"$log" 2>&1 & ;;
-		esac
-		pid=$!
-		PIDS+=("$pid")
-		for _ in $(seq 200); do
-			if grep -qs -e 'loadbase: .* mode on' -e 'imbot listening' "$log"; then
-				SERVER_PID=$pid
-				SERVER_PORT=$port
-				return 0
-			fi
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.05
-		done
-		kill "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-		echo "$kind did not start on port $port (retrying):" >&2
-		tail -3 "$log" >&2
-	done
-	echo "$kind would not start" >&2
-	return 1
-}
 
 
 
@@ -169,7 +140,9 @@ soak() {
 	local kind=$1 dir=$WORK/$1 rc=0 line kv
 	mkdir -p "$dir"
 	wait_quiet
-	start_server "$kind" "$dir/server.log"
+	local bargs=()
+	if ((TYPING)); then bargs=(-typing); fi
+	start_server "$kind" session "$dir/server.log" "${bargs[@]}"
 	echo "== soak / $kind: $SESSIONS sessions at $RATE/s over udp to 127.0.0.1:$SERVER_PORT (pid $SERVER_PID)" >&2
 	"$WORK/loadgen" -mode soak -target "127.0.0.1:$SERVER_PORT" -rate "$RATE" -count "$SESSIONS" \
 		-typing="$( ((TYPING)) && echo true || echo false)" -sockets "$SOCKETS" -cseq-gap "$CSEQ_GAP" \
