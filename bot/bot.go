@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"sync"
@@ -32,9 +33,11 @@ type Bot struct {
 	contacts  map[string]*sip.ContactHeader // the bot's Contact by network, shared by its dialogs
 	listeners []boundListener
 	identity  sip.Uri
+	trust     *trust
 	host      string         // advertised host
 	ports     map[string]int // advertised port by network
 	proxyAddr string
+	proxyIPs  []netip.Addr // the outbound proxy's addresses
 	proxyTp   string
 	registrar registrar
 	reg       regStatus
@@ -111,12 +114,23 @@ func New(cfg Config) (*Bot, error) {
 	if b.proxyAddr, b.proxyTp, err = parseProxy(c.OutboundProxy); err != nil {
 		return nil, fmt.Errorf("bot config: %w", err)
 	}
+	b.proxyIPs = resolveProxy(context.Background(), b.proxyAddr)
 	if err := b.bind(); err != nil {
 		return nil, err
 	}
 	if err := b.setupSIP(); err != nil {
 		b.closeListeners()
 		return nil, err
+	}
+	var hosts []string
+	for _, s := range c.Listen {
+		if la, err := parseListen(s); err == nil {
+			hosts = append(hosts, la.host)
+		}
+	}
+	if b.trust, err = newTrust(c.Trust, hosts, b.identity.Host); err != nil {
+		b.closeListeners()
+		return nil, fmt.Errorf("bot config: %w", err)
 	}
 	if c.Registration.Registrar != "" {
 		if b.registrar, err = parseRegistrar(c.Registration.Registrar); err != nil {
@@ -409,7 +423,13 @@ func (b *Bot) Run(ctx context.Context) error {
 		close(regDone)
 	}
 	close(b.ready)
-	b.log.Info("imbot listening", "identity", b.identity.String(), "udp", b.Addr("udp"), "tcp", b.Addr("tcp"))
+	b.log.Info("imbot listening", "identity", b.identity.String(), "udp", b.Addr("udp"), "tcp", b.Addr("tcp"), "trust", b.trust.mode())
+	if b.trust.implicit {
+		b.log.Warn("sender identities are not verified: the bot listens on loopback only and Trust is not configured; " +
+			"set Trust.Proxies or Trust.Users before exposing it")
+	} else if b.trust.unverified {
+		b.log.Warn("sender identities are not verified (Trust.Unverified): for development only")
+	}
 
 	var runErr error
 	select {

@@ -125,6 +125,11 @@ type Config struct {
 	// listens.
 	Registration RegistrationConfig
 
+	// Trust says how the bot knows who writes to it: trusted proxies asserting identities,
+	// digest authentication of users, or (development) unverified From headers. See
+	// TrustConfig; it must be set when the bot listens on anything but loopback.
+	Trust TrustConfig
+
 	// Apology is sent to the user when a handler fails before replying. "%s" (optional) is
 	// replaced by the correlation ID that is also logged. Default:
 	// "Sorry, something went wrong on my side (ref %s)."

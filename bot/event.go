@@ -91,6 +91,11 @@ type Peer struct {
 	User, Domain string
 	// DisplayName is the display name the peer sent, if any.
 	DisplayName string
+	// Verified is true when the bot knows the peer is who URI says: a trusted proxy
+	// asserted it (P-Asserted-Identity) or the peer passed the bot's digest challenge, or
+	// the bot itself chose the peer (a conversation it opened). Otherwise URI is only what
+	// the request's From header claims: grant nothing on it (see TrustConfig).
+	Verified bool
 }
 
 // Name returns the display name, or the user part when there is none.

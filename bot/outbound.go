@@ -48,7 +48,7 @@ func (b *Bot) Send(ctx context.Context, to, text string) (Delivery, error) {
 	}
 	// A conversation of its own, never listed: the peer's answer starts the real one.
 	s := &Session{
-		b: b, id: "send " + uri.String(), mode: ModePage, peer: peerFromURI(uri, ""),
+		b: b, id: "send " + uri.String(), mode: ModePage, peer: verifiedPeer(uri),
 		local: b.identity, pageState: &pageState{peerURI: uri, peerAddr: dest, network: network},
 		started: time.Now(), endedCh: make(chan struct{}),
 	}
@@ -109,6 +109,7 @@ func (b *Bot) Open(ctx context.Context, to string) (*Session, error) {
 	}
 	peerTo := res.To()
 	peer := peerFromURI(peerTo.Address, peerTo.DisplayName)
+	peer.Verified = true // the bot chose whom to call
 	ourTag, _ := from.Params.Get("tag")
 	peerTag, _ := peerTo.Params.Get("tag")
 	s := &Session{
@@ -172,6 +173,13 @@ func (b *Bot) newOutOfDialog(method sip.RequestMethod, from, uri sip.Uri) (*sip.
 	req.AppendHeader(fh)
 	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: uri.Scheme, User: uri.User, Host: uri.Host, Port: uri.Port}})
 	return req, fh
+}
+
+// verifiedPeer is the Peer of an address the bot chose itself.
+func verifiedPeer(uri sip.Uri) Peer {
+	p := peerFromURI(uri, "")
+	p.Verified = true
+	return p
 }
 
 // target resolves a peer address to the Request-URI, the next hop and the transport.

@@ -88,7 +88,7 @@ func (s *Session) replyNetwork() string {
 	if s.dlg != nil {
 		return s.dlg.network
 	}
-	if s.b.proxyAddr != "" {
+	if s.viaProxy() {
 		return s.b.proxyTp
 	}
 	s.mu.Lock()
@@ -108,7 +108,7 @@ func (s *Session) newRequest(method sip.RequestMethod, contentType string, body 
 		req.AppendHeader(&ct)
 	}
 	req.SetBody(body)
-	if s.b.proxyAddr != "" {
+	if s.viaProxy() {
 		req.SetDestination(s.b.proxyAddr)
 		req.SetTransport(strings.ToUpper(s.b.proxyTp))
 		return req
@@ -119,6 +119,17 @@ func (s *Session) newRequest(method sip.RequestMethod, contentType string, body 
 	req.SetDestination(dest)
 	req.SetTransport(strings.ToUpper(network))
 	return req
+}
+
+// viaProxy reports whether page-mode requests go through Config.OutboundProxy, answering
+// its challenges with the bot's credentials: toward a peer whose address the bot knows to
+// be right (verified, or chosen by the bot), or whose request came through a proxy (the
+// outbound proxy or a trusted one), which routes the reply as it routed the request. An
+// unverified peer that wrote to the bot directly is answered where its request came from,
+// so that a forged From cannot make the bot send, through its proxy and in its name, a
+// message to anyone.
+func (s *Session) viaProxy() bool {
+	return s.dlg == nil && s.b.proxyAddr != "" && (s.peer.Verified || s.proxied.Load())
 }
 
 // request sends one request of the conversation and waits for its final response, whose 2xx
@@ -157,7 +168,7 @@ func (s *Session) start(parent context.Context, method sip.RequestMethod, conten
 		return func() (int, error) { return 200, err }, nil
 	}
 	s.touch()
-	if s.dlg == nil && s.b.proxyAddr != "" {
+	if s.dlg == nil && s.viaProxy() {
 		// Through an outbound proxy that may challenge: one exchange, answered with
 		// credentials if asked.
 		defer cancel()

@@ -62,6 +62,7 @@ type pageState struct {
 	// request
 	network  string
 	peerAddr string
+	proxied  atomic.Bool   // the peer's last request came through a proxy (see viaProxy)
 	lru      *list.Element // place in the eviction order, guarded by the table's lock
 	// admission: closed once Config.Admit decided
 	admitted  chan struct{}

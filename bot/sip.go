@@ -232,6 +232,10 @@ func (b *Bot) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		b.respond(req, tx, 503, retryAfter(5))
 		return
 	}
+	peer, ok := b.identified(req, tx)
+	if !ok {
+		return
+	}
 	offer, err := imOffer(req)
 	if err != nil || !offer.Message {
 		b.log.Info("INVITE without an IM stream refused", "from", req.From().Address.String(), "err", err)
@@ -243,7 +247,6 @@ func (b *Bot) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	from := req.From()
-	peer := peerFromURI(from.Address, from.DisplayName)
 	network := sip.NetworkToLower(req.Transport())
 	if b.clients[network] == nil {
 		b.respond(req, tx, 500)
@@ -492,7 +495,10 @@ func contentType(req *sip.Request) string {
 }
 
 func (b *Bot) onMessage(req *sip.Request, tx sip.ServerTransaction) {
-	var s *Session
+	var (
+		s    *Session
+		peer Peer
+	)
 	if inDialog(req) {
 		if s = b.lookup(req); s == nil {
 			b.respond(req, tx, 481)
@@ -501,6 +507,11 @@ func (b *Bot) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 	} else if b.closing.Load() {
 		b.respond(req, tx, 503, retryAfter(5))
 		return
+	} else {
+		var ok bool
+		if peer, ok = b.identified(req, tx); !ok {
+			return
+		}
 	}
 	if len(req.Body()) > b.cfg.MaxMessageBytes {
 		b.log.Info("message too large", "from", req.From().Address.String(), "bytes", len(req.Body()), "limit", b.cfg.MaxMessageBytes)
@@ -520,7 +531,22 @@ func (b *Bot) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 		b.onDialogMessage(req, tx, s, in)
 		return
 	}
-	b.onPageMessage(req, tx, in)
+	b.onPageMessage(req, tx, peer, in)
+}
+
+// identified runs the trust model on a request that starts a conversation: it returns the
+// sender, or answers the request (401 with a challenge, 403) and returns false.
+func (b *Bot) identified(req *sip.Request, tx sip.ServerTransaction) (Peer, bool) {
+	peer, ref := b.identify(b.handlerCtx, req)
+	if ref != nil {
+		if ref.code != 401 {
+			b.log.Info("request refused by the trust model", "method", req.Method, "source", req.Source(),
+				"from", req.From().Address.String(), "code", ref.code)
+		}
+		b.respondReason(req, tx, ref.code, ref.reason, ref.hdrs...)
+		return Peer{}, false
+	}
+	return peer, true
 }
 
 // inbound is a decoded MESSAGE body.
@@ -642,9 +668,18 @@ func aor(u sip.Uri) string {
 
 // onPageMessage takes a page-mode MESSAGE. The conversation is the bot's identity and the
 // peer's address of record: whatever the request's To says, the bot answers as itself.
-func (b *Bot) onPageMessage(req *sip.Request, tx sip.ServerTransaction, in inbound) {
+func (b *Bot) onPageMessage(req *sip.Request, tx sip.ServerTransaction, peer Peer, in inbound) {
 	from := req.From()
-	peer := peerFromURI(from.Address, from.DisplayName)
+	// Replies go to the peer's address: a verified one's as asserted, else the From URI
+	// with its parameters (;transport=tcp says how to reach the peer).
+	target := sip.Uri{Scheme: from.Address.Scheme, User: from.Address.User, Host: from.Address.Host,
+		Port: from.Address.Port, UriParams: from.Address.UriParams}
+	if peer.Verified && b.trust.trusted(req.Source()) {
+		var u sip.Uri
+		if sip.ParseUri(peer.URI, &u) == nil {
+			target = u
+		}
+	}
 	local := sip.Uri{Scheme: b.identity.Scheme, User: b.identity.User, Host: b.identity.Host, Port: b.identity.Port}
 	key := aor(local) + " " + peer.URI
 	network := sip.NetworkToLower(req.Transport())
@@ -655,10 +690,8 @@ func (b *Bot) onPageMessage(req *sip.Request, tx sip.ServerTransaction, in inbou
 	mk := func() *Session {
 		s := &Session{
 			b: b, id: key, key: key, mode: ModePage, peer: peer, local: local,
-			// Keep the URI's parameters: ;transport=tcp says how to reach the peer.
-			pageState: &pageState{peerURI: sip.Uri{Scheme: from.Address.Scheme, User: from.Address.User,
-				Host: from.Address.Host, Port: from.Address.Port, UriParams: from.Address.UriParams}},
-			started: time.Now(), endedCh: make(chan struct{}),
+			pageState: &pageState{peerURI: target},
+			started:   time.Now(), endedCh: make(chan struct{}),
 		}
 		if b.cfg.Admit != nil {
 			s.admitted = make(chan struct{})
@@ -705,6 +738,7 @@ func (b *Bot) onPageMessage(req *sip.Request, tx sip.ServerTransaction, in inbou
 			return
 		}
 		s.peerAddr, s.network = req.Source(), network
+		s.proxied.Store(b.fromProxy(req.Source()))
 		s.unreachable.Store(false) // it writes: it may answer again
 		if in.kind == EventTyping {
 			s.typing.peerComposing = true
