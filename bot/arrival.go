@@ -116,6 +116,16 @@ func (b *Bot) arrivalOf(req *sip.Request) *arrival {
 	return a
 }
 
+// passTurn gives up the turn of a request that is not handled (over Config.SourceLimit), so
+// that the requests after it in its session need not wait for it. Like the handled ones, it
+// waits for its predecessors, and for onArrival (see arrivalOf).
+func (b *Bot) passTurn(req *sip.Request) {
+	if a := b.arrivalOf(req); a != nil && a.s != nil {
+		a.s.takeTurn(a.ticket)
+		a.s.endTurn(a.ticket)
+	}
+}
+
 // arrive records a request's branch and gives it the next arrival ticket, unless the branch
 // was seen before (a retransmission: fresh is false). Branches older than branchMemory are
 // forgotten.

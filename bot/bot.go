@@ -51,10 +51,11 @@ type Bot struct {
 	sessions sessionTable
 	runq     runQueue
 	arrivals arrivals
-	merges   merges   // recent out-of-dialog requests, for RFC 3261 §8.2.2.2
-	unacked  sync.Map // INVITE key -> *dialog answered in the last 64·T1 (see sendOK)
-	work     activity // events accepted and not yet handled
-	inflight activity // SIP handlers running
+	merges   merges         // recent out-of-dialog requests, for RFC 3261 §8.2.2.2
+	pike     *sourceLimiter // Config.SourceLimit
+	unacked  sync.Map       // INVITE key -> *dialog answered in the last 64·T1 (see sendOK)
+	work     activity       // events accepted and not yet handled
+	inflight activity       // SIP handlers running
 	closing  atomic.Bool
 
 	handlerCtx    context.Context
@@ -110,6 +111,7 @@ func New(cfg Config) (*Bot, error) {
 		ready:    make(chan struct{}),
 	}
 	b.sessions.init()
+	b.pike = newSourceLimiter(c.SourceLimit, nil)
 	b.runq.init(c.MaxWorkers, b.runSession)
 	if b.proxyAddr, b.proxyTp, err = parseProxy(c.OutboundProxy); err != nil {
 		return nil, fmt.Errorf("bot config: %w", err)

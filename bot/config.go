@@ -83,6 +83,12 @@ type Config struct {
 	// (ulimit -n). An accept that fails all the same (too many open files) is retried after
 	// a pause, 5 ms doubling to 1 s; it never stops the bot. Default: 1024.
 	MaxConnections int
+	// SourceLimit limits how fast each source IP address may send requests (Kamailio's
+	// pike): past it a source gets one 503 with Retry-After a second and silence for the
+	// rest. Off by default, so that a load test from one address is not throttled; a bot
+	// exposed to the internet should set it, such as {Rate: 50, Burst: 100}. Requests from
+	// trusted proxies are exempt. See SourceLimit.
+	SourceLimit SourceLimit
 	// ConnectionIdleTimeout closes a TCP, TLS or WebSocket connection that carried no SIP
 	// message and no keep-alive (CRLF, RFC 5626; a WebSocket ping) for this long. A client
 	// that keeps its connection alive, with keep-alives every 30 seconds as is usual or with
@@ -256,6 +262,7 @@ func (c *Config) withDefaults() (Config, error) {
 	defInt(&cfg.MaxQueued, 10000)
 	defInt(&cfg.MaxMessageBytes, 16384)
 	defInt(&cfg.MaxConnections, 1024)
+	cfg.SourceLimit = cfg.SourceLimit.withDefaults()
 	if cfg.Apology == "" {
 		cfg.Apology = "Sorry, something went wrong on my side (ref %s)."
 	}

@@ -45,14 +45,18 @@ func (b *Bot) routes() {
 	}))
 }
 
-// guard wraps every SIP handler. It recovers a panic (the request gets 500 and the bot keeps
-// running), refuses requests without the headers every handler needs (400), and takes
-// in-dialog requests in their arrival order: it waits for the request's turn in its
-// session, applies RFC 3261 §12.2.2 (a CSeq lower than or equal to the last one gets 500) and
-// lets the next request go on once the handler has answered. A request that requires an
-// extension the bot does not support gets 420.
+// guard wraps every SIP handler. It first applies Config.SourceLimit (see limited). Then it
+// recovers a panic (the request gets 500 and the bot keeps running), refuses requests
+// without the headers every handler needs (400), and takes in-dialog requests in their
+// arrival order: it waits for the request's turn in its session, applies RFC 3261 §12.2.2 (a
+// CSeq lower than or equal to the last one gets 500) and lets the next request go on once
+// the handler has answered. A request that requires an extension the bot does not support
+// gets 420.
 func (b *Bot) guard(h func(*sip.Request, sip.ServerTransaction)) func(*sip.Request, sip.ServerTransaction) {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
+		if b.limited(req, tx) {
+			return
+		}
 		b.inflight.add()
 		defer b.inflight.done()
 		a := b.arrivalOf(req)
@@ -101,6 +105,25 @@ func (b *Bot) guard(h func(*sip.Request, sip.ServerTransaction)) func(*sip.Reque
 		}
 		h(req, tx)
 	}
+}
+
+// limited applies Config.SourceLimit to a request and reports whether the request is over
+// it: then the request has been answered 503 or dropped. A dropped request gets no answer at
+// all: sipgo terminates the transaction of a request its handler did not answer, so a
+// retransmission is a new request, counted again. An in-dialog request gives up its turn in
+// its session (see passTurn).
+func (b *Bot) limited(req *sip.Request, tx sip.ServerTransaction) bool {
+	v, src, retry := b.pike.checkRequest(req)
+	if v == limitPass {
+		return false
+	}
+	if v == limitAnswer {
+		b.log.Info("source rate-limited", "source", src, "rate", b.cfg.SourceLimit.Rate,
+			"burst", b.cfg.SourceLimit.Burst, "retry_after", retry)
+		b.respond(req, tx, 503, retryAfter(retry))
+	}
+	b.passTurn(req)
+	return true
 }
 
 // supportedExtensions are the option tags (RFC 3261 §19.2) of the SIP extensions the bot

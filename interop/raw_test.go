@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
@@ -164,16 +165,36 @@ type rawPeer struct {
 // dialRaw connects a raw peer to the bot over network ("udp" or "tcp").
 func dialRaw(t *testing.T, network, botAddr string) *rawPeer {
 	t.Helper()
-	conn, err := net.Dial(network, botAddr)
+	p, err := dialRawFrom(t, network, "", botAddr)
 	if err != nil {
-		t.Fatalf("dial %s %s: %v", network, botAddr, err)
+		t.Fatal(err)
+	}
+	return p
+}
+
+// dialRawFrom is dialRaw from the local IP address localIP ("": the system's choice).
+func dialRawFrom(t *testing.T, network, localIP, botAddr string) (*rawPeer, error) {
+	var d net.Dialer
+	if localIP != "" {
+		local, err := netip.ParseAddrPort(net.JoinHostPort(localIP, "0"))
+		if err != nil {
+			return nil, err
+		}
+		d.LocalAddr = net.UDPAddrFromAddrPort(local)
+		if network == "tcp" {
+			d.LocalAddr = net.TCPAddrFromAddrPort(local)
+		}
+	}
+	conn, err := d.Dial(network, botAddr)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s %s from %q: %w", network, botAddr, localIP, err)
 	}
 	t.Cleanup(func() { conn.Close() })
 	p := &rawPeer{t: t, network: network, conn: conn, local: conn.LocalAddr().String()}
 	if network == "tcp" {
 		p.reader = bufio.NewReaderSize(conn, 1<<16)
 	}
-	return p
+	return p, nil
 }
 
 // send writes one raw message (or any bytes) to the bot.

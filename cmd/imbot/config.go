@@ -6,6 +6,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -62,6 +63,8 @@ type fileConfig struct {
 		PageConversations int           `yaml:"page_conversations"`
 		MessageBytes      int           `yaml:"message_bytes"`
 		Connections       int           `yaml:"connections"`
+		PerSourceRate     float64       `yaml:"per_source_rate"`
+		PerSourceBurst    int           `yaml:"per_source_burst"`
 	} `yaml:"limits"`
 	Log struct {
 		Level  string `yaml:"level"`
@@ -338,10 +341,14 @@ func (c *fileConfig) validate() []keyError {
 	for key, v := range map[string]int{"limits.inbox": c.Limits.Inbox, "limits.workers": c.Limits.Workers,
 		"limits.queued": c.Limits.Queued, "limits.sessions": c.Limits.Sessions,
 		"limits.page_conversations": c.Limits.PageConversations, "limits.message_bytes": c.Limits.MessageBytes,
-		"limits.connections": c.Limits.Connections, "http.max_connections": c.HTTP.MaxConnections} {
+		"limits.connections": c.Limits.Connections, "limits.per_source_burst": c.Limits.PerSourceBurst,
+		"http.max_connections": c.HTTP.MaxConnections} {
 		if v < 0 {
 			bad(key, "%d: must be positive (or left out for the default)", v)
 		}
+	}
+	if r := c.Limits.PerSourceRate; !(r >= 0) || math.IsInf(r, 1) {
+		bad("limits.per_source_rate", "%v: want requests a second, such as 50 (0: no limit)", r)
 	}
 	switch c.Store.Driver {
 	case "", "sqlite", "memory":
@@ -394,6 +401,7 @@ func (c *fileConfig) botConfig() (bot.Config, error) {
 		MaxPageConversations:  c.Limits.PageConversations,
 		MaxMessageBytes:       c.Limits.MessageBytes,
 		MaxConnections:        c.Limits.Connections,
+		SourceLimit:           bot.SourceLimit{Rate: c.Limits.PerSourceRate, Burst: c.Limits.PerSourceBurst},
 		Typing: bot.TypingConfig{
 			Off: c.Typing.Off, Delay: c.Typing.Delay, RefreshMS: c.Typing.RefreshMS, Refresh: c.Typing.Refresh,
 		},

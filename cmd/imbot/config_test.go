@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/imbot-dev/imbot/bot"
 )
 
 func TestDefaultConfigLoads(t *testing.T) {
@@ -37,6 +39,8 @@ func TestConfigErrors(t *testing.T) {
 		{"negative connection bounds", "limits:\n  connections: -1\ntimeouts:\n  connection_idle: -1s\nhttp:\n  max_connections: -2\n",
 			[]string{"limits.connections: -1: must be positive", "timeouts.connection_idle: -1s: must be positive",
 				"http.max_connections: -2: must be positive"}},
+		{"negative per-source limit", "limits:\n  per_source_rate: -1\n  per_source_burst: -5\n",
+			[]string{"cfg.yaml:2:20: limits.per_source_rate: -1: want requests a second", "limits.per_source_burst: -5: must be positive"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -85,16 +89,33 @@ func TestHandoffTextsFromConfig(t *testing.T) {
 	}
 }
 
-func TestConnectionBoundsFromConfig(t *testing.T) {
-	fc, err := parseConfig("cfg.yaml", []byte("limits:\n  connections: 10\ntimeouts:\n  connection_idle: 3m\n"))
-	if err != nil {
-		t.Fatal(err)
+func TestLimitsFromConfig(t *testing.T) {
+	cases := []struct {
+		name string
+		yaml string
+		ok   func(bot.Config) bool
+	}{
+		{"connection bounds", "limits:\n  connections: 10\ntimeouts:\n  connection_idle: 3m\n", func(c bot.Config) bool {
+			return c.MaxConnections == 10 && c.ConnectionIdleTimeout == 3*time.Minute
+		}},
+		{"per-source limit", "limits:\n  per_source_rate: 2.5\n  per_source_burst: 20\n", func(c bot.Config) bool {
+			return c.SourceLimit == bot.SourceLimit{Rate: 2.5, Burst: 20}
+		}},
+		{"per-source limit off by default", "", func(c bot.Config) bool { return c.SourceLimit == bot.SourceLimit{} }},
 	}
-	cfg, err := fc.botConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.MaxConnections != 10 || cfg.ConnectionIdleTimeout != 3*time.Minute {
-		t.Errorf("MaxConnections %d, ConnectionIdleTimeout %v; want 10, 3m", cfg.MaxConnections, cfg.ConnectionIdleTimeout)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			fc, err := parseConfig("cfg.yaml", []byte(c.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := fc.botConfig()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !c.ok(cfg) {
+				t.Errorf("decoded as %+v", cfg)
+			}
+		})
 	}
 }
