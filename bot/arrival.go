@@ -10,11 +10,12 @@ import (
 // In-dialog requests are handled in the order they arrived, which is the only order SIP
 // gives them (RFC 3261 §12.2.2 allows gaps in the peer's CSeq, so a CSeq-ordered queue would
 // have to wait for numbers that never come). sipgo reads each connection in one goroutine
-// and calls every TransportLayer.OnMessage handler in turn, before its transaction layer
-// hands the request to a new goroutine: onArrival runs there and gives each in-dialog
-// request a ticket in its session's arrival order. The request's SIP handler then waits for
-// its turn (see Session.takeTurn), applies the CSeq rule and answers; the next request's
-// handler runs after it.
+// and calls every TransportLayer.OnMessage handler in turn: the transaction layer's, which
+// hands the request to a new goroutine, then onArrival, which gives each in-dialog request a
+// ticket in its session's arrival order, still in the read loop. The request's SIP handler
+// first waits until onArrival has seen its request (arrivalOf), then for its turn (see
+// Session.takeTurn), applies the CSeq rule and answers; the next request's handler runs
+// after it.
 //
 // Retransmissions (same branch) are absorbed by the transaction layer and never reach a
 // handler, so they get no ticket. ACK and CANCEL are not ordered either.
@@ -101,7 +102,7 @@ func (b *Bot) arrivalOf(req *sip.Request) *arrival {
 	}
 	a := b.arrivals.get(req)
 	select {
-	case <-a.ready: // the usual case: onArrival ran before the handler started
+	case <-a.ready: // the usual case: onArrival ran while the handler's goroutine started
 	default:
 		t := time.NewTimer(arrivalGuard)
 		select {

@@ -111,7 +111,17 @@ func New(cfg Config) (*Bot, error) {
 		ready:    make(chan struct{}),
 	}
 	b.sessions.init()
+	var hosts []string
+	for _, s := range c.Listen {
+		if la, err := parseListen(s); err == nil {
+			hosts = append(hosts, la.host)
+		}
+	}
+	if b.trust, err = newTrust(c.Trust, hosts); err != nil {
+		return nil, fmt.Errorf("bot config: %w", err)
+	}
 	b.pike = newSourceLimiter(c.SourceLimit, nil)
+	b.pike.setExempt(b.trust.trustedIP) // a proxy carries everyone's requests
 	b.runq.init(c.MaxWorkers, b.runSession)
 	if b.proxyAddr, b.proxyTp, err = parseProxy(c.OutboundProxy); err != nil {
 		return nil, fmt.Errorf("bot config: %w", err)
@@ -124,15 +134,8 @@ func New(cfg Config) (*Bot, error) {
 		b.closeListeners()
 		return nil, err
 	}
-	var hosts []string
-	for _, s := range c.Listen {
-		if la, err := parseListen(s); err == nil {
-			hosts = append(hosts, la.host)
-		}
-	}
-	if b.trust, err = newTrust(c.Trust, hosts, b.identity.Host); err != nil {
-		b.closeListeners()
-		return nil, fmt.Errorf("bot config: %w", err)
+	if b.trust.realm == "" {
+		b.trust.realm = b.identity.Host
 	}
 	if c.Registration.Registrar != "" {
 		if b.registrar, err = parseRegistrar(c.Registration.Registrar); err != nil {

@@ -86,12 +86,10 @@ type trust struct {
 	key        []byte // signs nonces
 }
 
-// newTrust checks a TrustConfig. hosts are the listen hosts; realm the default realm.
-func newTrust(c TrustConfig, hosts []string, realm string) (*trust, error) {
+// newTrust checks a TrustConfig. hosts are the listen hosts. An empty realm is set by the
+// caller once the bot's identity is known.
+func newTrust(c TrustConfig, hosts []string) (*trust, error) {
 	t := &trust{users: map[string]DigestUser{}, lookup: c.LookupUser, realm: c.Realm, unverified: c.Unverified}
-	if t.realm == "" {
-		t.realm = realm
-	}
 	for _, p := range c.Proxies {
 		pfx, err := parsePrefix(p)
 		if err != nil {
@@ -176,9 +174,12 @@ func (t *trust) trusted(source string) bool {
 		return false
 	}
 	ip, ok := sourceIP(source)
-	if !ok {
-		return false
-	}
+	return ok && t.trustedIP(ip)
+}
+
+// trustedIP reports whether an address is a trusted proxy's.
+func (t *trust) trustedIP(ip netip.Addr) bool {
+	ip = ip.Unmap()
 	for _, p := range t.proxies {
 		if p.Contains(ip) {
 			return true
