@@ -105,11 +105,15 @@ type testBot struct {
 // echoText is the reply the test bot gives to text.
 func echoText(text string) string { return "echo: " + text }
 
-// eventLine renders an event for testBot.events: "<kind> <mode> <peer URI>: <text>".
+// eventLine renders an event for testBot.events: "<kind> <mode> <peer URI>: <text>", the
+// URI followed by " (verified)" when the bot verified the peer.
 func eventLine(ev *bot.Event) string {
 	mode, peer := "", ""
 	if ev.Session != nil {
 		mode, peer = ev.Session.Mode().String(), ev.Session.Peer().URI
+		if ev.Session.Peer().Verified {
+			peer += " (verified)"
+		}
 	}
 	return fmt.Sprintf("%s %s %s: %s", ev.Kind, mode, peer, ev.Text)
 }

@@ -1,0 +1,129 @@
+package bot
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+func TestNewTrust(t *testing.T) {
+	cases := []struct {
+		name     string
+		cfg      TrustConfig
+		hosts    []string
+		err      string // substring; "" = accepted
+		implicit bool
+	}{
+		{name: "loopback, nothing set", hosts: []string{"127.0.0.1", "::1"}, implicit: true},
+		{name: "exposed, nothing set", hosts: []string{"127.0.0.1", "0.0.0.0"}, err: "set Trust.Proxies"},
+		{name: "exposed, unverified asked", cfg: TrustConfig{Unverified: true}, hosts: []string{"192.0.2.1"}},
+		{name: "exposed, proxies", cfg: TrustConfig{Proxies: []string{"192.0.2.7", "10.0.0.0/8", "::1"}}, hosts: []string{"0.0.0.0"}},
+		{name: "bad proxy", cfg: TrustConfig{Proxies: []string{"proxy.example.com"}}, err: `proxy "proxy.example.com"`},
+		{name: "user without secret", cfg: TrustConfig{Users: []DigestUser{{Username: "a", URI: "sip:a@x"}}}, err: "neither a password nor an HA1"},
+		{name: "user without URI", cfg: TrustConfig{Users: []DigestUser{{Username: "a", Password: "p"}}}, err: "want a SIP address"},
+		{name: "user twice", cfg: TrustConfig{Users: []DigestUser{{Username: "a", Password: "p", URI: "sip:a@x"}, {Username: "a", Password: "q", URI: "sip:a@x"}}}, err: "listed twice"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			tr, err := newTrust(c.cfg, c.hosts)
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("err = %v, want one that says %q", err, c.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tr.implicit != c.implicit {
+				t.Errorf("implicit = %v, want %v", tr.implicit, c.implicit)
+			}
+		})
+	}
+}
+
+func TestTrustedSources(t *testing.T) {
+	tr, err := newTrust(TrustConfig{Proxies: []string{"192.0.2.7", "10.1.0.0/16", "2001:db8::/32"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for src, want := range map[string]bool{
+		"192.0.2.7:5060":      true,
+		"192.0.2.8:5060":      false,
+		"10.1.200.3:40000":    true,
+		"10.2.0.1:5060":       false,
+		"[2001:db8::5]:5060":  true,
+		"[::ffff:10.1.0.9]:1": true, // IPv4-mapped
+		"garbage":             false,
+	} {
+		if got := tr.trusted(src); got != want {
+			t.Errorf("trusted(%q) = %v, want %v", src, got, want)
+		}
+	}
+}
+
+func TestAssertedIdentity(t *testing.T) {
+	cases := []struct {
+		values  []string
+		uri     string // "" = none
+		display string
+	}{
+		{[]string{`"Alice" <sip:alice@example.com>`}, "sip:alice@example.com", "Alice"},
+		{[]string{`<tel:+15551234>, "Bob, Jr." <sips:bob@example.com;user=phone>`}, "sips:bob@example.com", "Bob, Jr."},
+		{[]string{`<tel:+15551234>`, `<sip:carol@example.com>`}, "sip:carol@example.com", ""},
+		{[]string{`<sip:example.com>`}, "", ""}, // no user
+		{[]string{`not an address`}, "", ""},
+	}
+	for _, c := range cases {
+		req := sip.NewRequest(sip.MESSAGE, sip.Uri{Scheme: "sip", User: "bot", Host: "example.com"})
+		for _, v := range c.values {
+			req.AppendHeader(sip.NewHeader("P-Asserted-Identity", v))
+		}
+		u, display, ok := assertedIdentity(req)
+		if c.uri == "" {
+			if ok {
+				t.Errorf("%q: got %s, want none", c.values, u.String())
+			}
+			continue
+		}
+		if !ok || peerFromURI(u, "").URI != c.uri || display != c.display {
+			t.Errorf("%q: got %v %q %q, want %q %q", c.values, ok, u.String(), display, c.uri, c.display)
+		}
+	}
+}
+
+func TestNonces(t *testing.T) {
+	tr, err := newTrust(TrustConfig{Unverified: true, Realm: "example.com"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := newTrust(TrustConfig{Unverified: true, Realm: "example.com"}, nil)
+	now := time.Now()
+	fresh := tr.nonce(now)
+	for _, c := range []struct {
+		name  string
+		nonce string
+		want  nonceState
+	}{
+		{"fresh", fresh, nonceOK},
+		{"expired", tr.nonce(now.Add(-nonceLifetime - time.Minute)), nonceStale},
+		{"another process's", other.nonce(now), nonceBad},
+		{"tampered", tamper(fresh), nonceBad},
+		{"garbage", "!!", nonceBad},
+	} {
+		if got := tr.checkNonce(c.nonce); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// tamper changes the last character of a nonce.
+func tamper(s string) string {
+	last := byte('A')
+	if s[len(s)-1] == 'A' {
+		last = 'B'
+	}
+	return s[:len(s)-1] + string(last)
+}
