@@ -41,6 +41,17 @@ type fileConfig struct {
 		PasswordEnv string        `yaml:"password_env"`
 		Expires     time.Duration `yaml:"expires"`
 	} `yaml:"registration"`
+	Trust struct {
+		Proxies []string `yaml:"proxies"`
+		Users   []struct {
+			Username    string `yaml:"username"`
+			URI         string `yaml:"uri"`
+			PasswordEnv string `yaml:"password_env"`
+			HA1         string `yaml:"ha1"`
+		} `yaml:"users"`
+		Realm      string `yaml:"realm"`
+		Unverified bool   `yaml:"unverified"`
+	} `yaml:"trust"`
 	Typing struct {
 		Off       bool          `yaml:"off"`
 		Delay     time.Duration `yaml:"delay"`
@@ -322,6 +333,16 @@ func (c *fileConfig) validate() []keyError {
 	if c.Registration.PasswordEnv != "" && c.Registration.Registrar == "" {
 		bad("registration.password_env", "set registration.registrar too, or remove the password")
 	}
+	for i, u := range c.Trust.Users {
+		switch {
+		case u.Username == "":
+			bad("trust.users", "user %d has no username", i+1)
+		case !strings.HasPrefix(u.URI, "sip:") && !strings.HasPrefix(u.URI, "sips:"):
+			bad("trust.users", "user %q: uri %q is not a SIP address such as sip:alice@example.com", u.Username, u.URI)
+		case (u.PasswordEnv == "") == (u.HA1 == ""):
+			bad("trust.users", "user %q: set password_env (the environment variable holding the password) or ha1, not both", u.Username)
+		}
+	}
 	switch strings.ToLower(c.Log.Level) {
 	case "", "debug", "info", "warn", "error":
 	default:
@@ -428,6 +449,18 @@ func (c *fileConfig) botConfig() (bot.Config, error) {
 			return cfg, fmt.Errorf("tls.client_ca: %s holds no PEM certificate", c.TLS.ClientCA)
 		}
 		cfg.ClientTLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	cfg.Trust = bot.TrustConfig{Proxies: c.Trust.Proxies, Realm: c.Trust.Realm, Unverified: c.Trust.Unverified}
+	for _, u := range c.Trust.Users {
+		du := bot.DigestUser{Username: u.Username, URI: u.URI, HA1: u.HA1}
+		if u.PasswordEnv != "" {
+			pw, ok := os.LookupEnv(u.PasswordEnv)
+			if !ok {
+				return cfg, fmt.Errorf("trust.users: %s: the environment variable %s is not set", u.Username, u.PasswordEnv)
+			}
+			du.Password = pw
+		}
+		cfg.Trust.Users = append(cfg.Trust.Users, du)
 	}
 	if env := c.Registration.PasswordEnv; env != "" {
 		pw, ok := os.LookupEnv(env)

@@ -41,6 +41,11 @@ func TestConfigErrors(t *testing.T) {
 				"http.max_connections: -2: must be positive"}},
 		{"negative per-source limit", "limits:\n  per_source_rate: -1\n  per_source_burst: -5\n",
 			[]string{"cfg.yaml:2:20: limits.per_source_rate: -1: want requests a second", "limits.per_source_burst: -5: must be positive"}},
+		{"trust user without secret", "trust:\n  users:\n    - {username: alice, uri: \"sip:alice@example.com\"}\n",
+			[]string{"cfg.yaml:3:5: trust.users: user \"alice\": set password_env"}},
+		{"trust user with a bad URI", "trust:\n  users:\n    - {username: bob, uri: bob, ha1: abc}\n",
+			[]string{"trust.users: user \"bob\": uri \"bob\" is not a SIP address"}},
+		{"trust key typo", "trust:\n  proxys: [10.0.0.1]\n", []string{"cfg.yaml:2:3: unknown key \"trust.proxys\"; did you mean \"proxies\"?"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -102,7 +107,15 @@ func TestLimitsFromConfig(t *testing.T) {
 			return c.SourceLimit == bot.SourceLimit{Rate: 2.5, Burst: 20}
 		}},
 		{"per-source limit off by default", "", func(c bot.Config) bool { return c.SourceLimit == bot.SourceLimit{} }},
+		{"trust", "trust:\n  proxies: [10.0.0.0/8]\n  realm: example.com\n  users:\n    - {username: alice, uri: \"sip:alice@example.com\", password_env: IMBOT_TEST_ALICE}\n    - {username: bob, uri: \"sip:bob@example.com\", ha1: 0123abcd}\n",
+			func(c bot.Config) bool {
+				return len(c.Trust.Proxies) == 1 && c.Trust.Proxies[0] == "10.0.0.0/8" && c.Trust.Realm == "example.com" &&
+					len(c.Trust.Users) == 2 && c.Trust.Users[0] == bot.DigestUser{Username: "alice", URI: "sip:alice@example.com", Password: "pw from env"} &&
+					c.Trust.Users[1] == bot.DigestUser{Username: "bob", URI: "sip:bob@example.com", HA1: "0123abcd"} && !c.Trust.Unverified
+			}},
+		{"unverified", "trust:\n  unverified: true\n", func(c bot.Config) bool { return c.Trust.Unverified }},
 	}
+	t.Setenv("IMBOT_TEST_ALICE", "pw from env")
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			fc, err := parseConfig("cfg.yaml", []byte(c.yaml))
@@ -117,5 +130,17 @@ func TestLimitsFromConfig(t *testing.T) {
 				t.Errorf("decoded as %+v", cfg)
 			}
 		})
+	}
+}
+
+// TestTrustPasswordFromEnvironment: a digest user's password comes from the environment,
+// and a variable that is not set is an error that names it.
+func TestTrustPasswordFromEnvironment(t *testing.T) {
+	fc, err := parseConfig("cfg.yaml", []byte("trust:\n  users:\n    - {username: carol, uri: \"sip:carol@example.com\", password_env: IMBOT_TEST_UNSET_PW}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fc.botConfig(); err == nil || !strings.Contains(err.Error(), "IMBOT_TEST_UNSET_PW is not set") {
+		t.Fatalf("err = %v, want one naming the unset variable", err)
 	}
 }
