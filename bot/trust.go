@@ -42,13 +42,18 @@ type TrustConfig struct {
 	// auth_check, then remove_hf("P-Asserted-Identity") and append_hf). A
 	// P-Asserted-Identity from any other address is ignored.
 	Proxies []string
-	// Users are the peers that may reach the bot directly, authenticated by the bot: a new
-	// IM session (INVITE) and every page-mode MESSAGE must carry digest credentials (a
+	// Users are the peers that may reach the bot directly, authenticated by the bot: their
+	// new IM sessions (INVITE) and every page-mode MESSAGE must carry digest credentials (a
 	// request without them gets 401 and a challenge, as a registrar would answer). The
 	// peer is then the user's URI, Verified; its From must be that URI (403 otherwise).
+	// Without Unverified, every sender that is not from a trusted proxy is challenged;
+	// with it, only a From naming one of Users (and a request that carries credentials),
+	// so that strangers are served unverified while nobody can pose as a user: the setup
+	// for a helpdesk whose agents write to the bot directly.
 	Users []DigestUser
 	// LookupUser, when set, is asked for a username that is not in Users (for example from
-	// a database table). It returns ok false for an unknown user.
+	// a database table). It returns ok false for an unknown user. Users found this way are
+	// challenged only where every sender is (Unverified false).
 	LookupUser func(ctx context.Context, username string) (user DigestUser, ok bool, err error)
 	// Realm is the digest realm in challenges. Default: the host of the bot's Identity.
 	Realm string
@@ -79,6 +84,7 @@ const nonceLifetime = 5 * time.Minute
 type trust struct {
 	proxies    []netip.Prefix
 	users      map[string]DigestUser
+	userURIs   map[string]bool // Peer.URI of every user in users
 	lookup     func(context.Context, string) (DigestUser, bool, error)
 	realm      string
 	unverified bool
@@ -89,7 +95,7 @@ type trust struct {
 // newTrust checks a TrustConfig. hosts are the listen hosts. An empty realm is set by the
 // caller once the bot's identity is known.
 func newTrust(c TrustConfig, hosts []string) (*trust, error) {
-	t := &trust{users: map[string]DigestUser{}, lookup: c.LookupUser, realm: c.Realm, unverified: c.Unverified}
+	t := &trust{users: map[string]DigestUser{}, userURIs: map[string]bool{}, lookup: c.LookupUser, realm: c.Realm, unverified: c.Unverified}
 	for _, p := range c.Proxies {
 		pfx, err := parsePrefix(p)
 		if err != nil {
@@ -104,9 +110,11 @@ func newTrust(c TrustConfig, hosts []string) (*trust, error) {
 		case u.Password == "" && u.HA1 == "":
 			return nil, fmt.Errorf("trust: user %q has neither a password nor an HA1", u.Username)
 		}
-		if _, err := userURI(u); err != nil {
+		uri, err := userURI(u)
+		if err != nil {
 			return nil, fmt.Errorf("trust: user %q: %w", u.Username, err)
 		}
+		t.userURIs[peerFromURI(uri, "").URI] = true
 		if _, dup := t.users[u.Username]; dup {
 			return nil, fmt.Errorf("trust: user %q is listed twice", u.Username)
 		}
@@ -253,7 +261,9 @@ func (b *Bot) identify(ctx context.Context, req *sip.Request) (Peer, *refusal) {
 	// Anyone may write P-Asserted-Identity: only a trusted proxy's counts. Drop it so that
 	// no handler reading the request mistakes it for an assertion.
 	req.RemoveHeader("P-Asserted-Identity")
-	if t.digest() {
+	// A From that names a user must prove it; so must every sender when only users may
+	// write. Credentials sent unasked are checked too.
+	if t.digest() && (!t.unverified || t.userURIs[peerFromURI(from.Address, "").URI] || req.GetHeader("Authorization") != nil) {
 		return b.authenticate(ctx, req)
 	}
 	if t.unverified {

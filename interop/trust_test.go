@@ -182,3 +182,44 @@ func TestUnverifiedNotRelayed(t *testing.T) {
 		t.Errorf("reply From %q: want the bot's own identity", reply.header("From"))
 	}
 }
+
+// TestDigestUsersAmongStrangers: with Trust.Users and Trust.Unverified both set, strangers
+// are served unverified, but a From that names a user must prove it: 401 without
+// credentials, verified with them. Nobody can pose as an agent by writing its From.
+func TestDigestUsersAmongStrangers(t *testing.T) {
+	b := startBotConfig(t, func(c *bot.Config) {
+		c.Trust.Users = []bot.DigestUser{{Username: "bob", Password: "agent-pw", URI: "sip:bob@example.com"}}
+		c.Trust.Unverified = true
+	})
+	addr := b.Addr("udp")
+	p := dialRaw(t, "udp", addr)
+
+	requireStatus(t, p.do(textMessage("a stranger asks"), addr), 200)
+	waitEvent(t, b, "message page sip:dave@"+p.local+": a stranger asks")
+	p.expectEcho("a stranger asks")
+
+	asBob := func(m *rawReq) string {
+		return replaceHeader(p.build(m, addr), "From", "<sip:bob@example.com>;tag="+randHex(3))
+	}
+	m := textMessage("posing as bob")
+	p.send(asBob(m))
+	res := p.expectFinal(m.CallID, "MESSAGE")
+	requireStatus(t, res, 401)
+	chal, err := digest.ParseChallenge(res.header("WWW-Authenticate"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = textMessage("really bob")
+	cred, err := digest.Digest(chal, digest.Options{Method: "MESSAGE", URI: "sip:bot@" + addr, Username: "bob", Password: "agent-pw", Count: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Headers = append(m.Headers, "Authorization: "+cred.String())
+	p.send(asBob(m))
+	requireStatus(t, p.expectFinal(m.CallID, "MESSAGE"), 200)
+	waitEvent(t, b, "message page sip:bob@example.com (verified): really bob")
+	p.expectEcho("really bob")
+	if n := countEvents(b, func(l string) bool { return strings.Contains(l, "posing as bob") }); n != 0 {
+		t.Errorf("the unauthenticated message in bob's name reached the handler %d times", n)
+	}
+}
