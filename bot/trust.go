@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -90,6 +91,65 @@ type trust struct {
 	unverified bool
 	implicit   bool   // unverified because nothing was configured and the bot is on loopback
 	key        []byte // signs nonces
+	counts     nonceCounts
+}
+
+// nonceCounts remembers, for each nonce that authenticated a request, the nonce counts
+// (nc) used with it, so that a captured request cannot be replayed: a count is good once.
+// Counts may arrive out of order (UDP), so a window of the 64 below the highest is kept,
+// as IPsec's anti-replay window does. Only authenticated requests add entries, and an
+// entry goes once its nonce has expired.
+type nonceCounts struct {
+	mu    sync.Mutex
+	m     map[string]*ncWindow
+	sweep time.Time
+}
+
+type ncWindow struct {
+	top    int    // highest count seen
+	seen   uint64 // bit i: top-i was seen
+	issued time.Time
+}
+
+// use records a nonce count and reports whether it is new. nc 0 (credentials without qop)
+// makes the nonce good for one request.
+func (c *nonceCounts) use(nonce string, nc int, issued, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]*ncWindow{}
+	}
+	if now.Sub(c.sweep) > nonceLifetime/4 {
+		c.sweep = now
+		for k, w := range c.m {
+			if now.Sub(w.issued) > nonceLifetime+time.Minute {
+				delete(c.m, k)
+			}
+		}
+	}
+	w := c.m[nonce]
+	if w == nil {
+		c.m[nonce] = &ncWindow{top: nc, seen: 1, issued: issued}
+		return true
+	}
+	switch d := w.top - nc; {
+	case nc == 0:
+		return false
+	case d < 0:
+		if -d >= 64 {
+			w.seen = 0
+		} else {
+			w.seen <<= uint(-d)
+		}
+		w.seen |= 1
+		w.top = nc
+		return true
+	case d >= 64 || w.seen&(1<<uint(d)) != 0:
+		return false
+	default:
+		w.seen |= 1 << uint(d)
+		return true
+	}
 }
 
 // newTrust checks a TrustConfig. hosts are the listen hosts. An empty realm is set by the
@@ -327,7 +387,8 @@ func (b *Bot) authenticate(ctx context.Context, req *sip.Request) (Peer, *refusa
 	if err != nil || creds.Realm != t.realm || creds.Username == "" {
 		return Peer{}, t.challenge(false)
 	}
-	switch t.checkNonce(creds.Nonce) {
+	issued, state := t.checkNonce(creds.Nonce)
+	switch state {
 	case nonceBad:
 		return Peer{}, t.challenge(false)
 	case nonceStale:
@@ -356,6 +417,11 @@ func (b *Bot) authenticate(ctx context.Context, req *sip.Request) (Peer, *refusa
 		b.log.Info("From differs from the authenticated user", "user", u.Username, "from", from.Address.String())
 		return Peer{}, &refusal{code: 403, reason: "Forbidden", hdrs: []sip.Header{
 			sip.NewHeader("Warning", `399 imbot "From does not match the authenticated user"`)}}
+	}
+	if !t.counts.use(creds.Nonce, creds.Nc, issued, time.Now()) {
+		// A replay, or a client that reused a count: a fresh nonce sorts out the latter.
+		b.log.Info("digest nonce count used twice", "user", u.Username, "source", req.Source(), "nc", creds.Nc)
+		return Peer{}, t.challenge(true)
 	}
 	p.Verified = true
 	return p, nil
@@ -417,14 +483,15 @@ const (
 	nonceBad
 )
 
-func (t *trust) checkNonce(n string) nonceState {
+// checkNonce checks a nonce's signature and age and returns when it was issued.
+func (t *trust) checkNonce(n string) (time.Time, nonceState) {
 	raw, err := base64.RawURLEncoding.DecodeString(n)
 	if err != nil || len(raw) != 24 || !hmac.Equal(raw[8:], t.sign(raw[:8])) {
-		return nonceBad
+		return time.Time{}, nonceBad
 	}
 	issued := time.Unix(int64(binary.BigEndian.Uint64(raw[:8])), 0)
 	if age := time.Since(issued); age > nonceLifetime || age < -time.Minute {
-		return nonceStale
+		return issued, nonceStale
 	}
-	return nonceOK
+	return issued, nonceOK
 }

@@ -113,7 +113,7 @@ func TestNonces(t *testing.T) {
 		{"tampered", tamper(fresh), nonceBad},
 		{"garbage", "!!", nonceBad},
 	} {
-		if got := tr.checkNonce(c.nonce); got != c.want {
+		if _, got := tr.checkNonce(c.nonce); got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
 		}
 	}
@@ -126,4 +126,36 @@ func tamper(s string) string {
 		last = 'B'
 	}
 	return s[:len(s)-1] + string(last)
+}
+
+func TestNonceCounts(t *testing.T) {
+	now := time.Now()
+	var c nonceCounts
+	steps := []struct {
+		nonce string
+		nc    int
+		want  bool
+	}{
+		{"a", 1, true},
+		{"a", 1, false}, // replay
+		{"a", 3, true},
+		{"a", 2, true}, // late, inside the window
+		{"a", 2, false},
+		{"a", 100, true},
+		{"a", 30, false}, // below the window
+		{"a", 99, true},
+		{"b", 1, true}, // another nonce
+		{"c", 0, true}, // no qop: good once
+		{"c", 0, false},
+	}
+	for i, s := range steps {
+		if got := c.use(s.nonce, s.nc, now, now); got != s.want {
+			t.Errorf("step %d: use(%s, %d) = %v, want %v", i, s.nonce, s.nc, got, s.want)
+		}
+	}
+	// Entries go once their nonce expired.
+	c.use("d", 1, now, now.Add(nonceLifetime+2*time.Minute))
+	if _, ok := c.m["a"]; ok {
+		t.Error("an expired nonce's counts were kept")
+	}
 }

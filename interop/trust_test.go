@@ -120,6 +120,7 @@ func TestDigestAuthentication(t *testing.T) {
 		user, pw string
 		from     string // From user; default dave
 		nonce    string // default the challenge's
+		nc       int    // default the case's number
 		status   int
 	}{
 		{name: "right password", user: "dave", pw: "s3cret", status: 200},
@@ -127,13 +128,18 @@ func TestDigestAuthentication(t *testing.T) {
 		{name: "unknown user", user: "eve", pw: "s3cret", status: 403},
 		{name: "forged nonce", user: "dave", pw: "s3cret", nonce: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", status: 401},
 		{name: "another From", user: "dave", pw: "s3cret", from: "mallory", status: 403},
+		{name: "replayed count", user: "dave", pw: "s3cret", nc: 1, status: 401}, // the first case's
 	}
 	for i, c := range cases {
 		ch := *chal
 		if c.nonce != "" {
 			ch.Nonce = c.nonce
 		}
-		m := authorized(textMessage("try: "+c.name), c.user, c.pw, i+1, &ch)
+		nc := i + 1
+		if c.nc != 0 {
+			nc = c.nc
+		}
+		m := authorized(textMessage("try: "+c.name), c.user, c.pw, nc, &ch)
 		msg := asDave(p.build(m, addr), "c"+randHex(2))
 		if c.from != "" {
 			msg = replaceHeader(msg, "From", "<sip:"+c.from+"@"+proxyIP+">;tag=x")
