@@ -34,13 +34,15 @@ type Bot struct {
 	listeners []boundListener
 	identity  sip.Uri
 	trust     *trust
-	host      string         // advertised host
-	ports     map[string]int // advertised port by network
-	proxyAddr string
-	proxyIPs  []netip.Addr // the outbound proxy's addresses
-	proxyTp   string
-	registrar registrar
-	reg       regStatus
+	// udpReaders are the UDP sockets as sipgo reads them; set by Run before serving.
+	udpReaders []*udpReader
+	host       string         // advertised host
+	ports      map[string]int // advertised port by network
+	proxyAddr  string
+	proxyIPs   []netip.Addr // the outbound proxy's addresses
+	proxyTp    string
+	registrar  registrar
+	reg        regStatus
 
 	mu         sync.Mutex
 	middleware []Middleware
@@ -273,7 +275,8 @@ func (b *Bot) setupSIP() error {
 		sipgo.WithUserAgent(b.cfg.UserAgent),
 		sipgo.WithUserAgentHostname(b.identity.Host),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(b.log)),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(b.log)),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(
+			slog.New(unparsableHook{next: b.log.Handler(), answer: b.answerUnparsable}))),
 	}
 	if b.cfg.ClientTLS != nil {
 		uaOpts = append(uaOpts, sipgo.WithUserAgenTLSConfig(b.cfg.ClientTLS))
@@ -388,7 +391,9 @@ func (b *Bot) Run(ctx context.Context) error {
 	for i := range serving {
 		if pc := serving[i].pc; pc != nil {
 			reading.Add(1)
-			serving[i].pc = &readyPacketConn{PacketConn: pc, ready: reading.Done}
+			u := &udpReader{PacketConn: pc, ready: reading.Done}
+			serving[i].pc = u
+			b.udpReaders = append(b.udpReaders, u)
 		}
 	}
 	for _, l := range serving {
@@ -406,8 +411,8 @@ func (b *Bot) Run(ctx context.Context) error {
 			case "wss":
 				err = b.srv.ServeWSS(l.ln)
 			}
-			if rp, ok := l.pc.(*readyPacketConn); ok {
-				rp.once.Do(rp.ready) // Serve failed before its first read: do not hold Ready
+			if u, ok := l.pc.(*udpReader); ok {
+				u.once.Do(u.ready) // Serve failed before its first read: do not hold Ready
 			}
 			// A stream listener retries failed accepts (listener.go): only a broken UDP
 			// socket, or a listener sipgo cannot use at all, gets here.
@@ -537,19 +542,6 @@ func (b *Bot) sweepIdle(ctx context.Context) {
 			}
 		}
 	}
-}
-
-// readyPacketConn reports its first read: sipgo registers a UDP socket for outgoing requests
-// before it starts reading it, so from then on requests can leave from it.
-type readyPacketConn struct {
-	net.PacketConn
-	once  sync.Once
-	ready func()
-}
-
-func (c *readyPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
-	c.once.Do(c.ready)
-	return c.PacketConn.ReadFrom(p)
 }
 
 // activity counts running workers and lets shutdown wait for them.

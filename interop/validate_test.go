@@ -133,3 +133,35 @@ func TestRawEscapedSenderIsTheSameSender(t *testing.T) {
 	waitEvent(t, b, "message page sip:trudy@example.com: hello")
 	p.expectEcho("hello")
 }
+
+// TestRawUnparsableUDP: a UDP request the SIP parser rejects is answered 400 with a Warning
+// that says why (it used to be dropped without a word, and its sender retransmitted for 32
+// seconds), as long as it carries the headers a response needs; the bot goes on working.
+func TestRawUnparsableUDP(t *testing.T) {
+	b := startBot(t)
+	addr := b.Addr("udp")
+	p := dialRaw(t, "udp", addr)
+	cases := []struct {
+		name string
+		edit func(string) string
+	}{
+		{"CSeq not a number", func(m string) string { return strings.Replace(m, "CSeq: 1 MESSAGE", "CSeq: abc MESSAGE", 1) }},
+		{"Content-Length beyond the body", func(m string) string {
+			return strings.Replace(m, "Content-Length: 4", "Content-Length: 99", 1)
+		}},
+		{"header without a colon", func(m string) string { return strings.Replace(m, "Max-Forwards: 70", "Max-Forwards 70", 1) }},
+	}
+	for _, c := range cases {
+		m := textMessage("oops")
+		p.send(c.edit(p.build(m, addr)))
+		res := p.expectFinal(m.CallID, "MESSAGE")
+		if res.status() != 400 || res.header("Warning") == "" || !strings.Contains(res.header("To"), ";tag=") {
+			t.Errorf("%s: answered\n%s\nwant 400 with a Warning and a To tag", c.name, res)
+		}
+	}
+	requireStatus(t, p.do(textMessage("still fine"), addr), 200)
+	p.expectEcho("still fine")
+	if n := countEvents(b, func(l string) bool { return strings.HasSuffix(l, ": oops") }); n != 0 {
+		t.Errorf("%d unparsable requests reached the handler", n)
+	}
+}
