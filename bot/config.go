@@ -109,13 +109,17 @@ type Config struct {
 	ReorderWindow time.Duration
 	// AckTimeout is how long the bot waits for the ACK of the 200 that accepted an IM
 	// session (retransmitting the 200 over UDP meanwhile) before it ends the session with a
-	// BYE. Messages the peer sends meanwhile are handled. Default: 32 seconds (64·T1).
+	// BYE. Messages the peer sends meanwhile are handled. An unverified caller over UDP that
+	// sends nothing gets four copies of the 200 (0 to 3.5 s) and its session ends at 4
+	// seconds, without a BYE. Default: 32 seconds (64·T1).
 	AckTimeout time.Duration
 	// RequestTimeout bounds one request the bot sends (a reply, typing, BYE). It is shorter
 	// than SIP's own 32 s (timer F) so that a peer that never answers (gone, or a forged
 	// source) costs one short wait: a page-mode conversation whose peer did not answer is
 	// marked unreachable and the bot sends it nothing more until it writes again
-	// (ErrPeerUnreachable). Default: 10 seconds.
+	// (ErrPeerUnreachable). Toward an unverified UDP peer that has not yet answered the bot
+	// the wait is at most 4 seconds (the first try and three retransmissions), so that a
+	// forged source's victim gets little. Default: 10 seconds.
 	RequestTimeout time.Duration
 	// EventTimeout bounds the handling of one event: the handler's context is cancelled
 	// after it. Default: 30 seconds.

@@ -162,6 +162,14 @@ func waitFinal(ctx context.Context, tx sip.ClientTransaction) (*sip.Response, er
 	}
 }
 
+// unprovenWait bounds how long the bot keeps sending to an unverified UDP peer that has not
+// shown it hears the bot: the 200 of its INVITE is retransmitted until then (0, T1, 3·T1,
+// 7·T1: four packets), and a page-mode request toward it is given up then (four packets).
+// A forged source, whose victim never answers, gets no more than that; a real peer on
+// loopback or a LAN answers within milliseconds, and one whose packets are lost gets three
+// retransmissions, as a UDP client retransmits its own requests.
+const unprovenWait = 4 * time.Second
+
 // connTx is a server transaction that exposes its connection (sipgo's *sip.ServerTx).
 type connTx interface {
 	Connection() sip.Connection
@@ -172,17 +180,24 @@ type connTx interface {
 // session then ends with a BYE, RFC 3261 §13.3.1.4). Over reliable transports only the ACK
 // deadline applies.
 //
+// Toward an unverified peer over UDP (heard is then set) the 200 goes out at most four times
+// (0, T1, 3·T1, 7·T1) unless heard reports that the peer spoke in the dialog: a forged
+// INVITE brings its victim four small packets, not a 200 every T2 for 32 s.
+//
 // The 200 is written on the transaction's connection and the transaction is terminated at
 // once: sipgo would keep an accepted INVITE transaction (the INVITE, the 200, the SDP) for 32
 // s after the ACK, whatever the session does, which is most of what an IM session costs. The
 // bot plays the accepted state itself: it keeps the 200 until the ACK and answers a
 // retransmitted INVITE with it (see resendOK).
-func (b *Bot) sendOK(d *dialog, tx sip.ServerTransaction, req *sip.Request, res *sip.Response, noAck func()) error {
+func (b *Bot) sendOK(d *dialog, tx sip.ServerTransaction, req *sip.Request, res *sip.Response, heard func() bool, noAck func()) error {
 	d.amu.Lock()
 	defer d.amu.Unlock()
 	d.uasPending = &uasPending{ok: res, okReq: req}
 	d.okAt = time.Now()
 	d.deadline = d.okAt.Add(b.cfg.AckTimeout)
+	if heard != nil {
+		d.deadline = d.okAt.Add(min(unprovenWait, b.cfg.AckTimeout))
+	}
 	if ct, ok := tx.(connTx); ok {
 		if err := b.writeOn(ct.Connection(), req, res); err != nil {
 			return err
@@ -207,6 +222,9 @@ func (b *Bot) sendOK(d *dialog, tx sip.ServerTransaction, req *sip.Request, res 
 		defer d.amu.Unlock()
 		if d.acked {
 			return
+		}
+		if full := d.okAt.Add(b.cfg.AckTimeout); !time.Now().Before(d.deadline) && d.deadline.Before(full) && heard() {
+			d.deadline = full // the peer spoke in the dialog: it hears the bot, wait as long as for anyone
 		}
 		if !time.Now().Before(d.deadline) {
 			d.acked = true // given up: no more retransmissions

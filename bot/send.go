@@ -159,8 +159,12 @@ func (s *Session) start(parent context.Context, method sip.RequestMethod, conten
 	if s.dlg == nil && s.unreachable.Load() {
 		return nil, ErrPeerUnreachable
 	}
-	ctx, cancel := context.WithTimeout(parent, s.b.cfg.RequestTimeout)
 	req := s.newRequest(method, contentType, body)
+	timeout := s.b.cfg.RequestTimeout
+	if s.dlg == nil && !s.peer.Verified && !s.heard.Load() && !sip.IsReliable(req.Transport()) {
+		timeout = min(timeout, unprovenWait) // a forged source's victim gets four packets
+	}
+	ctx, cancel := context.WithTimeout(parent, timeout)
 	if s.b.sendHook != nil {
 		defer cancel()
 		s.touch()
@@ -221,6 +225,7 @@ func (s *Session) outcome(parent context.Context, method sip.RequestMethod, res 
 		}
 		return 0, fmt.Errorf("send %s to %s: %w", method, s.peer.URI, err)
 	}
+	s.heard.Store(true)
 	if res.StatusCode >= 300 {
 		if s.dlg != nil && method != sip.BYE && (res.StatusCode == 408 || res.StatusCode == 480 || res.StatusCode == 481) {
 			go s.end(s.b.handlerCtx, EndDeadDialog, res.StatusCode != 481)

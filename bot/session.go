@@ -29,6 +29,9 @@ type Session struct {
 	// unreachable: the peer did not answer the bot's last request (page mode); nothing is
 	// sent until it writes again.
 	unreachable atomic.Bool
+	// heard: the peer answered one of the bot's requests (page mode): it is where its
+	// requests say it is (see unprovenWait).
+	heard atomic.Bool
 	// peerSpoke: the peer sent a request in the dialog, so it knows of it (see noAck).
 	peerSpoke atomic.Bool
 

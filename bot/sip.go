@@ -356,7 +356,11 @@ func (b *Bot) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		b.log.Info("IM session got no ACK for its 200: ending it", "session", s.id, "peer", peer.URI, "bye", bye)
 		s.end(b.handlerCtx, EndDeadDialog, bye)
 	}
-	if err := b.sendOK(d, tx, req, res, noAck); err != nil {
+	var heard func() bool // see sendOK
+	if !peer.Verified && !sip.IsReliable(req.Transport()) {
+		heard = s.peerSpoke.Load
+	}
+	if err := b.sendOK(d, tx, req, res, heard, noAck); err != nil {
 		b.log.Info("IM session not established: 200 not sent", "session", s.id, "peer", peer.URI, "err", err)
 		s.end(b.handlerCtx, EndDeadDialog, false)
 		return

@@ -271,12 +271,13 @@ func TestRawMessageBeforeAck(t *testing.T) {
 
 // TestRaw200Retransmissions checks that the 200 to an INVITE over UDP is retransmitted at
 // T1, 2·T1, 4·T1... (RFC 3261 §13.3.1.4: 0.5 s, 1 s, 2 s, 4 s apart) until the ACK, and
-// stops with the ACK.
+// stops with the ACK. The caller is verified (a trusted proxy asserts it): see
+// TestRaw200RetransmissionsUnverified for a caller that is not.
 func TestRaw200Retransmissions(t *testing.T) {
-	b := startBot(t)
+	b := startBotConfig(t, func(c *bot.Config) { c.Trust.Proxies = []string{"127.0.0.1"} })
 	addr := b.Addr("udp")
 	p := dialRaw(t, "udp", addr)
-	inv := &rawReq{Method: "INVITE", Headers: []string{"Content-Type: application/sdp"}, Body: imOffer}
+	inv := &rawReq{Method: "INVITE", Headers: []string{"Content-Type: application/sdp", "P-Asserted-Identity: <sip:dave@example.com>"}, Body: imOffer}
 	p.send(p.build(inv, addr))
 	var times []time.Time
 	var first *rawMsg
@@ -319,6 +320,35 @@ func TestRaw200Retransmissions(t *testing.T) {
 				break
 			}
 		}
+	}
+	requireStatus(t, p.do(s.req("BYE", 3, ""), addr), 200)
+}
+
+// TestRaw200RetransmissionsUnverified: toward an unverified caller that never ACKs (a
+// forged INVITE's victim), the 200 goes out four times (0, 0.5, 1.5, 3.5 s) and the session
+// then ends without a BYE: one forged INVITE brings four packets, not eleven in 32 s.
+func TestRaw200RetransmissionsUnverified(t *testing.T) {
+	b := startBot(t)
+	addr := b.Addr("udp")
+	p := dialRaw(t, "udp", addr)
+	inv := &rawReq{Method: "INVITE", Headers: []string{"Content-Type: application/sdp"}, Body: imOffer}
+	p.send(p.build(inv, addr))
+	waitEvent(t, b, "session.end session sip:dave@"+p.local)
+	copies, byes := 0, 0
+	for {
+		m, err := p.read(time.Now().Add(50 * time.Millisecond)) // what arrived before the end
+		if err != nil {
+			break
+		}
+		switch {
+		case m.isResponse() && m.status() == 200 && m.cseqMethod() == "INVITE":
+			copies++
+		case m.method() == "BYE":
+			byes++
+		}
+	}
+	if copies != 4 || byes != 0 {
+		t.Errorf("the unverified caller got %d copies of the 200 and %d BYEs; want 4 and none", copies, byes)
 	}
 }
 
@@ -564,6 +594,35 @@ func TestRawSilentPeer(t *testing.T) {
 	// The peer writes again, and answers: the conversation works.
 	requireStatus(t, p.do(textMessage("back"), addr), 200)
 	p.expectEcho("back")
+}
+
+// TestRawUnverifiedPageReflection: a page-mode message from an unverified source that
+// never answers (a forged source's victim) brings back its 200 and at most four packets of
+// one request (the first try and three retransmissions within 4 s), with the default
+// request timeout of 10 s: the bot gives up on an unproven peer sooner.
+func TestRawUnverifiedPageReflection(t *testing.T) {
+	b := startBot(t)
+	addr := b.Addr("udp")
+	p := dialRaw(t, "udp", addr)
+	m := textMessage("help")
+	sent := p.build(m, addr)
+	p.send(sent)
+	if _, _, err := b.logs.waitLine(rawTimeout, "reply dropped: the peer does not answer"); err != nil {
+		t.Fatalf("the bot did not give up on the silent peer: %v", err)
+	}
+	packets, bytes := 0, 0
+	for {
+		msg, err := p.read(time.Now().Add(50 * time.Millisecond)) // what arrived before it gave up
+		if err != nil {
+			break
+		}
+		packets++
+		bytes += len(msg.String())
+	}
+	if packets > 5 {
+		t.Errorf("%d packets (%d bytes) went to the silent source for one %d-byte message; want at most 5 (the 200 and 4 of one request)",
+			packets, bytes, len(sent))
+	}
 }
 
 // TestRawNoAckNoBye opens a session from an address that never sends anything after its
