@@ -34,6 +34,7 @@ type Bot struct {
 	listeners []boundListener
 	identity  sip.Uri
 	trust     *trust
+	answered  answered // page-mode requests answered 200 over UDP (answered.go)
 	// udpReaders are the UDP sockets as sipgo reads them; set by Run before serving.
 	udpReaders []*udpReader
 	host       string         // advertised host

@@ -168,11 +168,16 @@ func (b *Bot) respondReason(req *sip.Request, tx sip.ServerTransaction, code int
 	for _, h := range hdrs {
 		res.AppendHeader(h)
 	}
+	b.sendResponse(req, tx, res)
+}
+
+// sendResponse sends a response in its transaction and counts it.
+func (b *Bot) sendResponse(req *sip.Request, tx sip.ServerTransaction, res *sip.Response) {
 	if err := tx.Respond(res); err != nil {
-		b.log.Debug("response not sent", "method", req.Method, "code", code, "err", err)
+		b.log.Debug("response not sent", "method", req.Method, "code", res.StatusCode, "err", err)
 		return
 	}
-	b.observeResponse(code)
+	b.observeResponse(res.StatusCode)
 }
 
 func (b *Bot) observeResponse(code int) {
@@ -531,6 +536,8 @@ func (b *Bot) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 			b.respond(req, tx, 481)
 			return
 		}
+	} else if b.reanswer(req, tx) {
+		return // a retransmission of a message answered 200 and handled
 	} else if b.closing.Load() {
 		b.respond(req, tx, 503, retryAfter(5))
 		return
@@ -776,7 +783,7 @@ func (b *Bot) onPageMessage(req *sip.Request, tx sip.ServerTransaction, peer Pee
 		}
 		// The 200 goes out before the events are queued, so that it precedes anything the
 		// bot sends, and while the conversation cannot end, so that the message is handled.
-		b.respond(req, tx, 200)
+		b.respondPage(req, tx)
 		if created {
 			s.touch()
 			s.push(&Event{Kind: EventSessionStart, Session: s, Time: time.Now(), req: req})

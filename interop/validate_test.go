@@ -165,3 +165,31 @@ func TestRawUnparsableUDP(t *testing.T) {
 		t.Errorf("%d unparsable requests reached the handler", n)
 	}
 }
+
+// TestRawPageRetransmission: a page-mode MESSAGE sent again with the same branch (its 200
+// was lost, as far as the sender knows) is answered 200 each time with the same To tag and
+// handled once: one event, one reply. The bot ends such transactions at the 200 and
+// remembers only their keys (bot/answered.go).
+func TestRawPageRetransmission(t *testing.T) {
+	b := startBot(t)
+	addr := b.Addr("udp")
+	p := dialRaw(t, "udp", addr)
+	m := textMessage("only once, please")
+	msg := p.build(m, addr)
+	var tags []string
+	for range 3 {
+		p.send(msg)
+		res := p.expectFinal(m.CallID, "MESSAGE")
+		requireStatus(t, res, 200)
+		tags = append(tags, toTag(res))
+	}
+	if tags[1] != tags[0] || tags[2] != tags[0] {
+		t.Errorf("To tags of the 200s: %q; want the same each time", tags)
+	}
+	p.expectEcho("only once, please")
+	requireStatus(t, p.do(textMessage("next"), addr), 200)
+	p.expectEcho("next")
+	if n := countEvents(b, func(l string) bool { return strings.HasSuffix(l, ": only once, please") && strings.HasPrefix(l, "message ") }); n != 1 {
+		t.Errorf("the message was handled %d times, want once", n)
+	}
+}
