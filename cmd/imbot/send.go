@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/imbot-dev/imbot/bot"
@@ -24,6 +25,8 @@ const (
 // cmdSend sends one page-mode message with the identity and proxy of the config file and
 // returns the exit status.
 func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	// The bot logs to stderr from its own goroutines while this one reports there.
+	stderr = &lockedWriter{w: stderr}
 	fs := flag.NewFlagSet("imbot send", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "config file (identity, outbound proxy, credentials); default: the embedded default")
@@ -117,4 +120,17 @@ func ephemeral(listen []string) []string {
 		out = append(out, u.String())
 	}
 	return out
+}
+
+// lockedWriter serializes the writes to w, for a writer (such as a bytes.Buffer) that is not
+// safe for concurrent use.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -51,8 +51,8 @@ type app struct {
 	closers []io.Closer
 }
 
-// openStore opens the configured store.
-func openStore(ctx context.Context, fc *fileConfig) (recordStore, io.Closer, error) {
+// openStore opens the configured store; log receives what the store reports.
+func openStore(ctx context.Context, fc *fileConfig, log *slog.Logger) (recordStore, io.Closer, error) {
 	if fc.Store.Driver == "memory" {
 		return &store.Memory{}, closerFunc(func() error { return nil }), nil
 	}
@@ -60,7 +60,7 @@ func openStore(ctx context.Context, fc *fileConfig) (recordStore, io.Closer, err
 	if path == "" {
 		path = "imbot.db"
 	}
-	db, err := sqlite.Open(ctx, path)
+	db, err := sqlite.OpenWith(ctx, path, sqlite.Options{Logger: log})
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: %w", err)
 	}
@@ -77,7 +77,7 @@ func assemble(ctx context.Context, fc *fileConfig, log *slog.Logger, h func(*app
 			a.close()
 		}
 	}()
-	st, closer, err := openStore(ctx, fc)
+	st, closer, err := openStore(ctx, fc, log)
 	if err != nil {
 		return nil, err
 	}
@@ -92,6 +92,13 @@ func assemble(ctx context.Context, fc *fileConfig, log *slog.Logger, h func(*app
 	reg := prometheus.NewRegistry()
 	if a.metrics, err = handlers.NewMetrics(reg); err != nil {
 		return nil, err
+	}
+	if db, ok := st.(*sqlite.DB); ok {
+		if err := reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "imbot", Name: "store_file_restores_total",
+			Help: "Times the SQLite database file was deleted or renamed while open and restored from the open database."},
+			func() float64 { return float64(db.Restored()) })); err != nil {
+			return nil, err
+		}
 	}
 	cfg.Observer = a.metrics
 	var acl *handlers.AccessList
@@ -175,8 +182,14 @@ func assemble(ctx context.Context, fc *fileConfig, log *slog.Logger, h func(*app
 	return a, nil
 }
 
-// ready reports whether the bot serves: running, not shutting down, and registered when a
-// registrar is set.
+// healthChecker is a store that can tell whether it can write (the SQLite store: its file
+// deleted or replaced while open and not restored).
+type healthChecker interface {
+	Healthy(ctx context.Context) error
+}
+
+// ready reports whether the bot serves: running, not shutting down, a store that can write,
+// and registered when a registrar is set.
 func (a *app) ready() error {
 	select {
 	case <-a.bot.Ready():
@@ -185,6 +198,11 @@ func (a *app) ready() error {
 	}
 	if a.bot.Draining() {
 		return errors.New("shutting down")
+	}
+	if hc, ok := a.store.(healthChecker); ok {
+		if err := hc.Healthy(context.Background()); err != nil {
+			return err
+		}
 	}
 	st, _ := a.bot.Registration()
 	switch st.State {

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -211,4 +213,58 @@ func TestHTTPConnectionGuards(t *testing.T) {
 			t.Fatalf("GET /healthz again within the limit: %d, %v", code, err)
 		}
 	})
+}
+
+// TestReadyzStoreFile checks that /readyz follows the SQLite file: a deleted file is
+// restored and the bot stays ready (the restoration is counted in the metrics); a file
+// replaced by another makes /readyz answer 503 with the reason.
+func TestReadyzStoreFile(t *testing.T) {
+	tests := []struct {
+		name     string
+		lose     func(t *testing.T, path string)
+		code     int
+		body     string // in /readyz's answer
+		restores string // imbot_store_file_restores_total
+	}{
+		{"deleted", func(t *testing.T, path string) {
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+		}, http.StatusOK, "ready", "1"},
+		{"replaced", func(t *testing.T, path string) {
+			other := path + ".new"
+			if err := os.WriteFile(other, []byte("not a database"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(other, path); err != nil {
+				t.Fatal(err)
+			}
+		}, http.StatusServiceUnavailable, "is now another file", "0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "helpdesk.db")
+			a := startApp(t, fmt.Sprintf(`listen: ["udp://127.0.0.1:0"]
+identity: sip:imbot@127.0.0.1
+store: {driver: sqlite, path: %q}
+http: {listen: "127.0.0.1:0"}
+log: {level: error}
+`, path))
+			base := "http://" + a.httpLn.Addr().String()
+			if code, body := get(t, base+"/readyz"); code != http.StatusOK {
+				t.Fatalf("/readyz before: %d %s", code, body)
+			}
+			tt.lose(t, path)
+			code, body := get(t, base+"/readyz")
+			if code != tt.code || !strings.Contains(body, tt.body) {
+				t.Errorf("/readyz = %d %q, want %d and %q", code, body, tt.code, tt.body)
+			}
+			if code == http.StatusServiceUnavailable && !strings.Contains(body, path) {
+				t.Errorf("/readyz does not name the file: %q", body)
+			}
+			if _, body := get(t, base+"/metrics"); !strings.Contains(body, "imbot_store_file_restores_total "+tt.restores+"\n") {
+				t.Errorf("/metrics does not count %s restorations:\n%s", tt.restores, body)
+			}
+		})
+	}
 }

@@ -27,6 +27,24 @@
 // connection, reads through a small pool that works alongside it; busy_timeout makes
 // another process that writes the same file (imbot check, the sqlite3 shell) wait instead
 // of failing. A *DB is safe for concurrent use.
+//
+// # A database file deleted while open
+//
+// A process that has an SQLite file open goes on writing into it after the file was deleted
+// or renamed, and all of that is gone at the next start (ticket numbers start again at
+// 1001). A *DB therefore checks that its path still names the file it has open: before
+// every write, in the background every 2 seconds (Options.CheckInterval), in Healthy and in
+// Close. When the file is missing, it writes a copy of the open database, everything
+// written until then included, to a new file beside it with VACUUM INTO, removes the WAL
+// and shared-memory files the old file left at the path (they would be read with the new
+// one; files there that are not its own stop the restoration), puts the copy at the path
+// (never replacing a file that appeared there meanwhile), reopens on it and logs the
+// restoration at Error level; Restored counts them. Statements wait while the connections
+// are replaced, so a write goes either into the copy or into the restored file. When the
+// path names another file (someone replaced it), the store leaves that file alone: it
+// saves its own data beside it (path.rescued-*), refuses writes with an error wrapping
+// ErrFileGone and reports it in Healthy, until the other file is removed (then it restores
+// its own at the path) or imbot restarts (then it opens the other file).
 package sqlite
 
 import (
@@ -37,12 +55,15 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"math"
 	"net/url"
+	"os"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
@@ -65,8 +86,36 @@ const readers = 4
 // done.
 type DB struct {
 	path string
-	w    *sql.DB // one connection: every write
-	r    *sql.DB // reads
+	log  *slog.Logger
+
+	// mu is held for reading by every statement, until its rows are read, and for writing
+	// while the file is restored and the pools replaced: no statement runs on a pool being
+	// closed, and no write lands in the old file after its copy was taken.
+	mu       sync.RWMutex
+	w        *sql.DB     // one connection: every write
+	r        *sql.DB     // reads
+	file     string      // the file the pools have open: path, or a copy beside it
+	ids      fileIDs     // what the pools have open: file and its WAL and shm files
+	lost     error       // non-nil while path does not name the open database: writes fail with it
+	lostTo   os.FileInfo // the other file path names, if any, so that it is reported once
+	restored int         // restorations at path
+	closed   bool
+
+	stop      chan struct{} // closed by Close: ends watch
+	watchDone chan struct{} // closed when watch returns
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Options tunes a *DB. The zero value is the default.
+type Options struct {
+	// Logger receives what an operator must know: the database file deleted or replaced
+	// while open. Default: slog.Default().
+	Logger *slog.Logger
+	// CheckInterval is how often the background check looks at the database file. Zero
+	// means 2 s; a negative value turns the background check off (writes, Healthy and Close
+	// still check).
+	CheckInterval time.Duration
 }
 
 // VersionError is returned by Open for a database whose schema is newer than this build of
@@ -85,33 +134,78 @@ func (e *VersionError) Error() string {
 
 // Open opens the database file at path, creating it when it does not exist, and brings its
 // schema up to date. It fails with a clear error for a file that is not an SQLite database
-// and with *VersionError for a database newer than this build.
+// and with *VersionError for a database newer than this build. It is OpenWith with the
+// default Options.
 func Open(ctx context.Context, path string) (*DB, error) {
+	return OpenWith(ctx, path, Options{})
+}
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, path string, o Options) (*DB, error) {
 	migs, err := loadMigrations(migrationFS)
 	if err != nil {
 		return nil, err
 	}
-	return open(ctx, path, migs)
+	return open(ctx, path, migs, o)
 }
 
-func open(ctx context.Context, path string, migs []migration) (*DB, error) {
+func open(ctx context.Context, path string, migs []migration, o Options) (*DB, error) {
 	if path == "" || strings.ContainsAny(path, "?#") || strings.HasPrefix(path, "file:") || path == ":memory:" {
 		return nil, fmt.Errorf("store: database path %q: want a plain file path (no '?', '#', file: URIs or :memory:)", path)
 	}
-	pragmas := func(extra ...string) string {
-		q := url.Values{}
-		q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
-		q.Add("_pragma", "foreign_keys(1)")
-		q.Add("_pragma", "synchronous(NORMAL)")
-		for _, e := range extra {
-			k, v, _ := strings.Cut(e, "=")
-			q.Add(k, v)
-		}
-		return path + "?" + q.Encode()
-	}
-	w, err := sql.Open("sqlite", pragmas("_pragma=journal_mode(WAL)", "_txlock=immediate"))
+	w, err := openWriter(ctx, path)
 	if err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
+		return nil, err
+	}
+	db := &DB{path: path, file: path, log: o.Logger, w: w}
+	if db.log == nil {
+		db.log = slog.Default()
+	}
+	if err := db.migrate(ctx, migs); err != nil {
+		_ = w.Close()
+		return nil, err
+	}
+	if db.r, err = openReaders(ctx, path); err != nil {
+		_ = w.Close()
+		return nil, err
+	}
+	if db.ids, err = poolIDs(ctx, w, path); err != nil {
+		_ = db.r.Close()
+		_ = w.Close()
+		return nil, err
+	}
+	every := o.CheckInterval
+	if every == 0 {
+		every = defaultCheckInterval
+	}
+	db.stop, db.watchDone = make(chan struct{}), make(chan struct{})
+	if every > 0 {
+		go db.watch(every)
+	} else {
+		close(db.watchDone)
+	}
+	return db, nil
+}
+
+// dsn is the data source name of the database file with the pragmas every connection
+// gets, and extra ones ("_pragma=query_only(1)").
+func dsn(file string, extra ...string) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	for _, e := range extra {
+		k, v, _ := strings.Cut(e, "=")
+		q.Add(k, v)
+	}
+	return file + "?" + q.Encode()
+}
+
+// openWriter opens the one connection that writes the database file, in WAL mode.
+func openWriter(ctx context.Context, file string) (*sql.DB, error) {
+	w, err := sql.Open("sqlite", dsn(file, "_pragma=journal_mode(WAL)", "_txlock=immediate"))
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", file, err)
 	}
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
@@ -119,27 +213,24 @@ func open(ctx context.Context, path string, migs []migration) (*DB, error) {
 	w.SetConnMaxLifetime(0)
 	if err := w.PingContext(ctx); err != nil {
 		_ = w.Close()
-		return nil, describeOpenError(path, err)
+		return nil, describeOpenError(file, err)
 	}
-	db := &DB{path: path, w: w}
-	if err := db.migrate(ctx, migs); err != nil {
-		_ = w.Close()
-		return nil, err
-	}
-	r, err := sql.Open("sqlite", pragmas("_pragma=query_only(1)"))
+	return w, nil
+}
+
+// openReaders opens the read connections of the database file.
+func openReaders(ctx context.Context, file string) (*sql.DB, error) {
+	r, err := sql.Open("sqlite", dsn(file, "_pragma=query_only(1)"))
 	if err != nil {
-		_ = w.Close()
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
+		return nil, fmt.Errorf("store: open %s: %w", file, err)
 	}
 	r.SetMaxOpenConns(readers)
 	r.SetMaxIdleConns(readers)
 	if err := r.PingContext(ctx); err != nil {
-		_ = w.Close()
 		_ = r.Close()
-		return nil, describeOpenError(path, err)
+		return nil, describeOpenError(file, err)
 	}
-	db.r = r
-	return db, nil
+	return r, nil
 }
 
 // describeOpenError turns the driver's error for an unusable file into one that says what
@@ -155,14 +246,51 @@ func describeOpenError(path string, err error) error {
 	return fmt.Errorf("store: open %s: %w", path, err)
 }
 
-// Close closes the database. Calls made after Close fail.
+// Close closes the database. A database file deleted since the last check is restored
+// first (see the package documentation). Calls made after Close fail.
 func (db *DB) Close() error {
-	var errs []error
-	if db.r != nil {
-		errs = append(errs, db.r.Close())
+	db.closeOnce.Do(func() {
+		close(db.stop)
+		<-db.watchDone
+		_ = db.check(context.Background(), true)
+		db.mu.Lock()
+		defer db.mu.Unlock()
+		db.closed = true
+		db.closeErr = db.closePools()
+		if db.lost != nil && db.file == db.path {
+			// The pools had the deleted file open, and nothing could copy it.
+			db.log.Error("closed the SQLite database while its file was deleted and not restored: what was written to it is lost", "path", db.path, "err", db.lost)
+		}
+	})
+	return db.closeErr
+}
+
+// closePools closes the read and write connections, the writer last. db.mu is held for
+// writing, or the pools are not shared yet.
+func (db *DB) closePools() error {
+	return errors.Join(db.r.Close(), db.w.Close())
+}
+
+// reader returns the read pool, which stays open until done is called.
+func (db *DB) reader() (r *sql.DB, done func()) {
+	db.mu.RLock()
+	return db.r, db.mu.RUnlock
+}
+
+// writer checks that path still names the database file (restoring it when it was
+// deleted) and returns the write pool, which stays open until done is called, or the error
+// that refuses writes, which wraps ErrFileGone.
+func (db *DB) writer(ctx context.Context) (w *sql.DB, done func(), err error) {
+	if err := db.check(ctx, false); err != nil {
+		return nil, nil, err
 	}
-	errs = append(errs, db.w.Close())
-	return errors.Join(errs...)
+	db.mu.RLock()
+	if db.lost != nil {
+		err := db.lost
+		db.mu.RUnlock()
+		return nil, nil, err
+	}
+	return db.w, db.mu.RUnlock, nil
 }
 
 // Path returns the file the database was opened from.
@@ -170,8 +298,10 @@ func (db *DB) Path() string { return db.path }
 
 // SchemaVersion returns the schema version of the database.
 func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
+	r, done := db.reader()
+	defer done()
 	var v int
-	err := db.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&v)
+	err := r.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&v)
 	return v, err
 }
 
@@ -309,8 +439,10 @@ func sqlLimit(n int) int {
 
 // Load implements store.StateStore.
 func (db *DB) Load(ctx context.Context, key string) (store.ConversationState, error) {
+	r, done := db.reader()
+	defer done()
 	var state, vars, updated string
-	err := db.r.QueryRowContext(ctx, `SELECT state, vars, updated FROM conversations WHERE key = ?`, key).Scan(&state, &vars, &updated)
+	err := r.QueryRowContext(ctx, `SELECT state, vars, updated FROM conversations WHERE key = ?`, key).Scan(&state, &vars, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.ConversationState{}, nil
 	}
@@ -359,7 +491,12 @@ func (db *DB) Save(ctx context.Context, key string, c store.ConversationState) e
 			return fmt.Errorf("store: save conversation %q: variables must be JSON values: %w", key, err)
 		}
 	}
-	_, err := db.w.ExecContext(ctx, `INSERT INTO conversations (key, state, vars, updated) VALUES (?, ?, ?, ?)
+	w, done, err := db.writer(ctx)
+	if err != nil {
+		return fmt.Errorf("store: save conversation %q: %w", key, err)
+	}
+	defer done()
+	_, err = w.ExecContext(ctx, `INSERT INTO conversations (key, state, vars, updated) VALUES (?, ?, ?, ?)
 		ON CONFLICT (key) DO UPDATE SET state = excluded.state, vars = excluded.vars, updated = excluded.updated`,
 		key, c.State, string(vars), fmtTime(orNow(c.Updated)))
 	if err != nil {
@@ -370,7 +507,12 @@ func (db *DB) Save(ctx context.Context, key string, c store.ConversationState) e
 
 // Delete implements store.StateStore.
 func (db *DB) Delete(ctx context.Context, key string) error {
-	if _, err := db.w.ExecContext(ctx, `DELETE FROM conversations WHERE key = ?`, key); err != nil {
+	w, done, err := db.writer(ctx)
+	if err != nil {
+		return fmt.Errorf("store: delete conversation %q: %w", key, err)
+	}
+	defer done()
+	if _, err := w.ExecContext(ctx, `DELETE FROM conversations WHERE key = ?`, key); err != nil {
 		return fmt.Errorf("store: delete conversation %q: %w", key, err)
 	}
 	return nil
@@ -381,7 +523,12 @@ func (db *DB) AppendTranscript(ctx context.Context, e store.TranscriptEntry) err
 	if e.Direction != store.In && e.Direction != store.Out {
 		return fmt.Errorf("store: transcript entry direction %q: want %q or %q", e.Direction, store.In, store.Out)
 	}
-	_, err := db.w.ExecContext(ctx, `INSERT INTO transcript (session_id, key, direction, peer, text, time, answerer)
+	w, done, err := db.writer(ctx)
+	if err != nil {
+		return fmt.Errorf("store: append transcript: %w", err)
+	}
+	defer done()
+	_, err = w.ExecContext(ctx, `INSERT INTO transcript (session_id, key, direction, peer, text, time, answerer)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		e.SessionID, e.Key, string(e.Direction), e.Peer, e.Text, fmtTime(orNow(e.Time)), e.Answerer)
 	if err != nil {
@@ -394,7 +541,9 @@ func (db *DB) AppendTranscript(ctx context.Context, e store.TranscriptEntry) err
 // oldest first, in the order of their times (a message is timed when it arrived or when
 // its sending started, whatever the order the entries were written in).
 func (db *DB) Transcript(ctx context.Context, key string, limit int) ([]store.TranscriptEntry, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT id, session_id, key, direction, peer, text, time, answerer FROM
+	r, done := db.reader()
+	defer done()
+	rows, err := r.QueryContext(ctx, `SELECT id, session_id, key, direction, peer, text, time, answerer FROM
 		(SELECT * FROM transcript WHERE key = ? ORDER BY time DESC, id DESC LIMIT ?) ORDER BY time, id`, key, sqlLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("store: transcript %q: %w", key, err)
@@ -419,9 +568,14 @@ func (db *DB) CreateTicket(ctx context.Context, t store.Ticket) (int64, error) {
 	if t.Status == "" {
 		t.Status = store.StatusOpen
 	}
+	w, done, err := db.writer(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("store: create ticket: %w", err)
+	}
+	defer done()
 	now := fmtTime(time.Now())
 	var n int64
-	err := db.w.QueryRowContext(ctx, `INSERT INTO tickets (key, peer, summary, urgency, status, assignee, notes, created, updated)
+	err = w.QueryRowContext(ctx, `INSERT INTO tickets (key, peer, summary, urgency, status, assignee, notes, created, updated)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING number`,
 		t.Key, t.Peer, t.Summary, t.Urgency, t.Status, t.Assignee, t.Notes, now, now).Scan(&n)
 	if err != nil {
@@ -442,7 +596,9 @@ func scanTicket(sc interface{ Scan(...any) error }) (store.Ticket, error) {
 
 // Ticket returns the ticket with this number, or an error wrapping store.ErrNotFound.
 func (db *DB) Ticket(ctx context.Context, number int64) (store.Ticket, error) {
-	t, err := scanTicket(db.r.QueryRowContext(ctx, `SELECT `+ticketColumns+` FROM tickets WHERE number = ?`, number))
+	r, done := db.reader()
+	defer done()
+	t, err := scanTicket(r.QueryRowContext(ctx, `SELECT `+ticketColumns+` FROM tickets WHERE number = ?`, number))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Ticket{}, fmt.Errorf("store: ticket %d: %w", number, store.ErrNotFound)
 	}
@@ -455,7 +611,12 @@ func (db *DB) Ticket(ctx context.Context, number int64) (store.Ticket, error) {
 // UpdateTicket replaces the summary, urgency, status, assignee and notes of ticket t.Number,
 // or returns an error wrapping store.ErrNotFound.
 func (db *DB) UpdateTicket(ctx context.Context, t store.Ticket) error {
-	res, err := db.w.ExecContext(ctx, `UPDATE tickets SET summary = ?, urgency = ?, status = ?, assignee = ?, notes = ?, updated = ?
+	w, done, err := db.writer(ctx)
+	if err != nil {
+		return fmt.Errorf("store: update ticket %d: %w", t.Number, err)
+	}
+	defer done()
+	res, err := w.ExecContext(ctx, `UPDATE tickets SET summary = ?, urgency = ?, status = ?, assignee = ?, notes = ?, updated = ?
 		WHERE number = ?`, t.Summary, t.Urgency, t.Status, t.Assignee, t.Notes, fmtTime(time.Now()), t.Number)
 	if err != nil {
 		return fmt.Errorf("store: update ticket %d: %w", t.Number, err)
@@ -469,7 +630,9 @@ func (db *DB) UpdateTicket(ctx context.Context, t store.Ticket) error {
 // Tickets returns the last limit tickets of the conversation key (all when limit <= 0),
 // oldest first.
 func (db *DB) Tickets(ctx context.Context, key string, limit int) ([]store.Ticket, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT `+ticketColumns+` FROM
+	r, done := db.reader()
+	defer done()
+	rows, err := r.QueryContext(ctx, `SELECT `+ticketColumns+` FROM
 		(SELECT * FROM tickets WHERE key = ? ORDER BY number DESC LIMIT ?) ORDER BY number`, key, sqlLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("store: tickets of %q: %w", key, err)
@@ -488,7 +651,12 @@ func (db *DB) Tickets(ctx context.Context, key string, limit int) ([]store.Ticke
 
 // AppendUnmatched records a question no rule matched. A zero Time means now.
 func (db *DB) AppendUnmatched(ctx context.Context, u store.Unmatched) error {
-	_, err := db.w.ExecContext(ctx, `INSERT INTO unmatched (key, session_id, peer, text, time) VALUES (?, ?, ?, ?, ?)`,
+	w, done, err := db.writer(ctx)
+	if err != nil {
+		return fmt.Errorf("store: append unmatched question: %w", err)
+	}
+	defer done()
+	_, err = w.ExecContext(ctx, `INSERT INTO unmatched (key, session_id, peer, text, time) VALUES (?, ?, ?, ?, ?)`,
 		u.Key, u.SessionID, u.Peer, u.Text, fmtTime(orNow(u.Time)))
 	if err != nil {
 		return fmt.Errorf("store: append unmatched question: %w", err)
@@ -498,7 +666,9 @@ func (db *DB) AppendUnmatched(ctx context.Context, u store.Unmatched) error {
 
 // Unmatched returns the last limit unmatched questions (all when limit <= 0), oldest first.
 func (db *DB) Unmatched(ctx context.Context, limit int) ([]store.Unmatched, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT id, key, session_id, peer, text, time FROM
+	r, done := db.reader()
+	defer done()
+	rows, err := r.QueryContext(ctx, `SELECT id, key, session_id, peer, text, time FROM
 		(SELECT * FROM unmatched ORDER BY id DESC LIMIT ?) ORDER BY id`, sqlLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("store: unmatched questions: %w", err)
@@ -519,7 +689,12 @@ func (db *DB) Unmatched(ctx context.Context, limit int) ([]store.Unmatched, erro
 
 // AddRating records a satisfaction rating. A zero Time means now.
 func (db *DB) AddRating(ctx context.Context, r store.Rating) error {
-	_, err := db.w.ExecContext(ctx, `INSERT INTO ratings (key, session_id, peer, score, comment, time) VALUES (?, ?, ?, ?, ?, ?)`,
+	w, done, err := db.writer(ctx)
+	if err != nil {
+		return fmt.Errorf("store: add rating: %w", err)
+	}
+	defer done()
+	_, err = w.ExecContext(ctx, `INSERT INTO ratings (key, session_id, peer, score, comment, time) VALUES (?, ?, ?, ?, ?, ?)`,
 		r.Key, r.SessionID, r.Peer, r.Score, r.Comment, fmtTime(orNow(r.Time)))
 	if err != nil {
 		return fmt.Errorf("store: add rating: %w", err)
@@ -529,7 +704,9 @@ func (db *DB) AddRating(ctx context.Context, r store.Rating) error {
 
 // Ratings returns the last limit ratings (all when limit <= 0), oldest first.
 func (db *DB) Ratings(ctx context.Context, limit int) ([]store.Rating, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT id, key, session_id, peer, score, comment, time FROM
+	r, done := db.reader()
+	defer done()
+	rows, err := r.QueryContext(ctx, `SELECT id, key, session_id, peer, score, comment, time FROM
 		(SELECT * FROM ratings ORDER BY id DESC LIMIT ?) ORDER BY id`, sqlLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("store: ratings: %w", err)

@@ -134,7 +134,7 @@ func TestUpgrade(t *testing.T) {
 		t.Skip("only one migration")
 	}
 	path := filepath.Join(t.TempDir(), "old.db")
-	old, err := open(ctx, path, migs[:1])
+	old, err := open(ctx, path, migs[:1], Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,10 +187,10 @@ func TestFailedMigrationRollsBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "x.db")
-	if _, err := open(ctx, path, migs); err == nil || !strings.Contains(err.Error(), "0002_b") {
+	if _, err := open(ctx, path, migs, Options{}); err == nil || !strings.Contains(err.Error(), "0002_b") {
 		t.Fatalf("open = %v, want an error naming migration 0002_b", err)
 	}
-	db, err := open(ctx, path, migs[:1])
+	db, err := open(ctx, path, migs[:1], Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
