@@ -189,7 +189,9 @@ func TestRawPageRetransmission(t *testing.T) {
 	p.expectEcho("only once, please")
 	requireStatus(t, p.do(textMessage("next"), addr), 200)
 	p.expectEcho("next")
-	if n := countEvents(b, func(l string) bool { return strings.HasSuffix(l, ": only once, please") && strings.HasPrefix(l, "message ") }); n != 1 {
+	if n := countEvents(b, func(l string) bool {
+		return strings.HasSuffix(l, ": only once, please") && strings.HasPrefix(l, "message ")
+	}); n != 1 {
 		t.Errorf("the message was handled %d times, want once", n)
 	}
 }
