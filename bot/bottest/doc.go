@@ -7,6 +7,9 @@
 // [NewEvent] builds a [*bot.Event] in a [Conversation], a [bot.Conversation]
 // whose ID, key, mode, peer, start and turns a test sets with options
 // ([WithPeer], [WithMode], ...) and which records what is sent with Send.
+// Its peer is not Verified unless [Verified] is among the options: test
+// what a handler grants a verified peer, and that it refuses the same to an
+// unverified one claiming the same address.
 // [NewRecorder] returns a [Recorder], a [bot.Responder] that records the
 // replies (with their options), Typing calls and End, and can be made to
 // fail:
