@@ -63,8 +63,9 @@ type Options struct {
 	// from the bot get 480 Temporarily Unavailable.
 	AcceptSessions bool
 	// AssertIdentity makes the peer play its own trusted proxy: every request
-	// it sends (ACK and CANCEL aside) carries "P-Asserted-Identity: <URI>",
-	// the header a proxy adds (RFC 3325) once it has authenticated a user.
+	// it sends (ACK and CANCEL aside) carries "P-Asserted-Identity: <URI>"
+	// (with DisplayName, when set, before it), the header a proxy adds
+	// (RFC 3325) once it has authenticated a user.
 	// A bot whose bot.TrustConfig.Proxies lists 127.0.0.1, the address every
 	// Peer writes from, then takes the peer as Verified; a Peer without it
 	// is served as a sender the proxy vouched for, but not Verified. This is
@@ -410,7 +411,11 @@ var errClosed = errors.New("bottest: peer closed")
 func (p *Peer) prepare(req *sip.Request) {
 	if p.opts.AssertIdentity && req.Method != sip.ACK && req.Method != sip.CANCEL &&
 		req.GetHeader("P-Asserted-Identity") == nil {
-		req.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<"+p.aor.String()+">"))
+		pai := "<" + p.aor.String() + ">"
+		if p.opts.DisplayName != "" {
+			pai = `"` + p.opts.DisplayName + `" ` + pai
+		}
+		req.AppendHeader(sip.NewHeader("P-Asserted-Identity", pai))
 	}
 	req.SetDestination(p.opts.Bot)
 	req.SetTransport(p.transport)

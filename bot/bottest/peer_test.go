@@ -730,7 +730,7 @@ func TestAssertIdentityAndFrom(t *testing.T) {
 		from     func(p *bottest.Peer) string
 		asserted bool
 	}{
-		{"asserted", bottest.Options{AssertIdentity: true}, (*bottest.Peer).URI, true},
+		{"asserted", bottest.Options{AssertIdentity: true, DisplayName: "Ann"}, (*bottest.Peer).URI, true},
 		{"forged From", bottest.Options{From: forged}, func(*bottest.Peer) string { return forged }, false},
 		{"plain", bottest.Options{}, (*bottest.Peer).URI, false},
 	}
@@ -759,8 +759,8 @@ func TestAssertIdentityAndFrom(t *testing.T) {
 					}
 					pai := req.GetHeader("P-Asserted-Identity")
 					switch {
-					case tt.asserted && (pai == nil || pai.Value() != "<"+p.URI()+">"):
-						t.Errorf("%s P-Asserted-Identity = %v, want <%s>", m, pai, p.URI())
+					case tt.asserted && (pai == nil || pai.Value() != `"Ann" <`+p.URI()+">"):
+						t.Errorf("%s P-Asserted-Identity = %v, want \"Ann\" <%s>", m, pai, p.URI())
 					case !tt.asserted && pai != nil:
 						t.Errorf("%s carries P-Asserted-Identity %q", m, pai.Value())
 					}
