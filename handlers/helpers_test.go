@@ -16,9 +16,10 @@ import (
 )
 
 // fromPeer returns ev as an event of the page-mode conversation of the peer uri (a
-// "sip:user@host" address) with the bot sip:bot@test.
-func fromPeer(uri string, ev *bot.Event) *bot.Event {
-	ev.Session = bottest.NewConversation(bottest.WithPeer(uri), bottest.WithKey("sip:bot@test "+uri))
+// "sip:user@host" address) with the bot sip:bot@test; opts may add bottest.Verified().
+func fromPeer(uri string, ev *bot.Event, opts ...bottest.ConversationOption) *bot.Event {
+	ev.Session = bottest.NewConversation(append([]bottest.ConversationOption{
+		bottest.WithPeer(uri), bottest.WithKey("sip:bot@test " + uri)}, opts...)...)
 	return ev
 }
 
