@@ -43,7 +43,12 @@
 //     requests arrived on the wire. [Peer.Wait] and [Peer.WaitText] block
 //     on a context until a matching record exists;
 //   - sessions the bot opens: with [Options.AcceptSessions] the peer
-//     answers the bot's INVITE and [Peer.WaitSession] returns the session.
+//     answers the bot's INVITE and [Peer.WaitSession] returns the session;
+//   - identity: with [Options.AssertIdentity] the peer's requests carry the
+//     P-Asserted-Identity a trusted proxy adds, so that a bot trusting
+//     127.0.0.1 (bot.TrustConfig.Proxies) takes it as verified, and
+//     [Options.From] makes it claim someone else's address, to test that the
+//     bot grants such a sender nothing.
 //
 // Nothing in the kit sleeps: waits end on events or on the caller's
 // context, and everything is safe for concurrent use.
