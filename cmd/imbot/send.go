@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/imbot-dev/imbot/bot"
@@ -24,6 +25,9 @@ const (
 // cmdSend sends one page-mode message with the identity and proxy of the config file and
 // returns the exit status.
 func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	// The bot logs to stderr from its own goroutines (its start, a warning) while the command
+	// writes its result there.
+	stderr = &lockedWriter{w: stderr}
 	fs := flag.NewFlagSet("imbot send", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "config file (identity, outbound proxy, credentials); default: the embedded default")
@@ -98,6 +102,18 @@ Flags:
 	}
 	fmt.Fprintln(stdout, "delivered (200)")
 	return exitDelivered
+}
+
+// lockedWriter serializes the writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // ephemeral turns listen URLs into the same hosts and transports on port 0.
