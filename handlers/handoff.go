@@ -80,9 +80,9 @@ type HandoffConfig struct {
 
 // HandoffTexts are the messages of a handoff. They may use the placeholders {user} (the
 // user's name), {uri} (the user's address, followed by ", not verified" when the user is not
-// Verified), {agent} (the agent's name), {id} (the
-// conversation's number for the agent), {text} (a relayed message), {ticket} (a ticket
-// number), {transcript} (the conversation so far) and {done} (the DoneCommand).
+// Verified), {agent} (the agent's name), {id} (the conversation's number for the agent),
+// {text} (a relayed message), {ticket} (a ticket number), {transcript} (the conversation so
+// far) and {done} (the DoneCommand).
 type HandoffTexts struct {
 	// To the user.
 	Searching    string // the handoff starts
@@ -149,7 +149,7 @@ const DefaultUnverifiedAgentText = "I cannot verify that you are {agent}: agents
 // and nothing of the user's reaches the handlers after the middleware. When no agent
 // accepts within AnswerTimeout, or every agent passed, the user is told, and a ticket is
 // created when a TicketStore is set. Relayed messages travel as page-mode messages through
-// the Dialer.
+// the Dialer (to an unverified user, through its own conversation: see below).
 //
 // Agents must be Verified (bot.Peer.Verified: asserted by a trusted proxy, or signed in with
 // the bot's digest challenge). A sender that is not, writing from an agent's address, gets
@@ -159,8 +159,9 @@ const DefaultUnverifiedAgentText = "I cannot verify that you are {agent}: agents
 // Users need not be verified; the agent sees an unverified user's address marked ", not
 // verified" ({uri}), and messages relayed to such a user go through the user's own
 // conversation (answered where the user wrote from, as replies are), never to the address it
-// only claims; its ticket, if one is opened, records that address in its notes, not as its
-// Peer.
+// only claims: once that conversation has ended (a page-mode one after the idle timeout, with
+// neither side writing), they are dropped and logged until the user writes again. Its ticket,
+// if one is opened, records that address in its notes, not as its Peer.
 //
 // Several handoffs run at once; each agent holds at most Agent.Max of them (offers
 // included), and users wait in line for a free agent. Handoffs live in memory: a restart
