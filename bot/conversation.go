@@ -19,7 +19,10 @@ type Conversation interface {
 	// conversation key in page mode.
 	ID() string
 	// Key is "<bot AOR> <peer AOR>", stable across sessions and restarts: the key a store
-	// keeps the conversation's state under.
+	// keeps the conversation's state under. When the bot can verify identities
+	// (TrustConfig.Proxies or Users) and the peer is not Verified, it is followed by
+	// " unverified": a sender that only claims an address has its own conversation, apart
+	// from the verified user of that address.
 	Key() string
 	// Mode is the conversation's dialect.
 	Mode() Mode

@@ -116,7 +116,7 @@ func (b *Bot) Open(ctx context.Context, to string) (*Session, error) {
 		b: b,
 		// Keyed as the peer's requests will name it: Call-ID, our tag (their To), theirs.
 		id:      sip.DialogIDMake(res.CallID().Value(), ourTag, peerTag),
-		key:     aor(b.identity) + " " + peer.URI,
+		key:     b.conversationKey(b.identity, peer),
 		mode:    ModeSession,
 		peer:    peer,
 		local:   sip.Uri{Scheme: b.identity.Scheme, User: b.identity.User, Host: b.identity.Host, Port: b.identity.Port},

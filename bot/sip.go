@@ -304,7 +304,7 @@ func (b *Bot) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	local := req.To().Address
 	s := &Session{
 		b:       b,
-		key:     aor(local) + " " + peer.URI,
+		key:     b.conversationKey(local, peer),
 		mode:    ModeSession,
 		peer:    peer,
 		local:   sip.Uri{Scheme: local.Scheme, User: local.User, Host: local.Host, Port: local.Port},
@@ -715,7 +715,7 @@ func (b *Bot) onPageMessage(req *sip.Request, tx sip.ServerTransaction, peer Pee
 		}
 	}
 	local := sip.Uri{Scheme: b.identity.Scheme, User: b.identity.User, Host: b.identity.Host, Port: b.identity.Port}
-	key := aor(local) + " " + peer.URI
+	key := b.conversationKey(local, peer)
 	network := sip.NetworkToLower(req.Transport())
 	if in.kind != 0 && b.overloaded() {
 		b.respond(req, tx, 503, retryAfter(1))

@@ -221,6 +221,24 @@ func userURI(u DigestUser) (sip.Uri, error) {
 
 func (t *trust) digest() bool { return len(t.users) > 0 || t.lookup != nil }
 
+// verifies reports whether the bot can verify anyone: a peer's Verified then tells two
+// senders of the same address apart.
+func (t *trust) verifies() bool { return len(t.proxies) > 0 || t.digest() }
+
+// conversationKey is the key of the conversation between the bot's address local and a
+// peer that wrote to it: "<bot AOR> <peer AOR>", and " unverified" after it for a peer that
+// is not Verified when the bot can verify identities. Whoever claims an address without
+// proof thus never joins the conversation of the verified user of that address: not its
+// page-mode conversation (whose peer is Verified), nor what handlers keep by key (its
+// state, transcript, handoff).
+func (b *Bot) conversationKey(local sip.Uri, p Peer) string {
+	key := aor(local) + " " + p.URI
+	if !p.Verified && b.trust.verifies() {
+		key += " unverified"
+	}
+	return key
+}
+
 // mode describes the trust model for the log line at start.
 func (t *trust) mode() string {
 	var parts []string

@@ -19,8 +19,14 @@ import (
 //	*                       everyone
 //
 // Hosts compare case-insensitively, users exactly (SIP user parts are case-sensitive); a port
-// in an entry must match, an entry without one matches any port. A peer matched by a deny
-// entry is refused; otherwise, when allow is not empty, a peer must match an allow entry.
+// in an entry must match, an entry without one matches any port.
+//
+// A peer matched by a deny entry is refused, verified or not (bot.Peer.Verified). Otherwise,
+// when allow is not empty, a peer must be Verified and match an allow entry: an unverified
+// peer's address is only what its From header claims, so it is refused like anyone not on
+// the list, even when the address it claims is listed ("*" admits every verified peer and
+// no unverified one). Since an unverified sender can claim any address, the deny list alone
+// does not keep it out: set the bot's trust model (bot.TrustConfig) to know who writes.
 type AccessList struct {
 	allow, deny []addrPattern
 }
@@ -45,7 +51,8 @@ func NewAccessList(allow, deny []string) (*AccessList, error) {
 }
 
 // Access returns middleware that drops every event of a peer the lists refuse (see
-// AccessList): the bot says nothing and ends the conversation. Prefer refusing at the door
+// AccessList: with an allow list, unverified peers are refused): the bot says nothing and
+// ends the conversation. Prefer refusing at the door
 // with AccessAdmit in bot.Config.Admit (the peer gets 403); this middleware is the backstop
 // for conversations admitted before a change of the lists.
 func Access(allow, deny []string) (bot.Middleware, error) {
@@ -57,7 +64,8 @@ func Access(allow, deny []string) (bot.Middleware, error) {
 }
 
 // AccessAdmit returns a function for bot.Config.Admit that refuses new conversations of peers
-// the lists refuse with 403 Forbidden (see AccessList).
+// the lists refuse with 403 Forbidden (see AccessList: with an allow list, unverified peers
+// are refused).
 func AccessAdmit(allow, deny []string) (func(ctx context.Context, peer bot.Peer, mode bot.Mode) error, error) {
 	a, err := NewAccessList(allow, deny)
 	if err != nil {
@@ -66,9 +74,10 @@ func AccessAdmit(allow, deny []string) (func(ctx context.Context, peer bot.Peer,
 	return a.Admit, nil
 }
 
-// Allowed reports whether the peer with this address may talk to the bot.
-func (a *AccessList) Allowed(uri string) bool {
-	u, err := parseAddr(uri)
+// Allowed reports whether peer may talk to the bot: not denied, and, when there is an allow
+// list, Verified and on it.
+func (a *AccessList) Allowed(peer bot.Peer) bool {
+	u, err := parseAddr(peer.URI)
 	if err != nil {
 		return false
 	}
@@ -79,6 +88,9 @@ func (a *AccessList) Allowed(uri string) bool {
 	}
 	if len(a.allow) == 0 {
 		return true
+	}
+	if !peer.Verified {
+		return false
 	}
 	for _, p := range a.allow {
 		if p.match(u) {
@@ -91,7 +103,7 @@ func (a *AccessList) Allowed(uri string) bool {
 // Admit implements bot.Config.Admit: it returns a *bot.Refusal with code 403 for a peer the
 // lists refuse.
 func (a *AccessList) Admit(_ context.Context, peer bot.Peer, _ bot.Mode) error {
-	if a.Allowed(peer.URI) {
+	if a.Allowed(peer) {
 		return nil
 	}
 	return &bot.Refusal{Code: 403, Reason: "Forbidden"}
@@ -102,7 +114,7 @@ func (a *AccessList) Middleware() bot.Middleware {
 	return func(next bot.Handler) bot.Handler {
 		return bot.HandlerFunc(func(ctx context.Context, w bot.Responder, ev *bot.Event) error {
 			c, ok := convOf(ev)
-			if !ok || a.Allowed(c.Peer.URI) {
+			if !ok || a.Allowed(c.Peer) {
 				return next.Handle(ctx, w, ev)
 			}
 			Answered(ctx, "access")

@@ -35,6 +35,15 @@
 // with Answerers and Unanswered. The first middleware of this package in the chain makes the
 // context able to carry the answer; without one, Answered and NoMatch do nothing.
 //
+// # Verified senders
+//
+// A peer's address is only what its From header claims unless the bot verified it
+// (bot.Peer.Verified; see bot.TrustConfig). What the handlers grant goes to verified
+// senders only: the access list's allow entries admit verified peers (deny entries apply to
+// everyone), handoff agents must be verified to act, and the rate limit knows an unverified
+// sender by where it writes from, not by the address it claims. Logging says whether each
+// event's peer was verified.
+//
 // # Stores
 //
 // The handlers write records through small interfaces (TranscriptStore, TicketStore,

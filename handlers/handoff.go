@@ -71,14 +71,18 @@ type HandoffConfig struct {
 	Observer HandoffObserver
 	// Texts are what the bot says; empty fields keep the defaults (DefaultHandoffTexts).
 	Texts HandoffTexts
+	// UnverifiedAgent is the answer to an unverified sender claiming an agent's address
+	// (see Handoff), with the placeholder {agent}; default DefaultUnverifiedAgentText.
+	UnverifiedAgent string
 	// Logger receives a line per handoff step; default slog.Default().
 	Logger *slog.Logger
 }
 
 // HandoffTexts are the messages of a handoff. They may use the placeholders {user} (the
-// user's name), {uri} (the user's address), {agent} (the agent's name), {id} (the
-// conversation's number for the agent), {text} (a relayed message), {ticket} (a ticket
-// number), {transcript} (the conversation so far) and {done} (the DoneCommand).
+// user's name), {uri} (the user's address, followed by ", not verified" when the user is not
+// Verified), {agent} (the agent's name), {id} (the conversation's number for the agent),
+// {text} (a relayed message), {ticket} (a ticket number), {transcript} (the conversation so
+// far) and {done} (the DoneCommand).
 type HandoffTexts struct {
 	// To the user.
 	Searching    string // the handoff starts
@@ -119,6 +123,9 @@ var DefaultHandoffTexts = HandoffTexts{
 		"Plain text goes to your current conversation; '#n text' goes to conversation n.",
 }
 
+// DefaultUnverifiedAgentText is the default HandoffConfig.UnverifiedAgent.
+const DefaultUnverifiedAgentText = "I cannot verify that you are {agent}: agents must write through the trusted proxy or sign in."
+
 // Handoff hands conversations over to human agents and relays messages both ways while the
 // bot stays silent. Create one with NewHandoff and put its Middleware in the chain, before
 // the rules and handlers it must silence:
@@ -142,7 +149,19 @@ var DefaultHandoffTexts = HandoffTexts{
 // and nothing of the user's reaches the handlers after the middleware. When no agent
 // accepts within AnswerTimeout, or every agent passed, the user is told, and a ticket is
 // created when a TicketStore is set. Relayed messages travel as page-mode messages through
-// the Dialer.
+// the Dialer (to an unverified user, through its own conversation: see below).
+//
+// Agents must be Verified (bot.Peer.Verified: asserted by a trusted proxy, or signed in with
+// the bot's digest challenge). A sender that is not, writing from an agent's address, gets
+// none of the agent's powers: no offers, commands or relays. Each of its messages gets
+// UnverifiedAgent as the only answer and a warning in the log; it does not reach the
+// handlers after the middleware either (it is no customer: it claims to be an agent).
+// Users need not be verified; the agent sees an unverified user's address marked ", not
+// verified" ({uri}), and messages relayed to such a user go through the user's own
+// conversation (answered where the user wrote from, as replies are), never to the address it
+// only claims: once that conversation has ended (a page-mode one after the idle timeout, with
+// neither side writing), they are dropped and logged until the user writes again. Its ticket,
+// if one is opened, records that address in its notes, not as its Peer.
 //
 // Several handoffs run at once; each agent holds at most Agent.Max of them (offers
 // included), and users wait in line for a free agent. Handoffs live in memory: a restart
@@ -178,7 +197,9 @@ func (a *agentState) load() int { return len(a.offers) + len(a.active) }
 type handoff struct {
 	id                     int
 	userKey, userURI, name string
-	reason                 string // the message that started it
+	verified               bool             // the user is Verified
+	conv                   bot.Conversation // the user's latest conversation; guarded by Handoff.mu
+	reason                 string           // the message that started it
 	started                time.Time
 	timer                  *time.Timer
 	agent                  *agentState // offered to or accepted by
@@ -222,6 +243,9 @@ func NewHandoff(cfg HandoffConfig) (*Handoff, error) {
 	}
 	if cfg.TranscriptLines <= 0 {
 		cfg.TranscriptLines = 20
+	}
+	if cfg.UnverifiedAgent == "" {
+		cfg.UnverifiedAgent = DefaultUnverifiedAgentText
 	}
 	h := &Handoff{
 		cfg: cfg, texts: cfg.Texts, log: cfg.Logger,
@@ -365,6 +389,9 @@ func (h *Handoff) handle(ctx context.Context, w bot.Responder, ev *bot.Event, ne
 	}
 	ctx, _ = track(ctx)
 	if a := h.agentFor(c.Peer.URI); a != nil {
+		if !c.Peer.Verified {
+			return h.unverifiedAgent(ctx, w, ev, c, a)
+		}
 		if h.fromAgent(ctx, w, ev, c, a) {
 			return nil
 		}
@@ -408,6 +435,22 @@ func (h *Handoff) handle(ctx context.Context, w bot.Responder, ev *bot.Event, ne
 	return h.start(ctx, w, ev, c)
 }
 
+// unverifiedAgent answers an event of a sender that claims agent a's address without being
+// Verified: a message gets the one answer UnverifiedAgent, and nothing goes further.
+func (h *Handoff) unverifiedAgent(ctx context.Context, w bot.Responder, ev *bot.Event, c conv, a *agentState) error {
+	if ev.Kind != bot.EventMessage {
+		return nil
+	}
+	Answered(ctx, "handoff")
+	source := ""
+	if req := ev.SIPRequest(); req != nil {
+		source = req.Source()
+	}
+	h.log.Warn("handoff: an unverified sender claims an agent's address; refused",
+		"agent", a.URI, "session", c.ID, "source", source)
+	return w.Reply(ctx, strings.ReplaceAll(h.cfg.UnverifiedAgent, "{agent}", a.Name))
+}
+
 func (h *Handoff) resetNoMatch(key string) {
 	h.mu.Lock()
 	delete(h.noMatch, key)
@@ -448,7 +491,7 @@ func (h *Handoff) start(ctx context.Context, w bot.Responder, ev *bot.Event, c c
 	h.nextID++
 	ho := &handoff{
 		id: h.nextID, userKey: c.Key, userURI: c.Peer.URI, name: Visible(c.Peer.Name()), reason: Visible(ev.Text),
-		started: time.Now(), tried: map[*agentState]bool{},
+		verified: c.Peer.Verified, conv: ev.Session, started: time.Now(), tried: map[*agentState]bool{},
 	}
 	if ho.name == "" {
 		ho.name = c.Peer.URI
@@ -545,7 +588,11 @@ func (h *Handoff) remove(ho *handoff) {
 }
 
 func (h *Handoff) fill(text string, ho *handoff, agent string, extra ...string) string {
-	r := []string{"{user}", ho.name, "{uri}", ho.userURI, "{agent}", agent, "{id}", strconv.Itoa(ho.id), "{done}", h.cfg.DoneCommand}
+	uri := ho.userURI
+	if !ho.verified && uri != "" {
+		uri += ", not verified"
+	}
+	r := []string{"{user}", ho.name, "{uri}", uri, "{agent}", agent, "{id}", strconv.Itoa(ho.id), "{done}", h.cfg.DoneCommand}
 	return strings.NewReplacer(append(r, extra...)...).Replace(text)
 }
 
@@ -609,10 +656,17 @@ func (h *Handoff) failAction(ho *handoff, outcome string) action {
 			if len(summary) > 200 {
 				summary = summary[:200]
 			}
-			n, err := h.cfg.Tickets.CreateTicket(ctx, store.Ticket{
+			tk := store.Ticket{
 				Key: ho.userKey, Peer: ho.userURI, Summary: "Asked for a person: " + summary, Urgency: "normal",
 				Notes: "Opened by the bot: no agent answered (" + outcome + ")." + h.transcriptText(ctx, ho),
-			})
+			}
+			if !ho.verified {
+				// The ticket belongs to nobody the bot knows: whoever later proves to be
+				// this address must not find it among their tickets.
+				tk.Peer = ""
+				tk.Notes = "The user was not verified; it claimed to be " + ho.userURI + ".\n" + tk.Notes
+			}
+			n, err := h.cfg.Tickets.CreateTicket(ctx, tk)
 			if err != nil {
 				h.log.Error("handoff: ticket not created", "handoff", ho.id, "user", ho.userURI, "err", err)
 			} else {
@@ -625,7 +679,9 @@ func (h *Handoff) failAction(ho *handoff, outcome string) action {
 }
 
 // toUser sends text to ho's user: through the user's Responder when the user's handler runs
-// now, else as a page-mode message recorded in the transcript.
+// now, else recorded in the transcript and sent as a page-mode message to a verified user's
+// address, or through an unverified user's conversation (never to the address it claims: a
+// forged From must not make the bot write to someone else).
 func (h *Handoff) toUser(ctx context.Context, s sink, ho *handoff, text, answerer string) {
 	if s.w != nil && s.key == ho.userKey {
 		if err := s.w.Reply(ctx, text); err != nil {
@@ -634,9 +690,23 @@ func (h *Handoff) toUser(ctx context.Context, s sink, ho *handoff, text, answere
 		return
 	}
 	sent := time.Now() // the user may answer before the 200 comes back: time it at the start
-	if _, err := h.cfg.Dialer.Send(ctx, ho.userURI, text); err != nil {
-		h.log.Warn("handoff: message to user failed", "handoff", ho.id, "user", ho.userURI, "err", err)
-		return
+	if ho.verified {
+		if _, err := h.cfg.Dialer.Send(ctx, ho.userURI, text); err != nil {
+			h.log.Warn("handoff: message to user failed", "handoff", ho.id, "user", ho.userURI, "err", err)
+			return
+		}
+	} else {
+		h.mu.Lock()
+		c := ho.conv
+		h.mu.Unlock()
+		if c == nil {
+			h.log.Warn("handoff: message to an unverified user not sent: no conversation", "handoff", ho.id, "user", ho.userURI)
+			return
+		}
+		if err := c.Send(ctx, text); err != nil {
+			h.log.Warn("handoff: message to an unverified user failed", "handoff", ho.id, "user", ho.userURI, "err", err)
+			return
+		}
 	}
 	if h.cfg.Transcript != nil {
 		appendEntry(ctx, h.cfg.Transcript, store.TranscriptEntry{
@@ -685,6 +755,11 @@ func (h *Handoff) timeout(ho *handoff) {
 // silent.
 func (h *Handoff) fromUser(ctx context.Context, w bot.Responder, ev *bot.Event, c conv, ho *handoff, next bot.Handler) error {
 	s := sink{key: c.Key, w: w}
+	if ev.Session != nil && ev.Kind != bot.EventSessionEnd {
+		h.mu.Lock()
+		ho.conv = ev.Session // the latest: a page-mode conversation starts again after an idle timeout
+		h.mu.Unlock()
+	}
 	switch ev.Kind {
 	case bot.EventMessage:
 		Answered(ctx, "handoff")

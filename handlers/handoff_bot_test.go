@@ -1,24 +1,30 @@
 package handlers
 
 import (
+	"fmt"
+	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/imbot-dev/imbot/bot"
+	"github.com/imbot-dev/imbot/bot/bottest"
 	"github.com/imbot-dev/imbot/store"
 )
 
 // TestHandoffBot runs two handoffs at once over real SIP on loopback: two users, two agents
 // holding one conversation each, messages relayed both ways, the bot silent meanwhile, and
-// the bot back once the agents are done.
+// the bot back once the agents are done. The agents are verified as in a deployment: the
+// bot trusts the proxy (127.0.0.1, where every peer writes from) and it asserts their
+// identity; the users are not.
 func TestHandoffBot(t *testing.T) {
 	ctx := testCtx(t)
 	mem := &watchedStore{}
 	m := newMetrics(t)
-	b := newTestBot(t, bot.Config{})
+	b := newTestBot(t, bot.Config{Trust: loopbackProxy})
 	alice, carol := b.peer("alice"), b.peer("carol")
-	ann, bob := b.peer("ann"), b.peer("bob")
+	ann, bob := b.verifiedPeer("ann"), b.verifiedPeer("bob")
 	ho, err := NewHandoff(HandoffConfig{
 		Agents:     []Agent{{URI: ann.URI(), Name: "Ann"}, {URI: bob.URI(), Name: "Bob"}},
 		Dialer:     b.Bot,
@@ -36,7 +42,7 @@ func TestHandoffBot(t *testing.T) {
 
 	send(t, ctx, alice, "I need a human")
 	waitContains(t, ctx, alice, "find a person")
-	offer := waitContains(t, ctx, ann, "#1 alice", "/accept 1")
+	offer := waitContains(t, ctx, ann, "#1 alice ("+alice.URI()+", not verified)", "/accept 1")
 	if !strings.Contains(offer, "alice: hello") || !strings.Contains(offer, "bot: echo: hello") {
 		t.Errorf("offer lacks the transcript: %q", offer)
 	}
@@ -86,7 +92,7 @@ func TestHandoffBot(t *testing.T) {
 	waitContains(t, ctx, carol, "Bob has left")
 
 	// The user's transcript tells the whole story, the agent's words marked as the agent's.
-	key := b.URI() + " " + alice.URI()
+	key := b.URI() + " " + alice.URI() + " unverified"
 	want := []entryView{
 		{store.In, "hello", ""}, {store.Out, "echo: hello", "echo"},
 		{store.In, "I need a human", ""}, {store.Out, "Let me find a person to help you. Please wait a moment.", "handoff"},
@@ -109,12 +115,13 @@ func TestHandoffBot(t *testing.T) {
 	}
 }
 
-// TestHandoffBotTimeout: nobody accepts in time; the user is told and a ticket is created.
+// TestHandoffBotTimeout: nobody accepts in time; the user, verified, is told and a ticket is
+// created in its name.
 func TestHandoffBotTimeout(t *testing.T) {
 	ctx := testCtx(t)
 	mem := &watchedStore{}
-	b := newTestBot(t, bot.Config{})
-	alice, ann := b.peer("alice"), b.peer("ann")
+	b := newTestBot(t, bot.Config{Trust: loopbackProxy})
+	alice, ann := b.verifiedPeer("alice"), b.verifiedPeer("ann")
 	ho, err := NewHandoff(HandoffConfig{
 		Agents: []Agent{{URI: ann.URI()}}, Dialer: b.Bot, Tickets: mem, Transcript: mem,
 		AnswerTimeout: 300 * time.Millisecond, Logger: discardLogger(),
@@ -140,8 +147,8 @@ func TestHandoffBotTimeout(t *testing.T) {
 // TestHandoffBotUnreachableAgent: an agent whose address answers nothing useful is skipped.
 func TestHandoffBotUnreachableAgent(t *testing.T) {
 	ctx := testCtx(t)
-	b := newTestBot(t, bot.Config{RequestTimeout: 2 * time.Second})
-	alice, bob := b.peer("alice"), b.peer("bob")
+	b := newTestBot(t, bot.Config{RequestTimeout: 2 * time.Second, Trust: loopbackProxy})
+	alice, bob := b.peer("alice"), b.verifiedPeer("bob")
 	gone := b.peer("gone")
 	goneURI := gone.URI()
 	gone.Close() // its port answers nothing now
@@ -155,4 +162,74 @@ func TestHandoffBotUnreachableAgent(t *testing.T) {
 	b.run(echo, ho.Middleware())
 	send(t, ctx, alice, "human")
 	waitContains(t, ctx, bob, "#1 alice")
+}
+
+// TestHandoffBotImpostor: over SIP, a sender that writes from an agent's address without the
+// proxy's assertion gets the one refusal and nothing of the agent's: not the user's pending
+// words, not the list, no accept, no relay, no end of the handoff; the bot logs a warning.
+// The real agent then takes the conversation as usual.
+func TestHandoffBotImpostor(t *testing.T) {
+	ctx := testCtx(t)
+	logs := &syncBuffer{}
+	b := newTestBot(t, bot.Config{Trust: loopbackProxy})
+	alice, ann := b.peer("alice"), b.verifiedPeer("ann")
+	mallory := b.peerWith(bottest.Options{User: "mallory", From: ann.URI()})
+	ho, err := NewHandoff(HandoffConfig{
+		Agents: []Agent{{URI: ann.URI(), Name: "Ann"}}, Dialer: b.Bot,
+		Logger: slog.New(slog.NewJSONHandler(logs, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ho.Close()
+	b.run(echo, ho.Middleware())
+	const refusal = "I cannot verify that you are Ann: agents must write through the trusted proxy or sign in."
+
+	send(t, ctx, alice, "I need a human")
+	waitContains(t, ctx, ann, "#1 alice")
+	send(t, ctx, alice, "my account number is 4242")
+
+	// While the offer is open.
+	for _, cmd := range []string{"/list", "/accept", "hello alice"} {
+		send(t, ctx, mallory, cmd)
+	}
+	// While the real agent holds the conversation.
+	send(t, ctx, ann, "/accept")
+	waitContains(t, ctx, ann, "#1 alice: my account number is 4242")
+	waitText(t, ctx, alice, "Ann is now with you.")
+	for _, cmd := range []string{"/done", "#1 give me your password"} {
+		send(t, ctx, mallory, cmd)
+	}
+	// Each message gets the refusal.
+	if _, err := mallory.Wait(ctx, func(r bottest.Record) bool {
+		return r.Kind == bottest.KindText && len(mallory.Texts()) >= 5
+	}); err != nil {
+		t.Fatalf("waiting for the impostor's 5 refusals: %v", err)
+	}
+	// The handoff is still Ann's: Alice's next words reach her, and Alice got nothing from
+	// the impostor.
+	send(t, ctx, alice, "are you there?")
+	waitText(t, ctx, ann, "#1 alice: are you there?")
+	if texts := mallory.Texts(); len(texts) != 5 || slices.ContainsFunc(texts, func(s string) bool { return s != refusal }) {
+		t.Errorf("the impostor got %q, want the refusal 5 times", texts)
+	}
+	for _, txt := range alice.Texts() {
+		if strings.Contains(txt, "hello alice") || strings.Contains(txt, "password") || strings.Contains(txt, "left the conversation") {
+			t.Errorf("the user got %q from the impostor", txt)
+		}
+	}
+	if l := ho.List(); len(l) != 1 || !l[0].Accepted || l[0].Agent != ann.URI() {
+		t.Errorf("handoffs: %+v", l)
+	}
+	warnings := 0
+	for _, l := range logs.lines() {
+		if l["level"] == "WARN" && strings.Contains(fmt.Sprint(l["msg"]), "unverified sender claims an agent's address") {
+			warnings++
+		}
+	}
+	if warnings != 5 {
+		t.Errorf("%d warnings logged, want one per message of the impostor (5)", warnings)
+	}
+	send(t, ctx, ann, "/done")
+	waitContains(t, ctx, alice, "Ann has left")
 }

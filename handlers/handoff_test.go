@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -14,16 +15,18 @@ import (
 	"github.com/imbot-dev/imbot/store"
 )
 
-// fakeDialer records what the bot sends outside a Responder.
+// fakeDialer records what the bot sends outside a Responder: with Send, and through the
+// conversations of a hoRig (rigConv).
 type fakeDialer struct {
 	mu      sync.Mutex
-	sent    map[string][]string // by address
+	sent    map[string][]string // by address, dialed or sent through a conversation
+	dialed  map[string]int      // how many of sent went through Send
 	down    map[string]bool     // addresses that cannot be reached
 	changed chan struct{}
 }
 
 func newFakeDialer() *fakeDialer {
-	return &fakeDialer{sent: map[string][]string{}, down: map[string]bool{}, changed: make(chan struct{})}
+	return &fakeDialer{sent: map[string][]string{}, dialed: map[string]int{}, down: map[string]bool{}, changed: make(chan struct{})}
 }
 
 func (d *fakeDialer) Send(_ context.Context, to, text string) (bot.Delivery, error) {
@@ -32,10 +35,27 @@ func (d *fakeDialer) Send(_ context.Context, to, text string) (bot.Delivery, err
 	if d.down[to] {
 		return 0, &bot.SendError{Code: 480, Reason: "Temporarily Unavailable"}
 	}
+	d.dialed[to]++
+	d.recordLocked(to, text)
+	return bot.Delivered, nil
+}
+
+func (d *fakeDialer) record(to, text string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.recordLocked(to, text)
+}
+
+func (d *fakeDialer) recordLocked(to, text string) {
 	d.sent[to] = append(d.sent[to], text)
 	close(d.changed)
 	d.changed = make(chan struct{})
-	return bot.Delivered, nil
+}
+
+func (d *fakeDialer) dialCount(to string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.dialed[to]
 }
 
 func (d *fakeDialer) texts(to string) []string {
@@ -74,13 +94,35 @@ func containsAll(s string, parts ...string) bool {
 	return true
 }
 
-// hoRig drives a Handoff with fake conversations.
+// rigConv is a conversation of a hoRig: what is sent through it is recorded by the rig's
+// fakeDialer, under the peer's address.
+type rigConv struct {
+	*bottest.Conversation
+	d *fakeDialer
+}
+
+func (c *rigConv) Send(ctx context.Context, text string) error {
+	if err := c.Conversation.Send(ctx, text); err != nil {
+		return err
+	}
+	c.d.record(c.Peer().URI, text)
+	return nil
+}
+
+// hoRig drives a Handoff with fake conversations. Each address has one conversation for
+// all its events. The agents are verified, as they are behind a trusted proxy; users are
+// not, unless verify made them so.
 type hoRig struct {
 	t    *testing.T
 	h    *Handoff
 	d    *fakeDialer
 	mem  *watchedStore
 	next bot.Handler
+	logs *syncBuffer
+
+	mu       sync.Mutex
+	verified map[string]bool
+	convs    map[string]*rigConv
 }
 
 const (
@@ -90,14 +132,18 @@ const (
 
 func newRig(t *testing.T, cfg HandoffConfig) *hoRig {
 	t.Helper()
-	r := &hoRig{t: t, d: newFakeDialer(), mem: &watchedStore{}}
+	r := &hoRig{t: t, d: newFakeDialer(), mem: &watchedStore{}, logs: &syncBuffer{},
+		verified: map[string]bool{}, convs: map[string]*rigConv{}}
 	if cfg.Agents == nil {
 		cfg.Agents = []Agent{{URI: agent1, Name: "Ann"}, {URI: agent2, Name: "Bob"}}
+	}
+	for _, a := range cfg.Agents {
+		r.verified[a.URI] = true
 	}
 	cfg.Dialer = r.d
 	cfg.Tickets = r.mem
 	cfg.Transcript = r.mem
-	cfg.Logger = discardLogger()
+	cfg.Logger = slog.New(slog.NewJSONHandler(r.logs, nil))
 	if cfg.AnswerTimeout == 0 {
 		cfg.AnswerTimeout = time.Hour
 	}
@@ -107,25 +153,65 @@ func newRig(t *testing.T, cfg HandoffConfig) *hoRig {
 	}
 	t.Cleanup(h.Close)
 	r.h = h
-	r.next = Transcript(r.mem)(h.Middleware()(echo))
+	// In the order cmd/imbot chains them.
+	r.next = Transcript(r.mem)(h.Middleware()(LogUnmatched(r.mem)(echo)))
 	return r
+}
+
+// verify makes the user uri verified, from its next event on.
+func (r *hoRig) verify(uri string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.verified[uri] = true
+	delete(r.convs, uri)
+}
+
+// conv returns the conversation of uri.
+func (r *hoRig) conv(uri string) *rigConv {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.convs[uri]
+	if c == nil {
+		opts := []bottest.ConversationOption{bottest.WithPeer(uri), bottest.WithKey("sip:bot@test " + uri)}
+		if r.verified[uri] {
+			opts = append(opts, bottest.Verified())
+		}
+		c = &rigConv{Conversation: bottest.NewConversation(opts...), d: r.d}
+		r.convs[uri] = c
+	}
+	return c
 }
 
 // say handles a message from uri and returns the replies it got through its Responder.
 func (r *hoRig) say(from, text string) []string {
 	r.t.Helper()
-	w := bottest.NewRecorder()
-	if err := r.next.Handle(context.Background(), w, fromPeer(from, msg(text))); err != nil {
-		r.t.Fatalf("%s %q: %v", from, text, err)
-	}
-	return w.Replies()
+	return r.event(from, msg(text))
 }
 
+// event handles ev in the conversation of from and returns the replies it got through its
+// Responder.
 func (r *hoRig) event(from string, ev *bot.Event) []string {
 	r.t.Helper()
+	ev.Session = r.conv(from)
+	return r.handle(ev)
+}
+
+// forge handles a message of an unverified sender that claims the address from, in a
+// conversation of its own (as the bot keys it when it can verify identities), and returns
+// the replies it got through its Responder.
+func (r *hoRig) forge(from, text string) []string {
+	r.t.Helper()
+	ev := msg(text)
+	ev.Session = &rigConv{d: r.d, Conversation: bottest.NewConversation(
+		bottest.WithPeer(from), bottest.WithKey("sip:bot@test "+from+" unverified"))}
+	return r.handle(ev)
+}
+
+func (r *hoRig) handle(ev *bot.Event) []string {
+	r.t.Helper()
 	w := bottest.NewRecorder()
-	if err := r.next.Handle(context.Background(), w, fromPeer(from, ev)); err != nil {
-		r.t.Fatal(err)
+	if err := r.next.Handle(context.Background(), w, ev); err != nil {
+		r.t.Fatalf("%s %q: %v", ev.Session.Peer().URI, ev.Text, err)
 	}
 	return w.Replies()
 }
@@ -193,22 +279,42 @@ func TestHandoffFirstTextAccepts(t *testing.T) {
 	r.d.wait(t, testCtx(t), "sip:alice@x", "Ann: Hi, Ann here")
 }
 
+// TestHandoffTimeout: nobody accepts in time; the user is told and a ticket is opened, whose
+// Peer is the user's address only when the user is verified.
 func TestHandoffTimeout(t *testing.T) {
-	r := newRig(t, HandoffConfig{AnswerTimeout: 50 * time.Millisecond, Agents: []Agent{{URI: agent1}}})
-	r.say("sip:alice@x", "can I talk to an agent?")
-	r.d.wait(t, testCtx(t), agent1, "#1")
-	text := r.d.wait(t, testCtx(t), "sip:alice@x", "nobody is available", "ticket #1001")
-	r.d.wait(t, testCtx(t), agent1, "#1 alice is no longer waiting")
-	tk, err := r.mem.Ticket(context.Background(), 1001)
-	if err != nil {
-		t.Fatal(err)
+	const alice = "sip:alice@x"
+	tests := []struct {
+		name      string
+		verified  bool
+		wantPeer  string
+		wantNotes string
+	}{
+		{"verified user", true, alice, "Opened by the bot"},
+		{"unverified user", false, "", "The user was not verified; it claimed to be sip:alice@x."},
 	}
-	if tk.Peer != "sip:alice@x" || !strings.Contains(tk.Summary, "can I talk to an agent?") || tk.Status != store.StatusOpen {
-		t.Errorf("ticket = %+v (user told %q)", tk, text)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, HandoffConfig{AnswerTimeout: 50 * time.Millisecond, Agents: []Agent{{URI: agent1}}})
+			if tt.verified {
+				r.verify(alice)
+			}
+			r.say(alice, "can I talk to an agent?")
+			r.d.wait(t, testCtx(t), agent1, "#1")
+			text := r.d.wait(t, testCtx(t), alice, "nobody is available", "ticket #1001")
+			r.d.wait(t, testCtx(t), agent1, "#1 alice is no longer waiting")
+			tk, err := r.mem.Ticket(context.Background(), 1001)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tk.Peer != tt.wantPeer || !strings.HasPrefix(tk.Notes, tt.wantNotes) ||
+				!strings.Contains(tk.Summary, "can I talk to an agent?") || tk.Status != store.StatusOpen {
+				t.Errorf("ticket = %+v (user told %q)", tk, text)
+			}
+			// The agent's late answer goes nowhere, and the user talks to the bot again.
+			expect(t, "late accept", r.say(agent1, "/accept"), "no conversation waiting")
+			expect(t, "bot back", r.say(alice, "ok"), "echo: ok")
+		})
 	}
-	// The agent's late answer goes nowhere, and the user talks to the bot again.
-	expect(t, "late accept", r.say(agent1, "/accept"), "no conversation waiting")
-	expect(t, "bot back", r.say("sip:alice@x", "ok"), "echo: ok")
 }
 
 func TestHandoffPassAndUnreachable(t *testing.T) {
@@ -340,7 +446,9 @@ func TestHandoffHandler(t *testing.T) {
 	r := newRig(t, HandoffConfig{Triggers: []string{}})
 	w := bottest.NewRecorder()
 	ctx, _ := track(context.Background())
-	if err := r.h.Handler().Handle(ctx, w, fromPeer("sip:alice@x", msg("please escalate"))); err != nil {
+	ev := msg("please escalate")
+	ev.Session = r.conv("sip:alice@x")
+	if err := r.h.Handler().Handle(ctx, w, ev); err != nil {
 		t.Fatal(err)
 	}
 	expect(t, "handler", w.Replies(), "find a person")
@@ -350,7 +458,9 @@ func TestHandoffHandler(t *testing.T) {
 	}
 	// The handler is a no-op for agents.
 	w2 := bottest.NewRecorder()
-	if err := r.h.Handler().Handle(context.Background(), w2, fromPeer(agent2, msg("x"))); err != nil || w2.Replied() != 0 {
+	ev = msg("x")
+	ev.Session = r.conv(agent2)
+	if err := r.h.Handler().Handle(context.Background(), w2, ev); err != nil || w2.Replied() != 0 {
 		t.Errorf("handler for an agent: %v %q", err, w2.Replies())
 	}
 }
@@ -427,5 +537,115 @@ func TestHandoffConcurrent(t *testing.T) {
 	}
 	if n := len(r.h.List()); n != 20 {
 		t.Errorf("%d handoffs open, want 20", n)
+	}
+}
+
+// TestHandoffUnverifiedAgent: a sender that claims an agent's address without being verified
+// gets one answer saying so, and nothing of the agent's powers: no pending text of the user,
+// no command takes effect, nothing is relayed to the user, and its words are not kept as an
+// unmatched question. The real agent is unaffected.
+func TestHandoffUnverifiedAgent(t *testing.T) {
+	const (
+		alice  = "sip:alice@x"
+		secret = "my password is hunter2"
+		refuse = "I cannot verify that you are Ann: agents must write through the trusted proxy or sign in."
+	)
+	commands := []string{"/list", "/accept", "/accept 1", "/pass", "/pass 1", "/done", "/done 1",
+		"/invite sip:carol@x", "hello alice", "#1 hello alice", "???"}
+	for _, accepted := range []bool{false, true} {
+		for _, cmd := range commands {
+			t.Run(fmt.Sprintf("accepted=%v/%s", accepted, cmd), func(t *testing.T) {
+				ctx := testCtx(t)
+				r := newRig(t, HandoffConfig{})
+				r.say(alice, "agent")
+				r.d.wait(t, ctx, agent1, "#1 alice")
+				r.say(alice, secret)
+				if accepted {
+					expect(t, "accept", r.say(agent1, "/accept"), "You are now talking with alice", "#1 alice: "+secret)
+				}
+				toAlice, toAnn, toBob := r.d.texts(alice), r.d.texts(agent1), r.d.texts(agent2)
+
+				expect(t, "impostor", r.forge(agent1, cmd), refuse)
+
+				if got := r.d.texts(alice); !slices.Equal(got, toAlice) {
+					t.Errorf("the user got %q after the impostor wrote", got[len(toAlice):])
+				}
+				if got := r.d.texts(agent1); !slices.Equal(got, toAnn) {
+					t.Errorf("the agent got %q after the impostor wrote", got[len(toAnn):])
+				}
+				if got := r.d.texts(agent2); !slices.Equal(got, toBob) {
+					t.Errorf("the other agent got %q after the impostor wrote", got[len(toBob):])
+				}
+				if l := r.h.List(); len(l) != 1 || l[0].Agent != agent1 || l[0].Accepted != accepted {
+					t.Errorf("handoffs after the impostor wrote: %+v", l)
+				}
+				if u, _ := r.mem.Unmatched(context.Background(), 0); len(u) != 0 {
+					t.Errorf("the impostor's words were kept as unmatched: %+v", u)
+				}
+				warned := slices.ContainsFunc(r.logs.lines(), func(l map[string]any) bool {
+					return l["level"] == "WARN" && strings.Contains(fmt.Sprint(l["msg"]), "unverified sender claims an agent's address") &&
+						l["agent"] == agent1
+				})
+				if !warned {
+					t.Errorf("no warning logged: %+v", r.logs.lines())
+				}
+
+				// The real agent goes on.
+				if accepted {
+					r.say(agent1, "still there?")
+					r.d.wait(t, ctx, alice, "Ann: still there?")
+				} else {
+					expect(t, "real accept", r.say(agent1, "/accept"), "You are now talking with alice", "#1 alice: "+secret)
+				}
+			})
+		}
+	}
+}
+
+// TestHandoffUnverifiedAgentOtherEvents: the impostor's other events get no answer and go no
+// further.
+func TestHandoffUnverifiedAgentOtherEvents(t *testing.T) {
+	r := newRig(t, HandoffConfig{})
+	for _, kind := range []bot.EventKind{bot.EventSessionStart, bot.EventTyping, bot.EventIdle, bot.EventSessionEnd} {
+		c := &rigConv{d: r.d, Conversation: bottest.NewConversation(bottest.WithPeer(agent1))}
+		if got := r.handle(c.Event(kind, "")); len(got) != 0 {
+			t.Errorf("%v: replies %q", kind, got)
+		}
+	}
+}
+
+// TestHandoffUserVerification: the agent sees whether the user is verified, and what it
+// writes reaches a verified user at its address, an unverified one only through the
+// conversation it wrote from.
+func TestHandoffUserVerification(t *testing.T) {
+	const alice = "sip:alice@x"
+	tests := []struct {
+		name     string
+		verified bool
+		offer    string // what the offer must say
+		dialed   bool   // the agent's words go to the user's address
+	}{
+		{"verified", true, "#1 alice (sip:alice@x) is waiting", true},
+		{"unverified", false, "#1 alice (sip:alice@x, not verified) is waiting", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := testCtx(t)
+			r := newRig(t, HandoffConfig{})
+			if tt.verified {
+				r.verify(alice)
+			}
+			r.say(alice, "agent")
+			r.d.wait(t, ctx, agent1, tt.offer)
+			r.say(agent1, "/accept")
+			r.say(agent1, "hello from Ann")
+			r.d.wait(t, ctx, alice, "Ann: hello from Ann")
+			if got := r.d.dialCount(alice) > 0; got != tt.dialed {
+				t.Errorf("messages dialed to the user's address: %v, want %v", got, tt.dialed)
+			}
+			if sent := r.conv(alice).Sent(); tt.dialed == slices.Contains(sent, "Ann: hello from Ann") {
+				t.Errorf("sent through the user's conversation: %q", sent)
+			}
+		})
 	}
 }

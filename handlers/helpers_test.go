@@ -16,9 +16,10 @@ import (
 )
 
 // fromPeer returns ev as an event of the page-mode conversation of the peer uri (a
-// "sip:user@host" address) with the bot sip:bot@test.
-func fromPeer(uri string, ev *bot.Event) *bot.Event {
-	ev.Session = bottest.NewConversation(bottest.WithPeer(uri), bottest.WithKey("sip:bot@test "+uri))
+// "sip:user@host" address) with the bot sip:bot@test; opts may add bottest.Verified().
+func fromPeer(uri string, ev *bot.Event, opts ...bottest.ConversationOption) *bot.Event {
+	ev.Session = bottest.NewConversation(append([]bottest.ConversationOption{
+		bottest.WithPeer(uri), bottest.WithKey("sip:bot@test " + uri)}, opts...)...)
 	return ev
 }
 
@@ -116,10 +117,29 @@ func (tb *testBot) run(h bot.Handler, mw ...bot.Middleware) {
 	}
 }
 
+// loopbackProxy is the trust model of tests in which some peers are verified: every peer
+// writes from 127.0.0.1, the trusted proxy, and those with bottest.Options.AssertIdentity are
+// verified, as a proxy asserts the users it authenticated. The others are served, unverified.
+var loopbackProxy = bot.TrustConfig{Proxies: []string{"127.0.0.1"}}
+
 // peer starts a test peer called user talking to the bot; it closes after the bot stopped.
 func (tb *testBot) peer(user string) *bottest.Peer {
 	tb.t.Helper()
-	p, err := bottest.Start(bottest.Options{User: user, Bot: tb.Addr("udp"), BotURI: tb.URI()})
+	return tb.peerWith(bottest.Options{User: user})
+}
+
+// verifiedPeer starts a peer called user whose identity the bot verifies (the bot must trust
+// loopbackProxy).
+func (tb *testBot) verifiedPeer(user string) *bottest.Peer {
+	tb.t.Helper()
+	return tb.peerWith(bottest.Options{User: user, AssertIdentity: true})
+}
+
+// peerWith starts a test peer with opts talking to the bot; it closes after the bot stopped.
+func (tb *testBot) peerWith(opts bottest.Options) *bottest.Peer {
+	tb.t.Helper()
+	opts.Bot, opts.BotURI = tb.Addr("udp"), tb.URI()
+	p, err := bottest.Start(opts)
 	if err != nil {
 		tb.t.Fatal(err)
 	}

@@ -9,7 +9,8 @@ import (
 )
 
 // Logging returns middleware that writes one log line per event once the chain has handled
-// it: the session, the event kind, the conversation mode, the peer, who answered (see
+// it: the session, the event kind, the conversation mode, the peer and whether it is verified
+// (bot.Peer.Verified: otherwise its address is only what it claims), who answered (see
 // Answered), whether nothing matched, how many replies went out, the latency and the error
 // if any. Messages, session starts and ends and idle timeouts are logged at Info, typing at
 // Debug, failures at Warn (the runtime logs the failure itself, with its correlation ID, at
@@ -22,7 +23,7 @@ import (
 // A line reads:
 //
 //	level=INFO msg=event session="sip:bot@x sip:alice@x" kind=message mode=page
-//	peer=sip:alice@x answered=reset-password nomatch=false replies=1 latency=3.1ms
+//	peer=sip:alice@x verified=true answered=reset-password nomatch=false replies=1 latency=3.1ms
 func Logging(logger *slog.Logger) bot.Middleware {
 	return func(next bot.Handler) bot.Handler {
 		return bot.HandlerFunc(func(ctx context.Context, w bot.Responder, ev *bot.Event) error {
@@ -52,6 +53,7 @@ func Logging(logger *slog.Logger) bot.Middleware {
 				slog.String("kind", ev.Kind.String()),
 				slog.String("mode", c.Mode.String()),
 				slog.String("peer", c.Peer.URI),
+				slog.Bool("verified", c.Peer.Verified),
 				slog.String("answered", names),
 				slog.Bool("nomatch", noMatch),
 				slog.Int("replies", w.Replied()),

@@ -43,21 +43,24 @@ func (s *syncBuffer) lines() []map[string]any {
 
 func TestLogging(t *testing.T) {
 	tests := []struct {
-		name    string
-		ev      *bot.Event
-		level   string
-		want    map[string]any
-		wantErr bool
+		name     string
+		ev       *bot.Event
+		verified bool
+		level    string
+		want     map[string]any
+		wantErr  bool
 	}{
-		{"answered message", msg("hi"), "INFO",
-			map[string]any{"kind": "message", "mode": "page", "peer": "sip:alice@x", "answered": "echo", "nomatch": false, "replies": 1.0}, false},
-		{"no match", msg("???"), "INFO",
+		{"answered message", msg("hi"), false, "INFO",
+			map[string]any{"kind": "message", "mode": "page", "peer": "sip:alice@x", "verified": false, "answered": "echo", "nomatch": false, "replies": 1.0}, false},
+		{"verified peer", msg("hi"), true, "INFO",
+			map[string]any{"peer": "sip:alice@x", "verified": true}, false},
+		{"no match", msg("???"), false, "INFO",
 			map[string]any{"answered": "", "nomatch": true, "replies": 1.0}, false},
-		{"failure", msg("fail"), "WARN",
+		{"failure", msg("fail"), false, "WARN",
 			map[string]any{"err": "echo failed", "replies": 0.0}, true},
-		{"typing", &bot.Event{Kind: bot.EventTyping, Typing: true}, "DEBUG",
+		{"typing", &bot.Event{Kind: bot.EventTyping, Typing: true}, false, "DEBUG",
 			map[string]any{"kind": "typing"}, false},
-		{"session end", &bot.Event{Kind: bot.EventSessionEnd, Reason: bot.EndIdle}, "INFO",
+		{"session end", &bot.Event{Kind: bot.EventSessionEnd, Reason: bot.EndIdle}, false, "INFO",
 			map[string]any{"kind": "session.end", "reason": "idle"}, false},
 	}
 	for _, tt := range tests {
@@ -65,7 +68,11 @@ func TestLogging(t *testing.T) {
 			var buf syncBuffer
 			log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			h := Logging(log)(echo)
-			err := h.Handle(context.Background(), bottest.NewRecorder(), fromPeer("sip:alice@x", tt.ev))
+			var opts []bottest.ConversationOption
+			if tt.verified {
+				opts = append(opts, bottest.Verified())
+			}
+			err := h.Handle(context.Background(), bottest.NewRecorder(), fromPeer("sip:alice@x", tt.ev, opts...))
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v", err)
 			}

@@ -3,8 +3,13 @@ package handlers
 import (
 	"container/list"
 	"context"
+	"net"
+	"net/netip"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
 
 	"github.com/imbot-dev/imbot/bot"
 )
@@ -12,12 +17,19 @@ import (
 // rateLimitSenders bounds how many senders RateLimit remembers.
 const rateLimitSenders = 10000
 
-// RateLimit returns middleware that limits how fast each sender (peer URI) may write: a
-// token bucket per sender that holds up to burst messages and gains one every interval
-// (every = 6*time.Second with burst = 5 allows 10 messages a minute, 5 in a row). A message
-// past the limit is not handled: the first one gets politeReply (none when it is empty),
-// the following ones get silence until the bucket has a token again, so that a flood never
+// RateLimit returns middleware that limits how fast each sender may write: a token bucket
+// per sender that holds up to burst messages and gains one every interval (every =
+// 6*time.Second with burst = 5 allows 10 messages a minute, 5 in a row). A message past the
+// limit is not handled: the first one gets politeReply (none when it is empty), the
+// following ones get silence until the bucket has a token again, so that a flood never
 // turns into a flood of apologies.
+//
+// A Verified sender (bot.Peer.Verified) is known by its address. An unverified one is known
+// by where its message came from, the source IP address of the SIP request (its /64 network
+// for IPv6), since the address in its From header is whatever it chose: changing it on every
+// message does not give it a new bucket. So unverified senders behind one address share a
+// bucket, and those that reach the bot through a trusted proxy without its assertion share
+// the proxy's. An event without a SIP request (built in a test) is known by its address.
 //
 // Only messages count; typing notices and session events always pass. The middleware
 // remembers at most 10,000 senders: a sender whose bucket is full again is forgotten first,
@@ -127,7 +139,7 @@ func (l *limiter) middleware(politeReply string) bot.Middleware {
 			if ev.Kind != bot.EventMessage || !ok {
 				return next.Handle(ctx, w, ev)
 			}
-			switch l.take(c.Peer.URI) {
+			switch l.take(rateKey(c.Peer, ev.SIPRequest())) {
 			case allow:
 				return next.Handle(ctx, w, ev)
 			case warn:
@@ -141,4 +153,27 @@ func (l *limiter) middleware(politeReply string) bot.Middleware {
 			return nil
 		})
 	}
+}
+
+// rateKey names the bucket of a message of peer carried by req (nil for an event that came
+// from no request): the peer's address when it is Verified, else the request's source IP
+// address, or its /64 network for IPv6, where one host commonly holds the whole network.
+func rateKey(peer bot.Peer, req *sip.Request) string {
+	if peer.Verified || req == nil {
+		return "uri " + peer.URI
+	}
+	src := req.Source()
+	host, _, err := net.SplitHostPort(src)
+	if err != nil {
+		host = src
+	}
+	ip, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	if err != nil {
+		return "uri " + peer.URI
+	}
+	ip = ip.Unmap().WithZone("")
+	if ip.Is6() {
+		return "ip " + netip.PrefixFrom(ip, 64).Masked().String()
+	}
+	return "ip " + ip.String()
 }

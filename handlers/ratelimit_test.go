@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
+
 	"github.com/imbot-dev/imbot/bot"
 	"github.com/imbot-dev/imbot/bot/bottest"
 )
@@ -161,5 +163,65 @@ func TestRateLimitConcurrent(t *testing.T) {
 	wg.Wait()
 	if replies != 5 {
 		t.Errorf("%d messages passed, want the burst of 5", replies)
+	}
+}
+
+func TestRateKey(t *testing.T) {
+	const alice = "sip:alice@example.com"
+	tests := []struct {
+		name     string
+		verified bool
+		source   string // "" = no SIP request
+		want     string
+	}{
+		{"verified: the address", true, "192.0.2.7:5060", "uri " + alice},
+		{"unverified: the source IP", false, "192.0.2.7:5060", "ip 192.0.2.7"},
+		{"unverified, another port: the same", false, "192.0.2.7:40000", "ip 192.0.2.7"},
+		{"unverified IPv6: its /64", false, "[2001:db8:1:2:aaaa::5]:5060", "ip 2001:db8:1:2::/64"},
+		{"unverified IPv6 with a zone", false, "[fe80::1%eth0]:5060", "ip fe80::/64"},
+		{"unverified IPv4-mapped", false, "[::ffff:192.0.2.7]:5060", "ip 192.0.2.7"},
+		{"unverified, no request: the address", false, "", "uri " + alice},
+		{"unverified, unreadable source: the address", false, "somewhere", "uri " + alice},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var req *sip.Request
+			if tt.source != "" {
+				req = sip.NewRequest(sip.MESSAGE, sip.Uri{Scheme: "sip", User: "bot", Host: "example.com"})
+				req.SetSource(tt.source)
+			}
+			if got := rateKey(bot.Peer{URI: alice, Verified: tt.verified}, req); got != tt.want {
+				t.Errorf("rateKey = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestRateLimitBot: over SIP, unverified senders are limited by where they write from, so
+// that a sender changing its From on every message (three peers on one address here) draws
+// on one bucket; a verified sender has a bucket of its own.
+func TestRateLimitBot(t *testing.T) {
+	ctx := testCtx(t)
+	const polite = "Slow down, please."
+	b := startBot(t, bot.Config{Trust: loopbackProxy}, echo, RateLimit(time.Hour, 2, polite))
+	alice := b.verifiedPeer("alice")
+	rotating := []*bottest.Peer{b.peer("m1"), b.peer("m2"), b.peer("m3")}
+	steps := []struct {
+		peer *bottest.Peer
+		text string
+		want string
+	}{
+		{rotating[0], "one", "echo: one"},
+		{rotating[1], "two", "echo: two"},
+		{rotating[2], "three", polite},
+		{alice, "mine", "echo: mine"},
+		{alice, "mine too", "echo: mine too"},
+	}
+	for _, s := range steps {
+		send(t, ctx, s.peer, s.text)
+		waitText(t, ctx, s.peer, s.want)
+	}
+	if texts := rotating[2].Texts(); len(texts) != 1 {
+		t.Errorf("the third From got %q, want only the polite reply", texts)
 	}
 }

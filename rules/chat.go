@@ -29,7 +29,10 @@ import (
 //
 // Replies are printed as "bot> text"; typing is shown as "bot is typing… (800ms)".
 type Chat struct {
-	// Peer is who the user pretends to be.
+	// Peer is who the user pretends to be. NewChat makes it Verified: the person at the
+	// terminal runs the rules on their own machine and may be anyone they like, so rules that
+	// grant something to verified senders (sender.verified) can be tried; set Verified false
+	// to see what an unverified sender gets.
 	Peer bot.Peer
 	// Pace makes typing delays real: the shell waits before printing a reply.
 	Pace bool
@@ -51,7 +54,7 @@ func NewChat(e *Engine, in io.Reader, out io.Writer) *Chat {
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	return &Chat{
-		Peer: bot.Peer{URI: "sip:you@localhost", User: "you", Domain: "localhost", DisplayName: "You"},
+		Peer: bot.Peer{URI: "sip:you@localhost", User: "you", Domain: "localhost", DisplayName: "You", Verified: true},
 		e:    e, in: sc, out: out, Prompt: "you> ", at: time.Now(),
 	}
 }

@@ -31,7 +31,7 @@ import (
 //	  accounts.reset: ok
 //	tests:
 //	  - name: resets a password
-//	    sender: {user: alice, name: Alice}   # also uri, domain; mode: page|session
+//	    sender: {user: alice, name: Alice}   # also uri, domain, verified; mode: page|session
 //	    steps:
 //	      - event: session.start
 //	        bot: "Hi Alice!*"                # wildcard pattern? no: exact unless a mapping
@@ -537,8 +537,12 @@ func (s *src) convTest(tn *yaml.Node) *convTest {
 		t.skip, _ = s.boolean(v.v, "'skip'")
 	}
 	if v, ok := f["sender"]; ok {
-		sf := s.mapping(v.v, "'sender'", []string{"uri", "user", "domain", "name"})
+		sf := s.mapping(v.v, "'sender'", []string{"uri", "user", "domain", "name", "verified"})
 		for k, x := range sf {
+			if k == "verified" {
+				t.peer.Verified, _ = s.boolean(x.v, "'verified'")
+				continue
+			}
 			val, _ := s.str(x.v, "'"+k+"'")
 			switch k {
 			case "uri":

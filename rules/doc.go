@@ -50,9 +50,9 @@
 //
 // `when`, `call` and the {{ }} parts of replies and `set` values use one expression language
 // (github.com/expr-lang/expr), compiled and type-checked when the rules load. They see
-// text, sender (uri, user, domain, name), session (id, mode, turns, started), state, vars
-// (the file's constants and the conversation's variables), match, now, event, typing,
-// result, the functions help() and business_hours(spec[, timezone]), and the Go functions
+// text, sender (uri, user, domain, name, verified), session (id, mode, turns, started),
+// state, vars (the file's constants and the conversation's variables), match, now, event,
+// typing, result, the functions help() and business_hours(spec[, timezone]), and the Go functions
 // registered in Options.Funcs. A `set` value that is exactly one {{ expr }} keeps its type
 // (a number stays a number); `set: {x: null}` forgets x.
 //

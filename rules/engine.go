@@ -424,7 +424,7 @@ func (p *proc) environment(r *rule, caps map[string]string) *exprEnv {
 		in := p.in
 		p.env = &exprEnv{
 			Text:    in.Text,
-			Sender:  senderEnv{URI: in.Peer.URI, User: in.Peer.User, Domain: in.Peer.Domain, Name: in.Peer.Name()},
+			Sender:  senderOf(in.Peer),
 			Session: sessionEnv{ID: in.SessionID, Mode: in.Mode.String(), Turns: in.Turns, Started: in.Started},
 			State:   stateName(p.state),
 			Now:     p.now,

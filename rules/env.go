@@ -14,6 +14,8 @@ import (
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
+
+	"github.com/imbot-dev/imbot/bot"
 )
 
 // exprEnv is what expressions see. Field names are the language's names.
@@ -40,6 +42,13 @@ type senderEnv struct {
 	User   string `expr:"user"`
 	Domain string `expr:"domain"`
 	Name   string `expr:"name"`
+	// Verified is bot.Peer.Verified: the bot knows the sender is who uri says.
+	Verified bool `expr:"verified"`
+}
+
+// senderOf is what expressions see of a peer.
+func senderOf(p bot.Peer) senderEnv {
+	return senderEnv{URI: p.URI, User: p.User, Domain: p.Domain, Name: p.Name(), Verified: p.Verified}
 }
 
 type sessionEnv struct {
@@ -248,7 +257,7 @@ var (
 		name   string
 		fields []string
 	}{
-		"senderEnv":  {"sender", []string{"uri", "user", "domain", "name"}},
+		"senderEnv":  {"sender", []string{"uri", "user", "domain", "name", "verified"}},
 		"sessionEnv": {"session", []string{"id", "mode", "turns", "started"}},
 	}
 	noFieldRe     = regexp.MustCompile(`^type rules\.(\w+) has no field (\w+)$`)

@@ -7,6 +7,9 @@
 // [NewEvent] builds a [*bot.Event] in a [Conversation], a [bot.Conversation]
 // whose ID, key, mode, peer, start and turns a test sets with options
 // ([WithPeer], [WithMode], ...) and which records what is sent with Send.
+// Its peer is not Verified unless [Verified] is among the options: test
+// what a handler grants a verified peer, and that it refuses the same to an
+// unverified one claiming the same address.
 // [NewRecorder] returns a [Recorder], a [bot.Responder] that records the
 // replies (with their options), Typing calls and End, and can be made to
 // fail:
@@ -40,7 +43,12 @@
 //     requests arrived on the wire. [Peer.Wait] and [Peer.WaitText] block
 //     on a context until a matching record exists;
 //   - sessions the bot opens: with [Options.AcceptSessions] the peer
-//     answers the bot's INVITE and [Peer.WaitSession] returns the session.
+//     answers the bot's INVITE and [Peer.WaitSession] returns the session;
+//   - identity: with [Options.AssertIdentity] the peer's requests carry the
+//     P-Asserted-Identity a trusted proxy adds, so that a bot trusting
+//     127.0.0.1 (bot.TrustConfig.Proxies) takes it as verified, and
+//     [Options.From] makes it claim someone else's address, to test that the
+//     bot grants such a sender nothing.
 //
 // Nothing in the kit sleeps: waits end on events or on the caller's
 // context, and everything is safe for concurrent use.

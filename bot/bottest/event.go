@@ -27,10 +27,11 @@ type Conversation struct {
 	// to go out. Set it before the handler runs.
 	Err error
 
-	id, key string
-	mode    bot.Mode
-	peer    bot.Peer
-	started time.Time
+	id, key  string
+	mode     bot.Mode
+	peer     bot.Peer
+	verified bool
+	started  time.Time
 
 	mu    sync.Mutex
 	turns int
@@ -54,6 +55,15 @@ func WithPeer(addr string) ConversationOption {
 		panic("bottest: WithPeer: " + err.Error())
 	}
 	return func(c *Conversation) { c.peer = p }
+}
+
+// Verified makes the conversation's peer Verified (bot.Peer.Verified), as the bot does when
+// a trusted proxy asserted the peer's identity or the peer passed the bot's digest challenge
+// (see bot.TrustConfig). Without it the peer is unverified: its address is only what its From
+// header claims, and handlers must grant nothing on it (an agent's commands, a user's own
+// tickets, an allow list). It combines with WithPeer in any order.
+func Verified() ConversationOption {
+	return func(c *Conversation) { c.verified = true }
 }
 
 // WithMode sets the conversation's mode (bot.ModePage when not set).
@@ -85,7 +95,7 @@ func WithTurns(n int) ConversationOption {
 }
 
 // NewConversation returns a conversation for unit tests. Without options it is a page-mode
-// conversation with sip:alice@example.com that started now.
+// conversation with sip:alice@example.com, not Verified, that started now.
 func NewConversation(opts ...ConversationOption) *Conversation {
 	c := &Conversation{mode: bot.ModePage}
 	for _, opt := range opts {
@@ -94,6 +104,7 @@ func NewConversation(opts ...ConversationOption) *Conversation {
 	if c.peer.URI == "" {
 		c.peer, _ = parsePeer(defaultPeer)
 	}
+	c.peer.Verified = c.verified
 	if c.key == "" {
 		c.key = defaultBot + " " + c.peer.URI
 	}

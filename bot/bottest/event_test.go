@@ -43,6 +43,14 @@ func TestNewConversation(t *testing.T) {
 			id: "sip:bot@example.com sip:carol@example.net", key: "sip:bot@example.com sip:carol@example.net",
 			mode: bot.ModePage, peer: bot.Peer{URI: "sip:carol@example.net", User: "carol", Domain: "example.net"},
 		}},
+		{"verified, before WithPeer", []bottest.ConversationOption{bottest.Verified(), bottest.WithPeer("carol@example.net")}, want{
+			id: "sip:bot@example.com sip:carol@example.net", key: "sip:bot@example.com sip:carol@example.net",
+			mode: bot.ModePage, peer: bot.Peer{URI: "sip:carol@example.net", User: "carol", Domain: "example.net", Verified: true},
+		}},
+		{"verified default peer", []bottest.ConversationOption{bottest.Verified()}, want{
+			id: "sip:bot@example.com sip:alice@example.com", key: "sip:bot@example.com sip:alice@example.com",
+			mode: bot.ModePage, peer: bot.Peer{URI: alice.URI, User: alice.User, Domain: alice.Domain, Verified: true},
+		}},
 		{"session mode", []bottest.ConversationOption{bottest.WithMode(bot.ModeSession)}, want{
 			id: "dialog sip:bot@example.com sip:alice@example.com", key: "sip:bot@example.com sip:alice@example.com",
 			mode: bot.ModeSession, peer: alice,

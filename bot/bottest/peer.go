@@ -62,6 +62,22 @@ type Options struct {
 	// get 488); [Peer.WaitSession] returns the sessions. Without it, INVITEs
 	// from the bot get 480 Temporarily Unavailable.
 	AcceptSessions bool
+	// AssertIdentity makes the peer play its own trusted proxy: every request
+	// it sends (ACK and CANCEL aside) carries "P-Asserted-Identity: <URI>"
+	// (with DisplayName, when set, before it), the header a proxy adds
+	// (RFC 3325) once it has authenticated a user.
+	// A bot whose bot.TrustConfig.Proxies lists 127.0.0.1, the address every
+	// Peer writes from, then takes the peer as Verified; a Peer without it
+	// is served as a sender the proxy vouched for, but not Verified. This is
+	// how a test makes an agent or a ticket owner verified over SIP.
+	AssertIdentity bool
+	// From, when set, is the address the peer claims in the From header of
+	// the requests it starts ("sip:ann@127.0.0.1:5072"), instead of its own:
+	// a forged identity, to test that the bot grants nothing on it. URI
+	// still returns the peer's own address, which AssertIdentity asserts.
+	// The bot answers an unverified sender where its request came from, so
+	// the peer still receives the replies.
+	From string
 	// Logger receives the peer's logs and those of its sipgo layers. Nil
 	// discards them. (sipgo writes a few warnings, such as "TCP ref went
 	// negative", to its global sip.DefaultLogger whatever this is.)
@@ -79,6 +95,7 @@ type Peer struct {
 	port      int
 	laddr     sip.Addr
 	aor       sip.Uri
+	from      sip.Uri // what the From header claims: aor, or Options.From
 	botURI    sip.Uri
 	contact   sip.ContactHeader
 	epid      string
@@ -169,6 +186,11 @@ func Start(opts Options) (*Peer, error) {
 	if err := sip.ParseUri(opts.BotURI, &p.botURI); err != nil {
 		return nil, fmt.Errorf("Options.BotURI %q: %w", opts.BotURI, err)
 	}
+	if opts.From != "" {
+		if err := sip.ParseUri(opts.From, &p.from); err != nil || p.from.Host == "" || strings.ContainsAny(opts.From, "\r\n") {
+			return nil, fmt.Errorf("Options.From %q is not a SIP address such as sip:ann@127.0.0.1:5072", opts.From)
+		}
+	}
 
 	var ready chan struct{}
 	switch opts.Transport {
@@ -193,6 +215,9 @@ func Start(opts Options) (*Peer, error) {
 	p.port, _ = strconv.Atoi(portStr)
 	p.laddr = sip.Addr{IP: net.IPv4(127, 0, 0, 1), Port: p.port, Hostname: "127.0.0.1"}
 	p.aor = sip.Uri{Scheme: "sip", User: opts.User, Host: "127.0.0.1", Port: p.port}
+	if opts.From == "" {
+		p.from = p.aor
+	}
 	p.contact = sip.ContactHeader{Address: sip.Uri{
 		Scheme: "sip", User: opts.User, Host: "127.0.0.1", Port: p.port,
 		UriParams: sip.HeaderParams{{K: "transport", V: p.network}},
@@ -291,7 +316,8 @@ func (p *Peer) setupUA() error {
 func (p *Peer) Addr() string { return p.addr }
 
 // URI returns the peer's address-of-record, "sip:alice@127.0.0.1:port". It
-// is the From of every request the peer sends.
+// is the From of every request the peer sends, unless Options.From claims
+// another.
 func (p *Peer) URI() string { return p.aor.String() }
 
 // Transport returns the transport the peer uses.
@@ -380,8 +406,17 @@ func (p *Peer) isClosed() bool {
 var errClosed = errors.New("bottest: peer closed")
 
 // prepare routes an outgoing request straight to the bot over the peer's
-// transport, leaving from the listening socket on UDP.
+// transport, leaving from the listening socket on UDP, and asserts the
+// peer's identity on it when Options.AssertIdentity is set.
 func (p *Peer) prepare(req *sip.Request) {
+	if p.opts.AssertIdentity && req.Method != sip.ACK && req.Method != sip.CANCEL &&
+		req.GetHeader("P-Asserted-Identity") == nil {
+		pai := "<" + p.aor.String() + ">"
+		if p.opts.DisplayName != "" {
+			pai = `"` + p.opts.DisplayName + `" ` + pai
+		}
+		req.AppendHeader(sip.NewHeader("P-Asserted-Identity", pai))
+	}
 	req.SetDestination(p.opts.Bot)
 	req.SetTransport(p.transport)
 	if p.pc != nil {
@@ -389,9 +424,10 @@ func (p *Peer) prepare(req *sip.Request) {
 	}
 }
 
-// newFrom returns a From header for the peer's AOR with a fresh tag.
+// newFrom returns a From header for the peer's AOR (or the address
+// Options.From claims) with a fresh tag.
 func (p *Peer) newFrom() *sip.FromHeader {
-	from := &sip.FromHeader{DisplayName: p.opts.DisplayName, Address: p.aor}
+	from := &sip.FromHeader{DisplayName: p.opts.DisplayName, Address: *p.from.Clone()}
 	from.Params = sip.NewParams()
 	from.Params.Add("tag", sip.GenerateTagN(16))
 	return from

@@ -718,3 +718,62 @@ func port(addr string) int {
 	fmt.Sscan(addr[strings.LastIndex(addr, ":")+1:], &p)
 	return p
 }
+
+// TestAssertIdentityAndFrom: with AssertIdentity every request the peer starts carries
+// P-Asserted-Identity with its own address (ACK and CANCEL aside); with From the requests
+// claim another address, asserted by nothing.
+func TestAssertIdentityAndFrom(t *testing.T) {
+	const forged = "sip:ann@127.0.0.1:5999"
+	tests := []struct {
+		name     string
+		opts     bottest.Options
+		from     func(p *bottest.Peer) string
+		asserted bool
+	}{
+		{"asserted", bottest.Options{AssertIdentity: true, DisplayName: "Ann"}, (*bottest.Peer).URI, true},
+		{"forged From", bottest.Options{From: forged}, func(*bottest.Peer) string { return forged }, false},
+		{"plain", bottest.Options{}, (*bottest.Peer).URI, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, p := setup(t, bottest.UDP, tt.opts)
+			ctx := testContext(t)
+			if res, err := p.SendPage(ctx, "hello"); err != nil || res.StatusCode != 200 {
+				t.Fatalf("SendPage: %v %v", res, err)
+			}
+			s, err := p.OpenSession(ctx, bottest.DialectIETF)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res, err := s.Send(ctx, "in the dialog"); err != nil || res.StatusCode != 200 {
+				t.Fatalf("Send: %v %v", res, err)
+			}
+			for _, m := range []sip.RequestMethod{sip.MESSAGE, sip.INVITE} {
+				reqs := r.Received(m)
+				if len(reqs) == 0 {
+					t.Fatalf("responder got no %s", m)
+				}
+				for _, req := range reqs {
+					if got, want := req.From().Address.String(), tt.from(p); got != want {
+						t.Errorf("%s From = %q, want %q", m, got, want)
+					}
+					pai := req.GetHeader("P-Asserted-Identity")
+					switch {
+					case tt.asserted && (pai == nil || pai.Value() != `"Ann" <`+p.URI()+">"):
+						t.Errorf("%s P-Asserted-Identity = %v, want \"Ann\" <%s>", m, pai, p.URI())
+					case !tt.asserted && pai != nil:
+						t.Errorf("%s carries P-Asserted-Identity %q", m, pai.Value())
+					}
+				}
+			}
+			for _, ack := range r.Received(sip.ACK) {
+				if ack.GetHeader("P-Asserted-Identity") != nil {
+					t.Error("ACK carries P-Asserted-Identity")
+				}
+			}
+		})
+	}
+	if _, err := bottest.Start(bottest.Options{Bot: "127.0.0.1:9", From: "not an address"}); err == nil {
+		t.Error("Start with a bad From succeeded")
+	}
+}

@@ -25,6 +25,7 @@ const ticketTests = `version: 1
 rules: [t.yaml]
 tests:
   - name: opens and looks up
+    sender: {verified: true} # the plugin shows tickets to their verified owner only
     steps:
       - user: open Printer jams
         bot: ticket 1001

@@ -223,7 +223,10 @@ func cmdChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	}
 	c := rules.NewChat(e, stdin, stdout)
 	user, domain, _ := strings.Cut(strings.TrimPrefix(*as, "sip:"), "@")
-	c.Peer = bot.Peer{URI: *as, User: user, Domain: domain, DisplayName: *name}
+	// Verified: the user of a local terminal is whoever -as says, nobody else can write in
+	// this conversation, and the rules' verified-only answers (sender.verified, the
+	// plugins' "only your own" tickets) are what there is to try.
+	c.Peer = bot.Peer{URI: *as, User: user, Domain: domain, DisplayName: *name, Verified: true}
 	c.Pace = *pace
 	if err := c.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintln(stderr, "imbot chat:", err)

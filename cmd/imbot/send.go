@@ -25,7 +25,8 @@ const (
 // cmdSend sends one page-mode message with the identity and proxy of the config file and
 // returns the exit status.
 func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	// The bot logs to stderr from its own goroutines while this one reports there.
+	// The bot logs to stderr from its own goroutines (its start, a warning) while the command
+	// writes its result there.
 	stderr = &lockedWriter{w: stderr}
 	fs := flag.NewFlagSet("imbot send", flag.ContinueOnError)
 	fs.SetOutput(stderr)

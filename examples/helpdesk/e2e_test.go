@@ -79,9 +79,12 @@ func imbotBinary(t *testing.T) string {
 // the imbot binary with the example's rules and plugin, a SQLite store, metrics over HTTP,
 // a user and a technician (agent) played by bottest peers.
 //
+// The bot trusts a proxy at 127.0.0.1, where every peer writes from; the users and the
+// technician are verified as behind a real proxy: their requests carry P-Asserted-Identity.
 // The user opens a ticket, asks for a person; the technician accepts, they chat (messages
 // relayed both ways, the bot silent), the technician ends with /done; the user rates the
-// help. /metrics counts it all. Then the user starts a second ticket, the bot is killed
+// help. Senders that only claim the technician's or the user's address, and one on the deny
+// list, are refused at the door. /metrics counts it all. Then the user starts a second ticket, the bot is killed
 // with SIGKILL after the summary, started again on the same config, and the user's next
 // message (the urgency) continues the flow. Another user whom the rules do not understand
 // three times in a row is offered to the technician, who passes: that user gets a ticket.
@@ -97,8 +100,8 @@ func TestEndToEnd(t *testing.T) {
 	port := freeSIPPort(t)
 	botAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	identity := "sip:helpdesk@" + botAddr
-	alice := bottest.NewPeer(t, bottest.Options{User: "alice", DisplayName: "Alice", Bot: botAddr, BotURI: identity})
-	ann := bottest.NewPeer(t, bottest.Options{User: "ann", DisplayName: "Ann", Bot: botAddr, BotURI: identity})
+	alice := bottest.NewPeer(t, bottest.Options{User: "alice", DisplayName: "Alice", Bot: botAddr, BotURI: identity, AssertIdentity: true})
+	ann := bottest.NewPeer(t, bottest.Options{User: "ann", DisplayName: "Ann", Bot: botAddr, BotURI: identity, AssertIdentity: true})
 
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "helpdesk.db")
@@ -161,10 +164,27 @@ func TestEndToEnd(t *testing.T) {
 	user.none(t)
 	agent.none(t)
 
-	// The access list refuses Mallory at the door.
-	mallory := bottest.NewPeer(t, bottest.Options{User: "mallory", Bot: botAddr, BotURI: identity})
-	if res, err := mallory.SendPage(ctx, "let me in"); err != nil || res.StatusCode != 403 {
-		t.Errorf("a denied user's message: %v, %v; want 403", res, err)
+	// The access list refuses at the door Mallory (denied, asserted or not), and senders that
+	// claim Ann's or Alice's address without the proxy's assertion (the allow list admits
+	// verified users only): none gets a word, or anything of Ann's or Alice's.
+	for _, c := range []struct {
+		name string
+		opts bottest.Options
+		text string
+	}{
+		{"denied", bottest.Options{User: "mallory", AssertIdentity: true}, "let me in"},
+		{"denied, unverified", bottest.Options{User: "mallory"}, "let me in"},
+		{"claims to be the technician", bottest.Options{User: "eve", From: ann.URI()}, "/list"},
+		{"claims to be the user", bottest.Options{User: "eve", From: alice.URI()}, "status of ticket 1001"},
+	} {
+		c.opts.Bot, c.opts.BotURI = botAddr, identity
+		p := bottest.NewPeer(t, c.opts)
+		if res, err := p.SendPage(ctx, c.text); err != nil || res.StatusCode != 403 {
+			t.Errorf("%s: %q answered %v, %v; want 403", c.name, c.text, res, err)
+		}
+		if texts := p.Texts(); len(texts) != 0 {
+			t.Errorf("%s got %q", c.name, texts)
+		}
 	}
 
 	checkMetrics(t, ctx, b.httpAddr)
@@ -186,7 +206,7 @@ func TestEndToEnd(t *testing.T) {
 
 	// Bob writes three messages nothing understands: a person is called (no_match_limit).
 	// Ann passes, nobody else is there: Bob gets a ticket.
-	bobPeer := bottest.NewPeer(t, bottest.Options{User: "bob", DisplayName: "Bob", Bot: botAddr, BotURI: identity})
+	bobPeer := bottest.NewPeer(t, bottest.Options{User: "bob", DisplayName: "Bob", Bot: botAddr, BotURI: identity, AssertIdentity: true})
 	bob := &inbox{p: bobPeer}
 	say(t, ctx, bobPeer, "asdf qwerty")
 	bob.expect(t, ctx, "Hi Bob! I am the Contoso IT helpdesk bot. Type 'help' to see what I can do.")
@@ -210,9 +230,10 @@ func TestEndToEnd(t *testing.T) {
 }
 
 // writeConfig writes the bot's config into dir: the example's imbot.yaml with loopback
-// addresses on free ports (SIP on port, HTTP on any), a database in dir, agent as the only
-// technician, a rate limit no quick test trips, and Mallory on the deny list. The rules are the example's, with office
-// hours all day long, so that the handoff does not depend on when the test runs.
+// addresses on free ports (SIP on port, HTTP on any), a trusted proxy at 127.0.0.1 instead
+// of the example's digest users, a database in dir, agent as the only technician, a rate
+// limit no quick test trips, and Mallory on the deny list. The rules are the example's, with
+// office hours all day long, so that the handoff does not depend on when the test runs.
 func writeConfig(t *testing.T, dir string, port int, agent string) string {
 	t.Helper()
 	rulesSrc, err := os.ReadFile("helpdesk.yaml")
@@ -252,6 +273,7 @@ func writeConfig(t *testing.T, dir string, port int, agent string) string {
 	section("http")["listen"] = "127.0.0.1:0"
 	section("timeouts")["shutdown"] = "5s"
 	section("ratelimit")["burst"] = 50
+	cfg["trust"] = map[string]any{"proxies": []string{"127.0.0.1"}}
 	acl := section("access")
 	acl["deny"] = append(acl["deny"].([]any), "sip:mallory@127.0.0.1")
 	ho := section("handoff")

@@ -32,6 +32,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/imbot-dev/imbot/bot"
 	"github.com/imbot-dev/imbot/handlers"
 	"github.com/imbot-dev/imbot/rules"
 	"github.com/imbot-dev/imbot/store"
@@ -57,6 +58,12 @@ const MaxSummary = 200
 // maxListed is how many open tickets tickets.mine lists.
 const maxListed = 5
 
+// NotVerified is what tickets.status and tickets.mine answer a sender whose identity the bot
+// could not verify (bot.Peer.Verified false): its address is only what it claims, so no
+// ticket is shown to it.
+const NotVerified = "I could not verify your identity, so I cannot show you any ticket. " +
+	"Write to me from your company account (signed in) to see yours."
+
 // Funcs returns the functions the helpdesk rules call, backed by s:
 //
 //	tickets.create(summary, urgency)  opens a ticket for the user the rule is talking to and
@@ -69,8 +76,12 @@ const maxListed = 5
 //	                                  "high"; synonyms such as "urgent" or "medium" count),
 //	                                  or "" when it names none
 //
-// The functions take the conversation key and the user's address from the rule's context
-// (rules.InfoFrom). A user sees only the tickets opened from their own address.
+// The functions take the conversation key and the sender from the rule's context
+// (rules.InfoFrom). A user sees only the tickets whose Peer is their own address, and only
+// once the bot has verified who they are (bot.Peer.Verified): to an unverified sender
+// tickets.status and tickets.mine answer NotVerified and show nothing, not even whether a
+// ticket exists. Anyone may open a ticket; one opened by an unverified sender records the
+// address it claimed in its Notes and has no Peer, so that it shows up for nobody.
 func Funcs(s Store) rules.Funcs {
 	t := tickets{s: s}
 	return rules.Funcs{
@@ -100,10 +111,15 @@ func (t tickets) create(ctx context.Context, summary, urgency string) (int64, er
 	if u == "" {
 		return 0, fmt.Errorf("tickets.create: urgency %q: want one of %s", urgency, strings.Join(Urgencies, ", "))
 	}
-	n, err := t.s.CreateTicket(ctx, store.Ticket{
+	tk := store.Ticket{
 		Key: info.Key, Peer: info.Sender.URI, Summary: summary, Urgency: u, Status: store.StatusOpen,
 		Notes: "Opened by the helpdesk bot (rule " + info.Rule + ").",
-	})
+	}
+	if !info.Sender.Verified {
+		tk.Peer = ""
+		tk.Notes = "The sender was not verified; it claimed to be " + info.Sender.URI + ".\n" + tk.Notes
+	}
+	n, err := t.s.CreateTicket(ctx, tk)
 	if err != nil {
 		return 0, fmt.Errorf("tickets.create: %w", err)
 	}
@@ -114,6 +130,9 @@ func (t tickets) status(ctx context.Context, number string) (string, error) {
 	info, ok := rules.InfoFrom(ctx)
 	if !ok {
 		return "", errNoRule
+	}
+	if !info.Sender.Verified {
+		return NotVerified, nil
 	}
 	n, ok := ParseNumber(number)
 	if !ok {
@@ -126,7 +145,7 @@ func (t tickets) status(ctx context.Context, number string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("tickets.status: %w", err)
 	}
-	if tk.Peer != "" && !samePeer(tk.Peer, info.Sender.URI) {
+	if !owns(info.Sender, tk) {
 		return fmt.Sprintf("Ticket #%d was opened by someone else, so I cannot show it to you.", n), nil
 	}
 	return Describe(tk), nil
@@ -137,6 +156,9 @@ func (t tickets) mine(ctx context.Context) (string, error) {
 	if !ok {
 		return "", errNoRule
 	}
+	if !info.Sender.Verified {
+		return NotVerified, nil
+	}
 	all, err := t.s.Tickets(ctx, info.Key, 0)
 	if err != nil {
 		return "", fmt.Errorf("tickets.mine: %w", err)
@@ -144,7 +166,7 @@ func (t tickets) mine(ctx context.Context) (string, error) {
 	var open []string
 	for i := len(all) - 1; i >= 0; i-- { // newest first
 		tk := all[i]
-		if tk.Status == store.StatusClosed || (tk.Peer != "" && !samePeer(tk.Peer, info.Sender.URI)) {
+		if tk.Status == store.StatusClosed || !owns(info.Sender, tk) {
 			continue
 		}
 		open = append(open, fmt.Sprintf("#%d %s (%s)", tk.Number, quote(tk.Summary), tk.Urgency))
@@ -223,6 +245,12 @@ func clean(s string) string {
 }
 
 func quote(s string) string { return "“" + s + "”" }
+
+// owns reports whether sender may see ticket tk: it is Verified and tk was opened from its
+// address. A ticket without a Peer belongs to nobody the bot knows.
+func owns(sender bot.Peer, tk store.Ticket) bool {
+	return sender.Verified && tk.Peer != "" && samePeer(tk.Peer, sender.URI)
+}
 
 // samePeer compares two SIP addresses, ignoring the scheme, URI parameters and the case of
 // the host.

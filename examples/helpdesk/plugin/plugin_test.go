@@ -37,8 +37,10 @@ rules:
 `
 
 var (
-	alice = bot.Peer{URI: "sip:alice@example.com", User: "alice", Domain: "example.com"}
-	bob   = bot.Peer{URI: "sip:bob@example.com", User: "bob", Domain: "example.com"}
+	alice = bot.Peer{URI: "sip:alice@example.com", User: "alice", Domain: "example.com", Verified: true}
+	bob   = bot.Peer{URI: "sip:bob@example.com", User: "bob", Domain: "example.com", Verified: true}
+	// claimsAlice writes from Alice's address, unverified.
+	claimsAlice = bot.Peer{URI: "sip:alice@example.com", User: "alice", Domain: "example.com"}
 )
 
 // newEngine returns an engine running testRules with the plugin backed by st.
@@ -89,8 +91,18 @@ func TestConversation(t *testing.T) {
 		{"no such ticket", alice, "status 1234", "I found no ticket #1234. Check the number, or type 'my tickets' to list yours."},
 		{"not a number", alice, "status soon", `"soon" is not a ticket number; ticket numbers look like 1042.`},
 		{"someone else's ticket", bob, "status 1002", "Ticket #1002 was opened by someone else, so I cannot show it to you."},
-		{"assigned ticket", bot.Peer{URI: "sip:carol@EXAMPLE.com;transport=tcp"}, "status 1001", "Ticket #1001 “Laptop stolen” (urgency high) is open and ann is working on it."},
+		{"assigned ticket", bot.Peer{URI: "sip:carol@EXAMPLE.com;transport=tcp", Verified: true}, "status 1001", "Ticket #1001 “Laptop stolen” (urgency high) is open and ann is working on it."},
 		{"bob has none", bob, "mine", "You have no open tickets."},
+
+		// Someone who only claims Alice's address sees nothing, not even whether a ticket
+		// exists, and a ticket it opens is nobody's.
+		{"unverified: mine", claimsAlice, "mine", NotVerified},
+		{"unverified: status of alice's", claimsAlice, "status 1002", NotVerified},
+		{"unverified: status of none", claimsAlice, "status 1234", NotVerified},
+		{"unverified: not a number", claimsAlice, "status soon", NotVerified},
+		{"unverified: creates", claimsAlice, "create low Mouse is sticky", "1004"},
+		{"unverified's ticket not alice's", alice, "status 1004", "Ticket #1004 was opened by someone else, so I cannot show it to you."},
+		{"unverified's ticket not listed", alice, "mine", "You have 2 open tickets: #1003 “Printer on floor 2 jams” (normal), #1002 “VPN drops every hour” (high)."},
 		{"urgency word", alice, "urgency it is URGENT!", "[high]"},
 		{"urgency none", alice, "urgency dunno", "[]"},
 	}
@@ -113,6 +125,13 @@ func TestConversation(t *testing.T) {
 	if tk.Key != "bot sip:alice@example.com" || tk.Peer != alice.URI || tk.Summary != "VPN drops every hour" ||
 		tk.Urgency != "high" || tk.Status != store.StatusOpen || !strings.Contains(tk.Notes, "rule create") {
 		t.Errorf("stored ticket: %+v", tk)
+	}
+	tk, err = mem.Ticket(context.Background(), 1004)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tk.Peer != "" || !strings.HasPrefix(tk.Notes, "The sender was not verified; it claimed to be sip:alice@example.com.") {
+		t.Errorf("ticket of an unverified sender: %+v", tk)
 	}
 }
 
