@@ -436,7 +436,7 @@ func (b *Bot) authenticate(ctx context.Context, req *sip.Request) (Peer, *refusa
 		return Peer{}, &refusal{code: 403, reason: "Forbidden", hdrs: []sip.Header{
 			sip.NewHeader("Warning", `399 imbot "From does not match the authenticated user"`)}}
 	}
-	if !t.counts.use(creds.Nonce, creds.Nc, issued, time.Now()) {
+	if !t.counts.use(u.Username+" "+creds.Nonce, creds.Nc, issued, time.Now()) {
 		// A replay, or a client that reused a count: a fresh nonce sorts out the latter.
 		b.log.Info("digest nonce count used twice", "user", u.Username, "source", req.Source(), "nc", creds.Nc)
 		return Peer{}, t.challenge(true)
@@ -476,19 +476,24 @@ func (t *trust) challenge(stale bool) *refusal {
 	return &refusal{code: 401, reason: "Unauthorized", hdrs: []sip.Header{sip.NewHeader("WWW-Authenticate", chal.String())}}
 }
 
-// A nonce is its issue time and an HMAC of it under a key of this process: the bot checks
-// it without remembering the nonces it gave out, and a restart invalidates them all
-// (clients then get a fresh challenge).
+// A nonce is its issue time, 8 random bytes (each challenge gets its own nonce, so that
+// each client counts its own nonce counts) and an HMAC of both under a key of this process:
+// the bot checks it without remembering the nonces it gave out, and a restart invalidates
+// them all (clients then get a fresh challenge).
 func (t *trust) nonce(now time.Time) string {
-	var buf [8 + 16]byte
+	var buf [nonceBytes]byte
 	binary.BigEndian.PutUint64(buf[:8], uint64(now.Unix()))
-	copy(buf[8:], t.sign(buf[:8]))
+	_, _ = rand.Read(buf[8:16])
+	copy(buf[16:], t.sign(buf[:16]))
 	return base64.RawURLEncoding.EncodeToString(buf[:])
 }
 
-func (t *trust) sign(ts []byte) []byte {
+// nonceBytes is the length of a nonce before its base64 encoding.
+const nonceBytes = 8 + 8 + 16
+
+func (t *trust) sign(stamp []byte) []byte {
 	m := hmac.New(sha256.New, t.key)
-	m.Write(ts)
+	m.Write(stamp)
 	m.Write([]byte(t.realm))
 	return m.Sum(nil)[:16]
 }
@@ -504,7 +509,7 @@ const (
 // checkNonce checks a nonce's signature and age and returns when it was issued.
 func (t *trust) checkNonce(n string) (time.Time, nonceState) {
 	raw, err := base64.RawURLEncoding.DecodeString(n)
-	if err != nil || len(raw) != 24 || !hmac.Equal(raw[8:], t.sign(raw[:8])) {
+	if err != nil || len(raw) != nonceBytes || !hmac.Equal(raw[16:], t.sign(raw[:16])) {
 		return time.Time{}, nonceBad
 	}
 	issued := time.Unix(int64(binary.BigEndian.Uint64(raw[:8])), 0)

@@ -159,3 +159,22 @@ func TestNonceCounts(t *testing.T) {
 		t.Error("an expired nonce's counts were kept")
 	}
 }
+
+// TestNoncesDiffer: two challenges in the same second get different nonces, so that two
+// clients signing in at once do not share nonce counts.
+func TestNoncesDiffer(t *testing.T) {
+	tr, err := newTrust(TrustConfig{Unverified: true, Realm: "example.com"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	a, b := tr.nonce(now), tr.nonce(now)
+	if a == b {
+		t.Fatalf("two nonces of the same second are equal: %s", a)
+	}
+	for _, n := range []string{a, b} {
+		if _, st := tr.checkNonce(n); st != nonceOK {
+			t.Errorf("nonce %s: %v, want ok", n, st)
+		}
+	}
+}
