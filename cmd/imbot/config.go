@@ -343,6 +343,10 @@ func (c *fileConfig) validate() []keyError {
 			bad("trust.users", "user %q: set password_env (the environment variable holding the password) or ha1, not both", u.Username)
 		}
 	}
+	if len(c.Access.Allow) > 0 && len(c.Trust.Proxies) == 0 && len(c.Trust.Users) == 0 {
+		bad("access.allow", "the allow list admits verified senders only, and without trust.proxies or trust.users "+
+			"nobody is verified, so it would refuse everyone: set one of them, or remove the allow list")
+	}
 	switch strings.ToLower(c.Log.Level) {
 	case "", "debug", "info", "warn", "error":
 	default:

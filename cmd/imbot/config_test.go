@@ -45,6 +45,8 @@ func TestConfigErrors(t *testing.T) {
 			[]string{"cfg.yaml:3:5: trust.users: user \"alice\": set password_env"}},
 		{"trust user with a bad URI", "trust:\n  users:\n    - {username: bob, uri: bob, ha1: abc}\n",
 			[]string{"trust.users: user \"bob\": uri \"bob\" is not a SIP address"}},
+		{"allow list with nobody verified", "access:\n  allow: [example.com]\n",
+			[]string{"cfg.yaml:2:10: access.allow: the allow list admits verified senders only"}},
 		{"trust key typo", "trust:\n  proxys: [10.0.0.1]\n", []string{"cfg.yaml:2:3: unknown key \"trust.proxys\"; did you mean \"proxies\"?"}},
 	}
 	for _, c := range cases {
