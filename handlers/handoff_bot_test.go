@@ -66,6 +66,12 @@ func TestHandoffBot(t *testing.T) {
 	send(t, ctx, ann, "try restarting it")
 	waitText(t, ctx, alice, "Ann: try restarting it")
 
+	// What the user writes reaches the agent over SIP with its hidden characters shown: a
+	// bidi override cannot make "pay 1000" read as something else on the agent's screen,
+	// nor a NUL cut the line.
+	send(t, ctx, alice, "pay \u202e0001\u202c now\x00 ok")
+	waitText(t, ctx, ann, "#1 alice: pay [U+202E]0001[U+202C] now[U+0000] ok")
+
 	for _, p := range []struct {
 		name  string
 		texts []string
@@ -99,6 +105,7 @@ func TestHandoffBot(t *testing.T) {
 		{store.Out, "Ann is now with you.", "handoff"},
 		{store.In, "my vpn is down", ""},
 		{store.Out, "Ann: try restarting it", "agent:Ann"},
+		{store.In, "pay [U+202E]0001[U+202C] now[U+0000] ok", ""}, // marked in the transcript too
 		{store.Out, "Ann has left the conversation. You are talking with the bot again.", "handoff"},
 		{store.In, "back?", ""}, {store.Out, "echo: back?", "echo"},
 	}
