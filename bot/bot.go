@@ -100,6 +100,9 @@ const udpReadBuffer = 4 << 20
 // open when New returns (Addr reports them); call Close to release them if Run is never
 // called.
 func New(cfg Config) (*Bot, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	c, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -243,15 +246,16 @@ func (b *Bot) setupSIP() error {
 	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
 		host = "127.0.0.1"
 	}
-	advPort := 0
+	advPort, err := advertisedPort(b.cfg.Advertise)
+	if err != nil {
+		return err
+	}
 	if b.cfg.Advertise != "" {
-		h, p, err := net.SplitHostPort(b.cfg.Advertise)
-		if err != nil {
-			h = b.cfg.Advertise
-		} else if advPort, err = strconv.Atoi(p); err != nil {
-			return fmt.Errorf("bot config: advertise %q: bad port", b.cfg.Advertise)
+		if h, _, err := net.SplitHostPort(b.cfg.Advertise); err == nil {
+			host = h
+		} else {
+			host = b.cfg.Advertise
 		}
-		host = h
 	}
 	b.host = host
 	for _, l := range b.listeners {

@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -280,6 +281,71 @@ func (c *Config) withDefaults() (Config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// Validate checks a Config as New does, without opening anything: the listen addresses,
+// TLS, the identity, the advertised address, the outbound proxy, the registrar and the
+// trust model. It returns every problem found, joined. `imbot check` uses it, so that a
+// config it accepts is one the bot starts with.
+func (c Config) Validate() error {
+	cfg, err := c.withDefaults()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	networks := map[string]bool{}
+	var hosts []string
+	for _, s := range cfg.Listen {
+		la, err := parseListen(s)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("bot config: %w", err))
+			continue
+		}
+		networks[la.network], hosts = true, append(hosts, la.host)
+		if (la.network == "tls" || la.network == "wss") && cfg.TLS == nil {
+			errs = append(errs, fmt.Errorf("listen on %s://%s: set Config.TLS (certificate and key)", la.network, la.host))
+		}
+	}
+	if _, _, err := parseProxy(cfg.OutboundProxy); err != nil {
+		errs = append(errs, fmt.Errorf("bot config: %w", err))
+	}
+	if _, err := newTrust(cfg.Trust, hosts); err != nil {
+		errs = append(errs, fmt.Errorf("bot config: %w", err))
+	}
+	if cfg.Identity != "" {
+		var u sip.Uri
+		if err := sip.ParseUri(cfg.Identity, &u); err != nil {
+			errs = append(errs, fmt.Errorf("bot config: identity %q is not a SIP URI: %w", cfg.Identity, err))
+		}
+	}
+	if _, err := advertisedPort(cfg.Advertise); err != nil {
+		errs = append(errs, err)
+	}
+	if r := cfg.Registration.Registrar; r != "" {
+		if reg, err := parseRegistrar(r); err != nil {
+			errs = append(errs, fmt.Errorf("bot config: %w", err))
+		} else if !networks[reg.network] {
+			errs = append(errs, fmt.Errorf("bot config: registrar %q uses %s but the bot does not listen on %s; add a %s:// listen address",
+				r, reg.network, reg.network, reg.network))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// advertisedPort returns the port of an Advertise value (0 when it names none).
+func advertisedPort(adv string) (int, error) {
+	if adv == "" {
+		return 0, nil
+	}
+	_, p, err := net.SplitHostPort(adv)
+	if err != nil {
+		return 0, nil // a host alone
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port <= 0 || port > 65535 {
+		return 0, fmt.Errorf("bot config: advertise %q: bad port", adv)
+	}
+	return port, nil
 }
 
 func parseListen(s string) (listenAddr, error) {

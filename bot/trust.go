@@ -184,8 +184,8 @@ func newTrust(c TrustConfig, hosts []string) (*trust, error) {
 		for _, h := range hosts {
 			if ip, err := netip.ParseAddr(strings.Trim(h, "[]")); (err != nil && h != "localhost") || (err == nil && !ip.IsLoopback()) {
 				return nil, fmt.Errorf("trust: the bot listens on %s but nothing says who may write to it: "+
-					"set Trust.Proxies (requests come through your SIP proxy, which asserts identities), "+
-					"Trust.Users (the bot authenticates peers itself) or, for development only, Trust.Unverified", h)
+					"set Trust.Proxies (trust.proxies in imbot.yaml: requests come through your SIP proxy, which asserts identities), "+
+					"Trust.Users (trust.users: the bot authenticates peers itself) or, for development only, Trust.Unverified (trust.unverified)", h)
 			}
 		}
 		t.unverified, t.implicit = true, true

@@ -178,3 +178,35 @@ func TestNoncesDiffer(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigValidate: Validate finds what New would refuse, without opening a socket.
+func TestConfigValidate(t *testing.T) {
+	cases := []struct {
+		name string
+		cfg  Config
+		want string // "" = valid
+	}{
+		{"default", Config{}, ""},
+		{"bad port", Config{Listen: []string{"udp://127.0.0.1:x"}}, "want a URL"},
+		{"unknown transport", Config{Listen: []string{"sctp://127.0.0.1:5060"}}, `transport "sctp" is not supported`},
+		{"tls without certificate", Config{Listen: []string{"tls://127.0.0.1:5061"}}, "set Config.TLS"},
+		{"exposed without trust", Config{Listen: []string{"udp://192.0.2.1:5060"}}, "nothing says who may write"},
+		{"registrar on a transport not listened on", Config{Registration: RegistrationConfig{Registrar: "sip:r.example.com;transport=tls"}}, "does not listen on tls"},
+		{"advertise with a bad port", Config{Advertise: "example.com:x"}, "advertise"},
+		{"line break", Config{Identity: "sip:a@b\r\nX: y"}, "line break"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := c.cfg.Validate()
+			if c.want == "" {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Validate = %v, want an error saying %q", err, c.want)
+			}
+		})
+	}
+}

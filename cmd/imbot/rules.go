@@ -61,6 +61,18 @@ func isRuleFile(path string) bool {
 }
 
 // cmdCheck validates config and rule files and prints every error as file:line:col.
+// prefixErrors puts the file name before each of the errors err joins, at any depth.
+func prefixErrors(file string, err error) error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var errs []error
+		for _, e := range j.Unwrap() {
+			errs = append(errs, prefixErrors(file, e))
+		}
+		return errors.Join(errs...)
+	}
+	return fmt.Errorf("%s: %w", file, err)
+}
+
 func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("imbot check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -107,6 +119,13 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			continue
 		}
 		ruleFiles = append(ruleFiles, fc.Rules...)
+		// What `imbot run` checks next: the environment (passwords), the TLS files and the
+		// bot's own validation of the result, without opening any socket.
+		cfg, err := fc.botConfig()
+		if err = errors.Join(err, cfg.Validate()); err != nil {
+			report(prefixErrors(c, err))
+			continue
+		}
 		fmt.Fprintf(stdout, "%s: config ok\n", c)
 	}
 	if len(ruleFiles) > 0 {

@@ -34,6 +34,9 @@ rules:
 rules:
   - {name: words, match: "words *", when: "len(reduce(split(text, ' '), #acc + #acc, text)) > 0", reply: ok}
 `)
+	// What `imbot run` refuses at start, `imbot check` refuses too.
+	runOnly := writeFile(t, dir, "runonly.yaml", "listen: [\"udp://127.0.0.1:abc\", \"tcp://0.0.0.0:5099\"]\n"+
+		"registration:\n  registrar: sip:reg.example.com;transport=tls\n  password_env: IMBOT_TEST_UNSET_PASSWORD\n")
 	cases := []struct {
 		name string
 		args []string
@@ -41,6 +44,11 @@ rules:
 		want []string
 	}{
 		{"good rules", []string{good}, 0, []string{"rules ok"}},
+		{"what run refuses", []string{runOnly}, 1, []string{
+			"runonly.yaml: registration.password_env: the environment variable IMBOT_TEST_UNSET_PASSWORD is not set",
+			`runonly.yaml: bot config: listen address "udp://127.0.0.1:abc"`,
+			"runonly.yaml: bot config: trust: the bot listens on 0.0.0.0 but nothing says who may write to it",
+			`runonly.yaml: bot config: registrar "sip:reg.example.com;transport=tls" uses tls but the bot does not listen on tls`}},
 		{"config and its rules", []string{"--config", cfg}, 0, []string{"config ok", "rules ok"}},
 		{"every error with its position", []string{bad}, 1, []string{"bad.yaml:6:5:", "bad.yaml:7:"}},
 		{"bad config", []string{badCfg}, 1, []string{"broken.yaml:2:1: unknown key \"identty\""}},
