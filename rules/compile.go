@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"regexp/syntax"
 	"slices"
@@ -196,6 +197,17 @@ func compileSet(opts *Options, files []*fileAST, read []string, e *errs) (*RuleS
 		}
 		if f.help != nil && !*f.help {
 			help = false
+		}
+	}
+	if len(opts.Vars) > 0 {
+		declared := slices.Sorted(maps.Keys(constPos))
+		for _, k := range slices.Sorted(maps.Keys(opts.Vars)) {
+			if _, ok := constPos[k]; !ok {
+				e.add(pos{file: "vars override"}, "'%s' is not a constant of the rule files%s (they declare: %s)",
+					k, suggest(k, declared), strings.Join(declared, ", "))
+				continue
+			}
+			rs.consts[k] = opts.Vars[k]
 		}
 	}
 

@@ -38,6 +38,10 @@ type Options struct {
 	FS fs.FS
 	// Funcs are the Go functions rules may call.
 	Funcs Funcs
+	// Vars replace the values of constants the rule files declare in `vars`, by name, for
+	// one deployment (office hours, a portal's address) or to try an example at any hour. A
+	// name no file declares is an error.
+	Vars map[string]any
 	// Handlers are the Go handlers rules may hand an event to.
 	Handlers Handlers
 	// Store keeps conversation state and variables, by bot.Conversation.Key.

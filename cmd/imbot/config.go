@@ -86,8 +86,9 @@ type fileConfig struct {
 		Key      string `yaml:"key"`
 		ClientCA string `yaml:"client_ca"`
 	} `yaml:"tls"`
-	Rules   []string `yaml:"rules"`
-	Plugins []string `yaml:"plugins"`
+	Rules   []string       `yaml:"rules"`
+	Vars    map[string]any `yaml:"vars"`
+	Plugins []string       `yaml:"plugins"`
 	Store   struct {
 		Driver string `yaml:"driver"`
 		Path   string `yaml:"path"`

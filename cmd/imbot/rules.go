@@ -36,6 +36,7 @@ func ruleOptions(st store.StateStore, log *slog.Logger, extra rules.Handlers, fu
 
 // newEngine loads the configured rule files, or the embedded demo rules when there are none.
 func newEngine(fc *fileConfig, opts rules.Options) (*rules.Engine, error) {
+	opts.Vars = fc.Vars
 	if len(fc.Rules) == 0 {
 		opts.FS = rules.Demo
 		return rules.New(opts, rules.DemoFile)
@@ -104,6 +105,7 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 2
 	}
 	failed := false
+	var vars map[string]any // the configs' overrides of the rule files' vars
 	report := func(err error) {
 		failed = true
 		for _, e := range rules.Errors(err) {
@@ -119,6 +121,12 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			continue
 		}
 		ruleFiles = append(ruleFiles, fc.Rules...)
+		for k, v := range fc.Vars {
+			if vars == nil {
+				vars = map[string]any{}
+			}
+			vars[k] = v
+		}
 		// What `imbot run` checks next: the environment (passwords), the TLS files and the
 		// bot's own validation of the result, without opening any socket.
 		cfg, err := fc.botConfig()
@@ -135,7 +143,9 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return 1
 		}
 		ok, warnings := true, 0
-		for _, err := range rules.Check(ruleOptions(nil, nil, builtinRuleHandlers(), funcs), ruleFiles...) {
+		opts := ruleOptions(nil, nil, builtinRuleHandlers(), funcs)
+		opts.Vars = vars
+		for _, err := range rules.Check(opts, ruleFiles...) {
 			if re := (*rules.Error)(nil); errors.As(err, &re) && re.Warning {
 				fmt.Fprintln(stderr, err)
 				warnings++

@@ -37,6 +37,7 @@ rules:
 	// What `imbot run` refuses at start, `imbot check` refuses too.
 	runOnly := writeFile(t, dir, "runonly.yaml", "listen: [\"udp://127.0.0.1:abc\", \"tcp://0.0.0.0:5099\"]\n"+
 		"registration:\n  registrar: sip:reg.example.com;transport=tls\n  password_env: IMBOT_TEST_UNSET_PASSWORD\n")
+	withVars := writeFile(t, dir, "vars.yaml", "rules: [good.yaml]\nstore: {driver: memory}\nvars: {hours: always}\n")
 	cases := []struct {
 		name string
 		args []string
@@ -44,6 +45,7 @@ rules:
 		want []string
 	}{
 		{"good rules", []string{good}, 0, []string{"rules ok"}},
+		{"vars the rules do not declare", []string{"--config", withVars}, 1, []string{"'hours' is not a constant of the rule files"}},
 		{"what run refuses", []string{runOnly}, 1, []string{
 			"runonly.yaml: registration.password_env: the environment variable IMBOT_TEST_UNSET_PASSWORD is not set",
 			`runonly.yaml: bot config: listen address "udp://127.0.0.1:abc"`,
