@@ -332,6 +332,20 @@ func (h *Handoff) Middleware() bot.Middleware {
 	}
 }
 
+// IsAgent reports whether peer is one of the agents, Verified: a sender whose messages the
+// handoff routes as an agent's (for RateLimitConfig.Exempt).
+func (h *Handoff) IsAgent(peer bot.Peer) bool {
+	return peer.Verified && h.agentFor(peer.URI) != nil
+}
+
+// Relaying reports whether the conversation with this key is handed off: its messages go to
+// an agent or wait for one (for RateLimitConfig.Relayed).
+func (h *Handoff) Relaying(key string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.byUser[key] != nil
+}
+
 // Handler returns a handler that starts a handoff for the event's conversation, for rules
 // that hand an event to Go ("handler: handoff"). The Middleware must be in the chain too.
 func (h *Handoff) Handler() bot.Handler {

@@ -240,3 +240,77 @@ func TestHandoffBotImpostor(t *testing.T) {
 	send(t, ctx, ann, "/done")
 	waitContains(t, ctx, alice, "Ann has left")
 }
+
+// TestHandoffBotRateLimit: over SIP, the rate limit does not apply to a verified agent, whose
+// quick lines all reach the user and the transcript; a user over the limit during the
+// handoff is told each time a message does not reach the agent, never left unaware.
+func TestHandoffBotRateLimit(t *testing.T) {
+	ctx := testCtx(t)
+	mem := &watchedStore{}
+	b := newTestBot(t, bot.Config{Trust: loopbackProxy})
+	alice, ann := b.peer("alice"), b.verifiedPeer("ann")
+	ho, err := NewHandoff(HandoffConfig{
+		Agents: []Agent{{URI: ann.URI(), Name: "Ann"}}, Dialer: b.Bot, Transcript: mem, Logger: discardLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ho.Close()
+	const slow = "You are writing faster than I can read; give me a moment."
+	limit := RateLimitWith(RateLimitConfig{Every: time.Hour, Burst: 3, Reply: slow, Exempt: ho.IsAgent, Relayed: ho.Relaying})
+	b.run(echo, limit, Transcript(mem), ho.Middleware())
+
+	send(t, ctx, alice, "I need a human") // alice's first token
+	waitContains(t, ctx, ann, "#1 alice")
+	send(t, ctx, ann, "/accept")
+	waitText(t, ctx, alice, "Ann is now with you.")
+
+	// More lines than the burst, as fast as the agent can send them.
+	var lines []string
+	for i := range 8 {
+		lines = append(lines, fmt.Sprintf("Ann: step %d", i+1))
+		send(t, ctx, ann, fmt.Sprintf("step %d", i+1))
+	}
+	for _, l := range lines {
+		waitText(t, ctx, alice, l)
+	}
+	if slices.Contains(ann.Texts(), slow) {
+		t.Errorf("the agent was rate limited: %q", ann.Texts())
+	}
+
+	// Alice has two tokens left: two lines reach Ann, each of the next two gets the reply.
+	for _, text := range []string{"one", "two", "three", "four"} {
+		send(t, ctx, alice, text)
+	}
+	waitText(t, ctx, ann, "#1 alice: one")
+	waitText(t, ctx, ann, "#1 alice: two")
+	if _, err := alice.Wait(ctx, func(bottest.Record) bool {
+		n := 0
+		for _, txt := range alice.Texts() {
+			if txt == slow {
+				n++
+			}
+		}
+		return n == 2
+	}); err != nil {
+		t.Fatalf("waiting for the user to be told twice that a message was not passed on: %v; got %q", err, alice.Texts())
+	}
+
+	// The transcript holds every line of the agent.
+	key := b.URI() + " " + alice.URI() + " unverified"
+	mem.until(t, ctx, "the agent's lines in the transcript", func() bool {
+		got, _ := mem.Transcript(ctx, key, 0)
+		n := 0
+		for _, e := range got {
+			if e.Answerer == "agent:Ann" {
+				n++
+			}
+		}
+		return n == len(lines)
+	})
+	for _, txt := range ann.Texts() {
+		if strings.Contains(txt, "three") || strings.Contains(txt, "four") {
+			t.Errorf("a refused message reached the agent: %q", txt)
+		}
+	}
+}
