@@ -55,7 +55,8 @@ type HandoffConfig struct {
 	// (handoffs then start from a rule, through Handler, or after repeated no-match).
 	Triggers []string
 	// NoMatchLimit starts a handoff after this many messages in a row that nothing matched
-	// (see NoMatch). 0 turns it off.
+	// (see NoMatch; with the rules engine, messages only a fallback answered outside a
+	// flow). 0 turns it off.
 	NoMatchLimit int
 	// DoneCommand is what an agent writes to end a conversation; default "/done". Agents
 	// also have /accept, /pass and /list (see Handoff).
