@@ -655,6 +655,11 @@ func (h *Handoff) transcriptText(ctx context.Context, ho *handoff) string {
 			who = ho.name
 		case strings.HasPrefix(e.Answerer, "agent:"):
 			who = strings.TrimPrefix(e.Answerer, "agent:")
+			if strings.HasPrefix(e.Text, who+": ") {
+				// Recorded as the user read it (FromAgent): it names the agent already.
+				fmt.Fprintf(&b, "\n%s", e.Text)
+				continue
+			}
 		}
 		fmt.Fprintf(&b, "\n%s: %s", who, e.Text)
 	}

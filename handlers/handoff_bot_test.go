@@ -314,3 +314,37 @@ func TestHandoffBotRateLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestHandoffBotTranscriptNamesAgentOnce: the transcript an agent is offered names the agent
+// of an earlier handoff once per line, as the user read it ("Bob: ..."), not twice.
+func TestHandoffBotTranscriptNamesAgentOnce(t *testing.T) {
+	ctx := testCtx(t)
+	mem := &watchedStore{}
+	b := newTestBot(t, bot.Config{Trust: loopbackProxy})
+	alice, bob := b.peer("alice"), b.verifiedPeer("bob")
+	ho, err := NewHandoff(HandoffConfig{
+		Agents: []Agent{{URI: bob.URI(), Name: "Bob"}}, Dialer: b.Bot, Transcript: mem, Logger: discardLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ho.Close()
+	b.run(echo, Transcript(mem), ho.Middleware())
+
+	send(t, ctx, alice, "I need a human")
+	waitContains(t, ctx, bob, "#1 alice")
+	send(t, ctx, bob, "Hi, Bob here")
+	waitText(t, ctx, alice, "Bob: Hi, Bob here")
+	send(t, ctx, bob, "/done")
+	waitContains(t, ctx, alice, "Bob has left")
+	mem.until(t, ctx, "the end of the handoff in the transcript", func() bool {
+		got, _ := mem.Transcript(ctx, b.URI()+" "+alice.URI()+" unverified", 0)
+		return len(got) > 0 && strings.Contains(got[len(got)-1].Text, "Bob has left")
+	})
+
+	send(t, ctx, alice, "a human again please")
+	offer := waitContains(t, ctx, bob, "#2 alice")
+	if !strings.Contains(offer, "\nBob: Hi, Bob here") || strings.Contains(offer, "Bob: Bob:") {
+		t.Errorf("the offer's transcript names the agent wrongly:\n%s", offer)
+	}
+}
