@@ -310,8 +310,20 @@ func ratings(t *testing.T, s Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 1 || got[0].Score != 5 || got[0].Comment != "great" || got[0].Key != "k" || got[0].Time.IsZero() {
+	if len(got) != 1 || got[0].Score != 5 || got[0].Comment != "great" || got[0].Key != "k" || got[0].Time.IsZero() ||
+		got[0].Agent != "" || got[0].HandoffID != 0 {
 		t.Errorf("Ratings = %#v", got)
+	}
+	// A rating that follows a handoff keeps its agent and handoff.
+	if err := s.AddRating(c, store.Rating{Key: "k", SessionID: "s", Peer: "sip:a@x", Score: 4, Agent: "sip:bob@x", HandoffID: 7}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.Ratings(c, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Score != 4 || got[0].Agent != "sip:bob@x" || got[0].HandoffID != 7 {
+		t.Errorf("Ratings(1) after a handoff's rating = %#v", got)
 	}
 }
 
