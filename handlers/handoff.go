@@ -180,8 +180,9 @@ type Handoff struct {
 	agents  []*agentState
 	byUser  map[string]*handoff // by the user's conversation key
 	byID    map[int]*handoff
-	queue   []*handoff     // waiting for a free agent, in order
-	noMatch map[string]int // unmatched messages in a row, by conversation key
+	queue   []*handoff             // waiting for a free agent, in order
+	noMatch map[string]int         // unmatched messages in a row, by conversation key
+	ended   map[string]HandoffInfo // handoffs an agent ended, until the user's next message
 }
 
 type agentState struct {
@@ -251,6 +252,7 @@ func NewHandoff(cfg HandoffConfig) (*Handoff, error) {
 	h := &Handoff{
 		cfg: cfg, texts: cfg.Texts, log: cfg.Logger,
 		byUser: map[string]*handoff{}, byID: map[int]*handoff{}, noMatch: map[string]int{},
+		ended: map[string]HandoffInfo{},
 	}
 	if h.log == nil {
 		h.log = slog.Default()
@@ -363,6 +365,16 @@ func (h *Handoff) Handler() bot.Handler {
 	})
 }
 
+type endedKey struct{}
+
+// EndedHandoff returns the handoff an agent ended (DoneCommand) just before the message
+// handled with ctx: the handlers after the Handoff middleware see it with the user's first
+// message after the agent left, and only then (Rating records its agent and number).
+func EndedHandoff(ctx context.Context) (HandoffInfo, bool) {
+	i, ok := ctx.Value(endedKey{}).(HandoffInfo)
+	return i, ok
+}
+
 // sink is the conversation whose handler runs now: messages to it go through its Responder.
 type sink struct {
 	key string
@@ -414,9 +426,16 @@ func (h *Handoff) handle(ctx context.Context, w bot.Responder, ev *bot.Event, ne
 	}
 	h.mu.Lock()
 	ho := h.byUser[c.Key]
+	ended, wasEnded := h.ended[c.Key]
+	if ev.Kind == bot.EventMessage || ev.Kind == bot.EventSessionEnd {
+		delete(h.ended, c.Key) // only the next message can answer for it
+	}
 	h.mu.Unlock()
 	if ho != nil {
 		return h.fromUser(ctx, w, ev, c, ho, next)
+	}
+	if wasEnded && ev.Kind == bot.EventMessage {
+		ctx = context.WithValue(ctx, endedKey{}, ended)
 	}
 	switch ev.Kind {
 	case bot.EventMessage:
@@ -982,6 +1001,7 @@ func (h *Handoff) done(ctx context.Context, s sink, a *agentState, id int) {
 		return
 	}
 	h.remove(ho)
+	h.ended[ho.userKey] = HandoffInfo{ID: ho.id, User: ho.userURI, UserKey: ho.userKey, Agent: a.URI, Accepted: true, Started: ho.started}
 	acts := h.drain()
 	h.mu.Unlock()
 

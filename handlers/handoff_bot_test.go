@@ -348,3 +348,41 @@ func TestHandoffBotTranscriptNamesAgentOnce(t *testing.T) {
 		t.Errorf("the offer's transcript names the agent wrongly:\n%s", offer)
 	}
 }
+
+// TestHandoffBotRatingNamesAgent: over SIP, a rating given right after the agent ended the
+// handoff records the agent and the handoff; a later one records neither.
+func TestHandoffBotRatingNamesAgent(t *testing.T) {
+	ctx := testCtx(t)
+	mem := &watchedStore{}
+	b := newTestBot(t, bot.Config{Trust: loopbackProxy})
+	alice, bob := b.peer("alice"), b.verifiedPeer("bob")
+	ho, err := NewHandoff(HandoffConfig{
+		Agents: []Agent{{URI: bob.URI(), Name: "Bob"}}, Dialer: b.Bot, Logger: discardLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ho.Close()
+	b.run(Rating(mem, 5, "Thanks!"), ho.Middleware())
+
+	send(t, ctx, alice, "I need a human")
+	waitContains(t, ctx, bob, "#1 alice")
+	send(t, ctx, bob, "/accept")
+	waitText(t, ctx, alice, "Bob is now with you.")
+	send(t, ctx, bob, "/done")
+	waitContains(t, ctx, alice, "Bob has left")
+	send(t, ctx, alice, "4 quick")
+	waitText(t, ctx, alice, "Thanks!")
+	send(t, ctx, alice, "5 again")
+	if _, err := alice.Wait(ctx, func(bottest.Record) bool { return len(alice.Texts()) >= 5 }); err != nil {
+		t.Fatal(err)
+	}
+	got, err := mem.Ratings(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Score != 4 || got[0].Agent != bob.URI() || got[0].HandoffID != 1 ||
+		got[1].Score != 5 || got[1].Agent != "" || got[1].HandoffID != 0 {
+		t.Errorf("ratings: %+v", got)
+	}
+}
