@@ -55,7 +55,8 @@ type HandoffConfig struct {
 	// (handoffs then start from a rule, through Handler, or after repeated no-match).
 	Triggers []string
 	// NoMatchLimit starts a handoff after this many messages in a row that nothing matched
-	// (see NoMatch). 0 turns it off.
+	// (see NoMatch; with the rules engine, messages only a fallback answered outside a
+	// flow). 0 turns it off.
 	NoMatchLimit int
 	// DoneCommand is what an agent writes to end a conversation; default "/done". Agents
 	// also have /accept, /pass and /list (see Handoff).
@@ -179,8 +180,9 @@ type Handoff struct {
 	agents  []*agentState
 	byUser  map[string]*handoff // by the user's conversation key
 	byID    map[int]*handoff
-	queue   []*handoff     // waiting for a free agent, in order
-	noMatch map[string]int // unmatched messages in a row, by conversation key
+	queue   []*handoff             // waiting for a free agent, in order
+	noMatch map[string]int         // unmatched messages in a row, by conversation key
+	ended   map[string]HandoffInfo // handoffs an agent ended, until the user's next message
 }
 
 type agentState struct {
@@ -250,6 +252,7 @@ func NewHandoff(cfg HandoffConfig) (*Handoff, error) {
 	h := &Handoff{
 		cfg: cfg, texts: cfg.Texts, log: cfg.Logger,
 		byUser: map[string]*handoff{}, byID: map[int]*handoff{}, noMatch: map[string]int{},
+		ended: map[string]HandoffInfo{},
 	}
 	if h.log == nil {
 		h.log = slog.Default()
@@ -332,6 +335,20 @@ func (h *Handoff) Middleware() bot.Middleware {
 	}
 }
 
+// IsAgent reports whether peer is one of the agents, Verified: a sender whose messages the
+// handoff routes as an agent's (for RateLimitConfig.Exempt).
+func (h *Handoff) IsAgent(peer bot.Peer) bool {
+	return peer.Verified && h.agentFor(peer.URI) != nil
+}
+
+// Relaying reports whether the conversation with this key is handed off: its messages go to
+// an agent or wait for one (for RateLimitConfig.Relayed).
+func (h *Handoff) Relaying(key string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.byUser[key] != nil
+}
+
 // Handler returns a handler that starts a handoff for the event's conversation, for rules
 // that hand an event to Go ("handler: handoff"). The Middleware must be in the chain too.
 func (h *Handoff) Handler() bot.Handler {
@@ -346,6 +363,16 @@ func (h *Handoff) Handler() bot.Handler {
 		Answered(ctx, "handoff")
 		return h.start(ctx, w, ev, c)
 	})
+}
+
+type endedKey struct{}
+
+// EndedHandoff returns the handoff an agent ended (DoneCommand) just before the message
+// handled with ctx: the handlers after the Handoff middleware see it with the user's first
+// message after the agent left, and only then (Rating records its agent and number).
+func EndedHandoff(ctx context.Context) (HandoffInfo, bool) {
+	i, ok := ctx.Value(endedKey{}).(HandoffInfo)
+	return i, ok
 }
 
 // sink is the conversation whose handler runs now: messages to it go through its Responder.
@@ -399,9 +426,16 @@ func (h *Handoff) handle(ctx context.Context, w bot.Responder, ev *bot.Event, ne
 	}
 	h.mu.Lock()
 	ho := h.byUser[c.Key]
+	ended, wasEnded := h.ended[c.Key]
+	if ev.Kind == bot.EventMessage || ev.Kind == bot.EventSessionEnd {
+		delete(h.ended, c.Key) // only the next message can answer for it
+	}
 	h.mu.Unlock()
 	if ho != nil {
 		return h.fromUser(ctx, w, ev, c, ho, next)
+	}
+	if wasEnded && ev.Kind == bot.EventMessage {
+		ctx = context.WithValue(ctx, endedKey{}, ended)
 	}
 	switch ev.Kind {
 	case bot.EventMessage:
@@ -640,6 +674,11 @@ func (h *Handoff) transcriptText(ctx context.Context, ho *handoff) string {
 			who = ho.name
 		case strings.HasPrefix(e.Answerer, "agent:"):
 			who = strings.TrimPrefix(e.Answerer, "agent:")
+			if strings.HasPrefix(e.Text, who+": ") {
+				// Recorded as the user read it (FromAgent): it names the agent already.
+				fmt.Fprintf(&b, "\n%s", e.Text)
+				continue
+			}
 		}
 		fmt.Fprintf(&b, "\n%s: %s", who, e.Text)
 	}
@@ -962,6 +1001,7 @@ func (h *Handoff) done(ctx context.Context, s sink, a *agentState, id int) {
 		return
 	}
 	h.remove(ho)
+	h.ended[ho.userKey] = HandoffInfo{ID: ho.id, User: ho.userURI, UserKey: ho.userKey, Agent: a.URI, Accepted: true, Started: ho.started}
 	acts := h.drain()
 	h.mu.Unlock()
 

@@ -240,3 +240,149 @@ func TestHandoffBotImpostor(t *testing.T) {
 	send(t, ctx, ann, "/done")
 	waitContains(t, ctx, alice, "Ann has left")
 }
+
+// TestHandoffBotRateLimit: over SIP, the rate limit does not apply to a verified agent, whose
+// quick lines all reach the user and the transcript; a user over the limit during the
+// handoff is told each time a message does not reach the agent, never left unaware.
+func TestHandoffBotRateLimit(t *testing.T) {
+	ctx := testCtx(t)
+	mem := &watchedStore{}
+	b := newTestBot(t, bot.Config{Trust: loopbackProxy})
+	alice, ann := b.peer("alice"), b.verifiedPeer("ann")
+	ho, err := NewHandoff(HandoffConfig{
+		Agents: []Agent{{URI: ann.URI(), Name: "Ann"}}, Dialer: b.Bot, Transcript: mem, Logger: discardLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ho.Close()
+	const slow = "You are writing faster than I can read; give me a moment."
+	limit := RateLimitWith(RateLimitConfig{Every: time.Hour, Burst: 3, Reply: slow, Exempt: ho.IsAgent, Relayed: ho.Relaying})
+	b.run(echo, limit, Transcript(mem), ho.Middleware())
+
+	send(t, ctx, alice, "I need a human") // alice's first token
+	waitContains(t, ctx, ann, "#1 alice")
+	send(t, ctx, ann, "/accept")
+	waitText(t, ctx, alice, "Ann is now with you.")
+
+	// More lines than the burst, as fast as the agent can send them.
+	var lines []string
+	for i := range 8 {
+		lines = append(lines, fmt.Sprintf("Ann: step %d", i+1))
+		send(t, ctx, ann, fmt.Sprintf("step %d", i+1))
+	}
+	for _, l := range lines {
+		waitText(t, ctx, alice, l)
+	}
+	if slices.Contains(ann.Texts(), slow) {
+		t.Errorf("the agent was rate limited: %q", ann.Texts())
+	}
+
+	// Alice has two tokens left: two lines reach Ann, each of the next two gets the reply.
+	for _, text := range []string{"one", "two", "three", "four"} {
+		send(t, ctx, alice, text)
+	}
+	waitText(t, ctx, ann, "#1 alice: one")
+	waitText(t, ctx, ann, "#1 alice: two")
+	if _, err := alice.Wait(ctx, func(bottest.Record) bool {
+		n := 0
+		for _, txt := range alice.Texts() {
+			if txt == slow {
+				n++
+			}
+		}
+		return n == 2
+	}); err != nil {
+		t.Fatalf("waiting for the user to be told twice that a message was not passed on: %v; got %q", err, alice.Texts())
+	}
+
+	// The transcript holds every line of the agent.
+	key := b.URI() + " " + alice.URI() + " unverified"
+	mem.until(t, ctx, "the agent's lines in the transcript", func() bool {
+		got, _ := mem.Transcript(ctx, key, 0)
+		n := 0
+		for _, e := range got {
+			if e.Answerer == "agent:Ann" {
+				n++
+			}
+		}
+		return n == len(lines)
+	})
+	for _, txt := range ann.Texts() {
+		if strings.Contains(txt, "three") || strings.Contains(txt, "four") {
+			t.Errorf("a refused message reached the agent: %q", txt)
+		}
+	}
+}
+
+// TestHandoffBotTranscriptNamesAgentOnce: the transcript an agent is offered names the agent
+// of an earlier handoff once per line, as the user read it ("Bob: ..."), not twice.
+func TestHandoffBotTranscriptNamesAgentOnce(t *testing.T) {
+	ctx := testCtx(t)
+	mem := &watchedStore{}
+	b := newTestBot(t, bot.Config{Trust: loopbackProxy})
+	alice, bob := b.peer("alice"), b.verifiedPeer("bob")
+	ho, err := NewHandoff(HandoffConfig{
+		Agents: []Agent{{URI: bob.URI(), Name: "Bob"}}, Dialer: b.Bot, Transcript: mem, Logger: discardLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ho.Close()
+	b.run(echo, Transcript(mem), ho.Middleware())
+
+	send(t, ctx, alice, "I need a human")
+	waitContains(t, ctx, bob, "#1 alice")
+	send(t, ctx, bob, "Hi, Bob here")
+	waitText(t, ctx, alice, "Bob: Hi, Bob here")
+	send(t, ctx, bob, "/done")
+	waitContains(t, ctx, alice, "Bob has left")
+	mem.until(t, ctx, "the end of the handoff in the transcript", func() bool {
+		got, _ := mem.Transcript(ctx, b.URI()+" "+alice.URI()+" unverified", 0)
+		return len(got) > 0 && strings.Contains(got[len(got)-1].Text, "Bob has left")
+	})
+
+	send(t, ctx, alice, "a human again please")
+	offer := waitContains(t, ctx, bob, "#2 alice")
+	if !strings.Contains(offer, "\nBob: Hi, Bob here") || strings.Contains(offer, "Bob: Bob:") {
+		t.Errorf("the offer's transcript names the agent wrongly:\n%s", offer)
+	}
+}
+
+// TestHandoffBotRatingNamesAgent: over SIP, a rating given right after the agent ended the
+// handoff records the agent and the handoff; a later one records neither.
+func TestHandoffBotRatingNamesAgent(t *testing.T) {
+	ctx := testCtx(t)
+	mem := &watchedStore{}
+	b := newTestBot(t, bot.Config{Trust: loopbackProxy})
+	alice, bob := b.peer("alice"), b.verifiedPeer("bob")
+	ho, err := NewHandoff(HandoffConfig{
+		Agents: []Agent{{URI: bob.URI(), Name: "Bob"}}, Dialer: b.Bot, Logger: discardLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ho.Close()
+	b.run(Rating(mem, 5, "Thanks!"), ho.Middleware())
+
+	send(t, ctx, alice, "I need a human")
+	waitContains(t, ctx, bob, "#1 alice")
+	send(t, ctx, bob, "/accept")
+	waitText(t, ctx, alice, "Bob is now with you.")
+	send(t, ctx, bob, "/done")
+	waitContains(t, ctx, alice, "Bob has left")
+	send(t, ctx, alice, "4 quick")
+	waitText(t, ctx, alice, "Thanks!")
+	send(t, ctx, alice, "5 again")
+	if _, err := alice.Wait(ctx, func(bottest.Record) bool { return len(alice.Texts()) >= 5 }); err != nil {
+		t.Fatal(err)
+	}
+	got, err := mem.Ratings(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Score != 4 || got[0].Agent != bob.URI() || got[0].HandoffID != 1 ||
+		got[1].Score != 5 || got[1].Agent != "" || got[1].HandoffID != 0 {
+		t.Errorf("ratings: %+v", got)
+	}
+}

@@ -34,9 +34,38 @@ const rateLimitSenders = 10000
 // Only messages count; typing notices and session events always pass. The middleware
 // remembers at most 10,000 senders: a sender whose bucket is full again is forgotten first,
 // then the one idle the longest. every <= 0 or burst <= 0 disables the limit.
+//
+// RateLimit is RateLimitWith without exemptions; with human handoff, use RateLimitWith.
 func RateLimit(every time.Duration, burst int, politeReply string) bot.Middleware {
-	l := newLimiter(every, burst, rateLimitSenders, time.Now)
-	return l.middleware(politeReply)
+	return RateLimitWith(RateLimitConfig{Every: every, Burst: burst, Reply: politeReply})
+}
+
+// DefaultRelayedRateLimitReply is what a user in a handoff hears when a message is refused
+// and RateLimitConfig.Reply is empty.
+const DefaultRelayedRateLimitReply = "You are writing too fast: your last message was not passed on. Please wait a moment and send it again."
+
+// RateLimitConfig configures RateLimitWith.
+type RateLimitConfig struct {
+	// Every and Burst size each sender's bucket (see RateLimit); either <= 0 disables the
+	// limit.
+	Every time.Duration
+	Burst int
+	// Reply is the polite answer to the first message refused; "" means none.
+	Reply string
+	// Exempt, when set, reports senders the limit does not apply to: verified handoff
+	// agents (Handoff.IsAgent), whose words are relayed to users and must never be dropped.
+	Exempt func(bot.Peer) bool
+	// Relayed, when set, reports the conversations (by key) whose messages are relayed to a
+	// person (Handoff.Relaying). Every message refused there gets Reply (or
+	// DefaultRelayedRateLimitReply), not only the first: the user must know that their words
+	// did not reach the agent.
+	Relayed func(key string) bool
+}
+
+// RateLimitWith returns the middleware of RateLimit, with the exemptions of cfg.
+func RateLimitWith(cfg RateLimitConfig) bot.Middleware {
+	l := newLimiter(cfg.Every, cfg.Burst, rateLimitSenders, time.Now)
+	return l.middleware(cfg)
 }
 
 // limiter keeps one token bucket per sender, least recently used first.
@@ -129,26 +158,30 @@ func (l *limiter) size() int {
 	return len(l.senders)
 }
 
-func (l *limiter) middleware(politeReply string) bot.Middleware {
+func (l *limiter) middleware(cfg RateLimitConfig) bot.Middleware {
 	return func(next bot.Handler) bot.Handler {
 		if l.every <= 0 || l.burst <= 0 {
 			return next
 		}
 		return bot.HandlerFunc(func(ctx context.Context, w bot.Responder, ev *bot.Event) error {
 			c, ok := convOf(ev)
-			if ev.Kind != bot.EventMessage || !ok {
+			if ev.Kind != bot.EventMessage || !ok || cfg.Exempt != nil && cfg.Exempt(c.Peer) {
 				return next.Handle(ctx, w, ev)
 			}
-			switch l.take(rateKey(c.Peer, ev.SIPRequest())) {
-			case allow:
+			v := l.take(rateKey(c.Peer, ev.SIPRequest()))
+			if v == allow {
 				return next.Handle(ctx, w, ev)
-			case warn:
-				Answered(ctx, "ratelimit")
-				if politeReply != "" {
-					return w.Reply(ctx, politeReply)
+			}
+			Answered(ctx, "ratelimit")
+			reply := cfg.Reply
+			if cfg.Relayed != nil && cfg.Relayed(c.Key) {
+				v = warn // the words were meant for a person: never drop them unnoticed
+				if reply == "" {
+					reply = DefaultRelayedRateLimitReply
 				}
-			default:
-				Answered(ctx, "ratelimit")
+			}
+			if v == warn && reply != "" {
+				return w.Reply(ctx, reply)
 			}
 			return nil
 		})

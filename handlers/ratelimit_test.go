@@ -67,7 +67,7 @@ func TestRateLimit(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clk := &fakeClock{t: time.Unix(1000, 0)}
-			h := newLimiter(time.Second, 3, 100, clk.now).middleware(polite)(echo)
+			h := newLimiter(time.Second, 3, 100, clk.now).middleware(RateLimitConfig{Reply: polite})(echo)
 			for i, s := range tt.steps {
 				clk.advance(s.after)
 				w := bottest.NewRecorder()
@@ -89,7 +89,7 @@ func TestRateLimit(t *testing.T) {
 func TestRateLimitOtherEventsPass(t *testing.T) {
 	clk := &fakeClock{t: time.Unix(1000, 0)}
 	var seen []bot.EventKind
-	h := newLimiter(time.Minute, 1, 100, clk.now).middleware("")(bot.HandlerFunc(
+	h := newLimiter(time.Minute, 1, 100, clk.now).middleware(RateLimitConfig{})(bot.HandlerFunc(
 		func(_ context.Context, _ bot.Responder, ev *bot.Event) error {
 			seen = append(seen, ev.Kind)
 			return nil

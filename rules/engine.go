@@ -261,6 +261,10 @@ func (rs *RuleSet) process(ctx context.Context, opts *Options, in Input, conv st
 		out.Conversation.State = ""
 		out.Changed = true
 	}
+	if out.Changed {
+		// The state was loaded with the time of its last save: this save is now.
+		out.Conversation.Updated = now
+	}
 	return out, nil
 }
 

@@ -58,8 +58,10 @@ type Options struct {
 	// OnRule, when set, is called with the name of every rule that answers an event, for
 	// metrics and logs (handlers.Answered fits).
 	OnRule func(ctx context.Context, rule string)
-	// OnNoMatch, when set, is called for a message that only a fallback rule answered, so
-	// it can be counted and logged as unmatched (handlers.NoMatch fits).
+	// OnNoMatch, when set, is called for a message that only a fallback rule answered in the
+	// start state, so it can be counted and logged as unmatched (handlers.NoMatch fits). A
+	// fallback that answers inside a flow (any other state) is not a no-match: it answers
+	// what the flow asked.
 	OnNoMatch func(ctx context.Context)
 	// Limits bound what one event may cost; the zero value has the defaults.
 	Limits Limits

@@ -70,7 +70,7 @@ func (e *Engine) handle(ctx context.Context, w bot.Responder, ev *bot.Event, nex
 }
 
 // observe tells Options.OnRule which rules answered and Options.OnNoMatch about a message
-// that only fallbacks (or nothing) answered.
+// that only fallbacks answered outside a flow.
 func (e *Engine) observe(ctx context.Context, ev *bot.Event, out *Outcome) {
 	matched := false
 	for _, st := range out.Steps {
@@ -80,8 +80,11 @@ func (e *Engine) observe(ctx context.Context, ev *bot.Event, out *Outcome) {
 		matched = matched || !st.Fallback
 	}
 	// A message that passes on with no step may still be answered by a Go handler: only a
-	// fallback's answer is a no-match the engine can be sure of.
-	if ev.Kind == bot.EventMessage && !matched && len(out.Steps) > 0 && e.opts.OnNoMatch != nil {
+	// fallback's answer is a no-match the engine can be sure of. Inside a flow (a state other
+	// than start), a fallback answers what the flow asked ("please answer yes or no"): the
+	// user is being led, not misunderstood.
+	inFlow := out.st != ""
+	if ev.Kind == bot.EventMessage && !matched && !inFlow && len(out.Steps) > 0 && e.opts.OnNoMatch != nil {
 		e.opts.OnNoMatch(ctx)
 	}
 }

@@ -120,6 +120,11 @@ type Rating struct {
 	Score int
 	// Comment is optional free text.
 	Comment string
+	// Agent is the address of the agent whose handoff the rating follows; "" when it
+	// follows none.
+	Agent string
+	// HandoffID is the number of that handoff (the #n agents saw); 0 when it follows none.
+	HandoffID int64
 	// Time is when the rating was given.
 	Time time.Time
 }

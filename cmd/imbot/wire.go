@@ -131,10 +131,6 @@ func assemble(ctx context.Context, fc *fileConfig, log *slog.Logger, h func(*app
 	if acl != nil {
 		chain = append(chain, acl.Middleware())
 	}
-	if fc.RateLimit.Every > 0 {
-		chain = append(chain, handlers.RateLimit(fc.RateLimit.Every, max(fc.RateLimit.Burst, 1), fc.RateLimit.Reply))
-	}
-	chain = append(chain, handlers.Transcript(a.store))
 	if len(fc.Handoff.Agents) > 0 {
 		agents := make([]handlers.Agent, 0, len(fc.Handoff.Agents))
 		for _, ag := range fc.Handoff.Agents {
@@ -154,6 +150,18 @@ func assemble(ctx context.Context, fc *fileConfig, log *slog.Logger, h func(*app
 			return nil, fmt.Errorf("handoff: %w", err)
 		}
 		a.closers = append(a.closers, closerFunc(func() error { a.handoff.Close(); return nil }))
+	}
+	if fc.RateLimit.Every > 0 {
+		rl := handlers.RateLimitConfig{Every: fc.RateLimit.Every, Burst: max(fc.RateLimit.Burst, 1), Reply: fc.RateLimit.Reply}
+		if a.handoff != nil {
+			// Agents' words are relayed to users: never throttled. A user's words in a
+			// handoff are meant for a person: each one refused is answered.
+			rl.Exempt, rl.Relayed = a.handoff.IsAgent, a.handoff.Relaying
+		}
+		chain = append(chain, handlers.RateLimitWith(rl))
+	}
+	chain = append(chain, handlers.Transcript(a.store))
+	if a.handoff != nil {
 		chain = append(chain, a.handoff.Middleware())
 	}
 	chain = append(chain, handlers.LogUnmatched(a.store))

@@ -694,8 +694,9 @@ func (db *DB) AddRating(ctx context.Context, r store.Rating) error {
 		return fmt.Errorf("store: add rating: %w", err)
 	}
 	defer done()
-	_, err = w.ExecContext(ctx, `INSERT INTO ratings (key, session_id, peer, score, comment, time) VALUES (?, ?, ?, ?, ?, ?)`,
-		r.Key, r.SessionID, r.Peer, r.Score, r.Comment, fmtTime(orNow(r.Time)))
+	_, err = w.ExecContext(ctx, `INSERT INTO ratings (key, session_id, peer, score, comment, agent, handoff_id, time)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.Key, r.SessionID, r.Peer, r.Score, r.Comment, r.Agent, r.HandoffID, fmtTime(orNow(r.Time)))
 	if err != nil {
 		return fmt.Errorf("store: add rating: %w", err)
 	}
@@ -706,7 +707,7 @@ func (db *DB) AddRating(ctx context.Context, r store.Rating) error {
 func (db *DB) Ratings(ctx context.Context, limit int) ([]store.Rating, error) {
 	r, done := db.reader()
 	defer done()
-	rows, err := r.QueryContext(ctx, `SELECT id, key, session_id, peer, score, comment, time FROM
+	rows, err := r.QueryContext(ctx, `SELECT id, key, session_id, peer, score, comment, agent, handoff_id, time FROM
 		(SELECT * FROM ratings ORDER BY id DESC LIMIT ?) ORDER BY id`, sqlLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("store: ratings: %w", err)
@@ -716,7 +717,7 @@ func (db *DB) Ratings(ctx context.Context, limit int) ([]store.Rating, error) {
 	for rows.Next() {
 		var r store.Rating
 		var t string
-		if err := rows.Scan(&r.ID, &r.Key, &r.SessionID, &r.Peer, &r.Score, &r.Comment, &t); err != nil {
+		if err := rows.Scan(&r.ID, &r.Key, &r.SessionID, &r.Peer, &r.Score, &r.Comment, &r.Agent, &r.HandoffID, &t); err != nil {
 			return nil, fmt.Errorf("store: ratings: %w", err)
 		}
 		r.Time = parseTime(t)

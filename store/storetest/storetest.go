@@ -35,6 +35,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	tests := map[string]func(t *testing.T, s Store){
 		"conversation round trip":  conversationRoundTrip,
 		"conversation missing":     conversationMissing,
+		"conversation updated":     conversationUpdated,
 		"conversation delete":      conversationDelete,
 		"transcript":               transcript,
 		"transcript in time order": transcriptTimeOrder,
@@ -92,6 +93,25 @@ func conversationRoundTrip(t *testing.T, s Store) {
 	}
 	if got.State != "done" || len(got.Vars) != 0 || got.Updated.IsZero() {
 		t.Errorf("after replace: %#v", got)
+	}
+}
+
+// conversationUpdated: each save of a key replaces its time too, not only its state.
+func conversationUpdated(t *testing.T, s Store) {
+	c := ctx(t)
+	t0 := time.Date(2025, 3, 4, 10, 0, 0, 0, time.UTC)
+	for i, state := range []string{"one", "two", "three"} {
+		at := t0.Add(time.Duration(i) * time.Minute)
+		if err := s.Save(c, "k", store.ConversationState{State: state, Updated: at}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Load(c, "k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State != state || !got.Updated.Equal(at) {
+			t.Errorf("save %d: state %q updated %v; want %q updated %v", i+1, got.State, got.Updated, state, at)
+		}
 	}
 }
 
@@ -290,8 +310,20 @@ func ratings(t *testing.T, s Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 1 || got[0].Score != 5 || got[0].Comment != "great" || got[0].Key != "k" || got[0].Time.IsZero() {
+	if len(got) != 1 || got[0].Score != 5 || got[0].Comment != "great" || got[0].Key != "k" || got[0].Time.IsZero() ||
+		got[0].Agent != "" || got[0].HandoffID != 0 {
 		t.Errorf("Ratings = %#v", got)
+	}
+	// A rating that follows a handoff keeps its agent and handoff.
+	if err := s.AddRating(c, store.Rating{Key: "k", SessionID: "s", Peer: "sip:a@x", Score: 4, Agent: "sip:bob@x", HandoffID: 7}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.Ratings(c, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Score != 4 || got[0].Agent != "sip:bob@x" || got[0].HandoffID != 7 {
+		t.Errorf("Ratings(1) after a handoff's rating = %#v", got)
 	}
 }
 
