@@ -27,8 +27,8 @@ type SendError struct {
 func (e *SendError) Error() string { return fmt.Sprintf("peer answered %d %s", e.Code, e.Reason) }
 
 // sendText sends a text, split into several messages if it does not fit a UDP request. It
-// reports Accepted when a server stored any part for later delivery. The parts are written
-// in order at once and their answers awaited together.
+// reports Accepted when a server stored any part for later delivery. The parts go one after
+// the other, each once the one before was answered.
 func (s *Session) sendText(ctx context.Context, text string) (Delivery, error) {
 	parts := []string{text}
 	if s.replyNetwork() == "udp" {
@@ -42,32 +42,32 @@ func (s *Session) sendText(ctx context.Context, text string) (Delivery, error) {
 	// (Kamailio over UDP) may relay two requests in either order, and typing that reached
 	// the peer after the reply would show the bot typing when it is done. Its answer also
 	// says whether the peer refused typing, before the next message is handled.
-	waits := make([]func() (int, error), 0, len(parts))
 	s.tmu.Lock()
 	s.settleTypingLocked()
 	s.typingForMessageLocked()
-	for _, part := range parts {
+	delivery := Delivered
+	for i, part := range parts {
 		wait, err := s.start(ctx, sip.MESSAGE, imcodec.PlainUTF8, []byte(part))
 		if err != nil {
 			s.tmu.Unlock()
 			return 0, err
 		}
-		waits = append(waits, wait)
-	}
-	s.tmu.Unlock()
-	delivery := Delivered
-	var firstErr error
-	for _, wait := range waits {
+		if i == len(parts)-1 {
+			s.tmu.Unlock() // the last (or only) part is awaited without holding up typing
+		}
+		// Each part waits for the answer to the one before: a proxy with parallel workers
+		// could otherwise deliver them in any order, and a receiver that handles requests
+		// concurrently could show them so. A part that failed stops the rest.
 		code, err := wait()
-		if err != nil && firstErr == nil {
-			firstErr = err
+		if err != nil {
+			if i < len(parts)-1 {
+				s.tmu.Unlock()
+			}
+			return 0, err
 		}
 		if code == 202 {
 			delivery = Accepted
 		}
-	}
-	if firstErr != nil {
-		return 0, firstErr
 	}
 	return delivery, nil
 }

@@ -14,6 +14,7 @@ import (
 	"unicode"
 
 	"github.com/imbot-dev/imbot/bot"
+	"github.com/imbot-dev/imbot/rules"
 	"github.com/imbot-dev/imbot/store"
 )
 
@@ -183,6 +184,7 @@ type Handoff struct {
 	queue   []*handoff             // waiting for a free agent, in order
 	noMatch map[string]int         // unmatched messages in a row, by conversation key
 	ended   map[string]HandoffInfo // handoffs an agent ended, until the user's next message
+	last    map[string]HandoffInfo // the last handoff an agent ended, until the conversation ends
 }
 
 type agentState struct {
@@ -252,7 +254,7 @@ func NewHandoff(cfg HandoffConfig) (*Handoff, error) {
 	h := &Handoff{
 		cfg: cfg, texts: cfg.Texts, log: cfg.Logger,
 		byUser: map[string]*handoff{}, byID: map[int]*handoff{}, noMatch: map[string]int{},
-		ended: map[string]HandoffInfo{},
+		ended: map[string]HandoffInfo{}, last: map[string]HandoffInfo{},
 	}
 	if h.log == nil {
 		h.log = slog.Default()
@@ -367,6 +369,34 @@ func (h *Handoff) Handler() bot.Handler {
 
 type endedKey struct{}
 
+type lastKey struct{}
+
+// RuleFuncs are the rule functions of the handlers, for rules.Options.Funcs:
+//
+//   - handoff.ended() is true for the user's first message after an agent ended a handoff
+//     (EndedHandoff): a helpdesk takes a score given then as the answer to the survey
+//     question the handoff's closing text asked (HandoffTexts.Ended), and lets anything
+//     else through to its other rules.
+func RuleFuncs() rules.Funcs {
+	return rules.Funcs{
+		"handoff.ended": {
+			Call: func(ctx context.Context, _ ...any) (any, error) {
+				_, ok := EndedHandoff(ctx)
+				return ok, nil
+			},
+			Signature: new(func() bool),
+		},
+	}
+}
+
+// LastHandoff returns the handoff an agent last ended in the conversation of the event
+// handled with ctx, until that conversation ends: a rating given after it, right away or
+// after the user said thanks, records its agent and number.
+func LastHandoff(ctx context.Context) (HandoffInfo, bool) {
+	i, ok := ctx.Value(lastKey{}).(HandoffInfo)
+	return i, ok
+}
+
 // EndedHandoff returns the handoff an agent ended (DoneCommand) just before the message
 // handled with ctx: the handlers after the Handoff middleware see it with the user's first
 // message after the agent left, and only then (Rating records its agent and number).
@@ -430,7 +460,14 @@ func (h *Handoff) handle(ctx context.Context, w bot.Responder, ev *bot.Event, ne
 	if ev.Kind == bot.EventMessage || ev.Kind == bot.EventSessionEnd {
 		delete(h.ended, c.Key) // only the next message can answer for it
 	}
+	last, hadOne := h.last[c.Key]
+	if ev.Kind == bot.EventSessionEnd {
+		delete(h.last, c.Key)
+	}
 	h.mu.Unlock()
+	if hadOne {
+		ctx = context.WithValue(ctx, lastKey{}, last)
+	}
 	if ho != nil {
 		return h.fromUser(ctx, w, ev, c, ho, next)
 	}
@@ -1001,7 +1038,8 @@ func (h *Handoff) done(ctx context.Context, s sink, a *agentState, id int) {
 		return
 	}
 	h.remove(ho)
-	h.ended[ho.userKey] = HandoffInfo{ID: ho.id, User: ho.userURI, UserKey: ho.userKey, Agent: a.URI, Accepted: true, Started: ho.started}
+	info := HandoffInfo{ID: ho.id, User: ho.userURI, UserKey: ho.userKey, Agent: a.URI, Accepted: true, Started: ho.started}
+	h.ended[ho.userKey], h.last[ho.userKey] = info, info
 	acts := h.drain()
 	h.mu.Unlock()
 

@@ -349,8 +349,9 @@ func TestHandoffBotTranscriptNamesAgentOnce(t *testing.T) {
 	}
 }
 
-// TestHandoffBotRatingNamesAgent: over SIP, a rating given right after the agent ended the
-// handoff records the agent and the handoff; a later one records neither.
+// TestHandoffBotRatingNamesAgent: over SIP, a rating given after the agent ended the
+// handoff (right away, or a message later as a survey does) records the agent and the
+// handoff; one given in another user's conversation records neither.
 func TestHandoffBotRatingNamesAgent(t *testing.T) {
 	ctx := testCtx(t)
 	mem := &watchedStore{}
@@ -377,12 +378,16 @@ func TestHandoffBotRatingNamesAgent(t *testing.T) {
 	if _, err := alice.Wait(ctx, func(bottest.Record) bool { return len(alice.Texts()) >= 5 }); err != nil {
 		t.Fatal(err)
 	}
+	carol := b.peer("carol")
+	send(t, ctx, carol, "3 meh")
+	waitText(t, ctx, carol, "Thanks!")
 	got, err := mem.Ratings(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 2 || got[0].Score != 4 || got[0].Agent != bob.URI() || got[0].HandoffID != 1 ||
-		got[1].Score != 5 || got[1].Agent != "" || got[1].HandoffID != 0 {
+	if len(got) != 3 || got[0].Score != 4 || got[0].Agent != bob.URI() || got[0].HandoffID != 1 ||
+		got[1].Score != 5 || got[1].Agent != bob.URI() || got[1].HandoffID != 1 ||
+		got[2].Score != 3 || got[2].Agent != "" || got[2].HandoffID != 0 {
 		t.Errorf("ratings: %+v", got)
 	}
 }

@@ -16,9 +16,9 @@ var firstNumber = regexp.MustCompile(`[0-9]+`)
 // Rating returns a handler that records a satisfaction rating: the first whole number of
 // the message, from 1 to scale (5 when scale <= 0), with the rest of the message as the
 // comment. It then replies thanks (nothing when empty). A message without a number in range
-// gets "Please answer with a number from 1 to 5." and records nothing. A rating given with
-// the first message after an agent ended a handoff (EndedHandoff) records the agent and the
-// handoff.
+// gets "Please answer with a number from 1 to 5." and records nothing. A rating given in a
+// conversation after an agent ended a handoff (LastHandoff), until the conversation ends,
+// records that agent and handoff.
 //
 // It is meant for the end of a survey flow, where a rule hands the answer to Go:
 //
@@ -47,7 +47,7 @@ func Rating(s RatingStore, scale int, thanks string) bot.Handler {
 		comment := strings.Join(strings.Fields(ev.Text[:loc[0]]+" "+ev.Text[loc[1]:]), " ")
 		comment = strings.TrimSpace(strings.TrimLeft(comment, ".,;:-/ "))
 		r := store.Rating{Key: c.Key, SessionID: c.ID, Peer: c.Peer.URI, Score: score, Comment: comment, Time: eventTime(ev)}
-		if ho, ok := EndedHandoff(ctx); ok {
+		if ho, ok := LastHandoff(ctx); ok {
 			r.Agent, r.HandoffID = ho.Agent, int64(ho.ID)
 		}
 		err := s.AddRating(ctx, r)

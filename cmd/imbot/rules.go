@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"strings"
 	"time"
@@ -31,6 +32,7 @@ func ruleOptions(st store.StateStore, log *slog.Logger, extra rules.Handlers, fu
 	for name, f := range funcs {
 		opts.Funcs[name] = f
 	}
+	maps.Copy(opts.Funcs, handlers.RuleFuncs())
 	return opts
 }
 

@@ -36,6 +36,11 @@ var (
 
 // imbotBinary builds ./cmd/imbot from the module root (found with `go env GOMOD`), with
 // the race detector when the tests have it, and returns the path of the binary.
+
+// endedText is what the user gets when the technician ends a chat: the survey question
+// (handoff.texts.ended in imbot.yaml).
+const endedText = "Ann has left the conversation. How would you rate the help you got, from 1 (poor) to 5 (excellent)? Or just write your next question."
+
 func imbotBinary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -150,14 +155,32 @@ func TestEndToEnd(t *testing.T) {
 	say(t, ctx, ann, "Fixed: your VPN profile was outdated. Reconnect and it will hold.")
 	user.expect(t, ctx, "Ann: Fixed: your VPN profile was outdated. Reconnect and it will hold.")
 	say(t, ctx, ann, "/done")
-	user.expect(t, ctx, "Ann has left the conversation. You are talking with the bot again.")
+	// The survey question comes with the technician's departure; a score given right then
+	// is its answer.
+	user.expect(t, ctx, endedText)
 	agent.expect(t, ctx, "Conversation #1 with Alice ended.")
-
-	// The survey: the first message after the technician left gets the question.
-	say(t, ctx, alice, "Thanks, it works now")
-	user.expect(t, ctx, "Welcome back! One quick question: how would you rate the help you got, from 1 (poor) to 5 (excellent)? (or 'skip')")
 	say(t, ctx, alice, "5 very quick")
 	user.expect(t, ctx, "Thank you for your rating!")
+
+	// A second chat with Ann; this time the user's next message is a question, not a score:
+	// the rules answer it (the survey does not swallow it).
+	say(t, ctx, alice, "I want to talk to a person")
+	user.expect(t, ctx, "I am handing you over to a technician. When you are done, I will ask you one quick question about how it went.")
+	user.expect(t, ctx, "Let me find a person to help you. Please wait a moment.")
+	// (the transcript in the offer holds the first chat too: the suffix is the part only the
+	// second request ends with)
+	agent.expectLong(t, ctx, "#2 Alice ("+alice.URI()+") is waiting for help.", "bot: Thank you for your rating! "+
+		"Alice: I want to talk to a person "+
+		"bot: I am handing you over to a technician. When you are done, I will ask you one quick question about how it went. "+
+		"bot: Let me find a person to help you. Please wait a moment.")
+	say(t, ctx, ann, "/accept")
+	agent.expect(t, ctx, "You are now talking with Alice (#2). What you write goes to them; /done ends the conversation.")
+	user.expect(t, ctx, "Ann is now with you.")
+	say(t, ctx, ann, "/done")
+	user.expect(t, ctx, endedText)
+	agent.expect(t, ctx, "Conversation #2 with Alice ended.")
+	say(t, ctx, alice, "what are your office hours")
+	user.expectLong(t, ctx, "Our technicians answer chats ", "and they are in right now. I answer around the clock.")
 
 	// The bot stayed silent while the technician talked: everything Alice got is accounted
 	// for above, and Ann got nothing else.
@@ -524,7 +547,7 @@ func checkMetrics(t *testing.T, ctx context.Context, addr string) {
 	}
 	// Rules that answered count as rule hits too, by rule name.
 	rulesHit := []string{"greet", "hello", "ticket", "ticket-summary", "ticket-urgency", "ticket-confirm",
-		"ticket-status", "agent", "after-agent", "survey-score"}
+		"ticket-status", "agent", "after-agent-score", "hours"}
 	var m map[string]float64
 	missing := func() []string {
 		var out []string
@@ -677,7 +700,7 @@ func checkDatabase(t *testing.T, path, key, peer string) {
 		"Ann is now with you.":                                                   "handoff",
 		"Ann: Hi Alice, Ann here. Is the VPN still dropping?":                    "agent:Ann",
 		"Ann: Fixed: your VPN profile was outdated. Reconnect and it will hold.": "agent:Ann",
-		"Ann has left the conversation. You are talking with the bot again.":     "handoff",
+		endedText: "handoff",
 	}
 	i := 0
 	for _, e := range entries {

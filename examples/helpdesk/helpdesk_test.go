@@ -5,6 +5,7 @@ package helpdesk_test
 
 import (
 	"context"
+	"maps"
 	"os"
 	"os/exec"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/imbot-dev/imbot/bot"
 	"github.com/imbot-dev/imbot/examples/helpdesk/plugin"
+	"github.com/imbot-dev/imbot/handlers"
 	"github.com/imbot-dev/imbot/rules"
 	"github.com/imbot-dev/imbot/rules/rulestest"
 	"github.com/imbot-dev/imbot/store"
@@ -23,8 +25,10 @@ var silent = bot.HandlerFunc(func(context.Context, bot.Responder, *bot.Event) er
 
 // TestConversations runs helpdesk_test.yaml, each conversation test a subtest.
 func TestConversations(t *testing.T) {
+	funcs := plugin.Funcs(&store.Memory{})
+	maps.Copy(funcs, handlers.RuleFuncs())
 	rulestest.Run(t, rules.Options{
-		Funcs:    plugin.Funcs(&store.Memory{}),
+		Funcs:    funcs,
 		Handlers: rules.Handlers{"handoff": silent, "rating": silent},
 	}, "helpdesk_test.yaml")
 }
