@@ -62,6 +62,9 @@ func (s *Session) sendText(ctx context.Context, text string) (Delivery, error) {
 		if err != nil && firstErr == nil {
 			firstErr = err
 		}
+		if err == nil && s.b.cfg.Observer != nil {
+			s.b.cfg.Observer.ObserveMessageOut(s.mode)
+		}
 		if code == 202 {
 			delivery = Accepted
 		}

@@ -18,16 +18,20 @@ import (
 // registry given to NewMetrics, never on the global one, so several bots (and tests) in one
 // process keep separate counts.
 //
+// Metrics is also the bot's bot.Observer: set bot.Config.Observer to it. Messages out, typing
+// and SIP responses are counted there, on the wire, and only there: the middleware counts
+// what comes in, answers and latency.
+//
 // The metrics, all prefixed imbot_:
 //
 //	messages_in_total{mode}          messages received, by conversation mode (page, session)
-//	messages_out_total{mode}         replies sent
+//	messages_out_total{mode}         text messages the peers accepted (see ObserveMessageOut)
 //	rule_hits_total{rule}            events answered, by rule or handler name (see Answered)
 //	no_match_total                   messages nothing matched (see NoMatch)
 //	handler_duration_seconds{kind}   time the rest of the chain took, by event kind
 //	active_sessions                  conversations open now
 //	sip_responses_total{code}        SIP responses, by status code (see ObserveSIPResponse)
-//	typing_sent_total                typing indications sent
+//	typing_sent_total                typing indications the peers accepted (see ObserveTypingSent)
 //	handoffs_total{outcome}          handoffs, by outcome (see ObserveHandoff)
 //	handler_errors_total{kind}       events whose handler returned an error, by event kind
 type Metrics struct {
@@ -55,7 +59,7 @@ func NewMetrics(reg *prometheus.Registry) (*Metrics, error) {
 		in: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "messages_in_total",
 			Help: "Messages received, by conversation mode."}, []string{"mode"}),
 		out: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "messages_out_total",
-			Help: "Replies sent, by conversation mode."}, []string{"mode"}),
+			Help: "Text messages the peers accepted, by conversation mode; a text split to fit UDP counts once per message."}, []string{"mode"}),
 		ruleHits: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "rule_hits_total",
 			Help: "Events answered, by rule or handler."}, []string{"rule"}),
 		noMatch: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "no_match_total",
@@ -68,7 +72,7 @@ func NewMetrics(reg *prometheus.Registry) (*Metrics, error) {
 		sip: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "sip_responses_total",
 			Help: "SIP responses, by status code."}, []string{"code"}),
 		typingSent: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "typing_sent_total",
-			Help: "Typing indications sent."}),
+			Help: "Typing indications the peers accepted."}),
 		handoffs: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "handoffs_total",
 			Help: "Handoffs to a human agent, by outcome."}, []string{"outcome"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "handler_errors_total",
@@ -89,8 +93,9 @@ func NewMetrics(reg *prometheus.Registry) (*Metrics, error) {
 // Registry returns the registry the metrics are registered on.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
-// Middleware returns the middleware that counts events, replies, typing, answers and errors
-// and times the rest of the chain. Place it near the front of the chain.
+// Middleware returns the middleware that counts events, answers and errors and times the
+// rest of the chain. Place it near the front of the chain. Replies and typing are counted by
+// the bot (see ObserveMessageOut and ObserveTypingSent), once per request on the wire.
 func (m *Metrics) Middleware() bot.Middleware {
 	return func(next bot.Handler) bot.Handler {
 		return bot.HandlerFunc(func(ctx context.Context, w bot.Responder, ev *bot.Event) error {
@@ -105,9 +110,8 @@ func (m *Metrics) Middleware() bot.Middleware {
 				m.active.Dec()
 			}
 			ctx, a := track(ctx)
-			mw := &metricsResponder{Responder: w, m: m, mode: mode}
 			start := time.Now()
-			err := next.Handle(ctx, mw, ev)
+			err := next.Handle(ctx, w, ev)
 			m.latency.WithLabelValues(ev.Kind.String()).Observe(time.Since(start).Seconds())
 			if err != nil {
 				m.errors.WithLabelValues(ev.Kind.String()).Inc()
@@ -126,46 +130,25 @@ func (m *Metrics) Middleware() bot.Middleware {
 	}
 }
 
-// metricsResponder counts replies and typing.
-type metricsResponder struct {
-	bot.Responder
-	m    *Metrics
-	mode string
-}
-
-func (r *metricsResponder) Reply(ctx context.Context, text string, opts ...bot.ReplyOption) error {
-	err := r.Responder.Reply(ctx, text, opts...)
-	if err == nil {
-		r.m.out.WithLabelValues(r.mode).Inc()
-	}
-	return err
-}
-
-func (r *metricsResponder) Typing(ctx context.Context) error {
-	err := r.Responder.Typing(ctx)
-	if err == nil {
-		r.m.typingSent.Inc()
-	}
-	return err
-}
-
 // ObserveSIPResponse counts one SIP response, sent or received, by status code. The runtime
 // does not call it by itself: wire it to the bot's SIP layer where responses are sent.
 func (m *Metrics) ObserveSIPResponse(code int) {
 	m.sip.WithLabelValues(strconv.Itoa(code)).Inc()
 }
 
-// ObserveTypingSent counts one typing indication the runtime sent on its own (the automatic
-// typing of bot.Config.Typing); those made through Responder.Typing are counted by
-// Middleware already.
+// ObserveTypingSent counts one typing indication a peer accepted. The bot calls it (as its
+// bot.Config.Observer) once per indication on the wire, whoever asked for it: its own
+// automatic typing, Responder.Typing or bot.WithTyping.
 func (m *Metrics) ObserveTypingSent() { m.typingSent.Inc() }
 
 // ObserveHandoff counts one handoff event by outcome: "requested", "accepted", "done",
 // "timeout", "unavailable", "user_left". *Metrics is a HandoffObserver.
 func (m *Metrics) ObserveHandoff(outcome string) { m.handoffs.WithLabelValues(outcome).Inc() }
 
-// ObserveMessageOut counts one message sent outside a Responder (a relayed handoff message,
-// a proactive notice) in the given mode.
+// ObserveMessageOut counts one text message a peer accepted, in the given mode. The bot calls
+// it (as its bot.Config.Observer) for every message on the wire: replies, apologies,
+// relayed handoff messages and proactive notices; a text split into several messages to fit
+// UDP counts once per message.
 func (m *Metrics) ObserveMessageOut(mode bot.Mode) { m.out.WithLabelValues(mode.String()).Inc() }
 
 // Handler returns the HTTP handler of the metrics; see MetricsHandler.
