@@ -34,6 +34,12 @@ import (
 //	typing_sent_total                typing indications the peers accepted (see ObserveTypingSent)
 //	handoffs_total{outcome}          handoffs, by outcome (see ObserveHandoff)
 //	handler_errors_total{kind}       events whose handler returned an error, by event kind
+//
+// and, once TrackRegistration is called, read from the bot at every scrape:
+//
+//	registered                       1 while the registrar holds the bot's binding, else 0
+//	registration_info{state,error}   1, labelled with the sign-in state and its last error
+//	registration_expiry_timestamp_seconds  when the binding lapses (while registered)
 type Metrics struct {
 	reg        *prometheus.Registry
 	in, out    *prometheus.CounterVec
@@ -150,6 +156,58 @@ func (m *Metrics) ObserveHandoff(outcome string) { m.handoffs.WithLabelValues(ou
 // relayed handoff messages and proactive notices; a text split into several messages to fit
 // UDP counts once per message.
 func (m *Metrics) ObserveMessageOut(mode bot.Mode) { m.out.WithLabelValues(mode.String()).Inc() }
+
+// RegistrationSource reports the bot's sign-in; *bot.Bot is one.
+type RegistrationSource interface {
+	Registration() (bot.Registration, <-chan struct{})
+}
+
+// TrackRegistration registers the registration gauges, read from src at every scrape:
+// imbot_registered (1 while bound, else 0), imbot_registration_info{state,error} with the
+// last error of a failed or retried attempt, and imbot_registration_expiry_timestamp_seconds
+// while bound. A bot without a registrar (bot.RegOff) reports none of them. Call it once.
+func (m *Metrics) TrackRegistration(src RegistrationSource) error {
+	if err := m.reg.Register(&registrationCollector{src: src}); err != nil {
+		return fmt.Errorf("handlers: registering the registration metrics: %w", err)
+	}
+	return nil
+}
+
+var (
+	registeredDesc = prometheus.NewDesc("imbot_registered",
+		"1 while the registrar holds the bot's binding, else 0.", nil, nil)
+	registrationInfoDesc = prometheus.NewDesc("imbot_registration_info",
+		"The bot's sign-in state and the last error of a failed or retried attempt (empty when none).",
+		[]string{"state", "error"}, nil)
+	registrationExpiryDesc = prometheus.NewDesc("imbot_registration_expiry_timestamp_seconds",
+		"When the bot's binding at the registrar lapses, in Unix seconds (while registered).", nil, nil)
+)
+
+// registrationCollector reads the registration at scrape time, so that only the current
+// error is exported, never a series per error ever seen.
+type registrationCollector struct {
+	src RegistrationSource
+}
+
+func (c *registrationCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- registeredDesc
+	ch <- registrationInfoDesc
+	ch <- registrationExpiryDesc
+}
+
+func (c *registrationCollector) Collect(ch chan<- prometheus.Metric) {
+	st, _ := c.src.Registration()
+	if st.State == bot.RegOff {
+		return
+	}
+	bound := 0.0
+	if st.State == bot.RegRegistered {
+		bound = 1
+		ch <- prometheus.MustNewConstMetric(registrationExpiryDesc, prometheus.GaugeValue, float64(st.Expires.Unix()))
+	}
+	ch <- prometheus.MustNewConstMetric(registeredDesc, prometheus.GaugeValue, bound)
+	ch <- prometheus.MustNewConstMetric(registrationInfoDesc, prometheus.GaugeValue, 1, st.State.String(), st.Reason)
+}
 
 // Handler returns the HTTP handler of the metrics; see MetricsHandler.
 func (m *Metrics) Handler(ready func() error) http.Handler { return MetricsHandler(m.reg, ready) }

@@ -264,3 +264,49 @@ func TestMetricsWire(t *testing.T) {
 	}
 	counted("a proactive send")
 }
+
+// regSource is a RegistrationSource with a fixed state.
+type regSource struct{ st bot.Registration }
+
+func (r *regSource) Registration() (bot.Registration, <-chan struct{}) { return r.st, nil }
+
+func TestMetricsRegistration(t *testing.T) {
+	expires := time.Unix(1900000000, 0)
+	tests := []struct {
+		name string
+		st   bot.Registration
+		want []string // lines of /metrics
+		not  []string
+	}{
+		{"off", bot.Registration{State: bot.RegOff}, nil, []string{"imbot_registered", "imbot_registration_info"}},
+		{"pending", bot.Registration{State: bot.RegPending},
+			[]string{"imbot_registered 0", `imbot_registration_info{error="",state="pending"} 1`}, nil},
+		{"registered", bot.Registration{State: bot.RegRegistered, Expires: expires},
+			[]string{"imbot_registered 1", `imbot_registration_info{error="",state="registered"} 1`,
+				"imbot_registration_expiry_timestamp_seconds 1.9e+09"}, nil},
+		{"failed", bot.Registration{State: bot.RegFailed, Reason: "403 Forbidden: the registrar does not accept this identity"},
+			[]string{"imbot_registered 0", `imbot_registration_info{error="403 Forbidden: the registrar does not accept this identity",state="failed"} 1`},
+			[]string{"imbot_registration_expiry_timestamp_seconds"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newMetrics(t)
+			if err := m.TrackRegistration(&regSource{tt.st}); err != nil {
+				t.Fatal(err)
+			}
+			rec := httptest.NewRecorder()
+			m.Handler(nil).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+			body := rec.Body.String()
+			for _, w := range tt.want {
+				if !strings.Contains(body, w+"\n") {
+					t.Errorf("/metrics lacks %q:\n%s", w, body)
+				}
+			}
+			for _, n := range tt.not {
+				if strings.Contains(body, n) {
+					t.Errorf("/metrics has %q:\n%s", n, body)
+				}
+			}
+		})
+	}
+}
