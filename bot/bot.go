@@ -153,6 +153,9 @@ func New(cfg Config) (*Bot, error) {
 			return nil, fmt.Errorf("bot config: registrar %q uses %s but the bot does not listen on %s; add a %s:// listen address",
 				c.Registration.Registrar, b.registrar.network, b.registrar.network, b.registrar.network)
 		}
+		// Not bound until the registrar says so: a readiness probe asked before Run's first
+		// REGISTER must not take the bot for one without a registrar.
+		b.reg.set(func(s *Registration) { s.State = RegPending })
 	}
 	return b, nil
 }

@@ -164,8 +164,14 @@ type Config struct {
 type Observer interface {
 	// ObserveSIPResponse is called for every response the bot sends to a request.
 	ObserveSIPResponse(code int)
-	// ObserveTypingSent is called for every typing indication the peer accepted.
+	// ObserveTypingSent is called for every typing indication the peer accepted: one call
+	// per request on the wire ("active", its refreshes and "idle" each count), whether the
+	// bot started typing on its own, for Responder.Typing or for WithTyping.
 	ObserveTypingSent()
+	// ObserveMessageOut is called for every text message the peer accepted (200 or 202),
+	// whatever sent it: a reply, an apology, Session.Send or Bot.Send. A text split into
+	// several messages to fit UDP counts once per message on the wire.
+	ObserveMessageOut(mode Mode)
 }
 
 // TypingConfig is the typing ("is composing") policy.

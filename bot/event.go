@@ -197,6 +197,9 @@ type Event struct {
 	Reason EndReason
 
 	req *sip.Request
+	// turn is the number of the peer's messages in the session when the event was queued
+	// (this one included): a higher count means the peer wrote again since.
+	turn int64
 }
 
 // SIPRequest returns the SIP request the event came from, or nil for events the bot made

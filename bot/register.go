@@ -21,7 +21,8 @@ type RegState int
 const (
 	// RegOff: no registrar is configured; the bot only listens.
 	RegOff RegState = iota
-	// RegPending: the first REGISTER is on its way.
+	// RegPending: a registrar is configured and the first REGISTER is due or on its way
+	// (from New until its outcome is known).
 	RegPending
 	// RegRegistered: the registrar accepted the binding.
 	RegRegistered
@@ -240,7 +241,10 @@ type regRefused struct {
 }
 
 func (e *regRefused) Error() string {
-	s := fmt.Sprintf("%d %s", e.code, e.reason)
+	s := strconv.Itoa(e.code)
+	if e.reason != "" {
+		s += " " + e.reason
+	}
 	if e.hint != "" {
 		s += ": " + e.hint
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/icholy/digest"
 
 	"github.com/imbot-dev/imbot/bot"
+	"github.com/imbot-dev/imbot/bot/bottest"
 )
 
 // registrar is a small in-process SIP registrar with digest authentication.
@@ -422,5 +423,53 @@ func TestRegistrationRefusesUnverifiedTLS(t *testing.T) {
 				t.Errorf("reason %q does not name the certificate", st.Reason)
 			}
 		})
+	}
+}
+
+// TestRegistrationFirstFailureIsPrompt: the first attempt's failure is known as soon as the
+// registrar refuses, or after Config.RequestTimeout when it does not answer, not after SIP's
+// 32 s transaction timeout. The deadline is generous and still short of 32 s.
+func TestRegistrationFirstFailureIsPrompt(t *testing.T) {
+	cases := []struct {
+		name   string
+		status int // 0: the registrar never answers
+		state  bot.RegState
+		reason string
+	}{
+		{"forbidden", 403, bot.RegFailed, "403"},
+		{"not found", 404, bot.RegFailed, "404"},
+		{"server error", 500, bot.RegRetrying, "500"},
+		{"silent", 0, bot.RegRetrying, "unreachable"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			addr := bottest.StartRegistrar(t, c.status)
+			r := startBot(t, bot.Config{
+				Identity:       "sip:bot@127.0.0.1",
+				RequestTimeout: 500 * time.Millisecond,
+				Registration:   bot.RegistrationConfig{Registrar: "sip:" + addr, RetryMin: time.Minute},
+			}, newRecorder())
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			st := waitState(t, ctx, r.Bot, c.state)
+			if !strings.Contains(st.Reason, c.reason) || st.Attempts != 1 {
+				t.Errorf("after the first attempt: %v, reason %q, %d attempts; want %q and 1 attempt", st.State, st.Reason, st.Attempts, c.reason)
+			}
+		})
+	}
+}
+
+// TestRegistrationPendingFromNew: a bot with a registrar is not taken for one without
+// (RegOff) before its first REGISTER has an outcome, so a readiness probe says not ready.
+func TestRegistrationPendingFromNew(t *testing.T) {
+	addr := bottest.StartRegistrar(t, 0)
+	b, err := bot.New(bot.Config{Listen: []string{"udp://127.0.0.1:0"}, Identity: "sip:bot@127.0.0.1",
+		Registration: bot.RegistrationConfig{Registrar: "sip:" + addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if st, _ := b.Registration(); st.State != bot.RegPending {
+		t.Errorf("registration before Run: %v, want %v", st.State, bot.RegPending)
 	}
 }

@@ -67,7 +67,8 @@ func ReadReplyOptions(opts ...ReplyOption) ReplySettings {
 }
 
 // WithTyping shows typing for d before the reply is sent, for a human pace. It is opt-in:
-// replies are sent at once otherwise.
+// replies are sent at once otherwise. A message from the peer after the event being handled
+// cuts the delay: the reply, and the later ones of the same answer, go at once.
 func WithTyping(d time.Duration) ReplyOption {
 	return func(s *ReplySettings) { s.Typing = d }
 }
@@ -102,17 +103,25 @@ func (w *responder) isDone() bool {
 	return w.done
 }
 
+// Reply sends text, after showing typing for the WithTyping delay. A message from the peer
+// cuts the delay: once the peer has written again since the event, the replies still
+// waiting go at once, with no more typing, so that the rest of an answer does not trickle
+// in after (and interleave with) the conversation's next turn.
 func (w *responder) Reply(ctx context.Context, text string, opts ...ReplyOption) error {
 	if d := ReadReplyOptions(opts...).Typing; d > 0 {
-		if err := w.Typing(ctx); err != nil && !errors.Is(err, ErrTypingNotSupported) {
-			return err
-		}
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
+		if newer := w.s.newerMessage(w.ev); !isClosed(newer) {
+			if err := w.Typing(ctx); err != nil && !errors.Is(err, ErrTypingNotSupported) {
+				return err
+			}
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-newer:
+				t.Stop()
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			}
 		}
 	}
 	if w.isDone() {
@@ -128,6 +137,15 @@ func (w *responder) Reply(ctx context.Context, text string, opts ...ReplyOption)
 	w.replied++
 	w.mu.Unlock()
 	return nil
+}
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }
 
 func (w *responder) Typing(ctx context.Context) error {

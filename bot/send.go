@@ -65,6 +65,9 @@ func (s *Session) sendText(ctx context.Context, text string) (Delivery, error) {
 			}
 			return 0, err
 		}
+		if err == nil && s.b.cfg.Observer != nil {
+			s.b.cfg.Observer.ObserveMessageOut(s.mode)
+		}
 		if code == 202 {
 			delivery = Accepted
 		}

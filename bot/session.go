@@ -46,6 +46,9 @@ type Session struct {
 	expiring bool // EventIdle queued
 	typing   typingPrefs
 	endedCh  chan struct{}
+	// hurry is closed at the peer's next message: a reply waiting out its typing delay
+	// (WithTyping) goes at once then (see newerMessage). Nil until someone waits.
+	hurry chan struct{}
 
 	// arrival order of the peer's in-dialog requests (see arrival.go)
 	nextTicket, serving uint64
@@ -101,12 +104,33 @@ func (s *Session) Done() <-chan struct{} { return s.endedCh }
 
 func (s *Session) touch() { s.lastActive.Store(time.Now().UnixNano()) }
 
-// received notes a message from the peer.
+// received notes a message from the peer; the caller holds s.mu.
 func (s *Session) received() {
 	now := time.Now().UnixNano()
 	s.turns.Add(1)
 	s.lastActive.Store(now)
 	s.lastIn.Store(now)
+	if s.hurry != nil {
+		close(s.hurry)
+		s.hurry = nil
+	}
+}
+
+// closedChan is a channel that is always closed.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// newerMessage returns a channel that is closed once the peer has sent a message after ev
+// was queued: closed already if it has.
+func (s *Session) newerMessage(ev *Event) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.turns.Load() > ev.turn {
+		return closedChan
+	}
+	if s.hurry == nil {
+		s.hurry = make(chan struct{})
+	}
+	return s.hurry
 }
 
 func (s *Session) busy() bool {
@@ -118,6 +142,7 @@ func (s *Session) busy() bool {
 // push appends an event to the inbox and puts the session on the run queue when it is not
 // there; the caller holds s.mu.
 func (s *Session) push(ev *Event) {
+	ev.turn = s.turns.Load()
 	s.inbox = append(s.inbox, ev)
 	s.b.work.add()
 	if !s.queued {

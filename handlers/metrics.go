@@ -18,18 +18,28 @@ import (
 // registry given to NewMetrics, never on the global one, so several bots (and tests) in one
 // process keep separate counts.
 //
+// Metrics is also the bot's bot.Observer: set bot.Config.Observer to it. Messages out, typing
+// and SIP responses are counted there, on the wire, and only there: the middleware counts
+// what comes in, answers and latency.
+//
 // The metrics, all prefixed imbot_:
 //
 //	messages_in_total{mode}          messages received, by conversation mode (page, session)
-//	messages_out_total{mode}         replies sent
+//	messages_out_total{mode}         text messages the peers accepted (see ObserveMessageOut)
 //	rule_hits_total{rule}            events answered, by rule or handler name (see Answered)
 //	no_match_total                   messages nothing matched (see NoMatch)
 //	handler_duration_seconds{kind}   time the rest of the chain took, by event kind
 //	active_sessions                  conversations open now
 //	sip_responses_total{code}        SIP responses, by status code (see ObserveSIPResponse)
-//	typing_sent_total                typing indications sent
+//	typing_sent_total                typing indications the peers accepted (see ObserveTypingSent)
 //	handoffs_total{outcome}          handoffs, by outcome (see ObserveHandoff)
 //	handler_errors_total{kind}       events whose handler returned an error, by event kind
+//
+// and, once TrackRegistration is called, read from the bot at every scrape:
+//
+//	registered                       1 while the registrar holds the bot's binding, else 0
+//	registration_info{state,error}   1, labelled with the sign-in state and its last error
+//	registration_expiry_timestamp_seconds  when the binding lapses (while registered)
 type Metrics struct {
 	reg        *prometheus.Registry
 	in, out    *prometheus.CounterVec
@@ -55,7 +65,7 @@ func NewMetrics(reg *prometheus.Registry) (*Metrics, error) {
 		in: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "messages_in_total",
 			Help: "Messages received, by conversation mode."}, []string{"mode"}),
 		out: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "messages_out_total",
-			Help: "Replies sent, by conversation mode."}, []string{"mode"}),
+			Help: "Text messages the peers accepted, by conversation mode; a text split to fit UDP counts once per message."}, []string{"mode"}),
 		ruleHits: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "rule_hits_total",
 			Help: "Events answered, by rule or handler."}, []string{"rule"}),
 		noMatch: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "no_match_total",
@@ -68,7 +78,7 @@ func NewMetrics(reg *prometheus.Registry) (*Metrics, error) {
 		sip: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "sip_responses_total",
 			Help: "SIP responses, by status code."}, []string{"code"}),
 		typingSent: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "typing_sent_total",
-			Help: "Typing indications sent."}),
+			Help: "Typing indications the peers accepted."}),
 		handoffs: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "handoffs_total",
 			Help: "Handoffs to a human agent, by outcome."}, []string{"outcome"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "handler_errors_total",
@@ -89,8 +99,9 @@ func NewMetrics(reg *prometheus.Registry) (*Metrics, error) {
 // Registry returns the registry the metrics are registered on.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
-// Middleware returns the middleware that counts events, replies, typing, answers and errors
-// and times the rest of the chain. Place it near the front of the chain.
+// Middleware returns the middleware that counts events, answers and errors and times the
+// rest of the chain. Place it near the front of the chain. Replies and typing are counted by
+// the bot (see ObserveMessageOut and ObserveTypingSent), once per request on the wire.
 func (m *Metrics) Middleware() bot.Middleware {
 	return func(next bot.Handler) bot.Handler {
 		return bot.HandlerFunc(func(ctx context.Context, w bot.Responder, ev *bot.Event) error {
@@ -105,9 +116,8 @@ func (m *Metrics) Middleware() bot.Middleware {
 				m.active.Dec()
 			}
 			ctx, a := track(ctx)
-			mw := &metricsResponder{Responder: w, m: m, mode: mode}
 			start := time.Now()
-			err := next.Handle(ctx, mw, ev)
+			err := next.Handle(ctx, w, ev)
 			m.latency.WithLabelValues(ev.Kind.String()).Observe(time.Since(start).Seconds())
 			if err != nil {
 				m.errors.WithLabelValues(ev.Kind.String()).Inc()
@@ -126,47 +136,78 @@ func (m *Metrics) Middleware() bot.Middleware {
 	}
 }
 
-// metricsResponder counts replies and typing.
-type metricsResponder struct {
-	bot.Responder
-	m    *Metrics
-	mode string
-}
-
-func (r *metricsResponder) Reply(ctx context.Context, text string, opts ...bot.ReplyOption) error {
-	err := r.Responder.Reply(ctx, text, opts...)
-	if err == nil {
-		r.m.out.WithLabelValues(r.mode).Inc()
-	}
-	return err
-}
-
-func (r *metricsResponder) Typing(ctx context.Context) error {
-	err := r.Responder.Typing(ctx)
-	if err == nil {
-		r.m.typingSent.Inc()
-	}
-	return err
-}
-
 // ObserveSIPResponse counts one SIP response, sent or received, by status code. The runtime
 // does not call it by itself: wire it to the bot's SIP layer where responses are sent.
 func (m *Metrics) ObserveSIPResponse(code int) {
 	m.sip.WithLabelValues(strconv.Itoa(code)).Inc()
 }
 
-// ObserveTypingSent counts one typing indication the runtime sent on its own (the automatic
-// typing of bot.Config.Typing); those made through Responder.Typing are counted by
-// Middleware already.
+// ObserveTypingSent counts one typing indication a peer accepted. The bot calls it (as its
+// bot.Config.Observer) once per indication on the wire, whoever asked for it: its own
+// automatic typing, Responder.Typing or bot.WithTyping.
 func (m *Metrics) ObserveTypingSent() { m.typingSent.Inc() }
 
 // ObserveHandoff counts one handoff event by outcome: "requested", "accepted", "done",
 // "timeout", "unavailable", "user_left". *Metrics is a HandoffObserver.
 func (m *Metrics) ObserveHandoff(outcome string) { m.handoffs.WithLabelValues(outcome).Inc() }
 
-// ObserveMessageOut counts one message sent outside a Responder (a relayed handoff message,
-// a proactive notice) in the given mode.
+// ObserveMessageOut counts one text message a peer accepted, in the given mode. The bot calls
+// it (as its bot.Config.Observer) for every message on the wire: replies, apologies,
+// relayed handoff messages and proactive notices; a text split into several messages to fit
+// UDP counts once per message.
 func (m *Metrics) ObserveMessageOut(mode bot.Mode) { m.out.WithLabelValues(mode.String()).Inc() }
+
+// RegistrationSource reports the bot's sign-in; *bot.Bot is one.
+type RegistrationSource interface {
+	Registration() (bot.Registration, <-chan struct{})
+}
+
+// TrackRegistration registers the registration gauges, read from src at every scrape:
+// imbot_registered (1 while bound, else 0), imbot_registration_info{state,error} with the
+// last error of a failed or retried attempt, and imbot_registration_expiry_timestamp_seconds
+// while bound. A bot without a registrar (bot.RegOff) reports none of them. Call it once.
+func (m *Metrics) TrackRegistration(src RegistrationSource) error {
+	if err := m.reg.Register(&registrationCollector{src: src}); err != nil {
+		return fmt.Errorf("handlers: registering the registration metrics: %w", err)
+	}
+	return nil
+}
+
+var (
+	registeredDesc = prometheus.NewDesc("imbot_registered",
+		"1 while the registrar holds the bot's binding, else 0.", nil, nil)
+	registrationInfoDesc = prometheus.NewDesc("imbot_registration_info",
+		"The bot's sign-in state and the last error of a failed or retried attempt (empty when none).",
+		[]string{"state", "error"}, nil)
+	registrationExpiryDesc = prometheus.NewDesc("imbot_registration_expiry_timestamp_seconds",
+		"When the bot's binding at the registrar lapses, in Unix seconds (while registered).", nil, nil)
+)
+
+// registrationCollector reads the registration at scrape time, so that only the current
+// error is exported, never a series per error ever seen.
+type registrationCollector struct {
+	src RegistrationSource
+}
+
+func (c *registrationCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- registeredDesc
+	ch <- registrationInfoDesc
+	ch <- registrationExpiryDesc
+}
+
+func (c *registrationCollector) Collect(ch chan<- prometheus.Metric) {
+	st, _ := c.src.Registration()
+	if st.State == bot.RegOff {
+		return
+	}
+	bound := 0.0
+	if st.State == bot.RegRegistered {
+		bound = 1
+		ch <- prometheus.MustNewConstMetric(registrationExpiryDesc, prometheus.GaugeValue, float64(st.Expires.Unix()))
+	}
+	ch <- prometheus.MustNewConstMetric(registeredDesc, prometheus.GaugeValue, bound)
+	ch <- prometheus.MustNewConstMetric(registrationInfoDesc, prometheus.GaugeValue, 1, st.State.String(), st.Reason)
+}
 
 // Handler returns the HTTP handler of the metrics; see MetricsHandler.
 func (m *Metrics) Handler(ready func() error) http.Handler { return MetricsHandler(m.reg, ready) }

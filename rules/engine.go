@@ -295,9 +295,27 @@ type proc struct {
 	merged map[string]any // constants and variables, nil until needed or after a set
 	own    bool           // out.Conversation.Vars is our copy
 
-	lim        Limits // with defaults
-	replies    int    // messages of the steps so far
-	replyBytes int    // and their text
+	lim        Limits        // with defaults
+	replies    int           // messages of the steps so far
+	replyBytes int           // and their text
+	autoTyped  time.Duration // typing: auto given to the messages so far
+}
+
+// typingFor is how long typing shows before text: the rule's fixed delay, or for typing: auto
+// the pace of the text, capped so that the automatic typing of one answer, all its messages
+// together, lasts at most Options.AutoTypingMax.
+func (p *proc) typingFor(t *typingSpec, text string) time.Duration {
+	d := t.delay(text)
+	if t == nil || !t.auto {
+		return d
+	}
+	limit := p.opts.AutoTypingMax
+	if limit <= 0 {
+		limit = DefaultAutoTypingMax
+	}
+	d = max(min(d, limit-p.autoTyped), 0)
+	p.autoTyped += d
+	return d
 }
 
 // Which rules of a list apply, by their states.
@@ -541,7 +559,7 @@ func (p *proc) fire(r *rule, env *exprEnv, caps map[string]string) error {
 		if err := p.countReply(text); err != nil {
 			return fmt.Errorf("reply: %w", err)
 		}
-		step.Messages = append(step.Messages, Message{Text: text, Typing: r.typing.delay(text)})
+		step.Messages = append(step.Messages, Message{Text: text, Typing: p.typingFor(r.typing, text)})
 	}
 	p.out.Steps = append(p.out.Steps, step)
 	if r.end {

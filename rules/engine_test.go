@@ -171,6 +171,43 @@ func TestEngine(t *testing.T) {
 	}
 }
 
+// TestAutoTypingCap: typing: auto shows at most Options.AutoTypingMax for one answer, all its
+// messages together; fixed delays are not capped.
+func TestAutoTypingCap(t *testing.T) {
+	long := strings.Repeat("x", 200) // 5s at the auto pace
+	src := `version: 1
+rules:
+  - {name: two, match: two, typing: auto, messages: ["` + long + `", "` + long + `"]}
+  - {name: short, match: short, typing: auto, messages: ["hi", "` + long + `"]}
+  - {name: fixed, match: fixed, typing: 2s, messages: [a, b]}
+`
+	tests := []struct {
+		name string
+		max  time.Duration
+		text string
+		want []time.Duration
+	}{
+		{"default cap, two long parts", 0, "two", []time.Duration{DefaultAutoTypingMax, 0}},
+		{"short part then the rest", 0, "short", []time.Duration{autoTypingMin, DefaultAutoTypingMax - autoTypingMin}},
+		{"configured cap", 4 * time.Second, "two", []time.Duration{4 * time.Second, 0}},
+		{"configured cap above the pace", 20 * time.Second, "two", []time.Duration{5 * time.Second, 5 * time.Second}},
+		{"fixed delay", 0, "fixed", []time.Duration{2 * time.Second, 2 * time.Second}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newTestEngine(t, Options{AutoTypingMax: tt.max}, src)
+			_, _, outs := converse(t, e, tt.text)
+			var got []time.Duration
+			for _, m := range outs[0].Replies() {
+				got = append(got, m.Typing)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("typing %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestEngineOutcome(t *testing.T) {
 	e := newTestEngine(t, Options{}, `version: 1
 rules:
@@ -182,7 +219,7 @@ rules:
 	if o := outs[0]; !o.End || o.Pass || o.Replies()[0].Typing != 700*time.Millisecond {
 		t.Errorf("bye: end=%v pass=%v typing=%v", o.End, o.Pass, o.Replies()[0].Typing)
 	}
-	if d := outs[1].Replies()[0].Typing; d < autoTypingMin || d > autoTypingMax {
+	if d := outs[1].Replies()[0].Typing; d < autoTypingMin || d > DefaultAutoTypingMax {
 		t.Errorf("auto typing %v", d)
 	}
 	if o := outs[2]; !o.Pass || len(o.Steps) != 0 || !strings.Contains(strings.Join(o.Why(), "\n"), "no rule answered") {

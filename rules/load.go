@@ -65,6 +65,11 @@ type Options struct {
 	OnNoMatch func(ctx context.Context)
 	// Limits bound what one event may cost; the zero value has the defaults.
 	Limits Limits
+	// AutoTypingMax is the most typing a rule's `typing: auto` shows for one answer, all its
+	// messages together: each message gets 25ms a character (at least 400ms) until this is
+	// spent, the rest none. Zero means DefaultAutoTypingMax (1.5s). Fixed delays (typing:
+	// 800ms) are not capped by it.
+	AutoTypingMax time.Duration
 
 	// noStaticLimits loads what the load-time limit checks refuse, so that tests can drive
 	// the run-time budgets with the expressions that the checks keep out.

@@ -89,14 +89,21 @@ type typingSpec struct {
 	d    time.Duration
 }
 
-// Auto typing: this much per character, within these bounds.
+// Auto typing: this much per character, at least autoTypingMin per message, and at most
+// Options.AutoTypingMax (default DefaultAutoTypingMax) for one answer, all its messages
+// together (see proc.typingFor).
 const (
 	autoTypingPerChar = 25 * time.Millisecond
 	autoTypingMin     = 400 * time.Millisecond
-	autoTypingMax     = 2500 * time.Millisecond
 	maxTyping         = 30 * time.Second
 )
 
+// DefaultAutoTypingMax is the default of Options.AutoTypingMax: artificial typing stays
+// short, so that a user rarely writes again while an answer is still held back.
+const DefaultAutoTypingMax = 1500 * time.Millisecond
+
+// delay is the typing before text: the fixed delay, or for auto the pace of the text (which
+// the caller caps).
 func (t *typingSpec) delay(text string) time.Duration {
 	if t == nil {
 		return 0
@@ -104,8 +111,7 @@ func (t *typingSpec) delay(text string) time.Duration {
 	if !t.auto {
 		return t.d
 	}
-	d := time.Duration(len([]rune(text))) * autoTypingPerChar
-	return min(max(d, autoTypingMin), autoTypingMax)
+	return max(time.Duration(len([]rune(text)))*autoTypingPerChar, autoTypingMin)
 }
 
 func (s *src) typing(n *yaml.Node) *typingSpec {

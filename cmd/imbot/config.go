@@ -57,6 +57,7 @@ type fileConfig struct {
 		Delay     time.Duration `yaml:"delay"`
 		RefreshMS time.Duration `yaml:"refresh_ms"`
 		Refresh   time.Duration `yaml:"refresh"`
+		AutoMax   time.Duration `yaml:"auto_max"`
 	} `yaml:"typing"`
 	Timeouts struct {
 		Idle           time.Duration `yaml:"idle"`
@@ -359,7 +360,8 @@ func (c *fileConfig) validate() []keyError {
 		bad("log.format", "%q: want text or json", c.Log.Format)
 	}
 	for key, v := range map[string]time.Duration{"limits.queue_delay": c.Limits.QueueDelay,
-		"timeouts.connection_idle": c.Timeouts.ConnectionIdle, "http.idle_timeout": c.HTTP.IdleTimeout} {
+		"timeouts.connection_idle": c.Timeouts.ConnectionIdle, "http.idle_timeout": c.HTTP.IdleTimeout,
+		"typing.auto_max": c.Typing.AutoMax} {
 		if v < 0 {
 			bad(key, "%v: must be positive (or left out for the default)", v)
 		}

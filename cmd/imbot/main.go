@@ -18,9 +18,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/emiago/sipgo/sip"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -29,18 +32,27 @@ var version = "dev"
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	// sipgo's package-level logger, set once before sipgo is used: see sipLog.
+	sl := newSIPLog(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	sip.SetDefaultLogger(slog.New(sl.handler()))
+	os.Exit(runWith(ctx, sl, os.Args[1:], os.Stdout, os.Stderr))
 }
 
 // run executes one imbot command and returns the process exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runWith(ctx, nil, args, stdout, stderr)
+}
+
+// runWith is run with the sipLog main installed in sipgo (nil: none), which imbot run
+// points at its logger.
+func runWith(ctx context.Context, sl *sipLog, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		usage(stderr)
 		return 2
 	}
 	switch args[0] {
 	case "run":
-		if err := cmdRun(ctx, args[1:], stdout, stderr); err != nil {
+		if err := cmdRun(ctx, sl, args[1:], stdout, stderr); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				return 0
 			}

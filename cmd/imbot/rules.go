@@ -284,7 +284,9 @@ func ruleChain(ctx context.Context, a *app, fc *fileConfig, log *slog.Logger) (*
 	if err != nil {
 		return nil, err
 	}
-	e, err := newEngine(fc, ruleOptions(a.store, log, hs, funcs))
+	opts := ruleOptions(a.store, log, hs, funcs)
+	opts.AutoTypingMax = fc.Typing.AutoMax
+	e, err := newEngine(fc, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -18,8 +18,9 @@ import (
 	"github.com/imbot-dev/imbot/rules"
 )
 
-// cmdRun serves SIP IM until ctx ends.
-func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// cmdRun serves SIP IM until ctx ends. sl, when set, is the sipLog main installed as
+// sipgo's package-level logger: it is pointed at the configured logger.
+func cmdRun(ctx context.Context, sl *sipLog, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("imbot run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "config file (default: the embedded default, see imbot config)")
@@ -54,6 +55,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	log, err := newLogger(stderr, fc.Log.Level, fc.Log.Format)
 	if err != nil {
 		return err
+	}
+	if sl != nil {
+		sl.set(log)
 	}
 	if len(ruleFiles) > 0 {
 		fc.Rules = ruleFiles

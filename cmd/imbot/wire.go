@@ -126,6 +126,11 @@ func assemble(ctx context.Context, fc *fileConfig, log *slog.Logger, h func(*app
 			return a.bot.Close()
 		}
 	}))
+	if cfg.Registration.Registrar != "" {
+		if err := a.metrics.TrackRegistration(a.bot); err != nil {
+			return nil, err
+		}
+	}
 
 	chain := []bot.Middleware{handlers.Logging(log), a.metrics.Middleware()}
 	if acl != nil {

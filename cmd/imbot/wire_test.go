@@ -268,3 +268,44 @@ log: {level: error}
 		})
 	}
 }
+
+// TestReadyzRegistrationRefused: with a registrar that refuses the bot (403), /readyz says
+// not ready with the registrar's answer, and /metrics shows imbot_registered 0 and the error,
+// as soon as the first attempt failed.
+func TestReadyzRegistrationRefused(t *testing.T) {
+	addr := bottest.StartRegistrar(t, 403)
+	a := startApp(t, fmt.Sprintf(`
+listen: ["udp://127.0.0.1:0"]
+identity: sip:imbot@127.0.0.1
+registration: {registrar: "sip:%s"}
+store: {driver: memory}
+http: {listen: "127.0.0.1:0"}
+log: {level: error}
+`, addr))
+	base := "http://" + a.httpLn.Addr().String()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for {
+		st, changed := a.bot.Registration()
+		if st.State == bot.RegFailed {
+			break
+		}
+		if code, body := get(t, base+"/readyz"); code != http.StatusServiceUnavailable {
+			t.Fatalf("/readyz while %v: %d %q", st.State, code, body)
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			t.Fatalf("registration %v (%s), want failed", st.State, st.Reason)
+		}
+	}
+	if code, body := get(t, base+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "403") {
+		t.Errorf("/readyz = %d %q, want 503 with the registrar's 403", code, body)
+	}
+	_, body := get(t, base+"/metrics")
+	for _, want := range []string{"imbot_registered 0\n", `imbot_registration_info{error="403: the registrar does not accept this identity",state="failed"} 1`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, body)
+		}
+	}
+}
