@@ -766,23 +766,29 @@ func (h *Handoff) toUser(ctx context.Context, s sink, ho *handoff, text, answere
 		return
 	}
 	sent := time.Now() // the user may answer before the 200 comes back: time it at the start
-	if ho.verified {
+	// Into the user's own conversation (an IM session stays one: the relay goes inside it,
+	// not as a page-mode message beside it); a verified user whose conversation has ended
+	// gets a new page-mode one.
+	h.mu.Lock()
+	c := ho.conv
+	h.mu.Unlock()
+	err := bot.ErrSessionEnded
+	if c != nil {
+		err = c.Send(ctx, text)
+	}
+	switch {
+	case err == nil:
+	case errors.Is(err, bot.ErrSessionEnded) && ho.verified:
 		if _, err := h.cfg.Dialer.Send(ctx, ho.userURI, text); err != nil {
 			h.log.Warn("handoff: message to user failed", "handoff", ho.id, "user", ho.userURI, "err", err)
 			return
 		}
-	} else {
-		h.mu.Lock()
-		c := ho.conv
-		h.mu.Unlock()
-		if c == nil {
-			h.log.Warn("handoff: message to an unverified user not sent: no conversation", "handoff", ho.id, "user", ho.userURI)
-			return
-		}
-		if err := c.Send(ctx, text); err != nil {
-			h.log.Warn("handoff: message to an unverified user failed", "handoff", ho.id, "user", ho.userURI, "err", err)
-			return
-		}
+	case errors.Is(err, bot.ErrSessionEnded):
+		h.log.Warn("handoff: message to an unverified user not sent: the conversation has ended", "handoff", ho.id, "user", ho.userURI)
+		return
+	default:
+		h.log.Warn("handoff: message to user failed", "handoff", ho.id, "user", ho.userURI, "err", err)
+		return
 	}
 	if h.cfg.Transcript != nil {
 		appendEntry(ctx, h.cfg.Transcript, store.TranscriptEntry{

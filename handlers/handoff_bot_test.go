@@ -391,3 +391,42 @@ func TestHandoffBotRatingNamesAgent(t *testing.T) {
 		t.Errorf("ratings: %+v", got)
 	}
 }
+
+// TestHandoffBotSessionUser: over SIP, a user in an IM session (Lync style) gets what the
+// agent writes inside that session, as in-dialog MESSAGEs, not as page-mode messages beside
+// it.
+func TestHandoffBotSessionUser(t *testing.T) {
+	ctx := testCtx(t)
+	b := newTestBot(t, bot.Config{Trust: loopbackProxy})
+	alice, bob := b.verifiedPeer("alice"), b.verifiedPeer("bob")
+	ho, err := NewHandoff(HandoffConfig{
+		Agents: []Agent{{URI: bob.URI(), Name: "Bob"}}, Dialer: b.Bot, Logger: discardLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ho.Close()
+	b.run(echo, ho.Middleware())
+
+	sess, err := alice.OpenSession(ctx, bottest.DialectMS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := sess.Send(ctx, "I need a human"); err != nil || res.StatusCode != 200 {
+		t.Fatalf("send in the session: %v %v", res, err)
+	}
+	waitContains(t, ctx, bob, "#1 alice")
+	send(t, ctx, bob, "/accept")
+	if _, err := sess.WaitText(ctx, "Bob is now with you."); err != nil {
+		t.Fatal(err)
+	}
+	send(t, ctx, bob, "Hi, Bob here")
+	if _, err := sess.WaitText(ctx, "Bob: Hi, Bob here"); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range alice.Records() {
+		if r.Kind == bottest.KindText && !r.InDialog {
+			t.Errorf("a page-mode message reached the user in a session: %q", r.Text)
+		}
+	}
+}

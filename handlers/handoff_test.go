@@ -615,18 +615,23 @@ func TestHandoffUnverifiedAgentOtherEvents(t *testing.T) {
 }
 
 // TestHandoffUserVerification: the agent sees whether the user is verified, and what it
-// writes reaches a verified user at its address, an unverified one only through the
-// conversation it wrote from.
+// writes reaches the user inside the conversation the user wrote from (an IM session stays
+// one); once that conversation has ended, a verified user gets it at its address, an
+// unverified one not at all.
 func TestHandoffUserVerification(t *testing.T) {
 	const alice = "sip:alice@x"
 	tests := []struct {
 		name     string
 		verified bool
+		ended    bool   // the user's conversation ends before the agent writes
 		offer    string // what the offer must say
 		dialed   bool   // the agent's words go to the user's address
+		inConv   bool   // the agent's words go through the user's conversation
 	}{
-		{"verified", true, "#1 alice (sip:alice@x) is waiting", true},
-		{"unverified", false, "#1 alice (sip:alice@x, not verified) is waiting", false},
+		{"verified", true, false, "#1 alice (sip:alice@x) is waiting", false, true},
+		{"unverified", false, false, "#1 alice (sip:alice@x, not verified) is waiting", false, true},
+		{"verified, conversation ended", true, true, "#1 alice (sip:alice@x) is waiting", true, false},
+		{"unverified, conversation ended", false, true, "#1 alice (sip:alice@x, not verified) is waiting", false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -638,12 +643,17 @@ func TestHandoffUserVerification(t *testing.T) {
 			r.say(alice, "agent")
 			r.d.wait(t, ctx, agent1, tt.offer)
 			r.say(agent1, "/accept")
+			if tt.ended {
+				r.conv(alice).End()
+			}
 			r.say(agent1, "hello from Ann")
-			r.d.wait(t, ctx, alice, "Ann: hello from Ann")
+			if tt.dialed || tt.inConv {
+				r.d.wait(t, ctx, alice, "Ann: hello from Ann")
+			}
 			if got := r.d.dialCount(alice) > 0; got != tt.dialed {
 				t.Errorf("messages dialed to the user's address: %v, want %v", got, tt.dialed)
 			}
-			if sent := r.conv(alice).Sent(); tt.dialed == slices.Contains(sent, "Ann: hello from Ann") {
+			if sent := r.conv(alice).Sent(); tt.inConv != slices.Contains(sent, "Ann: hello from Ann") {
 				t.Errorf("sent through the user's conversation: %q", sent)
 			}
 		})
