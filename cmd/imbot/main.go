@@ -53,6 +53,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "test":
 		return cmdTest(ctx, args[1:], stdout, stderr)
 	case "chat":
+		if wantsSIPChat(args[1:]) {
+			return cmdSIPChat(ctx, args[1:], os.Stdin, stdout, stderr)
+		}
 		return cmdChat(ctx, args[1:], os.Stdin, stdout, stderr)
 	case "send":
 		return cmdSend(ctx, args[1:], stdout, stderr)
