@@ -226,6 +226,12 @@ func (v *chatView) show(ev imEvent) {
 		v.typing = ev.Active
 	case imText:
 		v.typing = false
-		fmt.Fprintln(v.w, "bot> "+strings.ReplaceAll(strings.TrimRight(ev.Text, "\r\n"), "\n", "\n     "))
+		fmt.Fprintln(v.w, replyLine(ev.Text))
 	}
+}
+
+// replyLine formats a message of the bot as "bot> text", the lines after the first indented
+// under it.
+func replyLine(text string) string {
+	return "bot> " + strings.ReplaceAll(strings.TrimRight(text, "\r\n"), "\n", "\n     ")
 }
