@@ -36,6 +36,9 @@ func startEchoBot(t *testing.T, trust bot.TrustConfig) *echoBot {
 		switch ev.Kind {
 		case bot.EventMessage:
 			_ = w.Typing(ctx)
+			if ev.Text == "goodbye" {
+				w.End()
+			}
 			return w.Reply(ctx, "echo: "+ev.Text)
 		case bot.EventSessionEnd:
 			e.ends <- ev.Reason
@@ -170,31 +173,48 @@ func TestSIPChatPageMode(t *testing.T) {
 }
 
 func TestSIPChatSession(t *testing.T) {
-	e := startEchoBot(t, bot.TrustConfig{})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	r := startChat(ctx, "--to", e.uri("udp"), "--session")
-	if err := r.out.waitFor(ctx, "(IM session)"); err != nil {
-		t.Fatalf("%v; stderr %q", err, r.err.String())
+	cases := []struct {
+		name   string
+		end    func(r *chatRun, cancel context.CancelFunc) // how the session ends
+		note   string                                      // printed at the end
+		reason bot.EndReason                               // as the bot sees it
+	}{
+		{"quit", func(r *chatRun, _ context.CancelFunc) { io.WriteString(r.in, "/quit\n") }, "* session ended", bot.EndByPeer},
+		{"end of input", func(r *chatRun, _ context.CancelFunc) { r.in.Close() }, "* session ended", bot.EndByPeer},
+		{"interrupt", func(_ *chatRun, cancel context.CancelFunc) { cancel() }, "* session ended", bot.EndByPeer},
+		{"the bot ends it", func(r *chatRun, _ context.CancelFunc) { io.WriteString(r.in, "goodbye\n") }, "* the bot ended the session", bot.EndByBot},
 	}
-	r.say(t, "in a session")
-	if err := r.out.waitFor(ctx, "bot> echo: in a session"); err != nil {
-		t.Fatalf("%v; stderr %q", err, r.err.String())
-	}
-	r.say(t, "/quit")
-	if code := r.wait(ctx, t); code != 0 {
-		t.Errorf("exit %d; stderr %q", code, r.err.String())
-	}
-	if !strings.Contains(r.out.String(), "* session ended") {
-		t.Errorf("no end note in %q", r.out.String())
-	}
-	select {
-	case reason := <-e.ends:
-		if reason != bot.EndByPeer {
-			t.Errorf("the session ended with %q, want %q (a BYE)", reason, bot.EndByPeer)
-		}
-	case <-ctx.Done():
-		t.Fatal("the bot did not see the session end")
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := startEchoBot(t, bot.TrustConfig{})
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			chatCtx, interrupt := context.WithCancel(ctx)
+			defer interrupt()
+			r := startChat(chatCtx, "--to", e.uri("udp"), "--session")
+			if err := r.out.waitFor(ctx, "(IM session)"); err != nil {
+				t.Fatalf("%v; stderr %q", err, r.err.String())
+			}
+			r.say(t, "in a session")
+			if err := r.out.waitFor(ctx, "bot> echo: in a session"); err != nil {
+				t.Fatalf("%v; stderr %q", err, r.err.String())
+			}
+			c.end(r, interrupt)
+			if code := r.wait(ctx, t); code != 0 {
+				t.Errorf("exit %d; stderr %q", code, r.err.String())
+			}
+			if !strings.Contains(r.out.String(), c.note) {
+				t.Errorf("no %q in %q", c.note, r.out.String())
+			}
+			select {
+			case reason := <-e.ends:
+				if reason != c.reason {
+					t.Errorf("the session ended with %q, want %q", reason, c.reason)
+				}
+			case <-ctx.Done():
+				t.Fatal("the bot did not see the session end")
+			}
+		})
 	}
 }
 
