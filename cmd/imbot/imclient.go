@@ -343,8 +343,8 @@ func decodeIM(req *sip.Request) (imEvent, bool) {
 		active, err := imcodec.ParseKeyboardActivity(req.Body())
 		return imEvent{Kind: imTyping, Active: active}, err == nil
 	}
-	if req.Method != sip.MESSAGE {
-		return imEvent{}, false
+	if req.Method != sip.MESSAGE || mt == imcodec.TypeIMDN {
+		return imEvent{}, false // delivery notifications are not shown
 	}
 	t, err := imcodec.DecodeText(ct, req.Body())
 	if err != nil {

@@ -88,6 +88,9 @@ Flags:
 	mode := "page mode"
 	if *session {
 		mode = "IM session"
+	}
+	fmt.Fprintf(stdout, "chatting with %s as %s (%s); /help for commands, /quit or Ctrl-D to end\n", *to, c.From(), mode)
+	if *session {
 		octx, cancel := context.WithTimeout(ctx, *timeout)
 		err := c.Open(octx)
 		cancel()
@@ -96,7 +99,6 @@ Flags:
 			return 1
 		}
 	}
-	fmt.Fprintf(stdout, "chatting with %s as %s (%s); /help for commands, /quit or Ctrl-D to end\n", *to, c.From(), mode)
 
 	lines := make(chan string)
 	readDone := make(chan error, 1)
@@ -154,7 +156,7 @@ Flags:
 				fmt.Fprintf(stdout, "* unknown command %s; /help lists them\n", text)
 				continue
 			}
-			sctx, cancel := context.WithTimeout(ctx, *timeout)
+			sctx, cancel := context.WithTimeout(ctx, *timeout) // ends the wait for an answer
 			if *session {
 				err = c.SendInSession(sctx, line)
 			} else {
@@ -192,6 +194,9 @@ func lookupPassword(user, env string) (string, error) {
 func explain(err error, haveCredentials bool) string {
 	var se *statusError
 	if !errors.As(err, &se) {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return "no answer: is a bot running at that address? (" + err.Error() + ")"
+		}
 		return err.Error()
 	}
 	switch {

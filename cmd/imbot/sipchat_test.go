@@ -276,12 +276,13 @@ func TestSIPChatArguments(t *testing.T) {
 		{"user without password", []string{"--to", "sip:imbot@127.0.0.1:5060", "--user", "alice"}, 2, "--password-env"},
 		{"unset password variable", []string{"--to", "sip:imbot@127.0.0.1:5060", "--user", "alice", "--password-env", "IMBOT_TEST_UNSET_VARIABLE"}, 2, "is not set"},
 		{"bad listen address", []string{"--to", "sip:imbot@127.0.0.1:5060", "--listen", "nowhere"}, 1, "want an IP address"},
+		{"nobody there", []string{"--to", "sip:imbot@127.0.0.1:9", "--timeout", "1s"}, 1, "no answer: is a bot running"},
 		{"bad transport", []string{"--to", "sip:imbot@127.0.0.1:5060;transport=sctp"}, 1, "only udp and tcp"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var out, errOut bytes.Buffer
-			if code := cmdSIPChat(context.Background(), c.args, strings.NewReader(""), &out, &errOut); code != c.exit {
+			if code := cmdSIPChat(context.Background(), c.args, strings.NewReader("hello\n"), &out, &errOut); code != c.exit {
 				t.Errorf("exit %d, want %d (stderr %q)", code, c.exit, errOut.String())
 			}
 			if !strings.Contains(errOut.String(), c.want) {
