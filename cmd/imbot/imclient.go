@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -414,6 +415,37 @@ func (c *imClient) do(ctx context.Context, req *sip.Request) (*sip.Response, err
 		return res, newStatusError(req.Method, res)
 	}
 	return res, nil
+}
+
+// Register binds the client's address of record (From) to its Contact at a registrar, for
+// expires (0 removes the binding), answering a digest challenge with the credentials. The
+// registrar must be reached over the transport used toward the bot.
+func (c *imClient) Register(ctx context.Context, registrar string, expires time.Duration) error {
+	reg, err := parseSIPAddress(registrar)
+	if err != nil {
+		return fmt.Errorf("--registrar: %w", err)
+	}
+	network := "udp"
+	if t, ok := reg.UriParams.Get("transport"); ok && t != "" {
+		network = strings.ToLower(t)
+	}
+	if network != c.network {
+		return fmt.Errorf("--registrar: transport %s, but the bot is reached over %s: use the same", network, c.network)
+	}
+	dest := reg.HostPort()
+	if reg.Port == 0 {
+		dest = net.JoinHostPort(reg.Host, "5060")
+	}
+	req := sip.NewRequest(sip.REGISTER, sip.Uri{Scheme: reg.Scheme, Host: reg.Host, Port: reg.Port})
+	req.AppendHeader(c.newFrom())
+	aor := *c.from.Clone()
+	req.AppendHeader(&sip.ToHeader{Address: aor})
+	req.AppendHeader(sip.HeaderClone(&c.contact))
+	req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(int(expires/time.Second))))
+	req.SetDestination(dest)
+	req.SetTransport(strings.ToUpper(network))
+	_, err = c.do(ctx, req)
+	return err
 }
 
 // acceptTypes are what the client can show: text, and typing in both dialects.

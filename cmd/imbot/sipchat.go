@@ -47,6 +47,7 @@ func cmdSIPChat(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	user := fs.String("user", "", "username for the bot's digest challenges")
 	passwordEnv := fs.String("password-env", "", "the environment variable holding the digest password")
 	timeout := fs.Duration("timeout", 40*time.Second, "give up on one request after this long")
+	registrar := fs.String("registrar", "", "register --from at this registrar first, such as sip:127.0.0.1:5080 (with --user and --password-env when it challenges)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: imbot chat --to SIP-ADDRESS [flags]
 
@@ -85,6 +86,24 @@ Flags:
 	}
 	defer c.Close()
 
+	if *registrar != "" {
+		rctx, cancel := context.WithTimeout(ctx, *timeout)
+		err := c.Register(rctx, *registrar, time.Hour)
+		cancel()
+		if err != nil {
+			fmt.Fprintln(stderr, "imbot chat: REGISTER:", explain(err, password != ""))
+			return 1
+		}
+		fmt.Fprintf(stdout, "* registered %s at %s\n", c.From(), *registrar)
+		defer func() {
+			// The binding is removed even when ctx ended (SIGINT).
+			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := c.Register(uctx, *registrar, 0); err != nil {
+				fmt.Fprintln(stderr, "imbot chat: removing the registration:", explain(err, password != ""))
+			}
+		}()
+	}
 	mode := "page mode"
 	if *session {
 		mode = "IM session"

@@ -6,10 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
 
 	"github.com/imbot-dev/imbot/bot"
 )
@@ -277,6 +281,7 @@ func TestSIPChatArguments(t *testing.T) {
 		{"unset password variable", []string{"--to", "sip:imbot@127.0.0.1:5060", "--user", "alice", "--password-env", "IMBOT_TEST_UNSET_VARIABLE"}, 2, "is not set"},
 		{"bad listen address", []string{"--to", "sip:imbot@127.0.0.1:5060", "--listen", "nowhere"}, 1, "want an IP address"},
 		{"nobody there", []string{"--to", "sip:imbot@127.0.0.1:9", "--timeout", "1s"}, 1, "no answer: is a bot running"},
+		{"registrar on another transport", []string{"--to", "sip:imbot@127.0.0.1:9", "--registrar", "sip:127.0.0.1:9;transport=tcp"}, 1, "use the same"},
 		{"bad transport", []string{"--to", "sip:imbot@127.0.0.1:5060;transport=sctp"}, 1, "only udp and tcp"},
 	}
 	for _, c := range cases {
@@ -308,4 +313,75 @@ func TestWantsSIPChat(t *testing.T) {
 			t.Errorf("wantsSIPChat(%q) = %v, want %v", c.args, got, c.want)
 		}
 	}
+}
+
+// startRegistrar serves REGISTER on UDP 127.0.0.1 with code and reason and sends the Expires of
+// every REGISTER to expires.
+func startRegistrar(t *testing.T, code int, reason string) (addr string, expires <-chan string) {
+	t.Helper()
+	ua, err := sipgo.NewUA(sipgo.WithUserAgentHostname("127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := sipgo.NewServer(ua)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 16)
+	srv.OnRegister(func(req *sip.Request, tx sip.ServerTransaction) {
+		if h := req.GetHeader("Expires"); h != nil {
+			got <- h.Value()
+		}
+		_ = tx.Respond(sip.NewResponseFromRequest(req, code, reason, nil))
+	})
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.ServeUDP(pc) }()
+	t.Cleanup(func() { pc.Close(); <-done; ua.Close() })
+	return pc.LocalAddr().String(), got
+}
+
+func TestSIPChatRegistrar(t *testing.T) {
+	e := startEchoBot(t, bot.TrustConfig{})
+	t.Run("registered", func(t *testing.T) {
+		reg, expires := startRegistrar(t, 200, "OK")
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		r := startChat(ctx, "--to", e.uri("udp"), "--registrar", "sip:"+reg)
+		r.say(t, "hi")
+		for _, want := range []string{"* registered sip:", "bot> echo: hi"} {
+			if err := r.out.waitFor(ctx, want); err != nil {
+				t.Fatalf("%v; stderr %q", err, r.err.String())
+			}
+		}
+		r.say(t, "/quit")
+		if code := r.wait(ctx, t); code != 0 {
+			t.Errorf("exit %d; stderr %q", code, r.err.String())
+		}
+		for _, want := range []string{"3600", "0"} {
+			select {
+			case got := <-expires:
+				if got != want {
+					t.Errorf("REGISTER with Expires %s, want %s", got, want)
+				}
+			case <-ctx.Done():
+				t.Fatalf("no REGISTER with Expires %s", want)
+			}
+		}
+	})
+	t.Run("refused", func(t *testing.T) {
+		reg, _ := startRegistrar(t, 403, "Forbidden")
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		r := startChat(ctx, "--to", e.uri("udp"), "--registrar", "sip:"+reg)
+		if code := r.wait(ctx, t); code != 1 {
+			t.Errorf("exit %d, want 1; stderr %q", code, r.err.String())
+		}
+		if want := "REGISTER: refused: 403 Forbidden"; !strings.Contains(r.err.String(), want) {
+			t.Errorf("stderr %q, want %q", r.err.String(), want)
+		}
+	})
 }
