@@ -6,7 +6,8 @@
 //	imbot check FILE...  validate a config file and rule files
 //	imbot test [FILE...] run YAML conversation tests with no network
 //	imbot chat [-r FILE] chat with the rules in the terminal
-//	imbot send --to ADDR TEXT   send one message (exit 0 delivered, 3 accepted, 1 refused)
+//	imbot chat --to ADDR [--session]  chat with a running bot over SIP
+//	imbot send --to ADDR [--wait D] TEXT  send one message (exit 0 delivered, 3 accepted, 1 refused)
 //	imbot version        print the version
 //
 // Run "imbot run -h" for the flags.
@@ -65,6 +66,9 @@ func runWith(ctx context.Context, sl *sipLog, args []string, stdout, stderr io.W
 	case "test":
 		return cmdTest(ctx, args[1:], stdout, stderr)
 	case "chat":
+		if wantsSIPChat(args[1:]) {
+			return cmdSIPChat(ctx, args[1:], os.Stdin, stdout, stderr)
+		}
 		return cmdChat(ctx, args[1:], os.Stdin, stdout, stderr)
 	case "send":
 		return cmdSend(ctx, args[1:], stdout, stderr)
@@ -90,9 +94,13 @@ Usage:
   imbot test [-v] [TESTFILE...]
                       run YAML conversation tests, no network (default: the demo's)
   imbot chat [-r RULES]...
-                      chat with the rules in the terminal: /why /state /vars /reset
-  imbot send --to SIP-ADDRESS TEXT...
-                      send one message; exit 0 delivered, 3 accepted for later, 1 refused
+                      chat with the rules in the terminal, no SIP: /why /state /vars /reset
+  imbot chat --to SIP-ADDRESS [--session] [--user NAME --password-env VAR]
+                      chat with a running bot over SIP, e.g. --to sip:imbot@127.0.0.1:5060:
+                      replies as "bot> ...", typing, /help, /quit (see imbot chat --to x -h)
+  imbot send --to SIP-ADDRESS [--wait 5s] TEXT...
+                      send one message; --wait prints the replies that come back meanwhile;
+                      exit 0 delivered, 3 accepted for later, 1 refused
   imbot version       print the version
 `)
 }

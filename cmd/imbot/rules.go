@@ -228,7 +228,7 @@ func cmdChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	name := fs.String("name", "You", "your display name")
 	pace := fs.Bool("pace", false, "wait the rules' typing delays before printing replies")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: imbot chat [-r rules.yaml]...\n\nChats with the rules in the terminal, with no SIP: replies, typing (…), and the commands\n/why, /state, /vars, /reset. End with Ctrl-D.")
+		fmt.Fprintln(stderr, "Usage: imbot chat [-r rules.yaml]...\n\nChats with the rules in the terminal, with no SIP: replies, typing (…), and the commands\n/why, /state, /vars, /reset. End with Ctrl-D.\n\nimbot chat --to sip:imbot@127.0.0.1:5060 chats with a running bot over SIP instead\n(imbot chat --to x -h for its flags).")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -1,0 +1,261 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+)
+
+// wantsSIPChat reports whether the arguments of imbot chat name a bot to chat with over SIP
+// (--to), rather than rules to run in-process.
+func wantsSIPChat(args []string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && name == "to" {
+			return true
+		}
+	}
+	return false
+}
+
+const sipChatHelp = `Commands: /help this help, /quit end (also Ctrl-D). Anything else is sent to the bot.
+`
+
+// cmdSIPChat chats with a running bot over SIP from the terminal: it reads lines from stdin
+// and sends each as a message, and prints the bot's replies ("bot> ...") and typing as they
+// arrive. It returns the exit status: 0, or 1 when the bot could not be reached or refused a
+// message.
+func cmdSIPChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	stdout = &lockedWriter{w: stdout}
+	fs := flag.NewFlagSet("imbot chat", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	to := fs.String("to", "", "the bot's SIP address, such as sip:imbot@127.0.0.1:5060 (;transport=tcp for TCP)")
+	from := fs.String("from", "", "your SIP address (default sip:$USER@<listen host>:<port>, so that replies come back here)")
+	listen := fs.String("listen", "127.0.0.1:0", "the host[:port] to listen on, UDP and TCP (port 0: a free port)")
+	session := fs.Bool("session", false, "open an IM session (INVITE, Microsoft dialect) instead of page mode")
+	user := fs.String("user", "", "username for the bot's digest challenges")
+	passwordEnv := fs.String("password-env", "", "the environment variable holding the digest password")
+	timeout := fs.Duration("timeout", 40*time.Second, "give up on one request after this long")
+	registrar := fs.String("registrar", "", "register --from at this registrar first, such as sip:127.0.0.1:5080 (with --user and --password-env when it challenges)")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `Usage: imbot chat --to SIP-ADDRESS [flags]
+
+Chats with a running bot over SIP: each line you type is sent as a message (page mode, or in
+an IM session with --session), and the bot's replies and typing are printed as they arrive.
+`+sipChatHelp+`Without --to, imbot chat runs the rules in-process (see imbot chat -h).
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *to == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "imbot chat: give --to and no other arguments")
+		fs.Usage()
+		return 2
+	}
+	password, err := lookupPassword(*user, *passwordEnv)
+	if err != nil {
+		fmt.Fprintln(stderr, "imbot chat:", err)
+		return 2
+	}
+
+	v := &chatView{w: stdout}
+	c, err := startIMClient(imClientConfig{To: *to, From: *from, Listen: *listen,
+		Username: *user, Password: password, OnEvent: v.show,
+		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))})
+	if err != nil {
+		fmt.Fprintln(stderr, "imbot chat:", err)
+		return 1
+	}
+	defer c.Close()
+
+	if *registrar != "" {
+		rctx, cancel := context.WithTimeout(ctx, *timeout)
+		err := c.Register(rctx, *registrar, time.Hour)
+		cancel()
+		if err != nil {
+			fmt.Fprintln(stderr, "imbot chat: REGISTER:", explain(err, password != ""))
+			return 1
+		}
+		fmt.Fprintf(stdout, "* registered %s at %s\n", c.From(), *registrar)
+		defer func() {
+			// The binding is removed even when ctx ended (SIGINT).
+			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := c.Register(uctx, *registrar, 0); err != nil {
+				fmt.Fprintln(stderr, "imbot chat: removing the registration:", explain(err, password != ""))
+			}
+		}()
+	}
+	mode := "page mode"
+	if *session {
+		mode = "IM session"
+	}
+	fmt.Fprintf(stdout, "chatting with %s as %s (%s); /help for commands, /quit or Ctrl-D to end\n", *to, c.From(), mode)
+	if *session {
+		octx, cancel := context.WithTimeout(ctx, *timeout)
+		err := c.Open(octx)
+		cancel()
+		if err != nil {
+			fmt.Fprintln(stderr, "imbot chat:", explain(err, password != ""))
+			return 1
+		}
+	}
+
+	lines := make(chan string)
+	readDone := make(chan error, 1)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		sc := bufio.NewScanner(stdin)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-stop:
+				return
+			}
+		}
+		readDone <- sc.Err()
+	}()
+
+	status := 0
+	end := func() int {
+		if *session {
+			// The BYE goes out even when ctx ended (SIGINT).
+			bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := c.Bye(bctx); err != nil {
+				fmt.Fprintln(stderr, "imbot chat:", err)
+				return 1
+			}
+			fmt.Fprintln(stdout, "* session ended")
+		}
+		return status
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return end()
+		case <-c.Ended():
+			fmt.Fprintln(stdout, "* the bot ended the session")
+			return status
+		case err := <-readDone:
+			if err != nil {
+				fmt.Fprintln(stderr, "imbot chat: reading input:", err)
+			}
+			return end()
+		case line := <-lines:
+			text := strings.TrimSpace(line)
+			switch {
+			case text == "":
+				continue
+			case text == "/quit":
+				return end()
+			case text == "/help":
+				fmt.Fprint(stdout, sipChatHelp)
+				continue
+			case strings.HasPrefix(text, "/") && !strings.Contains(text, " "):
+				fmt.Fprintf(stdout, "* unknown command %s; /help lists them\n", text)
+				continue
+			}
+			sctx, cancel := context.WithTimeout(ctx, *timeout) // ends the wait for an answer
+			if *session {
+				err = c.SendInSession(sctx, line)
+			} else {
+				_, err = c.SendPage(sctx, line)
+			}
+			cancel()
+			if err != nil {
+				fmt.Fprintln(stderr, "imbot chat:", explain(err, password != ""))
+				status = 1
+			}
+		}
+	}
+}
+
+// lookupPassword returns the digest password held by the environment variable env.
+func lookupPassword(user, env string) (string, error) {
+	if env == "" {
+		if user != "" {
+			return "", errors.New("--user needs --password-env, the variable holding the password")
+		}
+		return "", nil
+	}
+	if user == "" {
+		return "", errors.New("--password-env needs --user")
+	}
+	pw, ok := os.LookupEnv(env)
+	if !ok || pw == "" {
+		return "", fmt.Errorf("the environment variable %s (--password-env) is not set", env)
+	}
+	return pw, nil
+}
+
+// explain turns the error of a request into a line for the user, with a hint for the
+// answers a newcomer meets.
+func explain(err error, haveCredentials bool) string {
+	var se *statusError
+	if !errors.As(err, &se) {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return "no answer: is a bot running at that address? (" + err.Error() + ")"
+		}
+		return err.Error()
+	}
+	switch {
+	case (se.Code == 401 || se.Code == 407) && !haveCredentials:
+		return fmt.Sprintf("%d %s: the bot asks for credentials: use --user NAME --password-env VAR", se.Code, se.Reason)
+	case se.Code == 401 || se.Code == 407:
+		return fmt.Sprintf("%d %s: the bot did not accept the credentials", se.Code, se.Reason)
+	case se.Code == 403 && se.Warning != "":
+		return fmt.Sprintf("refused: %d %s: %s", se.Code, se.Reason, se.Warning)
+	case se.Code == 404 || se.Code == 480:
+		return fmt.Sprintf("refused: %d %s: is --to the bot's address?", se.Code, se.Reason)
+	}
+	return "refused: " + strings.TrimPrefix(se.Error(), string(se.Method)+" answered ")
+}
+
+// chatView prints what the bot sends: "bot> text" for a message, one "bot is typing..." line
+// when it starts typing (not repeated while it goes on).
+type chatView struct {
+	w      io.Writer
+	mu     sync.Mutex
+	typing bool
+}
+
+func (v *chatView) show(ev imEvent) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	switch ev.Kind {
+	case imTyping:
+		if ev.Active && !v.typing {
+			fmt.Fprintln(v.w, "bot is typing...")
+		}
+		v.typing = ev.Active
+	case imText:
+		v.typing = false
+		fmt.Fprintln(v.w, replyLine(ev.Text))
+	}
+}
+
+// replyLine formats a message of the bot as "bot> text", the lines after the first indented
+// under it.
+func replyLine(text string) string {
+	return "bot> " + strings.ReplaceAll(strings.TrimRight(text, "\r\n"), "\n", "\n     ")
+}
