@@ -47,6 +47,7 @@ func cmdSIPChat(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	user := fs.String("user", "", "username for the bot's digest challenges")
 	passwordEnv := fs.String("password-env", "", "the environment variable holding the digest password")
 	timeout := fs.Duration("timeout", 40*time.Second, "give up on one request after this long")
+	linger := fs.Duration("linger", 15*time.Second, "when the input ends (or /quit) before the bot answered the last message, wait at most this long for the answer")
 	registrar := fs.String("registrar", "", "register --from at this registrar first, such as sip:127.0.0.1:5080 (with --user and --password-env when it challenges)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: imbot chat --to SIP-ADDRESS [flags]
@@ -76,7 +77,7 @@ Flags:
 		return 2
 	}
 
-	v := &chatView{w: stdout}
+	v := &chatView{w: stdout, activity: make(chan struct{}, 1)}
 	c, err := startIMClient(imClientConfig{To: *to, From: *from, Listen: *listen,
 		Username: *user, Password: password, OnEvent: v.show,
 		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))})
@@ -137,6 +138,9 @@ Flags:
 
 	status := 0
 	end := func() int {
+		if ctx.Err() == nil {
+			v.settle(ctx, *linger)
+		}
 		if *session {
 			// The BYE goes out even when ctx ended (SIGINT).
 			bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -175,6 +179,7 @@ Flags:
 				fmt.Fprintf(stdout, "* unknown command %s; /help lists them\n", text)
 				continue
 			}
+			refused := v.sending()
 			sctx, cancel := context.WithTimeout(ctx, *timeout) // ends the wait for an answer
 			if *session {
 				err = c.SendInSession(sctx, line)
@@ -183,6 +188,7 @@ Flags:
 			}
 			cancel()
 			if err != nil {
+				refused()
 				fmt.Fprintln(stderr, "imbot chat:", explain(err, password != ""))
 				status = 1
 			}
@@ -234,14 +240,65 @@ func explain(err error, haveCredentials bool) string {
 // chatView prints what the bot sends: "bot> text" for a message, one "bot is typing..." line
 // when it starts typing (not repeated while it goes on).
 type chatView struct {
-	w      io.Writer
-	mu     sync.Mutex
-	typing bool
+	w        io.Writer
+	mu       sync.Mutex
+	typing   bool
+	sent     time.Time     // when the user's last message went out
+	heard    time.Time     // when the bot last showed anything
+	activity chan struct{} // a signal per event shown
+}
+
+// sending notes that the user's message goes out now, and returns how to take that back
+// if the bot refuses it (then no answer is to be waited for).
+func (v *chatView) sending() (refused func()) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	prev := v.sent
+	v.sent = time.Now()
+	return func() {
+		v.mu.Lock()
+		v.sent = prev
+		v.mu.Unlock()
+	}
+}
+
+// settle waits, when the bot has not answered the user's last message yet or is typing,
+// until it shows something and then stays quiet for a second (or max passes): input that
+// ends right after a message (a pipe, /quit) still shows the answer.
+func (v *chatView) settle(ctx context.Context, max time.Duration) {
+	limit := time.NewTimer(max)
+	defer limit.Stop()
+	for {
+		v.mu.Lock()
+		waiting := v.typing || (!v.sent.IsZero() && v.heard.Before(v.sent))
+		v.mu.Unlock()
+		quiet := time.NewTimer(time.Second)
+		select {
+		case <-v.activity:
+			quiet.Stop()
+			continue
+		case <-quiet.C:
+			if !waiting {
+				return
+			}
+		case <-limit.C:
+			quiet.Stop()
+			return
+		case <-ctx.Done():
+			quiet.Stop()
+			return
+		}
+	}
 }
 
 func (v *chatView) show(ev imEvent) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	v.heard = time.Now()
+	select {
+	case v.activity <- struct{}{}:
+	default:
+	}
 	switch ev.Kind {
 	case imTyping:
 		if ev.Active && !v.typing {

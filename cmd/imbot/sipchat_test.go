@@ -385,3 +385,20 @@ func TestSIPChatRegistrar(t *testing.T) {
 		}
 	})
 }
+
+// TestSIPChatPipedInput: input that ends right after a message (a pipe: echo hello | imbot
+// chat --to ...) still shows the answer before the chat ends, in page mode and in a session.
+func TestSIPChatPipedInput(t *testing.T) {
+	for _, args := range [][]string{nil, {"--session"}} {
+		t.Run(fmt.Sprint(args), func(t *testing.T) {
+			e := startEchoBot(t, bot.TrustConfig{})
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			var out, errOut bytes.Buffer
+			code := cmdSIPChat(ctx, append([]string{"--to", e.uri("udp")}, args...), strings.NewReader("piped\n"), &out, &errOut)
+			if code != 0 || !strings.Contains(out.String(), "bot> echo: piped") {
+				t.Errorf("exit %d, output %q (stderr %q): want the echo of the piped line", code, out.String(), errOut.String())
+			}
+		})
+	}
+}
