@@ -5,23 +5,27 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
-	"github.com/imbot-dev/imbot/bot"
 	"github.com/imbot-dev/imbot/store"
 )
 
-// genWords makes a vocabulary of pronounceable made-up words.
+// genWords makes a vocabulary of n pronounceable made-up words. Words have 2 to 4
+// syllables (69,888 words at most) while that is enough, and up to 6 beyond (over 17
+// million), so that 100,000-rule sets get distinct words.
 func genWords(r *rand.Rand, n int) []string {
 	syll := []string{"ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "ze", "pa", "qui", "bé", "dro", "fu", "gé", "ho"}
+	most := 3
+	if n > 60000 {
+		most = 5
+	}
 	seen := map[string]bool{}
 	var out []string
 	for len(out) < n {
 		var b strings.Builder
-		for k := 2 + r.IntN(3); k > 0; k-- {
+		for k := 2 + r.IntN(most); k > 0; k-- {
 			b.WriteString(syll[r.IntN(len(syll))])
 		}
 		w := b.String()
@@ -91,59 +95,115 @@ func genRules(n int) (yaml string, msgs []string) {
 	return b.String(), msgs
 }
 
-func writeRules(b testing.TB, n int) (string, []string) {
+func writeRules(b testing.TB, n int) ([]string, []string) {
 	src, msgs := genRules(n)
-	f := filepath.Join(b.TempDir(), "rules.yaml")
-	if err := os.WriteFile(f, []byte(src), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	return f, msgs
+	return writeSplit(b, src, 20000), msgs
 }
 
+// BenchmarkMatch matches messages against generated rule sets: "words" has word patterns
+// only, "regex10" every tenth rule a regex, "mix" a helpdesk-like mix of patterns, regexes,
+// `when:` conditions, states and interpolated replies (see genMix).
 func BenchmarkMatch(b *testing.B) {
-	for _, n := range []int{10, 1000, 10000} {
-		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
-			f, msgs := writeRules(b, n)
-			e, err := New(Options{Logger: slog.New(slog.DiscardHandler)}, f)
+	for _, n := range []int{10, 1000, 10000, 100000} {
+		b.Run(fmt.Sprintf("words/rules=%d", n), func(b *testing.B) {
+			f, texts := writeRules(b, n)
+			e, err := New(Options{Logger: slog.New(slog.DiscardHandler)}, f...)
 			if err != nil {
 				b.Fatal(err)
 			}
-			ctx := context.Background()
-			in := Input{Kind: bot.EventMessage, Key: "k", Peer: bot.Peer{User: "alice", DisplayName: "Alice"}}
-			conv := store.ConversationState{}
-			matched := 0
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				in.Text = msgs[i%len(msgs)]
-				out, err := e.Process(ctx, in, conv)
+			msgs := make([]benchMsg, len(texts))
+			for i, t := range texts {
+				msgs[i] = benchMsg{text: t}
+			}
+			benchProcess(b, e, msgs)
+		})
+	}
+	for _, c := range []struct {
+		name string
+		mix  mixSpec
+		ns   []int
+	}{
+		{"regex10", mixRegex10, []int{1000, 10000}},
+		{"mix", mixReal, []int{1000, 10000, 100000}},
+	} {
+		for _, n := range c.ns {
+			b.Run(fmt.Sprintf("%s/rules=%d", c.name, n), func(b *testing.B) {
+				f, msgs := writeMix(b, n, c.mix)
+				e, err := New(Options{Logger: slog.New(slog.DiscardHandler)}, f...)
 				if err != nil {
 					b.Fatal(err)
 				}
-				if out.Rule() != "fallback" {
-					matched++
-				}
-			}
-			b.ReportMetric(float64(matched)/float64(b.N), "matched/op")
-		})
+				benchProcess(b, e, msgs)
+			})
+		}
 	}
 }
 
+func writeMix(b testing.TB, n int, mix mixSpec) ([]string, []benchMsg) {
+	src, msgs := genMix(n, mix)
+	return writeSplit(b, src, 20000), msgs
+}
+
+// BenchmarkLoad reloads generated rule sets while a goroutine keeps matching messages
+// against the engine: every message must be answered, by the old rules or the new. It
+// reports the heap the loaded rules hold per rule (B/rule) and how many messages were
+// answered during the reloads.
 func BenchmarkLoad(b *testing.B) {
-	for _, n := range []int{1000, 10000} {
-		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
-			f, _ := writeRules(b, n)
-			e, err := New(Options{Logger: slog.New(slog.DiscardHandler)}, f)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				if err := e.Reload(); err != nil {
+	for _, c := range []struct {
+		name string
+		mix  mixSpec
+		ns   []int
+	}{
+		{"words", mixSpec{}, []int{1000, 10000}},
+		{"mix", mixReal, []int{10000, 100000}},
+	} {
+		for _, n := range c.ns {
+			b.Run(fmt.Sprintf("%s/rules=%d", c.name, n), func(b *testing.B) {
+				f, msgs := writeMix(b, n, c.mix)
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				e, err := New(Options{Logger: slog.New(slog.DiscardHandler)}, f...)
+				if err != nil {
 					b.Fatal(err)
 				}
-			}
-		})
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				perRule := float64(after.HeapAlloc-before.HeapAlloc) / float64(n)
+
+				stop := make(chan struct{})
+				done := make(chan int)
+				go func() {
+					ctx := context.Background()
+					answered := 0
+					for i := 0; ; i++ {
+						select {
+						case <-stop:
+							done <- answered
+							return
+						default:
+						}
+						m := msgs[i%len(msgs)]
+						out, err := e.Process(ctx, Input{Text: m.text}, store.ConversationState{State: m.state})
+						if err != nil || out.Rule() == "" {
+							panic(fmt.Sprintf("message %q dropped during a reload: %v", m.text, err))
+						}
+						answered++
+					}
+				}()
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					if err := e.Reload(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StopTimer()
+				close(stop)
+				answered := <-done
+				b.ReportMetric(perRule, "B/rule")
+				b.ReportMetric(float64(answered)/float64(b.N), "answered/reload")
+			})
+		}
 	}
 }

@@ -33,7 +33,10 @@ type RuleSet struct {
 	consts map[string]any
 
 	index    map[string][]int32 // folded word -> ranks of message rules anchored on it
-	always   []int32            // message rules that no word can rule out, by rank
+	lits     *litIndex          // literals of the regexes -> ranks of their rules
+	always   map[string][]int32 // stored state -> message rules tried on every message in it
+	alwaysAt []int32            // message rules tried on every message, in any other state
+	idx      IndexStats
 	byKind   [bot.EventIdle + 1][]int32
 	fallback []int32
 	states   []string
@@ -58,6 +61,7 @@ type rule struct {
 	res      []*regexp.Regexp
 	trigger  bool // has match or regex
 	capNames []string
+	lits     [][]string // for each regex, literals one of which its matches contain (nil: none)
 	when     *vm.Program
 	anyState bool
 	states   []string // stored names ("" for start)
@@ -330,12 +334,13 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) *rule {
 		}
 	}
 	for _, n := range ra.regex {
-		re, err := compileRegex(n.Value)
+		re, lits, err := compileRegexLits(n.Value)
 		if err != nil {
 			s.errf(n, "bad regex in %s: %v", what, err)
 			continue
 		}
 		r.res = append(r.res, re)
+		r.lits = append(r.lits, lits)
 		for i, name := range re.SubexpNames() {
 			if i == 0 {
 				continue
@@ -638,23 +643,35 @@ func locErr(src string, n ast.Node, msg string) *exprError {
 }
 
 func compileRegex(src string) (*regexp.Regexp, error) {
+	re, _, err := compileRegexLits(src)
+	return re, err
+}
+
+// compileRegexLits compiles a `regex:` (case-insensitive unless it says otherwise) and
+// returns the literals one of which its matches contain, in canonical case (requiredLits).
+func compileRegexLits(src string) (*regexp.Regexp, []string, error) {
 	if len(src) > maxRegexLen {
-		return nil, fmt.Errorf("it is %d bytes long; the limit is %d", len(src), maxRegexLen)
+		return nil, nil, fmt.Errorf("it is %d bytes long; the limit is %d", len(src), maxRegexLen)
 	}
 	full := "(?i)" + src
 	re, err := syntax.Parse(full, syntax.Perl)
 	if err != nil {
 		msg := strings.TrimPrefix(err.Error(), "error parsing regexp: ")
-		return nil, errors.New(strings.Replace(msg, "`(?i)", "`", 1))
+		return nil, nil, errors.New(strings.Replace(msg, "`(?i)", "`", 1))
 	}
-	prog, err := syntax.Compile(re.Simplify())
+	simple := re.Simplify()
+	prog, err := syntax.Compile(simple)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(prog.Inst) > maxRegexInsts {
-		return nil, fmt.Errorf("it compiles to %d instructions; the limit is %d: simplify the repetitions", len(prog.Inst), maxRegexInsts)
+		return nil, nil, fmt.Errorf("it compiles to %d instructions; the limit is %d: simplify the repetitions", len(prog.Inst), maxRegexInsts)
 	}
-	return regexp.Compile(full)
+	rx, err := regexp.Compile(full)
+	if err != nil {
+		return nil, nil, err
+	}
+	return rx, requiredLits(simple), nil
 }
 
 // helpRule is the built-in `help` rule, added when the files define none.
@@ -746,8 +763,35 @@ func covers(a, b *rule) bool {
 	return true
 }
 
-// buildIndex fills the word index: each pattern is filed under its rarest literal word, so
-// a message only tries the rules whose words it contains.
+// IndexStats says how the message rules are found: most through the words of their
+// patterns or the literals of their regexes, the others tried on every message of their
+// states.
+type IndexStats struct {
+	// Rules counts the message rules, fallbacks aside.
+	Rules int
+	// Indexed counts the rules tried only when a word of a pattern or a literal of a regex
+	// is in the message.
+	Indexed int
+	// Always counts the rules tried on every message of their states: rules with no
+	// trigger (only `when:`, or none), and rules with a pattern or regex nothing anchors.
+	Always int
+	// AlwaysAnyState counts those of Always that apply in every state (`state: '*'`).
+	AlwaysAnyState int
+	// Regexes counts the regexes; WeakRegexes those indexed by a literal of one or two bytes
+	// (tried on many messages), UnindexedRegexes those with no literal every match contains
+	// (such as `\d{5}`): each of those makes its rule one of Always.
+	Regexes, WeakRegexes, UnindexedRegexes int
+	// IndexBytes is the size of the word and literal indexes.
+	IndexBytes int
+}
+
+// IndexStats says how the rules are indexed.
+func (rs *RuleSet) IndexStats() IndexStats { return rs.idx }
+
+// buildIndex fills the indexes. Each pattern is filed under its rarest literal word, each
+// regex under the literals one of which its matches contain; a message only tries the rules
+// whose words or literals it contains, and the rules nothing anchors that apply in its
+// state.
 func (rs *RuleSet) buildIndex() {
 	freq := map[string]int{}
 	for _, r := range rs.rules {
@@ -760,6 +804,9 @@ func (rs *RuleSet) buildIndex() {
 			}
 		}
 	}
+	var lits []litEntry
+	var always []*rule
+	st := &rs.idx
 	for _, r := range rs.rules {
 		rank := int32(r.rank)
 		switch {
@@ -770,12 +817,19 @@ func (rs *RuleSet) buildIndex() {
 			rs.byKind[r.kind] = append(rs.byKind[r.kind], rank)
 			continue
 		}
-		if !r.trigger || len(r.res) > 0 {
-			rs.always = append(rs.always, rank)
-			continue
+		st.Rules++
+		st.Regexes += len(r.res)
+		anchored := r.trigger
+		for _, l := range r.lits {
+			switch {
+			case l == nil:
+				st.UnindexedRegexes++
+				anchored = false
+			case slices.ContainsFunc(l, func(s string) bool { return len(s) < 3 }):
+				st.WeakRegexes++
+			}
 		}
 		var anchors []string
-		always := false
 		for _, p := range r.pats {
 			best, bestN := "", 0
 			for _, w := range p.flat.words() {
@@ -784,22 +838,64 @@ func (rs *RuleSet) buildIndex() {
 				}
 			}
 			if best == "" {
-				always = true
-				break
+				anchored = false
 			}
 			anchors = append(anchors, best)
 		}
-		if always {
-			rs.always = append(rs.always, rank)
+		if !anchored {
+			always = append(always, r)
 			continue
 		}
+		st.Indexed++
 		for _, w := range anchors {
 			l := rs.index[w]
 			if len(l) == 0 || l[len(l)-1] != rank {
 				rs.index[w] = append(l, rank)
 			}
 		}
+		for _, set := range r.lits {
+			for _, lit := range set {
+				lits = append(lits, litEntry{lit: lit, rank: rank})
+			}
+		}
 	}
+	rs.lits = newLitIndex(lits)
+	// Rules nothing anchors, by state: a rule of state 'x' costs only messages in 'x'.
+	rs.always = map[string][]int32{}
+	for _, r := range always {
+		st.Always++
+		if r.anyState {
+			st.AlwaysAnyState++
+			rs.alwaysAt = append(rs.alwaysAt, int32(r.rank))
+		}
+	}
+	for _, r := range always {
+		if r.anyState {
+			continue
+		}
+		for _, s := range r.states {
+			if _, ok := rs.always[s]; !ok {
+				rs.always[s] = slices.Clone(rs.alwaysAt)
+			}
+			rs.always[s] = append(rs.always[s], int32(r.rank))
+		}
+	}
+	for s, l := range rs.always {
+		slices.Sort(l)
+		rs.always[s] = slices.Compact(l)
+	}
+	st.IndexBytes = rs.lits.size()
+	for w, l := range rs.index {
+		st.IndexBytes += len(w) + 16 + 4*cap(l) + 24
+	}
+}
+
+// alwaysIn returns the rules tried on every message in a state, by rank.
+func (rs *RuleSet) alwaysIn(state string) []int32 {
+	if l, ok := rs.always[state]; ok {
+		return l
+	}
+	return rs.alwaysAt
 }
 
 // makeHelp builds the generated help text.

@@ -204,6 +204,7 @@ const pickKey = "_pick"
 type scratch struct {
 	toks  []token
 	cands []int32
+	canon []byte // the message in canonical case, for the regex literals
 }
 
 var scratchPool = sync.Pool{New: func() any { return &scratch{toks: make([]token, 0, 32), cands: make([]int32, 0, 64)} }}
@@ -232,9 +233,9 @@ func (rs *RuleSet) process(ctx context.Context, opts *Options, in Input, conv st
 	if in.Kind == bot.EventMessage {
 		sc.toks = tokenize(in.Text, sc.toks[:0])
 		p.toks = sc.toks
-		sc.cands = rs.candidates(sc.toks, sc.cands[:0])
+		sc.cands, sc.canon = rs.candidates(in.Text, sc.toks, sc.cands[:0], sc.canon[:0])
 		var err error
-		stopped, err = p.try(sc.cands, rs.always, inState)
+		stopped, err = p.try(sc.cands, rs.alwaysIn(conv.State), inState)
 		if err != nil {
 			return nil, err
 		}
@@ -268,16 +269,22 @@ func (rs *RuleSet) process(ctx context.Context, opts *Options, in Input, conv st
 	return out, nil
 }
 
-// candidates returns the ranks of the indexed rules the message's words may match, sorted.
-func (rs *RuleSet) candidates(toks []token, buf []int32) []int32 {
+// candidates returns the ranks of the indexed rules the message may match, sorted: those
+// with a pattern anchored on one of its words, and those with a regex one of whose literals
+// it contains. canon is a buffer for the message in canonical case.
+func (rs *RuleSet) candidates(text string, toks []token, buf []int32, canon []byte) ([]int32, []byte) {
 	for _, t := range toks {
 		buf = append(buf, rs.index[t.norm]...)
+	}
+	if rs.lits != nil {
+		canon = canonText(canon, text)
+		buf = rs.lits.find(canon, buf)
 	}
 	if len(buf) > 1 {
 		slices.Sort(buf)
 		buf = slices.Compact(buf)
 	}
-	return buf
+	return buf, canon
 }
 
 // proc is the work on one event.

@@ -70,6 +70,14 @@ type compiler struct {
 	opts  []expr.Option
 	funcs map[string]bool // every function that takes the context
 	names []string        // function names, for suggestions
+	// done keeps the programs compiled so far by source: rules repeat expressions
+	// ({{ sender.name }}, when: conditions), and a compilation costs far more than a lookup.
+	done map[compiled]*vm.Program
+}
+
+type compiled struct {
+	src    string
+	asBool bool
 }
 
 // callPatch rewrites dotted calls (accounts.reset(x)) to the registered function and passes
@@ -116,7 +124,7 @@ func dottedName(n ast.Node) (string, bool) {
 }
 
 func newCompiler(user Funcs, builtins Funcs) (*compiler, error) {
-	c := &compiler{funcs: map[string]bool{}}
+	c := &compiler{funcs: map[string]bool{}, done: map[compiled]*vm.Program{}}
 	c.opts = []expr.Option{
 		expr.Env(exprEnv{}),
 		expr.DisableBuiltin("now"),
@@ -183,6 +191,9 @@ func (c *compiler) compile(src string, asBool bool) (*vm.Program, ast.Node, erro
 	if len(src) > maxExprLen {
 		return nil, nil, &exprError{line: 1, col: 0, msg: fmt.Sprintf("expression is %d bytes long; the limit is %d", len(src), maxExprLen)}
 	}
+	if p, ok := c.done[compiled{src, asBool}]; ok {
+		return p, p.Node(), nil
+	}
 	opts := c.opts
 	if asBool {
 		opts = append(opts[:len(opts):len(opts)], expr.AsBool())
@@ -195,6 +206,7 @@ func (c *compiler) compile(src string, asBool bool) (*vm.Program, ast.Node, erro
 		}
 		return nil, nil, &exprError{line: 1, col: 0, msg: err.Error()}
 	}
+	c.done[compiled{src, asBool}] = p
 	return p, p.Node(), nil
 }
 

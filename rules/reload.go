@@ -66,7 +66,8 @@ func (e *Engine) reloadLocked() error {
 	}
 	e.Swap(rs)
 	e.stamps = stampFiles(e.opts.FS, rs.files)
-	e.log.Info("rules reloaded", "files", len(rs.files), "rules", rs.Len())
+	e.log.Info("rules reloaded", "files", len(rs.files), "rules", rs.Len(),
+		"tried_on_every_message", rs.idx.Always, "unindexed_regexes", rs.idx.UnindexedRegexes)
 	e.logWarnings(rs)
 	return nil
 }
