@@ -213,6 +213,14 @@ type RegistrationConfig struct {
 	// KeepAlive is how often a CRLF keep-alive goes to the registrar over TCP or TLS; a
 	// failed one means the connection is lost and the bot registers again. Default: 30s.
 	KeepAlive time.Duration
+	// BindingCheck is how often, while registered, the bot checks that the registrar still
+	// routes its address of record to it: an OPTIONS to its own identity through the
+	// registrar, which the bot answers itself when the binding holds. A registrar that
+	// restarted without its bindings (over UDP nothing else shows it) answers 404 or 480,
+	// and one that is gone answers nothing: either way the bot registers again at once
+	// instead of at its next refresh, and Registration() says so meanwhile. Default: 30s;
+	// negative: no check.
+	BindingCheck time.Duration
 }
 
 // Refusal is an error an Admit function returns to refuse a conversation with a given SIP
@@ -266,6 +274,9 @@ func (c *Config) withDefaults() (Config, error) {
 	def(&cfg.Registration.RetryMax, 5*time.Minute)
 	def(&cfg.Registration.RetryRefused, time.Minute)
 	def(&cfg.Registration.KeepAlive, 30*time.Second)
+	if cfg.Registration.BindingCheck == 0 {
+		cfg.Registration.BindingCheck = 30 * time.Second
+	}
 	defInt(&cfg.InboxSize, 64)
 	defInt(&cfg.MaxWorkers, 256)
 	defInt(&cfg.MaxSessions, 100000)

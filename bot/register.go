@@ -166,7 +166,7 @@ func (b *Bot) registerLoop(ctx context.Context, done chan<- struct{}) {
 			})
 			b.log.Warn("registration failed", "registrar", r.uri.String(), "err", err, "retry_in", wait.Round(time.Millisecond))
 		}
-		if !b.waitOrKeepAlive(ctx, wait, conn) {
+		if !b.waitOrKeepAlive(ctx, wait, conn, err == nil) {
 			if registered {
 				b.unregister(cli, req)
 			}
@@ -180,14 +180,19 @@ func (b *Bot) registerLoop(ctx context.Context, done chan<- struct{}) {
 // keep-alive (RFC 5626 §4.4.1) on that connection every Registration.KeepAlive; a
 // connection that is gone or fails means a transport error, and the bot registers again at
 // once. An empty conn (not registered) sends no keep-alives. It returns false when ctx ended.
-func (b *Bot) waitOrKeepAlive(ctx context.Context, wait time.Duration, conn string) bool {
+func (b *Bot) waitOrKeepAlive(ctx context.Context, wait time.Duration, conn string, registered bool) bool {
 	t := time.NewTimer(wait)
 	defer t.Stop()
-	var tick <-chan time.Time
+	var tick, check <-chan time.Time
 	if conn != "" && (b.registrar.network == "tcp" || b.registrar.network == "tls") {
 		k := time.NewTicker(b.cfg.Registration.KeepAlive)
 		defer k.Stop()
 		tick = k.C
+	}
+	if registered && b.cfg.Registration.BindingCheck > 0 {
+		c := time.NewTicker(b.cfg.Registration.BindingCheck)
+		defer c.Stop()
+		check = c.C
 	}
 	for {
 		select {
@@ -195,6 +200,16 @@ func (b *Bot) waitOrKeepAlive(ctx context.Context, wait time.Duration, conn stri
 			return false
 		case <-t.C:
 			return true
+		case <-check:
+			if err := b.checkBinding(ctx); err != nil {
+				if ctx.Err() != nil {
+					return false
+				}
+				b.log.Warn("the registrar no longer routes the bot's address to it; registering again",
+					"registrar", b.registrar.uri.String(), "err", err)
+				b.reg.set(func(s *Registration) { s.State, s.Reason = RegRetrying, "binding lost: "+err.Error() })
+				return true
+			}
 		case <-tick:
 			if err := b.keepAlive(conn); err != nil {
 				b.log.Warn("registrar connection lost; registering again", "registrar", b.registrar.uri.String(), "err", err)
@@ -203,6 +218,31 @@ func (b *Bot) waitOrKeepAlive(ctx context.Context, wait time.Duration, conn stri
 			}
 		}
 	}
+}
+
+// checkBinding sends an OPTIONS to the bot's own address of record through the registrar
+// (see RegistrationConfig.BindingCheck). The registrar relays it to the bot, which answers
+// it: any answer but 404, 410 or 480 (no binding), or none at all, means the binding holds.
+func (b *Bot) checkBinding(ctx context.Context) error {
+	r := b.registrar
+	cli := b.clients[r.network]
+	req := sip.NewRequest(sip.OPTIONS, sip.Uri{Scheme: b.identity.Scheme, User: b.identity.User, Host: b.identity.Host, Port: b.identity.Port})
+	from := &sip.FromHeader{DisplayName: b.cfg.DisplayName, Address: b.identity}
+	from.Params.Add("tag", sip.GenerateTagN(16))
+	req.AppendHeader(from)
+	req.AppendHeader(&sip.ToHeader{Address: b.identity})
+	req.SetDestination(r.addr)
+	req.SetTransport(strings.ToUpper(r.network))
+	cctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
+	defer cancel()
+	res, err := b.doAuth(cctx, cli, req)
+	switch {
+	case err != nil:
+		return fmt.Errorf("no answer to OPTIONS %s: %w", req.Recipient.String(), err)
+	case res.StatusCode == 404 || res.StatusCode == 410 || res.StatusCode == 480:
+		return fmt.Errorf("OPTIONS %s answered %d %s", req.Recipient.String(), res.StatusCode, res.Reason)
+	}
+	return nil
 }
 
 // keepAlive writes a CRLF pair on the connection to the registrar at addr, the IP:port it

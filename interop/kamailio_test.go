@@ -400,6 +400,37 @@ func TestKamailioRestart(t *testing.T) {
 	}
 }
 
+// TestKamailioBindingLost: Kamailio loses the bot's binding while it runs (kamcmd ul.rm, as
+// a restart without persistent bindings does) and the bot was granted an hour over UDP, where
+// nothing else shows it: its binding check (an OPTIONS to its own address through
+// Kamailio) gets 404, it registers again at once, and a page-mode client reaches it.
+func TestKamailioBindingLost(t *testing.T) {
+	requireTool(t, "sipp", "sip-tester")
+	k := startKamailio(t, kamOptions{})
+	b := startRegisteredBot(t, k, "udp", func(c *bot.Config) {
+		c.Registration.Expires = time.Hour
+		c.Registration.BindingCheck = 300 * time.Millisecond
+	})
+	mark := k.log.Len()
+	if out, err := k.kamcmd("ul.rm", "location", "bot"); err != nil {
+		t.Fatalf("kamcmd ul.rm location bot: %v\n%s", err, out)
+	}
+	k.expect(mark, "IMBOT-NOTFOUND OPTIONS sip:bot@")
+	k.expect(mark, "IMBOT-REGISTER user=bot", "sip:bot@"+b.Addr("udp"))
+	waitReg(t, b, "registered again", toolTimeout, isState(bot.RegRegistered))
+	res := runSipp(t, sippRun{
+		Scenario:  "page_client.xml",
+		OOC:       "page_echo.xml",
+		Transport: "udp",
+		Target:    k.addr(),
+	})
+	requireSippOK(t, res,
+		"page 200: to-tag ;tag=",
+		"bot replied: echo: hello, bot!",
+		"page echo received: 1",
+	)
+}
+
 // TestKamailioPageClientTCP: a page-mode client on TCP (sipp, From
 // <sip:carol@127.0.0.1:PORT;transport=TCP>) writes to the bot through Kamailio. The bot's
 // reply is a new MESSAGE to that From URI through the outbound proxy; Kamailio relays it as

@@ -36,10 +36,11 @@ type fileConfig struct {
 	Advertise     string   `yaml:"advertise"`
 	OutboundProxy string   `yaml:"outbound_proxy"`
 	Registration  struct {
-		Registrar   string        `yaml:"registrar"`
-		Username    string        `yaml:"username"`
-		PasswordEnv string        `yaml:"password_env"`
-		Expires     time.Duration `yaml:"expires"`
+		Registrar    string        `yaml:"registrar"`
+		Username     string        `yaml:"username"`
+		PasswordEnv  string        `yaml:"password_env"`
+		Expires      time.Duration `yaml:"expires"`
+		BindingCheck time.Duration `yaml:"binding_check"`
 	} `yaml:"registration"`
 	Trust struct {
 		Proxies []string `yaml:"proxies"`
@@ -434,9 +435,10 @@ func (c *fileConfig) botConfig() (bot.Config, error) {
 			Off: c.Typing.Off, Delay: c.Typing.Delay, RefreshMS: c.Typing.RefreshMS, Refresh: c.Typing.Refresh,
 		},
 		Registration: bot.RegistrationConfig{
-			Registrar: c.Registration.Registrar,
-			Username:  c.Registration.Username,
-			Expires:   c.Registration.Expires,
+			Registrar:    c.Registration.Registrar,
+			Username:     c.Registration.Username,
+			Expires:      c.Registration.Expires,
+			BindingCheck: c.Registration.BindingCheck,
 		},
 	}
 	if c.TLS.Cert != "" {
