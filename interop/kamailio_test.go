@@ -384,18 +384,7 @@ func TestKamailioRestart(t *testing.T) {
 			k.restart()
 			waitReg(t, b, "registered again", toolTimeout, isState(bot.RegRegistered))
 			k.expect(mark, "IMBOT-REGISTER user=bot", "sip:bot@"+b.Addr(tc.network))
-
-			res := runSipp(t, sippRun{
-				Scenario:  "page_client.xml",
-				OOC:       "page_echo.xml",
-				Transport: "udp",
-				Target:    k.addr(),
-			})
-			requireSippOK(t, res,
-				"page 200: to-tag ;tag=",
-				"bot replied: echo: hello, bot!",
-				"page echo received: 1",
-			)
+			requirePageEcho(t, k)
 		})
 	}
 }
@@ -418,6 +407,13 @@ func TestKamailioBindingLost(t *testing.T) {
 	k.expect(mark, "IMBOT-NOTFOUND OPTIONS sip:bot@")
 	k.expect(mark, "IMBOT-REGISTER user=bot", "sip:bot@"+b.Addr("udp"))
 	waitReg(t, b, "registered again", toolTimeout, isState(bot.RegRegistered))
+	requirePageEcho(t, k)
+}
+
+// requirePageEcho runs sipp's page-mode client over UDP against the bot through Kamailio and
+// requires the bot's echo.
+func requirePageEcho(t *testing.T, k *kamailio) {
+	t.Helper()
 	res := runSipp(t, sippRun{
 		Scenario:  "page_client.xml",
 		OOC:       "page_echo.xml",
