@@ -8,6 +8,7 @@
 //	imbot chat [-r FILE] chat with the rules in the terminal
 //	imbot chat --to ADDR [--session]  chat with a running bot over SIP
 //	imbot send --to ADDR [--wait D] TEXT  send one message (exit 0 delivered, 3 accepted, 1 refused)
+//	imbot config         print the default configuration, every key commented
 //	imbot version        print the version
 //
 // Run "imbot run -h" for the flags.
@@ -72,6 +73,12 @@ func runWith(ctx context.Context, sl *sipLog, args []string, stdout, stderr io.W
 		return cmdChat(ctx, args[1:], os.Stdin, stdout, stderr)
 	case "send":
 		return cmdSend(ctx, args[1:], stdout, stderr)
+	case "config":
+		// The embedded default, every key commented: the start of an imbot.yaml.
+		if _, err := stdout.Write(defaultConfig); err != nil {
+			return 1
+		}
+		return 0
 	case "version":
 		fmt.Fprintln(stdout, "imbot", version)
 		return 0
@@ -101,6 +108,8 @@ Usage:
   imbot send --to SIP-ADDRESS [--wait 5s] TEXT...
                       send one message; --wait prints the replies that come back meanwhile;
                       exit 0 delivered, 3 accepted for later, 1 refused
+  imbot config        print the default configuration, every key commented:
+                      imbot config > imbot.yaml, then imbot run --config imbot.yaml
   imbot version       print the version
 `)
 }

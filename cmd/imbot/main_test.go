@@ -88,3 +88,17 @@ func TestCommandLine(t *testing.T) {
 		})
 	}
 }
+
+// TestConfigCommand: imbot config prints the embedded default configuration, which loads.
+func TestConfigCommand(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"config"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if !bytes.Equal(out.Bytes(), defaultConfig) {
+		t.Fatalf("imbot config printed something other than the default configuration")
+	}
+	if _, err := parseConfig("imbot.yaml", out.Bytes()); err != nil {
+		t.Fatalf("the printed configuration does not load: %v", err)
+	}
+}

@@ -87,11 +87,8 @@ func cmdRun(ctx context.Context, sl *sipLog, args []string, stdout, stderr io.Wr
 				case <-ctx.Done():
 					return
 				case <-hup:
-					if err := engine.Reload(); err != nil {
-						log.Error("rules reload failed; the old rules stay", "err", err)
-					} else {
-						log.Info("rules reloaded", "rules", engine.Rules().Len())
-					}
+					// Reload logs its outcome (the rules reloaded, or why the old ones stay).
+					_ = engine.Reload()
 				}
 			}
 		}()
