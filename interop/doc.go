@@ -15,7 +15,7 @@
 // The package has no API; everything is in its tests. A test whose tool is missing is
 // skipped, unless the environment has IMBOT_INTEROP=required (as in CI), in which case it
 // fails. Tools: sipp (sip-tester), kamailio and kamcmd (kamailio), baresip, linphonec
-// (linphone-cli).
+// (linphone-cli). go test -short skips the package, unless the tests are required.
 //
 //	go test -race -count=1 ./interop/...
 package interop
