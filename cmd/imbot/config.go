@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"crypto/tls"
 	"crypto/x509"
 	_ "embed"
@@ -54,8 +55,11 @@ type fileConfig struct {
 		Unverified bool   `yaml:"unverified"`
 	} `yaml:"trust"`
 	Typing struct {
-		Off       bool          `yaml:"off"`
-		Delay     time.Duration `yaml:"delay"`
+		Off             bool          `yaml:"off"`
+		Delay           time.Duration `yaml:"delay"`
+		KeyboardRefresh time.Duration `yaml:"keyboard_refresh"`
+		// RefreshMS is the former name of keyboard_refresh ("ms" for Microsoft, not
+		// milliseconds), still read.
 		RefreshMS time.Duration `yaml:"refresh_ms"`
 		Refresh   time.Duration `yaml:"refresh"`
 		AutoMax   time.Duration `yaml:"auto_max"`
@@ -432,7 +436,7 @@ func (c *fileConfig) botConfig() (bot.Config, error) {
 		MaxConnections:        c.Limits.Connections,
 		SourceLimit:           bot.SourceLimit{Rate: c.Limits.PerSourceRate, Burst: c.Limits.PerSourceBurst},
 		Typing: bot.TypingConfig{
-			Off: c.Typing.Off, Delay: c.Typing.Delay, RefreshMS: c.Typing.RefreshMS, Refresh: c.Typing.Refresh,
+			Off: c.Typing.Off, Delay: c.Typing.Delay, RefreshMS: cmp.Or(c.Typing.KeyboardRefresh, c.Typing.RefreshMS), Refresh: c.Typing.Refresh,
 		},
 		Registration: bot.RegistrationConfig{
 			Registrar:    c.Registration.Registrar,

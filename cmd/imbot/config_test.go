@@ -116,6 +116,8 @@ func TestLimitsFromConfig(t *testing.T) {
 					c.Trust.Users[1] == bot.DigestUser{Username: "bob", URI: "sip:bob@example.com", HA1: "0123abcd"} && !c.Trust.Unverified
 			}},
 		{"unverified", "trust:\n  unverified: true\n", func(c bot.Config) bool { return c.Trust.Unverified }},
+		{"keyboard refresh", "typing:\n  keyboard_refresh: 3s\n", func(c bot.Config) bool { return c.Typing.RefreshMS == 3*time.Second }},
+		{"keyboard refresh by its former name", "typing:\n  refresh_ms: 2s\n", func(c bot.Config) bool { return c.Typing.RefreshMS == 2*time.Second }},
 	}
 	t.Setenv("IMBOT_TEST_ALICE", "pw from env")
 	for _, c := range cases {
