@@ -78,6 +78,13 @@ type HandoffConfig struct {
 	UnverifiedAgent string
 	// Logger receives a line per handoff step; default slog.Default().
 	Logger *slog.Logger
+	// Store, when set, keeps every handoff in progress, written on each step (requested,
+	// offered, accepted, passed, ended), so that a restarted bot resumes them: call Restore
+	// before the bot serves. nil keeps handoffs in memory only: a restart ends them.
+	Store store.HandoffStore
+	// Ready, when set, holds back what Restore and the restored deadlines send until it is
+	// closed: pass the bot's Ready() when Restore runs before the bot's Run.
+	Ready <-chan struct{}
 }
 
 // HandoffTexts are the messages of a handoff. They may use the placeholders {user} (the
@@ -102,6 +109,14 @@ type HandoffTexts struct {
 	Withdrawn      string // the offer is no longer open (timeout)
 	UserLeft       string // the user ended the session
 	AgentHelp      string // an unknown command
+	// After a restart (HandoffConfig.Store), once per restored handoff.
+	Resumed      string // to the user: the conversation with the agent continues
+	WaitResumed  string // to the user: still looking for an agent
+	AgentResumed string // to the agent: the conversation continues
+	OfferResumed string // to the agent: the offer is still open
+	// To the agent: a restored handoff's user is not verified, and the bot can write to it
+	// only once it writes again; the agent's message {text} is held until then.
+	Held string
 }
 
 // DefaultHandoffTexts are the English texts used for empty HandoffTexts fields.
@@ -123,6 +138,13 @@ var DefaultHandoffTexts = HandoffTexts{
 	UserLeft:       "#{id} {user} left the conversation.",
 	AgentHelp: "Commands: /accept [n], /pass [n], {done} [n], /list. " +
 		"Plain text goes to your current conversation; '#n text' goes to conversation n.",
+
+	Resumed:      "(The helpdesk restarted; your conversation #{id} with {agent} continues.)",
+	WaitResumed:  "(The helpdesk restarted; I am still looking for someone to help you.)",
+	AgentResumed: "(The helpdesk restarted; your conversation #{id} with {user} continues.)",
+	OfferResumed: "(The helpdesk restarted; #{id} {user} ({uri}) is still waiting: /accept {id} or /pass {id}.)",
+	Held: "(#{id} {user} is not verified: the bot can write to them only once they write again. " +
+		"Your message waits until then.)",
 }
 
 // DefaultUnverifiedAgentText is the default HandoffConfig.UnverifiedAgent.
@@ -166,8 +188,18 @@ const DefaultUnverifiedAgentText = "I cannot verify that you are {agent}: agents
 // if one is opened, records that address in its notes, not as its Peer.
 //
 // Several handoffs run at once; each agent holds at most Agent.Max of them (offers
-// included), and users wait in line for a free agent. Handoffs live in memory: a restart
-// ends them (users and agents then talk to the bot again).
+// included), and users wait in line for a free agent.
+//
+// Without HandoffConfig.Store, handoffs live in memory: a restart ends them (users and agents
+// then talk to the bot again). With one, every step of a handoff is written to it before the
+// two sides hear of it, and Restore, called before the bot serves, resumes what the last
+// process left open, even after a crash: agents' lines are relayed again, users' lines go to
+// their agents, offers can be accepted, numbering continues after the highest number given,
+// and deadlines run for the time they had left (one already past ends its handoff at once:
+// the user is told and a ticket is opened). Both sides are told once that their conversation
+// continues (HandoffTexts.Resumed and the others). A user's conversation does not survive
+// the restart: a verified user gets the relayed messages as page-mode messages; an
+// unverified one only once it writes again (the agent is told: HandoffTexts.Held).
 type Handoff struct {
 	cfg    HandoffConfig
 	texts  HandoffTexts
@@ -185,6 +217,10 @@ type Handoff struct {
 	noMatch map[string]int         // unmatched messages in a row, by conversation key
 	ended   map[string]HandoffInfo // handoffs an agent ended, until the user's next message
 	last    map[string]HandoffInfo // the last handoff an agent ended, until the conversation ends
+	dirty   map[int]bool           // handoffs changed since they were last written to the Store
+
+	pmu sync.Mutex     // held while writing to the Store: writes go in the order of the changes
+	wg  sync.WaitGroup // Restore's work after Ready
 }
 
 type agentState struct {
@@ -206,12 +242,17 @@ type handoff struct {
 	reason                 string           // the message that started it
 	started                time.Time
 	timer                  *time.Timer
+	deadline               time.Time   // when timer fires
 	agent                  *agentState // offered to or accepted by
 	accepted               bool
 	tried                  map[*agentState]bool // agents that passed or could not be reached
 	pending                []string             // the user's messages before an agent accepted
 	queued                 bool
+	held                   []heldText // for an unverified user after a restart, until it writes again
 }
+
+// heldText is a message for a user that cannot be sent yet.
+type heldText struct{ text, answerer string }
 
 // HandoffInfo describes one open handoff.
 type HandoffInfo struct {
@@ -254,7 +295,7 @@ func NewHandoff(cfg HandoffConfig) (*Handoff, error) {
 	h := &Handoff{
 		cfg: cfg, texts: cfg.Texts, log: cfg.Logger,
 		byUser: map[string]*handoff{}, byID: map[int]*handoff{}, noMatch: map[string]int{},
-		ended: map[string]HandoffInfo{}, last: map[string]HandoffInfo{},
+		ended: map[string]HandoffInfo{}, last: map[string]HandoffInfo{}, dirty: map[int]bool{},
 	}
 	if h.log == nil {
 		h.log = slog.Default()
@@ -291,6 +332,8 @@ func (t *HandoffTexts) fill(d HandoffTexts) {
 		{&t.FromAgent, d.FromAgent}, {&t.Ended, d.Ended}, {&t.NoAgent, d.NoAgent}, {&t.NoAgentLater, d.NoAgentLater},
 		{&t.Offer, d.Offer}, {&t.AgentConnected, d.AgentConnected}, {&t.FromUser, d.FromUser},
 		{&t.AgentEnded, d.AgentEnded}, {&t.Withdrawn, d.Withdrawn}, {&t.UserLeft, d.UserLeft}, {&t.AgentHelp, d.AgentHelp},
+		{&t.Resumed, d.Resumed}, {&t.WaitResumed, d.WaitResumed}, {&t.AgentResumed, d.AgentResumed},
+		{&t.OfferResumed, d.OfferResumed}, {&t.Held, d.Held},
 	} {
 		if *f.dst == "" {
 			*f.dst = f.def
@@ -298,10 +341,10 @@ func (t *HandoffTexts) fill(d HandoffTexts) {
 	}
 }
 
-// Close ends the handoffs' timers. Open handoffs are dropped without notice.
+// Close ends the handoffs' timers. Open handoffs are dropped without notice (a Store keeps
+// them for the next Restore).
 func (h *Handoff) Close() {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	h.closed = true
 	h.cancel()
 	for _, ho := range h.byID {
@@ -309,6 +352,8 @@ func (h *Handoff) Close() {
 			ho.timer.Stop()
 		}
 	}
+	h.mu.Unlock()
+	h.wg.Wait()
 }
 
 // List returns the open handoffs, oldest first.
@@ -415,6 +460,7 @@ type sink struct {
 type action func(ctx context.Context, s sink)
 
 func (h *Handoff) run(ctx context.Context, s sink, acts []action) {
+	h.flush(ctx)
 	for _, a := range acts {
 		a(ctx, s)
 	}
@@ -569,8 +615,11 @@ func (h *Handoff) start(ctx context.Context, w bot.Responder, ev *bot.Event, c c
 	}
 	h.byUser[ho.userKey] = ho
 	h.byID[ho.id] = ho
+	ho.deadline = ho.started.Add(h.cfg.AnswerTimeout)
 	ho.timer = time.AfterFunc(h.cfg.AnswerTimeout, func() { h.timeout(ho) })
+	h.mark(ho)
 	h.mu.Unlock()
+	h.flush(ctx)
 
 	h.observe("requested")
 	h.log.Info("handoff requested", "handoff", ho.id, "user", ho.userURI)
@@ -590,6 +639,7 @@ func (h *Handoff) place(ho *handoff) []action {
 	if h.byID[ho.id] != ho || ho.agent != nil {
 		return nil
 	}
+	h.mark(ho)
 	untried := false
 	for _, a := range h.agents {
 		if ho.tried[a] {
@@ -637,6 +687,7 @@ func (h *Handoff) remove(ho *handoff) {
 	if h.byID[ho.id] != ho {
 		return
 	}
+	h.mark(ho)
 	delete(h.byID, ho.id)
 	if h.byUser[ho.userKey] == ho {
 		delete(h.byUser, ho.userKey)
@@ -758,12 +809,15 @@ func (h *Handoff) failAction(ho *handoff, outcome string) action {
 // now, else recorded in the transcript and sent as a page-mode message to a verified user's
 // address, or through an unverified user's conversation (never to the address it claims: a
 // forged From must not make the bot write to someone else).
-func (h *Handoff) toUser(ctx context.Context, s sink, ho *handoff, text, answerer string) {
+//
+// After a restart an unverified user has no conversation yet: text is held until the user
+// writes again, and toUser reports true.
+func (h *Handoff) toUser(ctx context.Context, s sink, ho *handoff, text, answerer string) (held bool) {
 	if s.w != nil && s.key == ho.userKey {
 		if err := s.w.Reply(ctx, text); err != nil {
 			h.log.Warn("handoff: message to user failed", "handoff", ho.id, "err", err)
 		}
-		return
+		return false
 	}
 	sent := time.Now() // the user may answer before the 200 comes back: time it at the start
 	// Into the user's own conversation (an IM session stays one: the relay goes inside it,
@@ -771,6 +825,12 @@ func (h *Handoff) toUser(ctx context.Context, s sink, ho *handoff, text, answere
 	// gets a new page-mode one.
 	h.mu.Lock()
 	c := ho.conv
+	if c == nil && !ho.verified {
+		ho.held = append(ho.held, heldText{text, answerer})
+		h.mu.Unlock()
+		h.log.Info("handoff: message to an unverified user held until the user writes again", "handoff", ho.id, "user", ho.userURI)
+		return true
+	}
 	h.mu.Unlock()
 	err := bot.ErrSessionEnded
 	if c != nil {
@@ -781,14 +841,14 @@ func (h *Handoff) toUser(ctx context.Context, s sink, ho *handoff, text, answere
 	case errors.Is(err, bot.ErrSessionEnded) && ho.verified:
 		if _, err := h.cfg.Dialer.Send(ctx, ho.userURI, text); err != nil {
 			h.log.Warn("handoff: message to user failed", "handoff", ho.id, "user", ho.userURI, "err", err)
-			return
+			return false
 		}
 	case errors.Is(err, bot.ErrSessionEnded):
 		h.log.Warn("handoff: message to an unverified user not sent: the conversation has ended", "handoff", ho.id, "user", ho.userURI)
-		return
+		return false
 	default:
 		h.log.Warn("handoff: message to user failed", "handoff", ho.id, "user", ho.userURI, "err", err)
-		return
+		return false
 	}
 	if h.cfg.Transcript != nil {
 		appendEntry(ctx, h.cfg.Transcript, store.TranscriptEntry{
@@ -796,6 +856,7 @@ func (h *Handoff) toUser(ctx context.Context, s sink, ho *handoff, text, answere
 			Time: sent, Answerer: answerer,
 		})
 	}
+	return false
 }
 
 // toAgent sends text to agent a: through the agent's Responder when the agent's handler runs
@@ -828,6 +889,12 @@ func (h *Handoff) timeout(ho *handoff) {
 	acts = append(acts, h.failAction(ho, "timeout"))
 	acts = append(acts, h.drain()...)
 	h.mu.Unlock()
+	if h.cfg.Ready != nil {
+		select {
+		case <-h.cfg.Ready:
+		case <-h.ctx.Done():
+		}
+	}
 	ctx, cancel := context.WithTimeout(h.ctx, time.Minute)
 	defer cancel()
 	h.run(ctx, sink{}, acts)
@@ -840,7 +907,12 @@ func (h *Handoff) fromUser(ctx context.Context, w bot.Responder, ev *bot.Event, 
 	if ev.Session != nil && ev.Kind != bot.EventSessionEnd {
 		h.mu.Lock()
 		ho.conv = ev.Session // the latest: a page-mode conversation starts again after an idle timeout
+		held := ho.held
+		ho.held = nil
 		h.mu.Unlock()
+		for _, m := range held {
+			h.toUser(ctx, s, ho, m.text, m.answerer)
+		}
 	}
 	switch ev.Kind {
 	case bot.EventMessage:
@@ -852,7 +924,9 @@ func (h *Handoff) fromUser(ctx context.Context, w bot.Responder, ev *bot.Event, 
 		}
 		if !ho.accepted {
 			ho.pending = append(ho.pending, Visible(ev.Text))
+			h.mark(ho)
 			h.mu.Unlock()
+			h.flush(ctx)
 			if h.triggered(ev.Text) {
 				return w.Reply(ctx, h.texts.StillWaiting)
 			}
@@ -956,7 +1030,9 @@ func (h *Handoff) fromAgent(ctx context.Context, w bot.Responder, ev *bot.Event,
 }
 
 func (h *Handoff) relayToUser(ctx context.Context, s sink, ho *handoff, a *agentState, text string) {
-	h.toUser(ctx, s, ho, h.fill(h.texts.FromAgent, ho, a.Name, "{text}", text), "agent:"+a.Name)
+	if h.toUser(ctx, s, ho, h.fill(h.texts.FromAgent, ho, a.Name, "{text}", text), "agent:"+a.Name) {
+		h.toAgent(ctx, s, a, h.fill(h.texts.Held, ho, a.Name, "{text}", text))
+	}
 }
 
 // accept gives agent a the offer id (0: the oldest) and relays first, if any.
@@ -975,7 +1051,9 @@ func (h *Handoff) accept(ctx context.Context, s sink, a *agentState, id int, fir
 	a.current = ho
 	pending := ho.pending
 	ho.pending = nil
+	h.mark(ho)
 	h.mu.Unlock()
+	h.flush(ctx)
 
 	h.observe("accepted")
 	h.log.Info("handoff accepted", "handoff", ho.id, "user", ho.userURI, "agent", a.URI)
@@ -1019,8 +1097,10 @@ func (h *Handoff) pass(ctx context.Context, s sink, a *agentState, id int) {
 	a.offers = slices.DeleteFunc(a.offers, func(x *handoff) bool { return x == ho })
 	ho.agent = nil
 	ho.tried[a] = true
+	h.mark(ho)
 	acts := append(h.place(ho), h.drain()...)
 	h.mu.Unlock()
+	h.flush(ctx)
 	h.log.Info("handoff passed", "handoff", ho.id, "agent", a.URI)
 	h.toAgent(ctx, s, a, "Passed #"+strconv.Itoa(ho.id)+".")
 	h.run(ctx, s, acts)
@@ -1048,6 +1128,7 @@ func (h *Handoff) done(ctx context.Context, s sink, a *agentState, id int) {
 	h.ended[ho.userKey], h.last[ho.userKey] = info, info
 	acts := h.drain()
 	h.mu.Unlock()
+	h.flush(ctx)
 
 	h.observe("done")
 	h.log.Info("handoff done", "handoff", ho.id, "user", ho.userURI, "agent", a.URI)
@@ -1076,4 +1157,200 @@ func (h *Handoff) list(ctx context.Context, s sink, a *agentState) {
 		return
 	}
 	h.toAgent(ctx, s, a, "Your conversations:"+b.String())
+}
+
+// mark notes that ho changed, for the next flush. The caller holds h.mu.
+func (h *Handoff) mark(ho *handoff) {
+	if h.cfg.Store != nil {
+		h.dirty[ho.id] = true
+	}
+}
+
+// flush writes the handoffs changed since the last flush to the Store: the open ones as they
+// are now, the ended ones deleted. Writes are serialised, each one taken as it is when
+// written, so the Store never goes back to an older state.
+func (h *Handoff) flush(ctx context.Context) {
+	if h.cfg.Store == nil {
+		return
+	}
+	h.pmu.Lock()
+	defer h.pmu.Unlock()
+	type write struct {
+		id  int
+		rec *store.Handoff // nil: delete
+	}
+	h.mu.Lock()
+	ws := make([]write, 0, len(h.dirty))
+	for id := range h.dirty {
+		w := write{id: id}
+		if ho := h.byID[id]; ho != nil {
+			r := h.record(ho)
+			w.rec = &r
+		}
+		ws = append(ws, w)
+	}
+	clear(h.dirty)
+	h.mu.Unlock()
+	if len(ws) == 0 {
+		return
+	}
+	slices.SortFunc(ws, func(a, b write) int { return a.id - b.id })
+	// The step happened: record it even when the event that caused it was cancelled.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	for _, w := range ws {
+		var err error
+		if w.rec == nil {
+			err = h.cfg.Store.DeleteHandoff(ctx, int64(w.id))
+		} else {
+			err = h.cfg.Store.SaveHandoff(ctx, *w.rec)
+		}
+		if err != nil {
+			h.log.Error("handoff: not written to the store: a restart would lose this step", "handoff", w.id, "err", err)
+		}
+	}
+}
+
+// record is ho as the Store keeps it. The caller holds h.mu.
+func (h *Handoff) record(ho *handoff) store.Handoff {
+	r := store.Handoff{
+		ID: int64(ho.id), UserKey: ho.userKey, UserURI: ho.userURI, Verified: ho.verified, UserName: ho.name,
+		Reason: ho.reason, State: store.HandoffWaiting, Started: ho.started, Pending: slices.Clone(ho.pending),
+	}
+	if a := ho.agent; a != nil {
+		r.Agent, r.State = a.URI, store.HandoffOffered
+		if ho.accepted {
+			r.State = store.HandoffAccepted
+		}
+	}
+	if !ho.accepted {
+		r.Deadline = ho.deadline
+	}
+	for _, a := range h.agents {
+		if ho.tried[a] {
+			r.Tried = append(r.Tried, a.URI)
+		}
+	}
+	return r
+}
+
+// Restore resumes the handoffs HandoffConfig.Store kept, as a previous process left them
+// (see Handoff); without a Store it does nothing. Call it once, before the bot serves. It
+// returns once the handoffs are back in place; the notices to both sides, the timeouts of
+// deadlines already past and the offers to agents that became free follow, after
+// HandoffConfig.Ready when set.
+func (h *Handoff) Restore(ctx context.Context) error {
+	if h.cfg.Store == nil {
+		return nil
+	}
+	recs, err := h.cfg.Store.Handoffs(ctx)
+	if err != nil {
+		return fmt.Errorf("handlers: restore handoffs: %w", err)
+	}
+	last, err := h.cfg.Store.LastHandoffID(ctx)
+	if err != nil {
+		return fmt.Errorf("handlers: restore handoffs: %w", err)
+	}
+	now := time.Now()
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return errors.New("handlers: restore handoffs: the handoff is closed")
+	}
+	h.nextID = max(h.nextID, int(last))
+	var notices []action
+	var expired []*handoff
+	for _, r := range recs {
+		id := int(r.ID)
+		h.nextID = max(h.nextID, id)
+		if h.byID[id] != nil || h.byUser[r.UserKey] != nil {
+			continue // restored already
+		}
+		ho := &handoff{
+			id: id, userKey: r.UserKey, userURI: r.UserURI, name: r.UserName, verified: r.Verified,
+			reason: r.Reason, started: r.Started, deadline: r.Deadline, tried: map[*agentState]bool{},
+			pending: slices.Clone(r.Pending),
+		}
+		for _, u := range r.Tried {
+			if a := h.agentFor(u); a != nil {
+				ho.tried[a] = true
+			}
+		}
+		var a *agentState
+		if r.Agent != "" {
+			if a = h.agentFor(r.Agent); a == nil {
+				h.log.Warn("handoff restored without its agent: no longer configured; the user waits for another",
+					"handoff", id, "agent", r.Agent)
+			}
+		}
+		h.byUser[ho.userKey], h.byID[id] = ho, ho
+		h.mark(ho)
+		switch {
+		case r.State == store.HandoffAccepted && a != nil:
+			ho.agent, ho.accepted = a, true
+			a.active = append(a.active, ho)
+			a.current = ho
+			toAgent, toUser := h.fill(h.texts.AgentResumed, ho, a.Name), h.fill(h.texts.Resumed, ho, a.Name)
+			notices = append(notices, func(ctx context.Context, s sink) {
+				h.toAgent(ctx, s, a, toAgent)
+				h.toUser(ctx, s, ho, toUser, "handoff")
+			})
+		case r.State == store.HandoffOffered && a != nil:
+			ho.agent = a
+			a.offers = append(a.offers, ho)
+			toAgent, toUser := h.fill(h.texts.OfferResumed, ho, a.Name), h.fill(h.texts.WaitResumed, ho, a.Name)
+			notices = append(notices, func(ctx context.Context, s sink) {
+				h.toAgent(ctx, s, a, toAgent)
+				h.toUser(ctx, s, ho, toUser, "handoff")
+			})
+		default: // waiting in line, or its agent is gone
+			ho.queued = true
+			h.queue = append(h.queue, ho)
+			toUser := h.fill(h.texts.WaitResumed, ho, "")
+			notices = append(notices, func(ctx context.Context, s sink) { h.toUser(ctx, s, ho, toUser, "handoff") })
+		}
+		if !ho.accepted {
+			if ho.deadline.IsZero() {
+				ho.deadline = now.Add(h.cfg.AnswerTimeout)
+			}
+			if left := ho.deadline.Sub(now); left > 0 {
+				ho.timer = time.AfterFunc(left, func() { h.timeout(ho) })
+			} else {
+				expired = append(expired, ho)
+				notices = notices[:len(notices)-1] // it ends at once: no "still waiting"
+			}
+		}
+		h.log.Info("handoff restored", "handoff", id, "user", ho.userURI, "state", r.State, "agent", r.Agent)
+	}
+	if h.cfg.Ready != nil {
+		h.wg.Add(1) // before Close can wait
+	}
+	h.mu.Unlock()
+	h.flush(ctx)
+
+	resume := func() {
+		ctx, cancel := context.WithTimeout(h.ctx, 5*time.Minute)
+		defer cancel()
+		h.run(ctx, sink{}, notices)
+		for _, ho := range expired {
+			h.timeout(ho)
+		}
+		h.mu.Lock()
+		acts := h.drain()
+		h.mu.Unlock()
+		h.run(ctx, sink{}, acts)
+	}
+	if h.cfg.Ready == nil {
+		resume()
+		return nil
+	}
+	go func() {
+		defer h.wg.Done()
+		select {
+		case <-h.cfg.Ready:
+			resume()
+		case <-h.ctx.Done():
+		}
+	}()
+	return nil
 }

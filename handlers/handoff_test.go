@@ -140,6 +140,16 @@ func newRig(t *testing.T, cfg HandoffConfig) *hoRig {
 	for _, a := range cfg.Agents {
 		r.verified[a.URI] = true
 	}
+	r.build(cfg)
+	return r
+}
+
+// build makes the rig's Handoff from cfg, with the rig's dialer and stores.
+func (r *hoRig) build(cfg HandoffConfig) {
+	r.t.Helper()
+	if cfg.Agents == nil {
+		cfg.Agents = []Agent{{URI: agent1, Name: "Ann"}, {URI: agent2, Name: "Bob"}}
+	}
 	cfg.Dialer = r.d
 	cfg.Tickets = r.mem
 	cfg.Transcript = r.mem
@@ -149,13 +159,12 @@ func newRig(t *testing.T, cfg HandoffConfig) *hoRig {
 	}
 	h, err := NewHandoff(cfg)
 	if err != nil {
-		t.Fatal(err)
+		r.t.Fatal(err)
 	}
-	t.Cleanup(h.Close)
+	r.t.Cleanup(h.Close)
 	r.h = h
 	// In the order cmd/imbot chains them.
 	r.next = Transcript(r.mem)(h.Middleware()(LogUnmatched(r.mem)(echo)))
-	return r
 }
 
 // verify makes the user uri verified, from its next event on.

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"sync"
@@ -10,10 +11,10 @@ import (
 // firstTicket is the number of the first ticket of a store.
 const firstTicket = 1001
 
-// Memory keeps conversation states, transcripts, tickets, unmatched questions and ratings in
-// memory: for tests, `imbot chat` and bots that need no persistence. It behaves like
-// store/sqlite (same numbering, same ordering) but forgets everything when the process
-// ends. The zero value is ready to use; it is safe for concurrent use.
+// Memory keeps conversation states, transcripts, tickets, unmatched questions, ratings and
+// handoffs in progress in memory: for tests, `imbot chat` and bots that need no persistence.
+// It behaves like store/sqlite (same numbering, same ordering) but forgets everything when
+// the process ends. The zero value is ready to use; it is safe for concurrent use.
 type Memory struct {
 	mu         sync.Mutex
 	states     map[string]ConversationState
@@ -21,6 +22,8 @@ type Memory struct {
 	tickets    []Ticket // tickets[i].Number == firstTicket+i
 	unmatched  []Unmatched
 	ratings    []Rating
+	handoffs   map[int64]Handoff
+	lastHO     int64 // the highest handoff ID saved
 }
 
 func now(t time.Time) time.Time {
@@ -180,4 +183,46 @@ func (m *Memory) Ratings(_ context.Context, limit int) ([]Rating, error) {
 	return lastN(m.ratings, limit), nil
 }
 
-var _ StateStore = (*Memory)(nil)
+// SaveHandoff implements HandoffStore.
+func (m *Memory) SaveHandoff(_ context.Context, h Handoff) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.handoffs == nil {
+		m.handoffs = map[int64]Handoff{}
+	}
+	m.handoffs[h.ID] = h.Clone()
+	m.lastHO = max(m.lastHO, h.ID)
+	return nil
+}
+
+// DeleteHandoff implements HandoffStore.
+func (m *Memory) DeleteHandoff(_ context.Context, id int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.handoffs, id)
+	return nil
+}
+
+// Handoffs implements HandoffStore.
+func (m *Memory) Handoffs(_ context.Context) ([]Handoff, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Handoff, 0, len(m.handoffs))
+	for _, h := range m.handoffs {
+		out = append(out, h.Clone())
+	}
+	slices.SortFunc(out, func(a, b Handoff) int { return cmp.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// LastHandoffID implements HandoffStore.
+func (m *Memory) LastHandoffID(_ context.Context) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lastHO, nil
+}
+
+var (
+	_ StateStore   = (*Memory)(nil)
+	_ HandoffStore = (*Memory)(nil)
+)

@@ -34,6 +34,7 @@ const (
 // recordStore is what the helpdesk handlers need of a store; both stores have it.
 type recordStore interface {
 	store.StateStore
+	store.HandoffStore
 	handlers.TranscriptStore
 	handlers.TicketStore
 	handlers.UnmatchedStore
@@ -149,12 +150,17 @@ func assemble(ctx context.Context, fc *fileConfig, log *slog.Logger, h func(*app
 			Agents: agents, Dialer: a.bot, AnswerTimeout: fc.Handoff.AnswerTimeout,
 			Triggers: triggers, NoMatchLimit: fc.Handoff.NoMatchLimit,
 			Transcript: a.store, Tickets: a.store, Observer: a.metrics, Logger: log,
-			Texts: handlers.HandoffTexts(fc.Handoff.Texts),
+			Texts: fc.Handoff.Texts.handoffTexts(),
+			// Handoffs in progress outlive a restart; what Restore sends waits for Run.
+			Store: a.store, Ready: a.bot.Ready(),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("handoff: %w", err)
 		}
 		a.closers = append(a.closers, closerFunc(func() error { a.handoff.Close(); return nil }))
+		if err := a.handoff.Restore(ctx); err != nil {
+			return nil, fmt.Errorf("handoff: %w", err)
+		}
 	}
 	if fc.RateLimit.Every > 0 {
 		rl := handlers.RateLimitConfig{Every: fc.RateLimit.Every, Burst: max(fc.RateLimit.Burst, 1), Reply: fc.RateLimit.Reply}
@@ -252,3 +258,14 @@ func (a *app) close() {
 type closerFunc func() error
 
 func (f closerFunc) Close() error { return f() }
+
+// handoffTexts are the texts of the config file as the handoff takes them; the texts it has
+// beyond those keep their defaults.
+func (t handoffTexts) handoffTexts() handlers.HandoffTexts {
+	return handlers.HandoffTexts{
+		Searching: t.Searching, StillWaiting: t.StillWaiting, Connected: t.Connected, FromAgent: t.FromAgent,
+		Ended: t.Ended, NoAgent: t.NoAgent, NoAgentLater: t.NoAgentLater, Offer: t.Offer,
+		AgentConnected: t.AgentConnected, FromUser: t.FromUser, AgentEnded: t.AgentEnded,
+		Withdrawn: t.Withdrawn, UserLeft: t.UserLeft, AgentHelp: t.AgentHelp,
+	}
+}

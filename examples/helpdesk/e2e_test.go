@@ -91,7 +91,8 @@ func imbotBinary(t *testing.T) string {
 // help. Senders that only claim the technician's or the user's address, and one on the deny
 // list, are refused at the door. /metrics counts it all. Then the user starts a second ticket, the bot is killed
 // with SIGKILL after the summary, started again on the same config, and the user's next
-// message (the urgency) continues the flow. Another user whom the rules do not understand
+// message (the urgency) continues the flow. Another user talks with the technician when the
+// bot is killed again: after the restart both are told, and go on talking. Another user whom the rules do not understand
 // three times in a row is offered to the technician, who passes: that user gets a ticket.
 // The database then holds the tickets, the transcript and the rating.
 func TestEndToEnd(t *testing.T) {
@@ -227,6 +228,36 @@ func TestEndToEnd(t *testing.T) {
 	user.expect(t, ctx, "Done: your ticket number is 1002. A technician will contact you; ask me 'status of ticket 1002' any time.")
 	user.none(t)
 
+	// Carol talks with Ann when the bot is killed again: after the restart both are told,
+	// and their conversation goes on where it was.
+	carolPeer := bottest.NewPeer(t, bottest.Options{User: "carol", DisplayName: "Carol", Bot: botAddr, BotURI: identity, AssertIdentity: true})
+	carol := &inbox{p: carolPeer}
+	say(t, ctx, carolPeer, "Hello")
+	carol.expect(t, ctx, "Hi Carol! *")
+	carol.expect(t, ctx, "*")
+	carol.expect(t, ctx, "Hello Carol! *")
+	say(t, ctx, carolPeer, "I want to talk to a person")
+	carol.expect(t, ctx, "I am handing you over to a technician. *")
+	carol.expect(t, ctx, "Let me find a person to help you. Please wait a moment.")
+	agent.expectLong(t, ctx, "#3 Carol ("+carolPeer.URI()+") is waiting for help.", "bot: Let me find a person to help you. Please wait a moment.")
+	say(t, ctx, ann, "/accept")
+	agent.expect(t, ctx, "You are now talking with Carol (#3). What you write goes to them; /done ends the conversation.")
+	carol.expect(t, ctx, "Ann is now with you.")
+	b.kill(t)
+
+	// --- Third run: the handoff goes on -------------------------------------------------
+	b = startBot(t, ctx, bin, cfgPath)
+	agent.expect(t, ctx, "(The helpdesk restarted; your conversation #3 with Carol continues.)")
+	carol.expect(t, ctx, "(The helpdesk restarted; your conversation #3 with Ann continues.)")
+	say(t, ctx, ann, "Still with you, Carol?")
+	carol.expect(t, ctx, "Ann: Still with you, Carol?")
+	say(t, ctx, carolPeer, "Yes, the printer works now")
+	agent.expect(t, ctx, "#3 Carol: Yes, the printer works now")
+	say(t, ctx, ann, "/done")
+	carol.expect(t, ctx, endedText)
+	agent.expect(t, ctx, "Conversation #3 with Carol ended.")
+	carol.none(t)
+
 	// Bob writes three messages nothing understands: a person is called (no_match_limit).
 	// Ann passes, nobody else is there: Bob gets a ticket.
 	bobPeer := bottest.NewPeer(t, bottest.Options{User: "bob", DisplayName: "Bob", Bot: botAddr, BotURI: identity, AssertIdentity: true})
@@ -240,9 +271,10 @@ func TestEndToEnd(t *testing.T) {
 	say(t, ctx, bobPeer, "blorp")
 	bob.expect(t, ctx, "Sorry, I did not get that. Type 'help' to see what I can do.")
 	bob.expect(t, ctx, "Let me find a person to help you. Please wait a moment.")
-	agent.expectLong(t, ctx, "#1 Bob ("+bobPeer.URI()+") is waiting for help.", "bot: Let me find a person to help you. Please wait a moment.")
+	// Numbers continue across restarts.
+	agent.expectLong(t, ctx, "#4 Bob ("+bobPeer.URI()+") is waiting for help.", "bot: Let me find a person to help you. Please wait a moment.")
 	say(t, ctx, ann, "/pass")
-	agent.expect(t, ctx, "Passed #1.")
+	agent.expect(t, ctx, "Passed #4.")
 	bob.expect(t, ctx, "Sorry, nobody is available right now. I opened ticket #1003 for you; the helpdesk will get back to you.")
 	bob.none(t)
 	agent.none(t)

@@ -2,8 +2,9 @@
 // Go driver modernc.org/sqlite (no cgo), in WAL mode.
 //
 // A *DB keeps conversation states (it implements store.StateStore), transcripts, helpdesk
-// tickets, questions no rule matched and satisfaction ratings, so that a bot restarted after a
-// crash, even SIGKILL, finds every conversation where it was:
+// tickets, questions no rule matched, satisfaction ratings and handoffs to agents in progress
+// (store.HandoffStore), so that a bot restarted after a crash, even SIGKILL, finds every
+// conversation where it was:
 //
 //	db, err := sqlite.Open(ctx, "/var/lib/imbot/imbot.db")
 //	if err != nil {
@@ -81,9 +82,9 @@ const busyTimeout = 5 * time.Second
 // readers bounds the read connections.
 const readers = 4
 
-// DB is an open imbot database. It implements store.StateStore and the record interfaces of
-// package handlers (TranscriptStore, TicketStore, UnmatchedStore, RatingStore). Close it when
-// done.
+// DB is an open imbot database. It implements store.StateStore, store.HandoffStore and the
+// record interfaces of package handlers (TranscriptStore, TicketStore, UnmatchedStore,
+// RatingStore). Close it when done.
 type DB struct {
 	path string
 	log  *slog.Logger
@@ -727,3 +728,121 @@ func (db *DB) Ratings(ctx context.Context, limit int) ([]store.Rating, error) {
 }
 
 var _ store.StateStore = (*DB)(nil)
+
+// SaveHandoff implements store.HandoffStore: the row and the last number are written in one
+// transaction.
+func (db *DB) SaveHandoff(ctx context.Context, h store.Handoff) error {
+	tried, err := json.Marshal(nonNil(h.Tried))
+	if err != nil {
+		return fmt.Errorf("store: save handoff %d: %w", h.ID, err)
+	}
+	pending, err := json.Marshal(nonNil(h.Pending))
+	if err != nil {
+		return fmt.Errorf("store: save handoff %d: %w", h.ID, err)
+	}
+	deadline := ""
+	if !h.Deadline.IsZero() {
+		deadline = fmtTime(h.Deadline)
+	}
+	w, done, err := db.writer(ctx)
+	if err != nil {
+		return fmt.Errorf("store: save handoff %d: %w", h.ID, err)
+	}
+	defer done()
+	tx, err := w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: save handoff %d: %w", h.ID, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO handoffs
+		(id, user_key, user_uri, verified, user_name, reason, state, agent, deadline, started, tried, pending)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET user_key = excluded.user_key, user_uri = excluded.user_uri,
+			verified = excluded.verified, user_name = excluded.user_name, reason = excluded.reason,
+			state = excluded.state, agent = excluded.agent, deadline = excluded.deadline,
+			started = excluded.started, tried = excluded.tried, pending = excluded.pending`,
+		h.ID, h.UserKey, h.UserURI, h.Verified, h.UserName, h.Reason, h.State, h.Agent, deadline,
+		fmtTime(orNow(h.Started)), string(tried), string(pending)); err != nil {
+		return fmt.Errorf("store: save handoff %d: %w", h.ID, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO handoff_last (one, id) VALUES (1, ?)
+		ON CONFLICT (one) DO UPDATE SET id = MAX(id, excluded.id)`, h.ID); err != nil {
+		return fmt.Errorf("store: save handoff %d: %w", h.ID, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: save handoff %d: %w", h.ID, err)
+	}
+	return nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// DeleteHandoff implements store.HandoffStore.
+func (db *DB) DeleteHandoff(ctx context.Context, id int64) error {
+	w, done, err := db.writer(ctx)
+	if err != nil {
+		return fmt.Errorf("store: delete handoff %d: %w", id, err)
+	}
+	defer done()
+	if _, err := w.ExecContext(ctx, `DELETE FROM handoffs WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("store: delete handoff %d: %w", id, err)
+	}
+	return nil
+}
+
+// Handoffs implements store.HandoffStore.
+func (db *DB) Handoffs(ctx context.Context) ([]store.Handoff, error) {
+	r, done := db.reader()
+	defer done()
+	rows, err := r.QueryContext(ctx, `SELECT id, user_key, user_uri, verified, user_name, reason, state, agent,
+		deadline, started, tried, pending FROM handoffs ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("store: handoffs: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Handoff
+	for rows.Next() {
+		var h store.Handoff
+		var deadline, started, tried, pending string
+		if err := rows.Scan(&h.ID, &h.UserKey, &h.UserURI, &h.Verified, &h.UserName, &h.Reason, &h.State, &h.Agent,
+			&deadline, &started, &tried, &pending); err != nil {
+			return nil, fmt.Errorf("store: handoffs: %w", err)
+		}
+		if deadline != "" {
+			h.Deadline = parseTime(deadline)
+		}
+		h.Started = parseTime(started)
+		if err := json.Unmarshal([]byte(tried), &h.Tried); err != nil {
+			return nil, fmt.Errorf("store: handoff %d: tried agents are not valid JSON: %w", h.ID, err)
+		}
+		if err := json.Unmarshal([]byte(pending), &h.Pending); err != nil {
+			return nil, fmt.Errorf("store: handoff %d: pending messages are not valid JSON: %w", h.ID, err)
+		}
+		if len(h.Tried) == 0 {
+			h.Tried = nil
+		}
+		if len(h.Pending) == 0 {
+			h.Pending = nil
+		}
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
+
+// LastHandoffID implements store.HandoffStore.
+func (db *DB) LastHandoffID(ctx context.Context) (int64, error) {
+	r, done := db.reader()
+	defer done()
+	var id int64
+	if err := r.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM handoff_last`).Scan(&id); err != nil {
+		return 0, fmt.Errorf("store: last handoff number: %w", err)
+	}
+	return id, nil
+}
+
+var _ store.HandoffStore = (*DB)(nil)

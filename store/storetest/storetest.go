@@ -18,6 +18,7 @@ import (
 // Store is everything a complete imbot store provides.
 type Store interface {
 	store.StateStore
+	store.HandoffStore
 	AppendTranscript(ctx context.Context, e store.TranscriptEntry) error
 	Transcript(ctx context.Context, key string, limit int) ([]store.TranscriptEntry, error)
 	CreateTicket(ctx context.Context, t store.Ticket) (int64, error)
@@ -43,6 +44,8 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		"unmatched":                unmatched,
 		"ratings":                  ratings,
 		"concurrent":               concurrent,
+		"handoffs":                 handoffs,
+		"handoff numbering":        handoffNumbering,
 	}
 	for name, f := range tests {
 		t.Run(name, func(t *testing.T) { f(t, open(t)) })
@@ -404,6 +407,103 @@ func concurrent(t *testing.T, s Store) {
 				t.Errorf("%s: entry %d is %q: out of order", key, i, e.Text)
 				break
 			}
+		}
+	}
+}
+
+// handoffs: a handoff is saved with everything a restarted bot needs, replaced on each
+// transition and forgotten when it ends; Handoffs lists them by number.
+func handoffs(t *testing.T, s Store) {
+	c := ctx(t)
+	got, err := s.Handoffs(c)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("Handoffs of an empty store = %#v, %v", got, err)
+	}
+	t0 := time.Date(2025, 3, 4, 10, 0, 0, 0, time.UTC)
+	waiting := store.Handoff{
+		ID: 2, UserKey: "k2", UserURI: "sip:bob@x", UserName: "Bob", Reason: "agent please",
+		State: store.HandoffWaiting, Deadline: t0.Add(2 * time.Minute), Started: t0,
+	}
+	offered := store.Handoff{
+		ID: 1, UserKey: "k1", UserURI: "sip:alice@x", Verified: true, UserName: "Alice", Reason: "human",
+		State: store.HandoffOffered, Agent: "sip:ann@x", Deadline: t0.Add(time.Minute), Started: t0.Add(-time.Second),
+		Tried: []string{"sip:bo@x"}, Pending: []string{"it is urgent", "hello?"},
+	}
+	for _, h := range []store.Handoff{waiting, offered} {
+		if err := s.SaveHandoff(c, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(what string, want ...store.Handoff) {
+		t.Helper()
+		got, err := s.Handoffs(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%s: Handoffs = %#v, want %#v", what, got, want)
+		}
+		for i := range want {
+			g, w := got[i], want[i]
+			if !g.Deadline.Equal(w.Deadline) || !g.Started.Equal(w.Started) {
+				t.Errorf("%s: handoff %d: deadline %v started %v, want %v %v", what, w.ID, g.Deadline, g.Started, w.Deadline, w.Started)
+			}
+			g.Deadline, g.Started = w.Deadline, w.Started
+			if !reflect.DeepEqual(g, w) {
+				t.Errorf("%s: handoff %d = %#v\nwant %#v", what, w.ID, g, w)
+			}
+		}
+	}
+	check("saved", offered, waiting)
+	// Accepted: replaced, the deadline gone.
+	accepted := offered.Clone()
+	accepted.State, accepted.Deadline, accepted.Pending = store.HandoffAccepted, time.Time{}, nil
+	if err := s.SaveHandoff(c, accepted); err != nil {
+		t.Fatal(err)
+	}
+	// The store keeps a copy: changing the caller's slices afterwards changes nothing stored.
+	want := accepted.Clone()
+	accepted.Tried[0] = "sip:changed@x"
+	check("accepted", want, waiting)
+	if err := s.DeleteHandoff(c, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteHandoff(c, 1); err != nil {
+		t.Errorf("deleting a missing handoff: %v", err)
+	}
+	check("deleted", waiting)
+}
+
+// handoffNumbering: LastHandoffID is the highest number ever saved, even once its handoff
+// was deleted, so that numbering continues after a restart.
+func handoffNumbering(t *testing.T, s Store) {
+	c := ctx(t)
+	if n, err := s.LastHandoffID(c); err != nil || n != 0 {
+		t.Fatalf("LastHandoffID of an empty store = %d, %v", n, err)
+	}
+	steps := []struct {
+		save, del int64
+		want      int64
+	}{
+		{save: 1, want: 1},
+		{save: 3, want: 3},
+		{save: 2, want: 3},
+		{del: 3, want: 3},
+		{del: 2, want: 3},
+	}
+	for i, st := range steps {
+		if st.save != 0 {
+			if err := s.SaveHandoff(c, store.Handoff{ID: st.save, UserKey: "k", State: store.HandoffWaiting}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if st.del != 0 {
+			if err := s.DeleteHandoff(c, st.del); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n, err := s.LastHandoffID(c); err != nil || n != st.want {
+			t.Errorf("step %d: LastHandoffID = %d, %v; want %d", i+1, n, err, st.want)
 		}
 	}
 }
