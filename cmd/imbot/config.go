@@ -145,6 +145,11 @@ type handoffTexts struct {
 	Withdrawn      string `yaml:"withdrawn"`
 	UserLeft       string `yaml:"user_left"`
 	AgentHelp      string `yaml:"agent_help"`
+	Resumed        string `yaml:"resumed"`
+	WaitResumed    string `yaml:"wait_resumed"`
+	AgentResumed   string `yaml:"agent_resumed"`
+	OfferResumed   string `yaml:"offer_resumed"`
+	Held           string `yaml:"held"`
 }
 
 // configError is one problem in a config file, at file:line:column.

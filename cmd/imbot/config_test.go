@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/imbot-dev/imbot/bot"
+	"github.com/imbot-dev/imbot/handlers"
 )
 
 func TestDefaultConfigLoads(t *testing.T) {
@@ -146,5 +147,20 @@ func TestTrustPasswordFromEnvironment(t *testing.T) {
 	}
 	if _, err := fc.botConfig(); err == nil || !strings.Contains(err.Error(), "IMBOT_TEST_UNSET_PW is not set") {
 		t.Fatalf("err = %v, want one naming the unset variable", err)
+	}
+}
+
+// TestHandoffRestartTextsFromConfig: every handoff text of the config file reaches the handoff,
+// those said after a restart included.
+func TestHandoffRestartTextsFromConfig(t *testing.T) {
+	fc, err := parseConfig("cfg.yaml", []byte("handoff:\n  texts:\n    ended: bye\n    resumed: back\n    wait_resumed: still\n"+
+		"    agent_resumed: again\n    offer_resumed: open\n    held: later\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fc.Handoff.Texts.handoffTexts()
+	want := handlers.HandoffTexts{Ended: "bye", Resumed: "back", WaitResumed: "still", AgentResumed: "again", OfferResumed: "open", Held: "later"}
+	if got != want {
+		t.Errorf("texts %+v, want %+v", got, want)
 	}
 }
