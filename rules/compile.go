@@ -170,6 +170,9 @@ type compiling struct {
 	rs    *RuleSet
 	funcs []string
 	cur   *src // file of the rule being compiled
+	// setVars are the variables something can set: a rule's `set:`, and the variables
+	// conversation tests start with (Options.testVars).
+	setVars map[string]bool
 }
 
 func compileSet(opts *Options, files []*fileAST, read []string, e *errs) (*RuleSet, error) {
@@ -243,6 +246,15 @@ func compileSet(opts *Options, files []*fileAST, read []string, e *errs) (*RuleS
 				gotos[r.goTo.Value] = true
 			}
 		}
+	}
+	cc.setVars = map[string]bool{}
+	for _, ra := range asts {
+		for _, st := range ra.set {
+			cc.setVars[st.name] = true
+		}
+	}
+	for _, v := range opts.testVars {
+		cc.setVars[v] = true
 	}
 	for st := range statePos {
 		rs.states = append(rs.states, st)
@@ -553,13 +565,14 @@ func (cc *compiling) report(n *yaml.Node, probs []*exprError, format string, arg
 	return failed
 }
 
-// checker returns the extra checks of the expressions of r: captures that exist, business
-// hours that parse, and what is sure to go over the Limits (staticLimits; reply is set for
-// the {{ }} of replies).
+// checker returns the extra checks of the expressions of r: captures that exist, variables
+// that something sets (a warning otherwise), business hours that parse, and what is sure to
+// go over the Limits (staticLimits; reply is set for the {{ }} of replies).
 func (cc *compiling) checker(r *rule, what string, reply bool) func(string, ast.Node) []*exprError {
 	lim := cc.opts.Limits.withDefaults()
 	return func(src string, tree ast.Node) []*exprError {
 		var found *exprError
+		var unset []*exprError
 		v := &visitor{fn: func(n ast.Node) {
 			if found != nil {
 				return
@@ -568,7 +581,16 @@ func (cc *compiling) checker(r *rule, what string, reply bool) func(string, ast.
 			case *ast.MemberNode:
 				id, ok := x.Node.(*ast.IdentifierNode)
 				prop, ok2 := x.Property.(*ast.StringNode)
-				if !ok || !ok2 || id.Value != "match" {
+				if !ok || !ok2 {
+					return
+				}
+				if id.Value == "vars" {
+					if w := cc.unsetVar(src, x, prop.Value); w != nil {
+						unset = append(unset, w)
+					}
+					return
+				}
+				if id.Value != "match" {
 					return
 				}
 				if slices.Contains(r.capNames, prop.Value) {
@@ -612,11 +634,28 @@ func (cc *compiling) checker(r *rule, what string, reply bool) func(string, ast.
 		if found != nil {
 			probs = append(probs, found)
 		}
+		probs = append(probs, unset...)
 		if !cc.opts.noStaticLimits {
 			probs = append(probs, staticLimits(src, tree, lim, reply)...)
 		}
 		return probs
 	}
+}
+
+// unsetVar returns a warning for vars.name when nothing can ever give the variable a value:
+// no file declares it in `vars:`, no rule's `set:` sets it, and no conversation test starts
+// with it. It is empty at run time, which is most likely a typo.
+func (cc *compiling) unsetVar(src string, n ast.Node, name string) *exprError {
+	if _, ok := cc.rs.consts[name]; ok || cc.setVars[name] || strings.HasPrefix(name, "_") {
+		return nil
+	}
+	known := slices.Collect(maps.Keys(cc.setVars))
+	known = append(known, slices.Collect(maps.Keys(cc.rs.consts))...)
+	slices.Sort(known)
+	w := locErr(src, n, fmt.Sprintf("vars.%s is never set: no 'vars:' declares it and no rule sets it, so it is always empty%s",
+		name, suggest(name, known)))
+	w.warn = true
+	return w
 }
 
 type visitor struct{ fn func(ast.Node) }

@@ -74,6 +74,9 @@ type Options struct {
 	// noStaticLimits loads what the load-time limit checks refuse, so that tests can drive
 	// the run-time budgets with the expressions that the checks keep out.
 	noStaticLimits bool
+	// testVars are the variables conversation tests start with (tests[].vars): a rule may
+	// read them although nothing in the rule files sets them.
+	testVars []string
 }
 
 func (o *Options) logger() *slog.Logger {
