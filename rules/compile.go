@@ -79,6 +79,12 @@ type rule struct {
 	cont    bool
 	// needsEnv: the rule's actions evaluate expressions.
 	needsEnv bool
+	// broken: an error was reported in the rule, so it does not load; the analyses that
+	// depend on what it does (shadowing) leave it out rather than add follow-on errors.
+	broken bool
+	// badTrigger: a pattern or regex of the rule failed to parse, so its captures are not
+	// known.
+	badTrigger bool
 }
 
 type pattern struct {
@@ -302,10 +308,12 @@ func suggestState(st string, gotos map[string]bool) string {
 }
 
 // rule compiles one rule, reporting problems.
-func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) *rule {
+func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 	s := ra.src
 	cc.cur = s
-	r := &rule{
+	before := cc.e.errors()
+	defer func() { r.broken = cc.e.errors() > before }()
+	r = &rule{
 		name: ra.name, description: ra.description, examples: ra.examples, hidden: ra.hidden,
 		pos: s.pos(ra.node), priority: ra.priority, kind: ra.on, fallback: ra.fallback,
 		pick: ra.pick, typing: ra.typing, end: ra.end, cont: ra.cont,
@@ -336,6 +344,7 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) *rule {
 		if err != nil {
 			pe := err.(*patternError)
 			s.e.add(s.at(n, 1, pe.col), "bad pattern in %s: %s", what, pe.msg)
+			r.badTrigger = true
 			continue
 		}
 		for _, fp := range flats {
@@ -349,6 +358,7 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) *rule {
 		re, lits, err := compileRegexLits(n.Value)
 		if err != nil {
 			s.errf(n, "bad regex in %s: %v", what, err)
+			r.badTrigger = true
 			continue
 		}
 		r.res = append(r.res, re)
@@ -590,8 +600,8 @@ func (cc *compiling) checker(r *rule, what string, reply bool) func(string, ast.
 					}
 					return
 				}
-				if id.Value != "match" {
-					return
+				if id.Value != "match" || r.badTrigger {
+					return // with a bad pattern or regex, the capture may be in it
 				}
 				if slices.Contains(r.capNames, prop.Value) {
 					return
@@ -777,7 +787,7 @@ func (cc *compiling) shadowing() {
 					v.p.src, r.name, v.by.name, v.by.pos.short(), r.name)
 			}
 		}
-		if r.when == nil && !r.cont {
+		if r.when == nil && !r.cont && !r.broken {
 			for i := range r.pats {
 				k := r.pats[i].flat.key()
 				first[k] = append(first[k], owner{r})
