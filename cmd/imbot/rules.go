@@ -46,24 +46,36 @@ func newEngine(fc *fileConfig, opts rules.Options) (*rules.Engine, error) {
 	return rules.New(opts, fc.Rules...)
 }
 
-// isRuleFile reports whether a YAML file is a rule file (it has "version" and "rules" at the
-// top) rather than a config file.
-func isRuleFile(path string) bool {
+// The kinds of YAML file imbot check tells apart.
+const (
+	configFile = iota
+	ruleFile
+	testFile
+)
+
+// fileKind tells a conversation test file (it has "version" and "tests" at the top) from a
+// rule file (it has "version" and "rules", and no "tests") and from a config file.
+func fileKind(path string) int {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return true // let the rules loader report it
+		return ruleFile // let the rules loader report it
 	}
 	var top map[string]yaml.Node
 	if yaml.Unmarshal(data, &top) != nil {
-		return true
+		return ruleFile
 	}
 	_, v := top["version"]
 	_, r := top["rules"]
 	_, tests := top["tests"]
-	return v && (r || tests)
+	switch {
+	case v && tests:
+		return testFile
+	case v && r:
+		return ruleFile
+	}
+	return configFile
 }
 
-// cmdCheck validates config and rule files and prints every error as file:line:col.
 // prefixErrors puts the file name before each of the errors err joins, at any depth.
 func prefixErrors(file string, err error) error {
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
@@ -76,12 +88,13 @@ func prefixErrors(file string, err error) error {
 	return fmt.Errorf("%s: %w", file, err)
 }
 
+// cmdCheck validates config, rule and test files and prints every error as file:line:col.
 func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("imbot check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "a config file to validate, with the rule files it names")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: imbot check [--config imbot.yaml] [FILE...]\n\nValidates a config file and rule files, printing every error as file:line:column.\nA FILE may be a rule file or a config file. Exit status 1 when anything is wrong;\nwarnings (what is likely to fail at run time) are printed but do not fail the check.")
+		fmt.Fprintln(stderr, "Usage: imbot check [--config imbot.yaml] [FILE...]\n\nValidates a config file, rule files and conversation test files, printing every error as\nfile:line:column. A FILE may be a rule file, a test file (top-level tests:, checked with the\nrule files it names, without running it) or a config file. Exit status 1 when anything is wrong;\nwarnings (what is likely to fail at run time) are printed but do not fail the check.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -90,18 +103,21 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		return 2
 	}
-	var configs, ruleFiles []string
+	var configs, ruleFiles, testFiles []string
 	if *configPath != "" {
 		configs = append(configs, *configPath)
 	}
 	for _, f := range fs.Args() {
-		if isRuleFile(f) {
+		switch fileKind(f) {
+		case ruleFile:
 			ruleFiles = append(ruleFiles, f)
-		} else {
+		case testFile:
+			testFiles = append(testFiles, f)
+		default:
 			configs = append(configs, f)
 		}
 	}
-	if len(configs) == 0 && len(ruleFiles) == 0 {
+	if len(configs) == 0 && len(ruleFiles) == 0 && len(testFiles) == 0 {
 		fmt.Fprintln(stderr, "imbot check: name the files to check")
 		fs.Usage()
 		return 2
@@ -138,30 +154,46 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		fmt.Fprintf(stdout, "%s: config ok\n", c)
 	}
-	if len(ruleFiles) > 0 {
-		funcs, err := allPluginFuncs(nil)
-		if err != nil {
-			fmt.Fprintln(stderr, "imbot check:", err)
+	if len(ruleFiles) == 0 && len(testFiles) == 0 {
+		if failed {
 			return 1
 		}
-		ok, warnings := true, 0
-		opts := ruleOptions(nil, nil, builtinRuleHandlers(), funcs)
-		opts.Vars = vars
-		for _, err := range rules.Check(opts, ruleFiles...) {
+		return 0
+	}
+	funcs, err := allPluginFuncs(nil)
+	if err != nil {
+		fmt.Fprintln(stderr, "imbot check:", err)
+		return 1
+	}
+	opts := ruleOptions(nil, nil, builtinRuleHandlers(), funcs)
+	// result prints the problems of what, and "what: ok" (with the warnings counted) when
+	// none is an error.
+	result := func(what, ok string, problems []error) {
+		good, warnings := true, 0
+		for _, err := range problems {
 			if re := (*rules.Error)(nil); errors.As(err, &re) && re.Warning {
 				fmt.Fprintln(stderr, err)
 				warnings++
 				continue
 			}
 			report(err)
-			ok = false
+			good = false
 		}
 		switch {
-		case ok && warnings > 0:
-			fmt.Fprintf(stdout, "%s: rules ok, with %d warning(s)\n", strings.Join(ruleFiles, ", "), warnings)
-		case ok:
-			fmt.Fprintf(stdout, "%s: rules ok\n", strings.Join(ruleFiles, ", "))
+		case good && warnings > 0:
+			fmt.Fprintf(stdout, "%s: %s, with %d warning(s)\n", what, ok, warnings)
+		case good:
+			fmt.Fprintf(stdout, "%s: %s\n", what, ok)
 		}
+	}
+	if len(ruleFiles) > 0 {
+		o := opts
+		o.Vars = vars
+		result(strings.Join(ruleFiles, ", "), "rules ok", rules.Check(o, ruleFiles...))
+	}
+	// A test file is checked with the rules it names, as imbot test loads them.
+	for _, f := range testFiles {
+		result(f, "tests ok", rules.CheckTestFile(opts, f))
 	}
 	if failed {
 		return 1

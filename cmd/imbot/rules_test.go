@@ -38,6 +38,11 @@ rules:
 	runOnly := writeFile(t, dir, "runonly.yaml", "listen: [\"udp://127.0.0.1:abc\", \"tcp://0.0.0.0:5099\"]\n"+
 		"registration:\n  registrar: sip:reg.example.com;transport=tls\n  password_env: IMBOT_TEST_UNSET_PASSWORD\n")
 	withVars := writeFile(t, dir, "vars.yaml", "rules: [good.yaml]\nstore: {driver: memory}\nvars: {hours: always}\n")
+	tvars := writeFile(t, dir, "tvars.yaml", "version: 1\nrules:\n  - {name: size, match: size, reply: \"{{ vars.size }}\"}\n")
+	goodTest := writeFile(t, dir, "good_test.yaml", "version: 1\nrules: [tvars.yaml]\ntests:\n"+
+		"  - name: size\n    vars: {size: large}\n    steps:\n      - {user: size, bot: large}\n")
+	badTest := writeFile(t, dir, "bad_test.yaml", "version: 1\nrules: [good.yaml]\ntests:\n"+
+		"  - name: hi\n    steps:\n      - {user: hello, bto: Hi!}\n")
 	cases := []struct {
 		name string
 		args []string
@@ -57,6 +62,12 @@ rules:
 		{"over the limits", []string{costly}, 1, []string{"costly.yaml:3:52: in 'when' of rule 'doubling': the accumulator of reduce grows 2-fold",
 			"costly.yaml:4:50: in the reply of rule 'copies': repeat() makes 999999 copies", "costly.yaml:5:48: in the reply of rule 'flood': repeat() builds 999999 bytes"}},
 		{"a warning", []string{risky}, 0, []string{"risky.yaml:3:48: warning: in 'when' of rule 'words'", "rules ok, with 1 warning(s)"}},
+		{"a test file", []string{goodTest}, 0, []string{"good_test.yaml: tests ok\n"}},
+		{"a variable only a test gives", []string{tvars}, 0, []string{
+			"tvars.yaml:3:47: warning: in the reply of rule 'size': vars.size is never set: no 'vars:' declares it and no rule sets it, so it is always empty",
+			"tvars.yaml: rules ok, with 1 warning(s)"}},
+		{"a bad test file", []string{good, badTest}, 1, []string{"good.yaml: rules ok",
+			"bad_test.yaml:6:23: unknown key 'bto' in a step; did you mean 'bot'?"}},
 		{"nothing to check", nil, 2, []string{"Usage"}},
 	}
 	for _, c := range cases {
