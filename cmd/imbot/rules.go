@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -93,8 +94,10 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs := flag.NewFlagSet("imbot check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "a config file to validate, with the rule files it names")
+	stubs := stubFlags{}
+	fs.Var(stubs, "stub", "`name[=value]`: a stand-in for a function the rules call that Go registers elsewhere (repeatable)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: imbot check [--config imbot.yaml] [FILE...]\n\nValidates a config file, rule files and conversation test files, printing every error as\nfile:line:column. A FILE may be a rule file, a test file (top-level tests:, checked with the\nrule files it names, without running it) or a config file. Exit status 1 when anything is wrong;\nwarnings (what is likely to fail at run time) are printed but do not fail the check.")
+		fmt.Fprintln(stderr, "Usage: imbot check [--config imbot.yaml] [--stub name[=value]]... [FILE...]\n\nValidates a config file, rule files and conversation test files, printing every error as\nfile:line:column. A FILE may be a rule file, a test file (top-level tests:, checked with the\nrule files it names, without running it) or a config file. Exit status 1 when anything is wrong;\nwarnings (what is likely to fail at run time) are printed but do not fail the check.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -122,11 +125,12 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fs.Usage()
 		return 2
 	}
-	failed := false
+	failed, unregistered := false, false
 	var vars map[string]any // the configs' overrides of the rule files' vars
 	report := func(err error) {
 		failed = true
 		for _, e := range rules.Errors(err) {
+			unregistered = unregistered || isUnregistered(e)
 			for _, line := range strings.Split(e.Error(), "\n") {
 				fmt.Fprintln(stderr, line)
 			}
@@ -166,6 +170,7 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 1
 	}
 	opts := ruleOptions(nil, nil, builtinRuleHandlers(), funcs)
+	stubs.apply(opts.Funcs)
 	// result prints the problems of what, and "what: ok" (with the warnings counted) when
 	// none is an error.
 	result := func(what, ok string, problems []error) {
@@ -194,6 +199,9 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	// A test file is checked with the rules it names, as imbot test loads them.
 	for _, f := range testFiles {
 		result(f, "tests ok", rules.CheckTestFile(opts, f))
+	}
+	if unregistered {
+		fmt.Fprintln(stderr, stubHint("check"))
 	}
 	if failed {
 		return 1
@@ -259,8 +267,10 @@ func cmdChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	as := fs.String("as", "sip:you@example.com", "who you are in the conversation")
 	name := fs.String("name", "You", "your display name")
 	pace := fs.Bool("pace", false, "wait the rules' typing delays before printing replies")
+	stubs := stubFlags{}
+	fs.Var(stubs, "stub", "`name[=value]`: a stand-in for a function the rules call, returning value (repeatable)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: imbot chat [-r rules.yaml]...\n\nChats with the rules in the terminal, with no SIP: replies, typing (…), and the commands\n/why, /state, /vars, /reset. End with Ctrl-D.\n\nimbot chat --to sip:imbot@127.0.0.1:5060 chats with a running bot over SIP instead\n(imbot chat --to x -h for its flags).")
+		fmt.Fprintln(stderr, "Usage: imbot chat [-r rules.yaml]... [--stub name[=value]]...\n\nChats with the rules in the terminal, with no SIP: replies, typing (…), and the commands\n/why, /state, /vars, /reset. End with Ctrl-D.\n\nimbot chat --to sip:imbot@127.0.0.1:5060 chats with a running bot over SIP instead\n(imbot chat --to x -h for its flags).")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -276,11 +286,17 @@ func cmdChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return 1
 	}
 	opts := ruleOptions(mem, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), builtinRuleHandlers(), funcs)
+	stubs.apply(opts.Funcs)
 	fc := &fileConfig{Rules: ruleFiles}
 	e, err := newEngine(fc, opts)
 	if err != nil {
+		unregistered := false
 		for _, e := range rules.Errors(err) {
 			fmt.Fprintln(stderr, e)
+			unregistered = unregistered || isUnregistered(e)
+		}
+		if unregistered {
+			fmt.Fprintln(stderr, stubHint("chat"))
 		}
 		return 1
 	}
@@ -296,6 +312,51 @@ func cmdChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return 1
 	}
 	return 0
+}
+
+// stubFlags is the repeatable --stub name[=value] flag of check and chat: a stand-in for a
+// function the rules call that Go registers elsewhere (an application's own), as the
+// `stubs:` of a test file. The stub ignores its arguments and returns value read as YAML (12
+// is a number, true a boolean, {a: 1} a mapping, other text is text); without =value it
+// returns nothing (null, empty in a reply). A stub replaces a function of the same name.
+type stubFlags map[string]any
+
+func (s stubFlags) String() string { return strings.Join(slices.Sorted(maps.Keys(s)), ",") }
+
+func (s stubFlags) Set(v string) error {
+	name, val, hasVal := strings.Cut(v, "=")
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return errors.New("name the function: --stub name or --stub name=value")
+	}
+	var x any
+	if hasVal {
+		x = val
+		var parsed any
+		if val != "" && yaml.Unmarshal([]byte(val), &parsed) == nil {
+			x = parsed
+		}
+	}
+	s[name] = x
+	return nil
+}
+
+// apply puts the stubs among funcs.
+func (s stubFlags) apply(funcs rules.Funcs) {
+	for name, v := range s {
+		funcs[name] = rules.Stub(v)
+	}
+}
+
+// isUnregistered reports whether err is about a rule calling a function that is not
+// registered, which a --stub stands in for.
+func isUnregistered(err error) bool {
+	return strings.Contains(err.Error(), "which is not a registered function")
+}
+
+// stubHint is printed after errors about functions that are not registered.
+func stubHint(cmd string) string {
+	return fmt.Sprintf("hint: a function that your Go code registers can be stood in for: imbot %s --stub name=value", cmd)
 }
 
 // multiFlag is a repeatable string flag.

@@ -43,6 +43,7 @@ rules:
 		"  - name: size\n    vars: {size: large}\n    steps:\n      - {user: size, bot: large}\n")
 	badTest := writeFile(t, dir, "bad_test.yaml", "version: 1\nrules: [good.yaml]\ntests:\n"+
 		"  - name: hi\n    steps:\n      - {user: hello, bto: Hi!}\n")
+	calls := writeFile(t, dir, "calls.yaml", "version: 1\nrules:\n  - {name: tier, match: tier, call: crm.tier(sender.user), reply: \"{{ result }}\"}\n")
 	cases := []struct {
 		name string
 		args []string
@@ -50,6 +51,10 @@ rules:
 		want []string
 	}{
 		{"good rules", []string{good}, 0, []string{"rules ok"}},
+		{"a function Go registers elsewhere", []string{calls}, 1, []string{
+			"calls.yaml:3:37: rule 'tier' calls 'crm.tier', which is not a registered function",
+			"hint: a function that your Go code registers can be stood in for: imbot check --stub name=value"}},
+		{"a stub for it", []string{"--stub", "crm.tier", calls}, 0, []string{"calls.yaml: rules ok\n"}},
 		{"vars the rules do not declare", []string{"--config", withVars}, 1, []string{"'hours' is not a constant of the rule files"}},
 		{"what run refuses", []string{runOnly}, 1, []string{
 			"runonly.yaml: registration.password_env: the environment variable IMBOT_TEST_UNSET_PASSWORD is not set",
@@ -104,6 +109,34 @@ func TestTestCommand(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "FAIL") || !strings.Contains(out.String(), "wrong_reply") {
 		t.Errorf("failure not reported:\n%s", out.String())
+	}
+}
+
+func TestChatStubs(t *testing.T) {
+	dir := t.TempDir()
+	calls := writeFile(t, dir, "calls.yaml", "version: 1\nrules:\n  - {name: tier, match: tier, call: crm.tier(sender.user), reply: \"Tier: {{ result }}\"}\n")
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"no stub", []string{"-r", calls}, 1, "hint: a function that your Go code registers can be stood in for: imbot chat --stub name=value"},
+		{"text", []string{"-r", calls, "--stub", "crm.tier=Gold"}, 0, "bot> Tier: Gold\n"},
+		{"a number", []string{"-r", calls, "--stub", "crm.tier=3"}, 0, "bot> Tier: 3\n"},
+		{"no value", []string{"-r", calls, "--stub", "crm.tier"}, 0, "bot> Tier: \n"},
+		{"no name", []string{"-r", calls, "--stub", "=x"}, 2, "invalid value \"=x\" for flag -stub: name the function: --stub name or --stub name=value"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			if code := cmdChat(context.Background(), c.args, strings.NewReader("tier\n"), &out, &errOut); code != c.code {
+				t.Fatalf("exit %d, want %d: %s%s", code, c.code, out.String(), errOut.String())
+			}
+			if all := out.String() + errOut.String(); !strings.Contains(all, c.want) {
+				t.Errorf("output lacks %q:\n%s", c.want, all)
+			}
+		})
 	}
 }
 
