@@ -122,7 +122,8 @@ type testFile struct {
 
 // RunTestFiles runs the conversation tests of each file. opts supplies Go functions and
 // handlers the rules need (stubs in the file override functions of the same name); its FS,
-// if set, is where test and rule files are read. The error reports test or rule files that
+// if set, is where test and rule files are read; its Now, if set, gives the time of the
+// tests that set none (neither the test nor its file has `now`). The error reports test or rule files that
 // do not load (an ErrorList with positions); tests of the other files still run.
 func RunTestFiles(opts Options, files ...string) ([]TestResult, error) {
 	var results []TestResult
@@ -217,6 +218,9 @@ func runTest(rs *RuleSet, opts Options, tf *testFile, t *convTest) TestResult {
 	now := t.now
 	if now.IsZero() {
 		now = tf.now
+	}
+	if now.IsZero() && opts.Now != nil {
+		now = opts.Now() // imbot test --now
 	}
 	if now.IsZero() {
 		now = time.Date(2025, 3, 3, 10, 0, 0, 0, time.UTC) // a Monday morning

@@ -79,6 +79,14 @@ type Options struct {
 	testVars []string
 }
 
+// clock returns the time by Now, or the time.
+func (o *Options) clock() time.Time {
+	if o.Now != nil {
+		return o.Now()
+	}
+	return time.Now()
+}
+
 func (o *Options) logger() *slog.Logger {
 	if o.Logger != nil {
 		return o.Logger

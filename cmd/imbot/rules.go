@@ -221,8 +221,10 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("imbot test", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	verbose := fs.Bool("v", false, "print every test, not only failures")
+	var now time.Time
+	fs.Func("now", "the time of the tests that set none (`2026-12-01T10:00+01:00`); default Monday 2025-03-03 10:00 UTC", nowFlag(&now))
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: imbot test [-v] [TESTFILE...]\n\nRuns YAML conversation tests against their rules, with no network.\nWith no file, runs the tests of the embedded demo rules. Exit status 1 on failure.")
+		fmt.Fprintln(stderr, "Usage: imbot test [-v] [--now time] [TESTFILE...]\n\nRuns YAML conversation tests against their rules, with no network.\nWith no file, runs the tests of the embedded demo rules. Exit status 1 on failure.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -237,6 +239,9 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	opts := ruleOptions(nil, nil, builtinRuleHandlers(), funcs)
+	if !now.IsZero() {
+		opts.Now = func() time.Time { return now }
+	}
 	files := fs.Args()
 	if len(files) == 0 {
 		opts.FS = rules.Demo
@@ -269,8 +274,10 @@ func cmdChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	pace := fs.Bool("pace", false, "wait the rules' typing delays before printing replies")
 	stubs := stubFlags{}
 	fs.Var(stubs, "stub", "`name[=value]`: a stand-in for a function the rules call, returning value (repeatable)")
+	var now time.Time
+	fs.Func("now", "the time to start the clock at (`2026-12-01T10:00+01:00`), to try rules that depend on the hour; default: the time", nowFlag(&now))
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: imbot chat [-r rules.yaml]... [--stub name[=value]]...\n\nChats with the rules in the terminal, with no SIP: replies, typing (…), and the commands\n/why, /state, /vars, /reset. End with Ctrl-D.\n\nimbot chat --to sip:imbot@127.0.0.1:5060 chats with a running bot over SIP instead\n(imbot chat --to x -h for its flags).")
+		fmt.Fprintln(stderr, "Usage: imbot chat [-r rules.yaml]... [--stub name[=value]]... [--now time]\n\nChats with the rules in the terminal, with no SIP: replies, typing (…), and the commands\n/why, /state, /vars, /reset. End with Ctrl-D.\n\nimbot chat --to sip:imbot@127.0.0.1:5060 chats with a running bot over SIP instead\n(imbot chat --to x -h for its flags).")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -287,6 +294,11 @@ func cmdChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	}
 	opts := ruleOptions(mem, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), builtinRuleHandlers(), funcs)
 	stubs.apply(opts.Funcs)
+	if !now.IsZero() {
+		// The clock starts at --now and runs on, so that waits (idle) still count.
+		start := time.Now()
+		opts.Now = func() time.Time { return now.Add(time.Since(start)) }
+	}
 	fc := &fileConfig{Rules: ruleFiles}
 	e, err := newEngine(fc, opts)
 	if err != nil {
@@ -357,6 +369,23 @@ func isUnregistered(err error) bool {
 // stubHint is printed after errors about functions that are not registered.
 func stubHint(cmd string) string {
 	return fmt.Sprintf("hint: a function that your Go code registers can be stood in for: imbot %s --stub name=value", cmd)
+}
+
+// nowLayouts are the forms --now accepts: RFC 3339, with or without seconds and offset (the
+// local time without one).
+var nowLayouts = []string{time.RFC3339, "2006-01-02T15:04Z07:00", "2006-01-02T15:04:05", "2006-01-02T15:04"}
+
+// nowFlag returns the parser of a --now flag, which sets *t.
+func nowFlag(t *time.Time) func(string) error {
+	return func(v string) error {
+		for _, layout := range nowLayouts {
+			if x, err := time.ParseInLocation(layout, strings.TrimSpace(v), time.Local); err == nil {
+				*t = x
+				return nil
+			}
+		}
+		return errors.New("want a time such as 2026-12-01T10:00+01:00 (RFC 3339; the seconds and the offset may be left out)")
+	}
 }
 
 // multiFlag is a repeatable string flag.

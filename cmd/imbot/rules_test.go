@@ -140,6 +140,49 @@ func TestChatStubs(t *testing.T) {
 	}
 }
 
+// TestNowFlag tries office-hours rules at another hour with --now, in chat and in test.
+func TestNowFlag(t *testing.T) {
+	dir := t.TempDir()
+	hours := "version: 1\nrules:\n" +
+		"  - {name: open, match: open, when: \"business_hours('Mon-Fri 09:00-17:00')\", reply: \"Open at {{ now.Hour() }}.\"}\n" +
+		"  - {name: closed, match: open, reply: \"Closed at {{ now.Hour() }}.\"}\n"
+	writeFile(t, dir, "hours.yaml", hours)
+	rulesFile := filepath.Join(dir, "hours.yaml")
+	test := writeFile(t, dir, "hours_test.yaml", "version: 1\nrules: [hours.yaml]\ntests:\n"+
+		"  - name: saturday\n    steps:\n      - {user: open, bot: Closed at 10.}\n")
+	cases := []struct {
+		name string
+		cmd  string
+		args []string
+		code int
+		want string
+	}{
+		{"chat on a Saturday", "chat", []string{"-r", rulesFile, "--now", "2026-12-05T10:00+01:00"}, 0, "bot> Closed at 10.\n"},
+		{"chat on a Tuesday", "chat", []string{"-r", rulesFile, "--now", "2026-12-01T10:00:00+01:00"}, 0, "bot> Open at 10.\n"},
+		{"chat with a bad time", "chat", []string{"-r", rulesFile, "--now", "tomorrow"}, 2,
+			`invalid value "tomorrow" for flag -now: want a time such as 2026-12-01T10:00+01:00 (RFC 3339; the seconds and the offset may be left out)`},
+		{"test on a Saturday", "test", []string{"--now", "2026-12-05T10:00+01:00", test}, 0, "ok\t"},
+		{"test on the default Monday", "test", []string{test}, 1, `the bot replied "Open at 10."; want "Closed at 10."`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			var code int
+			if c.cmd == "chat" {
+				code = cmdChat(context.Background(), c.args, strings.NewReader("open\n"), &out, &errOut)
+			} else {
+				code = run(context.Background(), append([]string{c.cmd}, c.args...), &out, &errOut)
+			}
+			if code != c.code {
+				t.Fatalf("exit %d, want %d: %s%s", code, c.code, out.String(), errOut.String())
+			}
+			if all := out.String() + errOut.String(); !strings.Contains(all, c.want) {
+				t.Errorf("output lacks %q:\n%s", c.want, all)
+			}
+		})
+	}
+}
+
 func TestChatCommand(t *testing.T) {
 	var out, errOut bytes.Buffer
 	in := strings.NewReader("I forgot my password\n/state\n/why\n")
