@@ -357,7 +357,11 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 	for _, n := range ra.regex {
 		re, lits, err := compileRegexLits(n.Value)
 		if err != nil {
-			s.errf(n, "bad regex in %s: %v", what, err)
+			at := s.pos(n)
+			if se := (*syntax.Error)(nil); errors.As(err, &se) {
+				at = s.at(n, 1, regexCol(n.Value, se.Expr))
+			}
+			s.e.add(at, "bad regex in %s: %s", what, regexMsg(err))
 			r.badTrigger = true
 			continue
 		}
@@ -705,8 +709,11 @@ func compileRegexLits(src string) (*regexp.Regexp, []string, error) {
 	full := "(?i)" + src
 	re, err := syntax.Parse(full, syntax.Perl)
 	if err != nil {
-		msg := strings.TrimPrefix(err.Error(), "error parsing regexp: ")
-		return nil, nil, errors.New(strings.Replace(msg, "`(?i)", "`", 1))
+		var se *syntax.Error
+		if errors.As(err, &se) {
+			return nil, nil, &syntax.Error{Code: se.Code, Expr: strings.TrimPrefix(se.Expr, "(?i)")}
+		}
+		return nil, nil, err
 	}
 	simple := re.Simplify()
 	prog, err := syntax.Compile(simple)
@@ -721,6 +728,21 @@ func compileRegexLits(src string) (*regexp.Regexp, []string, error) {
 		return nil, nil, err
 	}
 	return rx, requiredLits(simple), nil
+}
+
+// regexMsg is a regex error without Go's "error parsing regexp: ".
+func regexMsg(err error) string {
+	return strings.TrimPrefix(err.Error(), "error parsing regexp: ")
+}
+
+// regexCol returns the rune column (0-based) of the fragment a regex error names in src, or
+// 0 when it is not there.
+func regexCol(src, fragment string) int {
+	i := strings.Index(src, fragment)
+	if i < 0 {
+		return 0
+	}
+	return len([]rune(src[:i]))
 }
 
 // helpRule is the built-in `help` rule, added when the files define none.
