@@ -55,9 +55,12 @@ func NewChat(e *Engine, in io.Reader, out io.Writer) *Chat {
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	return &Chat{
 		Peer: bot.Peer{URI: "sip:you@localhost", User: "you", Domain: "localhost", DisplayName: "You", Verified: true},
-		e:    e, in: sc, out: out, Prompt: "you> ", at: time.Now(),
+		e:    e, in: sc, out: out, Prompt: "you> ", at: e.opts.clock(),
 	}
 }
+
+// now is the time by the engine's clock (Options.Now), for the session's start.
+func (c *Chat) now() time.Time { return c.e.opts.clock() }
 
 const chatKey = "chat"
 
@@ -132,7 +135,7 @@ func (c *Chat) command(ctx context.Context, line string) (quit bool, err error) 
 	case "/reset":
 		c.conv = store.ConversationState{}
 		c.turn = 0
-		c.at = time.Now()
+		c.at = c.now()
 		c.why = nil
 		fmt.Fprintln(c.out, "conversation forgotten; new session")
 		return false, c.event(ctx, Input{Kind: bot.EventSessionStart})
@@ -176,7 +179,7 @@ func (c *Chat) event(ctx context.Context, in Input) error {
 		if st.Handler != "" {
 			rec := &recorder{}
 			hctx := context.WithValue(ctx, infoKey{}, st.Info)
-			ev := &bot.Event{Kind: in.Kind, Text: in.Text, Time: time.Now()}
+			ev := &bot.Event{Kind: in.Kind, Text: in.Text, Time: c.now()}
 			if err := c.e.opts.Handlers[st.Handler].Handle(hctx, rec, ev); err != nil {
 				fmt.Fprintf(c.out, "error: handler %s: %v\n", st.Handler, err)
 			}
@@ -191,7 +194,7 @@ func (c *Chat) event(ctx context.Context, in Input) error {
 	if out.End || in.Kind == bot.EventIdle {
 		fmt.Fprintln(c.out, "(session ended; type to start a new one)")
 		c.turn = 0
-		c.at = time.Now()
+		c.at = c.now()
 		c.ended = true
 	}
 	return nil

@@ -79,6 +79,12 @@ type rule struct {
 	cont    bool
 	// needsEnv: the rule's actions evaluate expressions.
 	needsEnv bool
+	// broken: an error was reported in the rule, so it does not load; the analyses that
+	// depend on what it does (shadowing) leave it out rather than add follow-on errors.
+	broken bool
+	// badTrigger: a pattern or regex of the rule failed to parse, so its captures are not
+	// known.
+	badTrigger bool
 }
 
 type pattern struct {
@@ -170,6 +176,9 @@ type compiling struct {
 	rs    *RuleSet
 	funcs []string
 	cur   *src // file of the rule being compiled
+	// setVars are the variables something can set: a rule's `set:`, and the variables
+	// conversation tests start with (Options.testVars).
+	setVars map[string]bool
 }
 
 func compileSet(opts *Options, files []*fileAST, read []string, e *errs) (*RuleSet, error) {
@@ -244,6 +253,15 @@ func compileSet(opts *Options, files []*fileAST, read []string, e *errs) (*RuleS
 			}
 		}
 	}
+	cc.setVars = map[string]bool{}
+	for _, ra := range asts {
+		for _, st := range ra.set {
+			cc.setVars[st.name] = true
+		}
+	}
+	for _, v := range opts.testVars {
+		cc.setVars[v] = true
+	}
 	for st := range statePos {
 		rs.states = append(rs.states, st)
 		rs.hasState[st] = true
@@ -290,10 +308,12 @@ func suggestState(st string, gotos map[string]bool) string {
 }
 
 // rule compiles one rule, reporting problems.
-func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) *rule {
+func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 	s := ra.src
 	cc.cur = s
-	r := &rule{
+	before := cc.e.errors()
+	defer func() { r.broken = cc.e.errors() > before }()
+	r = &rule{
 		name: ra.name, description: ra.description, examples: ra.examples, hidden: ra.hidden,
 		pos: s.pos(ra.node), priority: ra.priority, kind: ra.on, fallback: ra.fallback,
 		pick: ra.pick, typing: ra.typing, end: ra.end, cont: ra.cont,
@@ -324,6 +344,7 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) *rule {
 		if err != nil {
 			pe := err.(*patternError)
 			s.e.add(s.at(n, 1, pe.col), "bad pattern in %s: %s", what, pe.msg)
+			r.badTrigger = true
 			continue
 		}
 		for _, fp := range flats {
@@ -336,7 +357,12 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) *rule {
 	for _, n := range ra.regex {
 		re, lits, err := compileRegexLits(n.Value)
 		if err != nil {
-			s.errf(n, "bad regex in %s: %v", what, err)
+			at := s.pos(n)
+			if se := (*syntax.Error)(nil); errors.As(err, &se) {
+				at = s.at(n, 1, regexCol(n.Value, se.Expr))
+			}
+			s.e.add(at, "bad regex in %s: %s", what, regexMsg(err))
+			r.badTrigger = true
 			continue
 		}
 		r.res = append(r.res, re)
@@ -553,13 +579,14 @@ func (cc *compiling) report(n *yaml.Node, probs []*exprError, format string, arg
 	return failed
 }
 
-// checker returns the extra checks of the expressions of r: captures that exist, business
-// hours that parse, and what is sure to go over the Limits (staticLimits; reply is set for
-// the {{ }} of replies).
+// checker returns the extra checks of the expressions of r: captures that exist, variables
+// that something sets (a warning otherwise), business hours that parse, and what is sure to
+// go over the Limits (staticLimits; reply is set for the {{ }} of replies).
 func (cc *compiling) checker(r *rule, what string, reply bool) func(string, ast.Node) []*exprError {
 	lim := cc.opts.Limits.withDefaults()
 	return func(src string, tree ast.Node) []*exprError {
 		var found *exprError
+		var unset []*exprError
 		v := &visitor{fn: func(n ast.Node) {
 			if found != nil {
 				return
@@ -568,8 +595,17 @@ func (cc *compiling) checker(r *rule, what string, reply bool) func(string, ast.
 			case *ast.MemberNode:
 				id, ok := x.Node.(*ast.IdentifierNode)
 				prop, ok2 := x.Property.(*ast.StringNode)
-				if !ok || !ok2 || id.Value != "match" {
+				if !ok || !ok2 {
 					return
+				}
+				if id.Value == "vars" {
+					if w := cc.unsetVar(src, x, prop.Value); w != nil {
+						unset = append(unset, w)
+					}
+					return
+				}
+				if id.Value != "match" || r.badTrigger {
+					return // with a bad pattern or regex, the capture may be in it
 				}
 				if slices.Contains(r.capNames, prop.Value) {
 					return
@@ -612,11 +648,28 @@ func (cc *compiling) checker(r *rule, what string, reply bool) func(string, ast.
 		if found != nil {
 			probs = append(probs, found)
 		}
+		probs = append(probs, unset...)
 		if !cc.opts.noStaticLimits {
 			probs = append(probs, staticLimits(src, tree, lim, reply)...)
 		}
 		return probs
 	}
+}
+
+// unsetVar returns a warning for vars.name when nothing can ever give the variable a value:
+// no file declares it in `vars:`, no rule's `set:` sets it, and no conversation test starts
+// with it. It is empty at run time, which is most likely a typo.
+func (cc *compiling) unsetVar(src string, n ast.Node, name string) *exprError {
+	if _, ok := cc.rs.consts[name]; ok || cc.setVars[name] || strings.HasPrefix(name, "_") {
+		return nil
+	}
+	known := slices.Collect(maps.Keys(cc.setVars))
+	known = append(known, slices.Collect(maps.Keys(cc.rs.consts))...)
+	slices.Sort(known)
+	w := locErr(src, n, fmt.Sprintf("vars.%s is never set: no 'vars:' declares it and no rule sets it, so it is always empty%s",
+		name, suggest(name, known)))
+	w.warn = true
+	return w
 }
 
 type visitor struct{ fn func(ast.Node) }
@@ -656,8 +709,11 @@ func compileRegexLits(src string) (*regexp.Regexp, []string, error) {
 	full := "(?i)" + src
 	re, err := syntax.Parse(full, syntax.Perl)
 	if err != nil {
-		msg := strings.TrimPrefix(err.Error(), "error parsing regexp: ")
-		return nil, nil, errors.New(strings.Replace(msg, "`(?i)", "`", 1))
+		var se *syntax.Error
+		if errors.As(err, &se) {
+			return nil, nil, &syntax.Error{Code: se.Code, Expr: strings.TrimPrefix(se.Expr, "(?i)")}
+		}
+		return nil, nil, err
 	}
 	simple := re.Simplify()
 	prog, err := syntax.Compile(simple)
@@ -672,6 +728,21 @@ func compileRegexLits(src string) (*regexp.Regexp, []string, error) {
 		return nil, nil, err
 	}
 	return rx, requiredLits(simple), nil
+}
+
+// regexMsg is a regex error without Go's "error parsing regexp: ".
+func regexMsg(err error) string {
+	return strings.TrimPrefix(err.Error(), "error parsing regexp: ")
+}
+
+// regexCol returns the rune column (0-based) of the fragment a regex error names in src, or
+// 0 when it is not there.
+func regexCol(src, fragment string) int {
+	i := strings.Index(src, fragment)
+	if i < 0 {
+		return 0
+	}
+	return len([]rune(src[:i]))
 }
 
 // helpRule is the built-in `help` rule, added when the files define none.
@@ -738,7 +809,7 @@ func (cc *compiling) shadowing() {
 					v.p.src, r.name, v.by.name, v.by.pos.short(), r.name)
 			}
 		}
-		if r.when == nil && !r.cont {
+		if r.when == nil && !r.cont && !r.broken {
 			for i := range r.pats {
 				k := r.pats[i].flat.key()
 				first[k] = append(first[k], owner{r})

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -121,7 +122,8 @@ type testFile struct {
 
 // RunTestFiles runs the conversation tests of each file. opts supplies Go functions and
 // handlers the rules need (stubs in the file override functions of the same name); its FS,
-// if set, is where test and rule files are read. The error reports test or rule files that
+// if set, is where test and rule files are read; its Now, if set, gives the time of the
+// tests that set none (neither the test nor its file has `now`). The error reports test or rule files that
 // do not load (an ErrorList with positions); tests of the other files still run.
 func RunTestFiles(opts Options, files ...string) ([]TestResult, error) {
 	var results []TestResult
@@ -145,13 +147,28 @@ func RunTestFiles(opts Options, files ...string) ([]TestResult, error) {
 	return results, nil
 }
 
-func runTestFile(opts Options, name string) ([]TestResult, error) {
+// CheckTestFile checks a conversation test file without running its tests: its keys and
+// values, and the rule files it names, loaded as its tests run them (with its stubs, and
+// knowing the variables its tests start with). It returns every problem found, one error
+// each, warnings included (an *Error with Warning set), or nil. It is what `imbot check`
+// runs on a test file.
+func CheckTestFile(opts Options, name string) []error {
+	_, rs, _, err := loadTestFile(opts, name)
+	if err != nil {
+		return Errors(err)
+	}
+	return rs.Warnings()
+}
+
+// loadTestFile parses a test file and loads the rules it names, with its stubs; it returns
+// the options its tests run with.
+func loadTestFile(opts Options, name string) (*testFile, *RuleSet, Options, error) {
 	tf, err := parseTestFile(opts.FS, name)
 	if err != nil {
-		return nil, err
+		return nil, nil, opts, err
 	}
 	if len(tf.rules) == 0 {
-		return nil, ErrorList{{File: name, Line: 1, Col: 1, Msg: "the test file names no rule files: add 'rules: [your-rules.yaml]'"}}
+		return nil, nil, opts, ErrorList{{File: name, Line: 1, Col: 1, Msg: "the test file names no rule files: add 'rules: [your-rules.yaml]'"}}
 	}
 	o := opts
 	o.Funcs = Funcs{}
@@ -159,10 +176,29 @@ func runTestFile(opts Options, name string) ([]TestResult, error) {
 		o.Funcs[k] = v
 	}
 	for k, v := range tf.stubs {
-		v := v
-		o.Funcs[k] = Function{Call: func(context.Context, ...any) (any, error) { return v, nil }}
+		o.Funcs[k] = Stub(v)
+	}
+	o.testVars = slices.Clone(opts.testVars)
+	for _, t := range tf.tests {
+		for k := range t.vars {
+			o.testVars = append(o.testVars, k)
+		}
 	}
 	rs, err := Load(o, tf.rules...)
+	if err != nil {
+		return nil, nil, o, err
+	}
+	return tf, rs, o, nil
+}
+
+// Stub returns a function that ignores its arguments and returns v: what a test file's
+// `stubs:` and `imbot check --stub` and `imbot chat --stub` put in place of Go functions.
+func Stub(v any) Function {
+	return Function{Call: func(context.Context, ...any) (any, error) { return v, nil }}
+}
+
+func runTestFile(opts Options, name string) ([]TestResult, error) {
+	tf, rs, o, err := loadTestFile(opts, name)
 	if err != nil {
 		return nil, err
 	}
@@ -182,6 +218,9 @@ func runTest(rs *RuleSet, opts Options, tf *testFile, t *convTest) TestResult {
 	now := t.now
 	if now.IsZero() {
 		now = tf.now
+	}
+	if now.IsZero() && opts.Now != nil {
+		now = opts.Now() // imbot test --now
 	}
 	if now.IsZero() {
 		now = time.Date(2025, 3, 3, 10, 0, 0, 0, time.UTC) // a Monday morning

@@ -109,6 +109,17 @@ func (c *errs) put(e *Error) {
 	c.list = append(c.list, e)
 }
 
+// errors counts the errors found so far, warnings aside.
+func (c *errs) errors() int {
+	n := 0
+	for _, e := range c.list {
+		if !e.Warning {
+			n++
+		}
+	}
+	return n
+}
+
 // err returns every problem, warnings included, or nil when none is an error.
 func (c *errs) err() error {
 	failed := false

@@ -74,6 +74,17 @@ type Options struct {
 	// noStaticLimits loads what the load-time limit checks refuse, so that tests can drive
 	// the run-time budgets with the expressions that the checks keep out.
 	noStaticLimits bool
+	// testVars are the variables conversation tests start with (tests[].vars): a rule may
+	// read them although nothing in the rule files sets them.
+	testVars []string
+}
+
+// clock returns the time by Now, or the time.
+func (o *Options) clock() time.Time {
+	if o.Now != nil {
+		return o.Now()
+	}
+	return time.Now()
 }
 
 func (o *Options) logger() *slog.Logger {
@@ -259,7 +270,7 @@ func parseYAML(name string, data []byte, e *errs) (root *yaml.Node) {
 			e.add(pos{file: name, line: 1, col: 1}, "file is empty: a rule file starts with 'version: 1' and has a 'rules:' list")
 			return nil
 		}
-		yamlErr(name, err, e)
+		yamlErr(name, data, err, e)
 		return nil
 	}
 	var extra yaml.Node
@@ -267,23 +278,118 @@ func parseYAML(name string, data []byte, e *errs) (root *yaml.Node) {
 		e.add(pos{file: name, line: extra.Line, col: extra.Column}, "the file holds several YAML documents (---): keep one document per file")
 		return nil
 	} else if !errors.Is(err, io.EOF) {
-		yamlErr(name, err, e)
+		yamlErr(name, data, err, e)
 		return nil
 	}
 	return &n
 }
 
-func yamlErr(name string, err error, e *errs) {
+// yamlErr reports a YAML syntax error. yaml.v3 names the line where the construct it was
+// parsing started (a mapping, a quoted string), which may be lines before the problem, and no
+// column; yamlProblem finds the line and, for common mistakes, the column.
+func yamlErr(name string, data []byte, err error, e *errs) {
 	msg := err.Error()
 	for _, line := range strings.Split(msg, "\n") {
 		line = strings.TrimSpace(line)
 		if m := yamlLineRe.FindStringSubmatch(line); m != nil {
 			n, _ := strconv.Atoi(m[1])
-			e.add(pos{file: name, line: n}, "%s", yamlHint(m[2]))
+			l, c := yamlProblem(data, n, m[2])
+			e.add(pos{file: name, line: l, col: c}, "%s", yamlHint(m[2]))
 			return
 		}
 	}
-	e.add(pos{file: name}, "%s", yamlHint(cleanYAMLErr(err)))
+	what := cleanYAMLErr(err)
+	l, c := yamlProblem(data, 1, what)
+	e.add(pos{file: name, line: l, col: c}, "%s", yamlHint(what))
+}
+
+// maxYAMLReparse bounds the bytes yamlProblem parses again to place an error.
+const maxYAMLReparse = 4 << 20
+
+// yamlProblem places a YAML syntax error that yaml.v3 reports at line from: on the first
+// line from which the file up to any later line fails to parse too (so that a string left
+// open on line 27 and closed by the quote of a later line is reported on line 27, not at the
+// start of the mapping it is in), and, for the common mistakes, at a column (0 when
+// unknown). It keeps from when the file is too large to parse again.
+func yamlProblem(data []byte, from int, msg string) (line, col int) {
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	start := max(from-1, 1) // yaml.v3 names some lines 0-based
+	line = from
+	budget := maxYAMLReparse
+	ends := make([]int, len(lines)+1)
+	for i, l := range lines {
+		ends[i+1] = ends[i] + len(l)
+	}
+	for k := start; k < len(lines); k++ {
+		budget -= ends[k]
+		if budget < 0 {
+			return from, 0
+		}
+	}
+	lastOK := 0
+	for k := start - 1; k <= len(lines); k++ {
+		if k == 0 || yamlParses(data[:ends[k]]) {
+			lastOK = k
+		}
+	}
+	if lastOK >= start-1 && lastOK < len(lines) {
+		line = lastOK + 1
+	}
+	if line-1 < len(lines) {
+		col = yamlColumn(string(lines[line-1]), msg)
+	}
+	return line, col
+}
+
+// yamlParses reports whether data is YAML that parses.
+func yamlParses(data []byte) (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	var n yaml.Node
+	return yaml.Unmarshal(data, &n) == nil
+}
+
+// yamlColumn finds the column (1-based, 0 when unknown) of the common mistakes in a line: a
+// tab in the indentation, a quote that is never closed, a second ': ' in a plain value.
+func yamlColumn(line, msg string) int {
+	switch {
+	case strings.Contains(msg, "cannot start any token"):
+		if i := strings.IndexByte(line, '\t'); i >= 0 {
+			return 1 + len([]rune(line[:i]))
+		}
+	case strings.Contains(msg, "mapping values are not allowed"):
+		if i := strings.Index(line, ": "); i >= 0 {
+			if j := strings.Index(line[i+2:], ": "); j >= 0 {
+				return 1 + len([]rune(line[:i+2+j]))
+			}
+		}
+	default:
+		// A quoted value opened on this line and not closed on it.
+		i := strings.Index(line, ": ")
+		if i < 0 {
+			i = strings.Index(line, "- ")
+		}
+		if i < 0 {
+			return 0
+		}
+		v := strings.TrimLeft(line[i+2:], " ")
+		at := len(line) - len(v)
+		if v == "" || (v[0] != '"' && v[0] != '\'') {
+			return 0
+		}
+		rest := strings.TrimRight(v[1:], "\r\n")
+		closed := strings.IndexByte(rest, v[0]) >= 0
+		if v[0] == '"' {
+			closed = strings.Contains(strings.ReplaceAll(rest, `\\`, ""), `"`) && !strings.HasSuffix(strings.ReplaceAll(rest, `\\`, ""), `\"`)
+		}
+		if !closed {
+			return 1 + len([]rune(line[:at]))
+		}
+	}
+	return 0
 }
 
 // yamlHint adds advice to the YAML parser's common messages.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -46,24 +47,36 @@ func newEngine(fc *fileConfig, opts rules.Options) (*rules.Engine, error) {
 	return rules.New(opts, fc.Rules...)
 }
 
-// isRuleFile reports whether a YAML file is a rule file (it has "version" and "rules" at the
-// top) rather than a config file.
-func isRuleFile(path string) bool {
+// The kinds of YAML file imbot check tells apart.
+const (
+	configFile = iota
+	ruleFile
+	testFile
+)
+
+// fileKind tells a conversation test file (it has "version" and "tests" at the top) from a
+// rule file (it has "version" and "rules", and no "tests") and from a config file.
+func fileKind(path string) int {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return true // let the rules loader report it
+		return ruleFile // let the rules loader report it
 	}
 	var top map[string]yaml.Node
 	if yaml.Unmarshal(data, &top) != nil {
-		return true
+		return ruleFile
 	}
 	_, v := top["version"]
 	_, r := top["rules"]
 	_, tests := top["tests"]
-	return v && (r || tests)
+	switch {
+	case v && tests:
+		return testFile
+	case v && r:
+		return ruleFile
+	}
+	return configFile
 }
 
-// cmdCheck validates config and rule files and prints every error as file:line:col.
 // prefixErrors puts the file name before each of the errors err joins, at any depth.
 func prefixErrors(file string, err error) error {
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
@@ -76,12 +89,15 @@ func prefixErrors(file string, err error) error {
 	return fmt.Errorf("%s: %w", file, err)
 }
 
+// cmdCheck validates config, rule and test files and prints every error as file:line:col.
 func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("imbot check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "a config file to validate, with the rule files it names")
+	stubs := stubFlags{}
+	fs.Var(stubs, "stub", "`name[=value]`: a stand-in for a function the rules call that Go registers elsewhere (repeatable)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: imbot check [--config imbot.yaml] [FILE...]\n\nValidates a config file and rule files, printing every error as file:line:column.\nA FILE may be a rule file or a config file. Exit status 1 when anything is wrong;\nwarnings (what is likely to fail at run time) are printed but do not fail the check.")
+		fmt.Fprintln(stderr, "Usage: imbot check [--config imbot.yaml] [--stub name[=value]]... [FILE...]\n\nValidates a config file, rule files and conversation test files, printing every error as\nfile:line:column. A FILE may be a rule file, a test file (top-level tests:, checked with the\nrule files it names, without running it) or a config file. Exit status 1 when anything is wrong;\nwarnings (what is likely to fail at run time) are printed but do not fail the check.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -90,27 +106,31 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		return 2
 	}
-	var configs, ruleFiles []string
+	var configs, ruleFiles, testFiles []string
 	if *configPath != "" {
 		configs = append(configs, *configPath)
 	}
 	for _, f := range fs.Args() {
-		if isRuleFile(f) {
+		switch fileKind(f) {
+		case ruleFile:
 			ruleFiles = append(ruleFiles, f)
-		} else {
+		case testFile:
+			testFiles = append(testFiles, f)
+		default:
 			configs = append(configs, f)
 		}
 	}
-	if len(configs) == 0 && len(ruleFiles) == 0 {
+	if len(configs) == 0 && len(ruleFiles) == 0 && len(testFiles) == 0 {
 		fmt.Fprintln(stderr, "imbot check: name the files to check")
 		fs.Usage()
 		return 2
 	}
-	failed := false
+	failed, unregistered := false, false
 	var vars map[string]any // the configs' overrides of the rule files' vars
 	report := func(err error) {
 		failed = true
 		for _, e := range rules.Errors(err) {
+			unregistered = unregistered || isUnregistered(e)
 			for _, line := range strings.Split(e.Error(), "\n") {
 				fmt.Fprintln(stderr, line)
 			}
@@ -138,30 +158,50 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		fmt.Fprintf(stdout, "%s: config ok\n", c)
 	}
-	if len(ruleFiles) > 0 {
-		funcs, err := allPluginFuncs(nil)
-		if err != nil {
-			fmt.Fprintln(stderr, "imbot check:", err)
+	if len(ruleFiles) == 0 && len(testFiles) == 0 {
+		if failed {
 			return 1
 		}
-		ok, warnings := true, 0
-		opts := ruleOptions(nil, nil, builtinRuleHandlers(), funcs)
-		opts.Vars = vars
-		for _, err := range rules.Check(opts, ruleFiles...) {
+		return 0
+	}
+	funcs, err := allPluginFuncs(nil)
+	if err != nil {
+		fmt.Fprintln(stderr, "imbot check:", err)
+		return 1
+	}
+	opts := ruleOptions(nil, nil, builtinRuleHandlers(), funcs)
+	stubs.apply(opts.Funcs)
+	// result prints the problems of what, and "what: ok" (with the warnings counted) when
+	// none is an error.
+	result := func(what, ok string, problems []error) {
+		good, warnings := true, 0
+		for _, err := range problems {
 			if re := (*rules.Error)(nil); errors.As(err, &re) && re.Warning {
 				fmt.Fprintln(stderr, err)
 				warnings++
 				continue
 			}
 			report(err)
-			ok = false
+			good = false
 		}
 		switch {
-		case ok && warnings > 0:
-			fmt.Fprintf(stdout, "%s: rules ok, with %d warning(s)\n", strings.Join(ruleFiles, ", "), warnings)
-		case ok:
-			fmt.Fprintf(stdout, "%s: rules ok\n", strings.Join(ruleFiles, ", "))
+		case good && warnings > 0:
+			fmt.Fprintf(stdout, "%s: %s, with %d warning(s)\n", what, ok, warnings)
+		case good:
+			fmt.Fprintf(stdout, "%s: %s\n", what, ok)
 		}
+	}
+	if len(ruleFiles) > 0 {
+		o := opts
+		o.Vars = vars
+		result(strings.Join(ruleFiles, ", "), "rules ok", rules.Check(o, ruleFiles...))
+	}
+	// A test file is checked with the rules it names, as imbot test loads them.
+	for _, f := range testFiles {
+		result(f, "tests ok", rules.CheckTestFile(opts, f))
+	}
+	if unregistered {
+		fmt.Fprintln(stderr, stubHint("check"))
 	}
 	if failed {
 		return 1
@@ -181,8 +221,10 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("imbot test", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	verbose := fs.Bool("v", false, "print every test, not only failures")
+	var now time.Time
+	fs.Func("now", "the time of the tests that set none (`2026-12-01T10:00+01:00`); default Monday 2025-03-03 10:00 UTC", nowFlag(&now))
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: imbot test [-v] [TESTFILE...]\n\nRuns YAML conversation tests against their rules, with no network.\nWith no file, runs the tests of the embedded demo rules. Exit status 1 on failure.")
+		fmt.Fprintln(stderr, "Usage: imbot test [-v] [--now time] [TESTFILE...]\n\nRuns YAML conversation tests against their rules, with no network.\nWith no file, runs the tests of the embedded demo rules. Exit status 1 on failure.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -197,6 +239,9 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	opts := ruleOptions(nil, nil, builtinRuleHandlers(), funcs)
+	if !now.IsZero() {
+		opts.Now = func() time.Time { return now }
+	}
 	files := fs.Args()
 	if len(files) == 0 {
 		opts.FS = rules.Demo
@@ -227,8 +272,12 @@ func cmdChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	as := fs.String("as", "sip:you@example.com", "who you are in the conversation")
 	name := fs.String("name", "You", "your display name")
 	pace := fs.Bool("pace", false, "wait the rules' typing delays before printing replies")
+	stubs := stubFlags{}
+	fs.Var(stubs, "stub", "`name[=value]`: a stand-in for a function the rules call, returning value (repeatable)")
+	var now time.Time
+	fs.Func("now", "the time to start the clock at (`2026-12-01T10:00+01:00`), to try rules that depend on the hour; default: the time", nowFlag(&now))
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: imbot chat [-r rules.yaml]...\n\nChats with the rules in the terminal, with no SIP: replies, typing (…), and the commands\n/why, /state, /vars, /reset. End with Ctrl-D.\n\nimbot chat --to sip:imbot@127.0.0.1:5060 chats with a running bot over SIP instead\n(imbot chat --to x -h for its flags).")
+		fmt.Fprintln(stderr, "Usage: imbot chat [-r rules.yaml]... [--stub name[=value]]... [--now time]\n\nChats with the rules in the terminal, with no SIP: replies, typing (…), and the commands\n/why, /state, /vars, /reset. End with Ctrl-D.\n\nimbot chat --to sip:imbot@127.0.0.1:5060 chats with a running bot over SIP instead\n(imbot chat --to x -h for its flags).")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -244,11 +293,22 @@ func cmdChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return 1
 	}
 	opts := ruleOptions(mem, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), builtinRuleHandlers(), funcs)
+	stubs.apply(opts.Funcs)
+	if !now.IsZero() {
+		// The clock starts at --now and runs on, so that waits (idle) still count.
+		start := time.Now()
+		opts.Now = func() time.Time { return now.Add(time.Since(start)) }
+	}
 	fc := &fileConfig{Rules: ruleFiles}
 	e, err := newEngine(fc, opts)
 	if err != nil {
+		unregistered := false
 		for _, e := range rules.Errors(err) {
 			fmt.Fprintln(stderr, e)
+			unregistered = unregistered || isUnregistered(e)
+		}
+		if unregistered {
+			fmt.Fprintln(stderr, stubHint("chat"))
 		}
 		return 1
 	}
@@ -264,6 +324,68 @@ func cmdChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return 1
 	}
 	return 0
+}
+
+// stubFlags is the repeatable --stub name[=value] flag of check and chat: a stand-in for a
+// function the rules call that Go registers elsewhere (an application's own), as the
+// `stubs:` of a test file. The stub ignores its arguments and returns value read as YAML (12
+// is a number, true a boolean, {a: 1} a mapping, other text is text); without =value it
+// returns nothing (null, empty in a reply). A stub replaces a function of the same name.
+type stubFlags map[string]any
+
+func (s stubFlags) String() string { return strings.Join(slices.Sorted(maps.Keys(s)), ",") }
+
+func (s stubFlags) Set(v string) error {
+	name, val, hasVal := strings.Cut(v, "=")
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return errors.New("name the function: --stub name or --stub name=value")
+	}
+	var x any
+	if hasVal {
+		x = val
+		var parsed any
+		if val != "" && yaml.Unmarshal([]byte(val), &parsed) == nil {
+			x = parsed
+		}
+	}
+	s[name] = x
+	return nil
+}
+
+// apply puts the stubs among funcs.
+func (s stubFlags) apply(funcs rules.Funcs) {
+	for name, v := range s {
+		funcs[name] = rules.Stub(v)
+	}
+}
+
+// isUnregistered reports whether err is about a rule calling a function that is not
+// registered, which a --stub stands in for.
+func isUnregistered(err error) bool {
+	return strings.Contains(err.Error(), "which is not a registered function")
+}
+
+// stubHint is printed after errors about functions that are not registered.
+func stubHint(cmd string) string {
+	return fmt.Sprintf("hint: a function that your Go code registers can be stood in for: imbot %s --stub name=value", cmd)
+}
+
+// nowLayouts are the forms --now accepts: RFC 3339, with or without seconds and offset (the
+// local time without one).
+var nowLayouts = []string{time.RFC3339, "2006-01-02T15:04Z07:00", "2006-01-02T15:04:05", "2006-01-02T15:04"}
+
+// nowFlag returns the parser of a --now flag, which sets *t.
+func nowFlag(t *time.Time) func(string) error {
+	return func(v string) error {
+		for _, layout := range nowLayouts {
+			if x, err := time.ParseInLocation(layout, strings.TrimSpace(v), time.Local); err == nil {
+				*t = x
+				return nil
+			}
+		}
+		return errors.New("want a time such as 2026-12-01T10:00+01:00 (RFC 3339; the seconds and the offset may be left out)")
+	}
 }
 
 // multiFlag is a repeatable string flag.

@@ -38,6 +38,12 @@ rules:
 	runOnly := writeFile(t, dir, "runonly.yaml", "listen: [\"udp://127.0.0.1:abc\", \"tcp://0.0.0.0:5099\"]\n"+
 		"registration:\n  registrar: sip:reg.example.com;transport=tls\n  password_env: IMBOT_TEST_UNSET_PASSWORD\n")
 	withVars := writeFile(t, dir, "vars.yaml", "rules: [good.yaml]\nstore: {driver: memory}\nvars: {hours: always}\n")
+	tvars := writeFile(t, dir, "tvars.yaml", "version: 1\nrules:\n  - {name: size, match: size, reply: \"{{ vars.size }}\"}\n")
+	goodTest := writeFile(t, dir, "good_test.yaml", "version: 1\nrules: [tvars.yaml]\ntests:\n"+
+		"  - name: size\n    vars: {size: large}\n    steps:\n      - {user: size, bot: large}\n")
+	badTest := writeFile(t, dir, "bad_test.yaml", "version: 1\nrules: [good.yaml]\ntests:\n"+
+		"  - name: hi\n    steps:\n      - {user: hello, bto: Hi!}\n")
+	calls := writeFile(t, dir, "calls.yaml", "version: 1\nrules:\n  - {name: tier, match: tier, call: crm.tier(sender.user), reply: \"{{ result }}\"}\n")
 	cases := []struct {
 		name string
 		args []string
@@ -45,6 +51,10 @@ rules:
 		want []string
 	}{
 		{"good rules", []string{good}, 0, []string{"rules ok"}},
+		{"a function Go registers elsewhere", []string{calls}, 1, []string{
+			"calls.yaml:3:37: rule 'tier' calls 'crm.tier', which is not a registered function",
+			"hint: a function that your Go code registers can be stood in for: imbot check --stub name=value"}},
+		{"a stub for it", []string{"--stub", "crm.tier", calls}, 0, []string{"calls.yaml: rules ok\n"}},
 		{"vars the rules do not declare", []string{"--config", withVars}, 1, []string{"'hours' is not a constant of the rule files"}},
 		{"what run refuses", []string{runOnly}, 1, []string{
 			"runonly.yaml: registration.password_env: the environment variable IMBOT_TEST_UNSET_PASSWORD is not set",
@@ -57,6 +67,12 @@ rules:
 		{"over the limits", []string{costly}, 1, []string{"costly.yaml:3:52: in 'when' of rule 'doubling': the accumulator of reduce grows 2-fold",
 			"costly.yaml:4:50: in the reply of rule 'copies': repeat() makes 999999 copies", "costly.yaml:5:48: in the reply of rule 'flood': repeat() builds 999999 bytes"}},
 		{"a warning", []string{risky}, 0, []string{"risky.yaml:3:48: warning: in 'when' of rule 'words'", "rules ok, with 1 warning(s)"}},
+		{"a test file", []string{goodTest}, 0, []string{"good_test.yaml: tests ok\n"}},
+		{"a variable only a test gives", []string{tvars}, 0, []string{
+			"tvars.yaml:3:47: warning: in the reply of rule 'size': vars.size is never set: no 'vars:' declares it and no rule sets it, so it is always empty",
+			"tvars.yaml: rules ok, with 1 warning(s)"}},
+		{"a bad test file", []string{good, badTest}, 1, []string{"good.yaml: rules ok",
+			"bad_test.yaml:6:23: unknown key 'bto' in a step; did you mean 'bot'?"}},
 		{"nothing to check", nil, 2, []string{"Usage"}},
 	}
 	for _, c := range cases {
@@ -93,6 +109,77 @@ func TestTestCommand(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "FAIL") || !strings.Contains(out.String(), "wrong_reply") {
 		t.Errorf("failure not reported:\n%s", out.String())
+	}
+}
+
+func TestChatStubs(t *testing.T) {
+	dir := t.TempDir()
+	calls := writeFile(t, dir, "calls.yaml", "version: 1\nrules:\n  - {name: tier, match: tier, call: crm.tier(sender.user), reply: \"Tier: {{ result }}\"}\n")
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"no stub", []string{"-r", calls}, 1, "hint: a function that your Go code registers can be stood in for: imbot chat --stub name=value"},
+		{"text", []string{"-r", calls, "--stub", "crm.tier=Gold"}, 0, "bot> Tier: Gold\n"},
+		{"a number", []string{"-r", calls, "--stub", "crm.tier=3"}, 0, "bot> Tier: 3\n"},
+		{"no value", []string{"-r", calls, "--stub", "crm.tier"}, 0, "bot> Tier: \n"},
+		{"no name", []string{"-r", calls, "--stub", "=x"}, 2, "invalid value \"=x\" for flag -stub: name the function: --stub name or --stub name=value"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			if code := cmdChat(context.Background(), c.args, strings.NewReader("tier\n"), &out, &errOut); code != c.code {
+				t.Fatalf("exit %d, want %d: %s%s", code, c.code, out.String(), errOut.String())
+			}
+			if all := out.String() + errOut.String(); !strings.Contains(all, c.want) {
+				t.Errorf("output lacks %q:\n%s", c.want, all)
+			}
+		})
+	}
+}
+
+// TestNowFlag tries office-hours rules at another hour with --now, in chat and in test.
+func TestNowFlag(t *testing.T) {
+	dir := t.TempDir()
+	hours := "version: 1\nrules:\n" +
+		"  - {name: open, match: open, when: \"business_hours('Mon-Fri 09:00-17:00')\", reply: \"Open at {{ now.Hour() }}.\"}\n" +
+		"  - {name: closed, match: open, reply: \"Closed at {{ now.Hour() }}.\"}\n"
+	writeFile(t, dir, "hours.yaml", hours)
+	rulesFile := filepath.Join(dir, "hours.yaml")
+	test := writeFile(t, dir, "hours_test.yaml", "version: 1\nrules: [hours.yaml]\ntests:\n"+
+		"  - name: saturday\n    steps:\n      - {user: open, bot: Closed at 10.}\n")
+	cases := []struct {
+		name string
+		cmd  string
+		args []string
+		code int
+		want string
+	}{
+		{"chat on a Saturday", "chat", []string{"-r", rulesFile, "--now", "2026-12-05T10:00+01:00"}, 0, "bot> Closed at 10.\n"},
+		{"chat on a Tuesday", "chat", []string{"-r", rulesFile, "--now", "2026-12-01T10:00:00+01:00"}, 0, "bot> Open at 10.\n"},
+		{"chat with a bad time", "chat", []string{"-r", rulesFile, "--now", "tomorrow"}, 2,
+			`invalid value "tomorrow" for flag -now: want a time such as 2026-12-01T10:00+01:00 (RFC 3339; the seconds and the offset may be left out)`},
+		{"test on a Saturday", "test", []string{"--now", "2026-12-05T10:00+01:00", test}, 0, "ok\t"},
+		{"test on the default Monday", "test", []string{test}, 1, `the bot replied "Open at 10."; want "Closed at 10."`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			var code int
+			if c.cmd == "chat" {
+				code = cmdChat(context.Background(), c.args, strings.NewReader("open\n"), &out, &errOut)
+			} else {
+				code = run(context.Background(), append([]string{c.cmd}, c.args...), &out, &errOut)
+			}
+			if code != c.code {
+				t.Fatalf("exit %d, want %d: %s%s", code, c.code, out.String(), errOut.String())
+			}
+			if all := out.String() + errOut.String(); !strings.Contains(all, c.want) {
+				t.Errorf("output lacks %q:\n%s", c.want, all)
+			}
+		})
 	}
 }
 
