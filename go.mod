@@ -1,6 +1,6 @@
 module github.com/imbot-dev/imbot
 
-go 1.26.8
+go 1.26.0
 
 require (
 	github.com/emiago/sipgo v1.7.3
