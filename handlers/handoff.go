@@ -25,7 +25,8 @@ type Dialer interface {
 
 // HandoffObserver is told about handoffs as they happen; *Metrics implements it. Outcomes
 // are "requested", "accepted", "done", "timeout" (no agent answered in time),
-// "unavailable" (every agent passed or could not be reached) and "user_left".
+// "unavailable" (every agent passed or could not be reached), "user_left" and "escalated"
+// (an offer moved on to another agent after HandoffConfig.OfferTimeout).
 type HandoffObserver interface {
 	ObserveHandoff(outcome string)
 }
@@ -51,6 +52,18 @@ type HandoffConfig struct {
 	// AnswerTimeout is how long a user waits for an agent to accept; then the user is told
 	// and a ticket is created. Default: 2 minutes.
 	AnswerTimeout time.Duration
+	// OfferTimeout is how long an agent has to accept an offer before it moves on to another
+	// free agent that has not passed: first to those who have not had it yet, in the order of
+	// Agents, then back round to the one it left longest ago. The agent it leaves is told
+	// (HandoffTexts.Reoffered). When no other agent is free, the offer stays where it is and
+	// moves on once one is. AnswerTimeout still ends the whole handoff. Default (0): 30
+	// seconds; negative: an offer stays with its agent until AnswerTimeout. Not used with
+	// Broadcast, where every free agent has the offer already.
+	OfferTimeout time.Duration
+	// Broadcast offers each handoff to every free agent at once (and to agents that become
+	// free while it waits) instead of to one at a time: the first to accept takes it, and the
+	// others are told who did (HandoffTexts.Taken), also when they try to accept it later.
+	Broadcast bool
 	// Triggers are phrases that start a handoff when a user's message contains them as whole
 	// words, in any case. nil means "agent" and "human"; an empty, non-nil slice means none
 	// (handoffs then start from a rule, through Handler, or after repeated no-match).
@@ -107,6 +120,8 @@ type HandoffTexts struct {
 	FromUser       string // a message of the user, relayed
 	AgentEnded     string // the conversation ended
 	Withdrawn      string // the offer is no longer open (timeout)
+	Reoffered      string // the agent did not accept in time: the offer went to another agent
+	Taken          string // another agent, {agent}, accepted the offer first
 	UserLeft       string // the user ended the session
 	AgentHelp      string // an unknown command
 	// After a restart (HandoffConfig.Store), once per restored handoff.
@@ -135,6 +150,8 @@ var DefaultHandoffTexts = HandoffTexts{
 	FromUser:       "#{id} {user}: {text}",
 	AgentEnded:     "Conversation #{id} with {user} ended.",
 	Withdrawn:      "#{id} {user} is no longer waiting.",
+	Reoffered:      "#{id} {user} waited too long for an answer and was offered to someone else.",
+	Taken:          "#{id} {user} was taken by {agent}.",
 	UserLeft:       "#{id} {user} left the conversation.",
 	AgentHelp: "Commands: /accept [n], /pass [n], {done} [n], /list. " +
 		"Plain text goes to your current conversation; '#n text' goes to conversation n.",
@@ -160,7 +177,9 @@ const DefaultUnverifiedAgentText = "I cannot verify that you are {agent}: agents
 // A handoff starts when a user's message contains a trigger phrase, after NoMatchLimit
 // unmatched messages in a row, or when a rule hands the event to Handler. The user is told
 // to wait, and the first agent (in configuration order) with a free slot gets an offer: who
-// waits and the transcript so far. Agents' messages reach the bot as conversations of their
+// waits and the transcript so far. An offer not accepted within OfferTimeout moves on to the
+// next free agent; with Broadcast, every free agent gets it at once and the first to accept
+// takes it. Agents' messages reach the bot as conversations of their
 // own; the middleware recognises them by address and routes them:
 //
 //	any text, /accept [n]   accept the oldest offer (or offer n); the first text is relayed
@@ -221,14 +240,31 @@ type Handoff struct {
 
 	pmu sync.Mutex     // held while writing to the Store: writes go in the order of the changes
 	wg  sync.WaitGroup // Restore's work after Ready
+
+	afterFunc func(d time.Duration, f func()) stopper // starts the offer timers; tests replace it
 }
+
+// stopper is a timer that can be stopped, as a *time.Timer.
+type stopper interface{ Stop() bool }
 
 type agentState struct {
 	Agent
 	addr    sipAddr
 	offers  []*handoff
 	active  []*handoff
-	current *handoff // where plain text goes
+	current *handoff   // where plain text goes
+	lost    []*handoff // the latest offers it lost (taken by another, or moved on), newest last
+}
+
+// maxLost bounds agentState.lost.
+const maxLost = 8
+
+// addLost notes that a lost the offer ho.
+func (a *agentState) addLost(ho *handoff) {
+	a.lost = append(slices.DeleteFunc(a.lost, func(x *handoff) bool { return x == ho }), ho)
+	if len(a.lost) > maxLost {
+		a.lost = slices.Delete(a.lost, 0, len(a.lost)-maxLost)
+	}
 }
 
 func (a *agentState) load() int { return len(a.offers) + len(a.active) }
@@ -243,8 +279,13 @@ type handoff struct {
 	started                time.Time
 	timer                  *time.Timer
 	deadline               time.Time   // when timer fires
-	agent                  *agentState // offered to or accepted by
+	agent                  *agentState // accepted by
 	accepted               bool
+	offered                []*agentState        // holding the offer, until one accepts
+	lapsed                 []*agentState        // whose offer moved on unanswered, longest ago first
+	offerTimer             stopper              // moves the offer on
+	offerDeadline          time.Time            // when offerTimer fires
+	offerGen               int                  // counts the offer timers armed and stopped: a stale one does nothing
 	tried                  map[*agentState]bool // agents that passed or could not be reached
 	pending                []string             // the user's messages before an agent accepted
 	queued                 bool
@@ -260,14 +301,17 @@ type HandoffInfo struct {
 	ID int
 	// User and UserKey are the user's address and conversation key.
 	User, UserKey string
-	// Agent is the address of the agent it is offered to or accepted by; "" while the user
-	// waits in line.
+	// Agent is the address of the agent it is offered to (the first one, with Broadcast) or
+	// accepted by; "" while the user waits in line.
 	Agent string
 	// Accepted reports whether the agent accepted it.
 	Accepted bool
 	// Started is when the user asked.
 	Started time.Time
 }
+
+// DefaultOfferTimeout is the default HandoffConfig.OfferTimeout.
+const DefaultOfferTimeout = 30 * time.Second
 
 // NewHandoff checks cfg and returns a Handoff. Call Close when the bot stops.
 func NewHandoff(cfg HandoffConfig) (*Handoff, error) {
@@ -279,6 +323,9 @@ func NewHandoff(cfg HandoffConfig) (*Handoff, error) {
 	}
 	if cfg.AnswerTimeout <= 0 {
 		cfg.AnswerTimeout = 2 * time.Minute
+	}
+	if cfg.OfferTimeout == 0 {
+		cfg.OfferTimeout = DefaultOfferTimeout
 	}
 	if cfg.Triggers == nil {
 		cfg.Triggers = []string{"agent", "human"}
@@ -296,6 +343,7 @@ func NewHandoff(cfg HandoffConfig) (*Handoff, error) {
 		cfg: cfg, texts: cfg.Texts, log: cfg.Logger,
 		byUser: map[string]*handoff{}, byID: map[int]*handoff{}, noMatch: map[string]int{},
 		ended: map[string]HandoffInfo{}, last: map[string]HandoffInfo{}, dirty: map[int]bool{},
+		afterFunc: func(d time.Duration, f func()) stopper { return time.AfterFunc(d, f) },
 	}
 	if h.log == nil {
 		h.log = slog.Default()
@@ -331,7 +379,8 @@ func (t *HandoffTexts) fill(d HandoffTexts) {
 		{&t.Searching, d.Searching}, {&t.StillWaiting, d.StillWaiting}, {&t.Connected, d.Connected},
 		{&t.FromAgent, d.FromAgent}, {&t.Ended, d.Ended}, {&t.NoAgent, d.NoAgent}, {&t.NoAgentLater, d.NoAgentLater},
 		{&t.Offer, d.Offer}, {&t.AgentConnected, d.AgentConnected}, {&t.FromUser, d.FromUser},
-		{&t.AgentEnded, d.AgentEnded}, {&t.Withdrawn, d.Withdrawn}, {&t.UserLeft, d.UserLeft}, {&t.AgentHelp, d.AgentHelp},
+		{&t.AgentEnded, d.AgentEnded}, {&t.Withdrawn, d.Withdrawn}, {&t.Reoffered, d.Reoffered}, {&t.Taken, d.Taken},
+		{&t.UserLeft, d.UserLeft}, {&t.AgentHelp, d.AgentHelp},
 		{&t.Resumed, d.Resumed}, {&t.WaitResumed, d.WaitResumed}, {&t.AgentResumed, d.AgentResumed},
 		{&t.OfferResumed, d.OfferResumed}, {&t.Held, d.Held},
 	} {
@@ -351,6 +400,7 @@ func (h *Handoff) Close() {
 		if ho.timer != nil {
 			ho.timer.Stop()
 		}
+		h.stopOffer(ho)
 	}
 	h.mu.Unlock()
 	h.wg.Wait()
@@ -363,8 +413,8 @@ func (h *Handoff) List() []HandoffInfo {
 	out := make([]HandoffInfo, 0, len(h.byID))
 	for _, ho := range h.byID {
 		i := HandoffInfo{ID: ho.id, User: ho.userURI, UserKey: ho.userKey, Accepted: ho.accepted, Started: ho.started}
-		if ho.agent != nil {
-			i.Agent = ho.agent.URI
+		if a := ho.owner(); a != nil {
+			i.Agent = a.URI
 		}
 		out = append(out, i)
 	}
@@ -633,29 +683,28 @@ func (h *Handoff) start(ctx context.Context, w bot.Responder, ev *bot.Event, c c
 	return nil
 }
 
-// place offers ho to the first free agent that has not refused it, queues it when every
-// such agent is busy, or gives up when every agent refused. The caller holds h.mu.
+// place offers ho to the first free agent that has not refused it (with Broadcast: to every
+// such agent not holding it yet), queues it when every such agent is busy, or gives up when
+// every agent refused. The caller holds h.mu.
 func (h *Handoff) place(ho *handoff) []action {
-	if h.byID[ho.id] != ho || ho.agent != nil {
+	if h.byID[ho.id] != ho || ho.accepted || (!h.cfg.Broadcast && len(ho.offered) > 0) {
 		return nil
 	}
 	h.mark(ho)
-	untried := false
-	for _, a := range h.agents {
-		if ho.tried[a] {
-			continue
+	var acts []action
+	if h.cfg.Broadcast {
+		for _, a := range h.agents {
+			if !ho.tried[a] && a.load() < a.Max && !slices.Contains(ho.offered, a) {
+				acts = append(acts, h.offerTo(ho, a))
+			}
 		}
-		untried = true
-		if a.load() >= a.Max {
-			continue
-		}
-		h.unqueue(ho)
-		ho.agent = a
-		a.offers = append(a.offers, ho)
-		h.log.Info("handoff offered", "handoff", ho.id, "user", ho.userURI, "agent", a.URI)
-		return []action{h.offerAction(ho, a)}
+	} else if a := h.nextAgent(ho, nil); a != nil {
+		acts = append(acts, h.offerTo(ho, a))
 	}
-	if untried {
+	if len(ho.offered) > 0 {
+		return acts
+	}
+	if slices.ContainsFunc(h.agents, func(a *agentState) bool { return !ho.tried[a] }) {
 		if !ho.queued {
 			ho.queued = true
 			h.queue = append(h.queue, ho)
@@ -666,10 +715,128 @@ func (h *Handoff) place(ho *handoff) []action {
 	return []action{h.failAction(ho, "unavailable")}
 }
 
-// drain offers waiting users to agents that became free. The caller holds h.mu.
+// nextAgent returns the free agent ho goes to next, other than except, or nil when there is
+// none: of the agents that neither refused it nor hold it, one that never had it (the first
+// in configuration order), else the one whose offer lapsed longest ago. The caller holds h.mu.
+func (h *Handoff) nextAgent(ho *handoff, except *agentState) *agentState {
+	var best *agentState
+	bestRank := 0
+	for _, a := range h.agents {
+		if a == except || ho.tried[a] || a.load() >= a.Max || slices.Contains(ho.offered, a) {
+			continue
+		}
+		if rank := slices.Index(ho.lapsed, a); best == nil || rank < bestRank {
+			best, bestRank = a, rank
+		}
+	}
+	return best
+}
+
+// offerTo offers ho to agent a, which is free. The caller holds h.mu.
+func (h *Handoff) offerTo(ho *handoff, a *agentState) action {
+	h.unqueue(ho)
+	h.mark(ho)
+	ho.offered = append(ho.offered, a)
+	a.offers = append(a.offers, ho)
+	if !h.cfg.Broadcast {
+		h.armOffer(ho, h.cfg.OfferTimeout)
+	}
+	h.log.Info("handoff offered", "handoff", ho.id, "user", ho.userURI, "agent", a.URI)
+	return h.offerAction(ho, a)
+}
+
+// withdraw takes the offer ho back from agent a. The caller holds h.mu.
+func (h *Handoff) withdraw(ho *handoff, a *agentState) {
+	h.mark(ho)
+	a.offers = slices.DeleteFunc(a.offers, func(x *handoff) bool { return x == ho })
+	ho.offered = slices.DeleteFunc(ho.offered, func(x *agentState) bool { return x == a })
+	if len(ho.offered) == 0 {
+		h.stopOffer(ho)
+	}
+}
+
+// armOffer starts ho's offer timer to fire after d, unless offers do not move on. The caller
+// holds h.mu.
+func (h *Handoff) armOffer(ho *handoff, d time.Duration) {
+	h.stopOffer(ho)
+	if h.cfg.OfferTimeout < 0 || h.cfg.Broadcast {
+		return
+	}
+	gen := ho.offerGen
+	ho.offerDeadline = time.Now().Add(d)
+	ho.offerTimer = h.afterFunc(d, func() { h.escalate(ho, gen) })
+}
+
+// stopOffer stops ho's offer timer; one that fired already finds it stale. The caller holds
+// h.mu.
+func (h *Handoff) stopOffer(ho *handoff) {
+	if ho.offerTimer != nil {
+		ho.offerTimer.Stop()
+		ho.offerTimer = nil
+	}
+	ho.offerDeadline = time.Time{}
+	ho.offerGen++
+}
+
+// escalate runs when the agent holding the offer ho did not accept it within OfferTimeout
+// (gen is the timer's generation): the offer moves on to the next free agent, or stays
+// where it is, to be looked at again after OfferTimeout, when no other agent is free.
+func (h *Handoff) escalate(ho *handoff, gen int) {
+	h.mu.Lock()
+	if h.closed || h.byID[ho.id] != ho || ho.accepted || ho.offerGen != gen || len(ho.offered) != 1 {
+		h.mu.Unlock()
+		return
+	}
+	from := ho.offered[0]
+	to := h.nextAgent(ho, from)
+	if to == nil {
+		h.armOffer(ho, h.cfg.OfferTimeout)
+		h.mark(ho)
+		h.mu.Unlock()
+		h.background(nil)
+		return
+	}
+	h.withdraw(ho, from)
+	ho.lapsed = append(slices.DeleteFunc(ho.lapsed, func(x *agentState) bool { return x == from }), from)
+	from.addLost(ho)
+	text := h.fill(h.texts.Reoffered, ho, from.Name)
+	acts := []action{func(ctx context.Context, s sink) { h.toAgent(ctx, s, from, text) }, h.offerTo(ho, to)}
+	acts = append(acts, h.drain()...)
+	h.mu.Unlock()
+	h.observe("escalated")
+	h.log.Info("handoff offer moved on: not accepted in time", "handoff", ho.id, "from", from.URI, "to", to.URI)
+	h.background(acts)
+}
+
+// background does acts outside any handler (after HandoffConfig.Ready), once the Store has
+// the changes.
+func (h *Handoff) background(acts []action) {
+	if h.cfg.Ready != nil {
+		select {
+		case <-h.cfg.Ready:
+		case <-h.ctx.Done():
+		}
+	}
+	ctx, cancel := context.WithTimeout(h.ctx, time.Minute)
+	defer cancel()
+	h.run(ctx, sink{}, acts)
+}
+
+// drain offers waiting users to agents that became free (with Broadcast, the open offers
+// too). The caller holds h.mu.
 func (h *Handoff) drain() []action {
+	waiting := slices.Clone(h.queue)
+	if h.cfg.Broadcast {
+		waiting = waiting[:0]
+		for _, ho := range h.byID {
+			if !ho.accepted {
+				waiting = append(waiting, ho)
+			}
+		}
+		slices.SortFunc(waiting, func(a, b *handoff) int { return a.id - b.id })
+	}
 	var acts []action
-	for _, ho := range slices.Clone(h.queue) {
+	for _, ho := range waiting {
 		acts = append(acts, h.place(ho)...)
 	}
 	return acts
@@ -695,11 +862,14 @@ func (h *Handoff) remove(ho *handoff) {
 	if ho.timer != nil {
 		ho.timer.Stop()
 	}
+	h.stopOffer(ho)
 	h.unqueue(ho)
+	for _, a := range ho.offered {
+		a.offers = slices.DeleteFunc(a.offers, func(x *handoff) bool { return x == ho })
+	}
+	ho.offered = nil
 	if a := ho.agent; a != nil {
-		del := func(x *handoff) bool { return x == ho }
-		a.offers = slices.DeleteFunc(a.offers, del)
-		a.active = slices.DeleteFunc(a.active, del)
+		a.active = slices.DeleteFunc(a.active, func(x *handoff) bool { return x == ho })
 		if a.current == ho {
 			a.current = nil
 			if n := len(a.active); n > 0 {
@@ -707,6 +877,41 @@ func (h *Handoff) remove(ho *handoff) {
 			}
 		}
 	}
+}
+
+// owner is the agent that accepted ho, else the first one holding its offer; nil while it
+// waits in line.
+func (ho *handoff) owner() *agentState {
+	if ho.accepted {
+		return ho.agent
+	}
+	if len(ho.offered) > 0 {
+		return ho.offered[0]
+	}
+	return nil
+}
+
+// toAgents is an action telling each of the agents as its text: texts[i] goes to as[i].
+func (h *Handoff) toAgents(as []*agentState, texts []string) action {
+	return func(ctx context.Context, s sink) {
+		for i, a := range as {
+			h.toAgent(ctx, s, a, texts[i])
+		}
+	}
+}
+
+// told returns ho's offer holders, or its agent once accepted, each with text filled in for
+// it. The caller holds h.mu.
+func (h *Handoff) told(ho *handoff, text string) ([]*agentState, []string) {
+	as := slices.Clone(ho.offered)
+	if ho.accepted {
+		as = []*agentState{ho.agent}
+	}
+	texts := make([]string, len(as))
+	for i, a := range as {
+		texts[i] = h.fill(text, ho, a.Name)
+	}
+	return as, texts
 }
 
 func (h *Handoff) fill(text string, ho *handoff, agent string, extra ...string) string {
@@ -727,9 +932,8 @@ func (h *Handoff) offerAction(ho *handoff, a *agentState) action {
 			h.log.Warn("handoff: agent unreachable", "handoff", ho.id, "agent", a.URI, "err", err)
 			h.mu.Lock()
 			var acts []action
-			if h.byID[ho.id] == ho && ho.agent == a && !ho.accepted {
-				a.offers = slices.DeleteFunc(a.offers, func(x *handoff) bool { return x == ho })
-				ho.agent = nil
+			if h.byID[ho.id] == ho && slices.Contains(ho.offered, a) && !ho.accepted {
+				h.withdraw(ho, a)
 				ho.tried[a] = true
 				acts = append(h.place(ho), h.drain()...)
 			}
@@ -880,24 +1084,12 @@ func (h *Handoff) timeout(ho *handoff) {
 		h.mu.Unlock()
 		return
 	}
-	var acts []action
-	if a := ho.agent; a != nil {
-		text := h.fill(h.texts.Withdrawn, ho, a.Name)
-		acts = append(acts, func(ctx context.Context, s sink) { h.toAgent(ctx, s, a, text) })
-	}
+	acts := []action{h.toAgents(h.told(ho, h.texts.Withdrawn))}
 	h.remove(ho)
 	acts = append(acts, h.failAction(ho, "timeout"))
 	acts = append(acts, h.drain()...)
 	h.mu.Unlock()
-	if h.cfg.Ready != nil {
-		select {
-		case <-h.cfg.Ready:
-		case <-h.ctx.Done():
-		}
-	}
-	ctx, cancel := context.WithTimeout(h.ctx, time.Minute)
-	defer cancel()
-	h.run(ctx, sink{}, acts)
+	h.background(acts)
 }
 
 // fromUser handles an event of a user whose conversation is handed off: the bot stays
@@ -941,10 +1133,7 @@ func (h *Handoff) fromUser(ctx context.Context, w bot.Responder, ev *bot.Event, 
 			h.mu.Lock()
 			var acts []action
 			if h.byID[ho.id] == ho {
-				if a := ho.agent; a != nil {
-					text := h.fill(h.texts.UserLeft, ho, a.Name)
-					acts = append(acts, func(ctx context.Context, s sink) { h.toAgent(ctx, s, a, text) })
-				}
+				acts = append(acts, h.toAgents(h.told(ho, h.texts.UserLeft)))
 				h.remove(ho)
 				acts = append(acts, h.drain()...)
 			}
@@ -1040,23 +1229,36 @@ func (h *Handoff) accept(ctx context.Context, s sink, a *agentState, id int, fir
 	h.mu.Lock()
 	ho := a.offer(id)
 	if ho == nil {
+		text := h.gone(a, id)
 		h.mu.Unlock()
-		h.toAgent(ctx, s, a, "There is no conversation waiting for you"+idSuffix(id)+".")
+		h.toAgent(ctx, s, a, text)
 		return
 	}
 	ho.timer.Stop()
-	ho.accepted = true
-	a.offers = slices.DeleteFunc(a.offers, func(x *handoff) bool { return x == ho })
+	others := slices.DeleteFunc(slices.Clone(ho.offered), func(x *agentState) bool { return x == a })
+	for _, o := range append(others, a) {
+		h.withdraw(ho, o)
+	}
+	ho.accepted, ho.agent = true, a
 	a.active = append(a.active, ho)
 	a.current = ho
+	a.lost = nil
+	taken := make([]string, len(others))
+	for i, o := range others {
+		o.addLost(ho)
+		taken[i] = h.fill(h.texts.Taken, ho, a.Name)
+	}
 	pending := ho.pending
 	ho.pending = nil
 	h.mark(ho)
+	acts := h.drain() // the others are free again
 	h.mu.Unlock()
 	h.flush(ctx)
 
 	h.observe("accepted")
 	h.log.Info("handoff accepted", "handoff", ho.id, "user", ho.userURI, "agent", a.URI)
+	h.toAgents(others, taken)(ctx, s)
+	defer h.run(ctx, s, acts)
 	h.toAgent(ctx, s, a, h.fill(h.texts.AgentConnected, ho, a.Name))
 	for _, p := range pending {
 		h.toAgent(ctx, s, a, h.fill(h.texts.FromUser, ho, a.Name, "{text}", p))
@@ -1078,6 +1280,28 @@ func (a *agentState) offer(id int) *handoff {
 	return nil
 }
 
+// gone is the answer to agent a accepting the offer id (0: the oldest) it does not hold: who
+// took it, when a lost it lately, else that there is none. The caller holds h.mu.
+func (h *Handoff) gone(a *agentState, id int) string {
+	var ho *handoff
+	for _, x := range slices.Backward(a.lost) {
+		if id == 0 || x.id == id {
+			ho = x
+			break
+		}
+	}
+	switch {
+	case ho == nil:
+		return "There is no conversation waiting for you" + idSuffix(id) + "."
+	case ho.accepted && ho.agent != a:
+		return h.fill(h.texts.Taken, ho, ho.agent.Name)
+	case h.byID[ho.id] != ho:
+		return h.fill(h.texts.Withdrawn, ho, a.Name)
+	default:
+		return h.fill(h.texts.Reoffered, ho, a.Name)
+	}
+}
+
 func idSuffix(id int) string {
 	if id == 0 {
 		return ""
@@ -1094,10 +1318,8 @@ func (h *Handoff) pass(ctx context.Context, s sink, a *agentState, id int) {
 		h.toAgent(ctx, s, a, "There is no conversation waiting for you"+idSuffix(id)+".")
 		return
 	}
-	a.offers = slices.DeleteFunc(a.offers, func(x *handoff) bool { return x == ho })
-	ho.agent = nil
+	h.withdraw(ho, a)
 	ho.tried[a] = true
-	h.mark(ho)
 	acts := append(h.place(ho), h.drain()...)
 	h.mu.Unlock()
 	h.flush(ctx)
@@ -1217,10 +1439,14 @@ func (h *Handoff) record(ho *handoff) store.Handoff {
 		ID: int64(ho.id), UserKey: ho.userKey, UserURI: ho.userURI, Verified: ho.verified, UserName: ho.name,
 		Reason: ho.reason, State: store.HandoffWaiting, Started: ho.started, Pending: slices.Clone(ho.pending),
 	}
-	if a := ho.agent; a != nil {
-		r.Agent, r.State = a.URI, store.HandoffOffered
-		if ho.accepted {
-			r.State = store.HandoffAccepted
+	switch {
+	case ho.accepted:
+		r.Agent, r.State = ho.agent.URI, store.HandoffAccepted
+	case len(ho.offered) > 0:
+		r.Agent, r.State = ho.offered[0].URI, store.HandoffOffered
+		r.OfferDeadline = ho.offerDeadline
+		for _, a := range ho.offered {
+			r.Offered = append(r.Offered, a.URI)
 		}
 	}
 	if !ho.accepted {
@@ -1230,6 +1456,9 @@ func (h *Handoff) record(ho *handoff) store.Handoff {
 		if ho.tried[a] {
 			r.Tried = append(r.Tried, a.URI)
 		}
+	}
+	for _, a := range ho.lapsed {
+		r.Lapsed = append(r.Lapsed, a.URI)
 	}
 	return r
 }
@@ -1260,6 +1489,11 @@ func (h *Handoff) Restore(ctx context.Context) error {
 	h.nextID = max(h.nextID, int(last))
 	var notices []action
 	var expired []*handoff
+	type overdueOffer struct {
+		ho  *handoff
+		gen int
+	}
+	var overdue []overdueOffer // offers whose OfferTimeout passed: they move on after the notices
 	for _, r := range recs {
 		id := int(r.ID)
 		h.nextID = max(h.nextID, id)
@@ -1276,8 +1510,31 @@ func (h *Handoff) Restore(ctx context.Context) error {
 				ho.tried[a] = true
 			}
 		}
-		var a *agentState
-		if r.Agent != "" {
+		for _, u := range r.Lapsed {
+			if a := h.agentFor(u); a != nil && !slices.Contains(ho.lapsed, a) {
+				ho.lapsed = append(ho.lapsed, a)
+			}
+		}
+		holders := r.Offered
+		if len(holders) == 0 && r.Agent != "" {
+			holders = []string{r.Agent} // a record written before offers could go to several
+		}
+		var a *agentState // the accepting agent, or the first holding the offer
+		var offered []*agentState
+		for _, u := range holders {
+			if r.State == store.HandoffAccepted {
+				break
+			}
+			if x := h.agentFor(u); x != nil && !slices.Contains(offered, x) {
+				offered = append(offered, x)
+			} else if x == nil {
+				h.log.Warn("handoff restored without an agent it was offered to: no longer configured", "handoff", id, "agent", u)
+			}
+		}
+		if len(offered) > 0 {
+			a = offered[0]
+		}
+		if r.State == store.HandoffAccepted && r.Agent != "" {
 			if a = h.agentFor(r.Agent); a == nil {
 				h.log.Warn("handoff restored without its agent: no longer configured; the user waits for another",
 					"handoff", id, "agent", r.Agent)
@@ -1296,13 +1553,27 @@ func (h *Handoff) Restore(ctx context.Context) error {
 				h.toUser(ctx, s, ho, toUser, "handoff")
 			})
 		case r.State == store.HandoffOffered && a != nil:
-			ho.agent = a
-			a.offers = append(a.offers, ho)
-			toAgent, toUser := h.fill(h.texts.OfferResumed, ho, a.Name), h.fill(h.texts.WaitResumed, ho, a.Name)
+			ho.offered = offered
+			for _, x := range offered {
+				x.offers = append(x.offers, ho)
+			}
+			toAgents := h.toAgents(h.told(ho, h.texts.OfferResumed))
+			toUser := h.fill(h.texts.WaitResumed, ho, a.Name)
 			notices = append(notices, func(ctx context.Context, s sink) {
-				h.toAgent(ctx, s, a, toAgent)
+				toAgents(ctx, s)
 				h.toUser(ctx, s, ho, toUser, "handoff")
 			})
+			if len(offered) == 1 && !h.cfg.Broadcast && h.cfg.OfferTimeout >= 0 {
+				left := h.cfg.OfferTimeout
+				if !r.OfferDeadline.IsZero() {
+					left = r.OfferDeadline.Sub(now)
+				}
+				if left > 0 {
+					h.armOffer(ho, left)
+				} else {
+					overdue = append(overdue, overdueOffer{ho, ho.offerGen})
+				}
+			}
 		default: // waiting in line, or its agent is gone
 			ho.queued = true
 			h.queue = append(h.queue, ho)
@@ -1334,6 +1605,9 @@ func (h *Handoff) Restore(ctx context.Context) error {
 		h.run(ctx, sink{}, notices)
 		for _, ho := range expired {
 			h.timeout(ho)
+		}
+		for _, o := range overdue {
+			h.escalate(o.ho, o.gen)
 		}
 		h.mu.Lock()
 		acts := h.drain()

@@ -151,6 +151,39 @@ func TestHandoffBotTimeout(t *testing.T) {
 	waitText(t, ctx, alice, "echo: ok")
 }
 
+// TestHandoffBotOfferMovesOn: over SIP, the first agent lets the offer lapse; after
+// OfferTimeout it goes to the second agent, the first being told, and the second takes the
+// conversation; the first one's late /accept says who took it.
+func TestHandoffBotOfferMovesOn(t *testing.T) {
+	ctx := testCtx(t)
+	b := newTestBot(t, bot.Config{Trust: loopbackProxy})
+	alice, ann, bob := b.peer("alice"), b.verifiedPeer("ann"), b.verifiedPeer("bob")
+	ho, err := NewHandoff(HandoffConfig{
+		Agents: []Agent{{URI: ann.URI(), Name: "Ann"}, {URI: bob.URI(), Name: "Bob"}},
+		Dialer: b.Bot, Logger: discardLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ho.Close()
+	var clock manualClock
+	clock.use(ho)
+	b.run(echo, ho.Middleware())
+
+	send(t, ctx, alice, "agent please")
+	waitContains(t, ctx, ann, "#1 alice", "/accept 1")
+	clock.fire() // OfferTimeout passes
+	waitText(t, ctx, ann, "#1 alice waited too long for an answer and was offered to someone else.")
+	waitContains(t, ctx, bob, "#1 alice", "/accept 1")
+	send(t, ctx, bob, "/accept 1")
+	waitContains(t, ctx, bob, "You are now talking with alice (#1)")
+	waitText(t, ctx, alice, "Bob is now with you.")
+	send(t, ctx, ann, "/accept 1")
+	waitText(t, ctx, ann, "#1 alice was taken by Bob.")
+	send(t, ctx, bob, "hello Alice")
+	waitText(t, ctx, alice, "Bob: hello Alice")
+}
+
 // TestHandoffBotUnreachableAgent: an agent whose address answers nothing useful is skipped.
 func TestHandoffBotUnreachableAgent(t *testing.T) {
 	ctx := testCtx(t)

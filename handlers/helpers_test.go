@@ -235,11 +235,28 @@ func (s *watchedStore) AddRating(ctx context.Context, r store.Rating) error {
 	return s.Memory.AddRating(ctx, r)
 }
 
+func (s *watchedStore) SaveHandoff(ctx context.Context, h store.Handoff) error {
+	defer s.signal()
+	return s.Memory.SaveHandoff(ctx, h)
+}
+
+func (s *watchedStore) DeleteHandoff(ctx context.Context, id int64) error {
+	defer s.signal()
+	return s.Memory.DeleteHandoff(ctx, id)
+}
+
 // until waits until cond is true, re-checking after every write to the store.
 func (s *watchedStore) until(t *testing.T, ctx context.Context, what string, cond func() bool) {
 	t.Helper()
+	waitFor(t, ctx, what, s.wait, cond)
+}
+
+// waitFor waits until cond is true, re-checking whenever the channel changed returns is
+// closed.
+func waitFor(t *testing.T, ctx context.Context, what string, changed func() <-chan struct{}, cond func() bool) {
+	t.Helper()
 	for {
-		ch := s.wait()
+		ch := changed()
 		if cond() {
 			return
 		}

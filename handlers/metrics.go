@@ -148,7 +148,8 @@ func (m *Metrics) ObserveSIPResponse(code int) {
 func (m *Metrics) ObserveTypingSent() { m.typingSent.Inc() }
 
 // ObserveHandoff counts one handoff event by outcome: "requested", "accepted", "done",
-// "timeout", "unavailable", "user_left". *Metrics is a HandoffObserver.
+// "timeout", "unavailable", "user_left", "escalated" (an offer moved on to another agent).
+// *Metrics is a HandoffObserver.
 func (m *Metrics) ObserveHandoff(outcome string) { m.handoffs.WithLabelValues(outcome).Inc() }
 
 // ObserveMessageOut counts one text message a peer accepted, in the given mode. The bot calls

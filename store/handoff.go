@@ -32,8 +32,18 @@ type Handoff struct {
 	Reason string
 	// State is HandoffWaiting, HandoffOffered or HandoffAccepted.
 	State string
-	// Agent is the address of the agent it is offered to or accepted by; "" while waiting.
+	// Agent is the address of the agent it is offered to (the first one, when offered to
+	// several) or accepted by; "" while waiting.
 	Agent string
+	// Offered are the addresses of the agents holding the offer now, while State is
+	// HandoffOffered: one agent, or several when offers go to every free agent at once.
+	Offered []string
+	// OfferDeadline is when the current offer moves on to another agent; zero when it does
+	// not (accepted, waiting in line, offered to every free agent, or no offer timeout).
+	OfferDeadline time.Time
+	// Lapsed are the addresses of the agents whose offer moved on unanswered, the one it left
+	// longest ago first: the offer goes back to them only after every other free agent.
+	Lapsed []string
 	// Deadline is when the user stops waiting for an agent to accept (then a ticket is
 	// opened); zero once accepted.
 	Deadline time.Time
@@ -48,6 +58,8 @@ type Handoff struct {
 // Clone returns a copy that shares no slices with h.
 func (h Handoff) Clone() Handoff {
 	h.Tried = slices.Clone(h.Tried)
+	h.Offered = slices.Clone(h.Offered)
+	h.Lapsed = slices.Clone(h.Lapsed)
 	h.Pending = slices.Clone(h.Pending)
 	return h
 }

@@ -120,6 +120,8 @@ type fileConfig struct {
 			Max  int    `yaml:"max"`
 		} `yaml:"agents"`
 		AnswerTimeout time.Duration `yaml:"answer_timeout"`
+		OfferTimeout  time.Duration `yaml:"offer_timeout"` // 0: the default; negative: offers never move on
+		OfferMode     string        `yaml:"offer_mode"`    // one (default) or all
 		Triggers      []string      `yaml:"triggers"`
 		NoMatchLimit  int           `yaml:"no_match_limit"`
 		Texts         handoffTexts  `yaml:"texts"`
@@ -143,6 +145,8 @@ type handoffTexts struct {
 	FromUser       string `yaml:"from_user"`
 	AgentEnded     string `yaml:"agent_ended"`
 	Withdrawn      string `yaml:"withdrawn"`
+	Reoffered      string `yaml:"reoffered"`
+	Taken          string `yaml:"taken"`
 	UserLeft       string `yaml:"user_left"`
 	AgentHelp      string `yaml:"agent_help"`
 	Resumed        string `yaml:"resumed"`
@@ -405,6 +409,11 @@ func (c *fileConfig) validate() []keyError {
 		if !strings.HasPrefix(a.URI, "sip:") && !strings.HasPrefix(a.URI, "sips:") {
 			bad("handoff.agents", "agent %d: uri %q is not a SIP address such as sip:bob@example.com", i+1, a.URI)
 		}
+	}
+	switch c.Handoff.OfferMode {
+	case "", "one", "all":
+	default:
+		bad("handoff.offer_mode", "%q: want one (to one agent at a time) or all (to every free agent at once)", c.Handoff.OfferMode)
 	}
 	for _, p := range c.Plugins {
 		if _, ok := plugins[p]; !ok {

@@ -148,6 +148,7 @@ func assemble(ctx context.Context, fc *fileConfig, log *slog.Logger, h func(*app
 		}
 		a.handoff, err = handlers.NewHandoff(handlers.HandoffConfig{
 			Agents: agents, Dialer: a.bot, AnswerTimeout: fc.Handoff.AnswerTimeout,
+			OfferTimeout: fc.Handoff.OfferTimeout, Broadcast: fc.Handoff.OfferMode == "all",
 			Triggers: triggers, NoMatchLimit: fc.Handoff.NoMatchLimit,
 			Transcript: a.store, Tickets: a.store, Observer: a.metrics, Logger: log,
 			Texts: fc.Handoff.Texts.handoffTexts(),
@@ -266,7 +267,7 @@ func (t handoffTexts) handoffTexts() handlers.HandoffTexts {
 		Searching: t.Searching, StillWaiting: t.StillWaiting, Connected: t.Connected, FromAgent: t.FromAgent,
 		Ended: t.Ended, NoAgent: t.NoAgent, NoAgentLater: t.NoAgentLater, Offer: t.Offer,
 		AgentConnected: t.AgentConnected, FromUser: t.FromUser, AgentEnded: t.AgentEnded,
-		Withdrawn: t.Withdrawn, UserLeft: t.UserLeft, AgentHelp: t.AgentHelp,
+		Withdrawn: t.Withdrawn, Reoffered: t.Reoffered, Taken: t.Taken, UserLeft: t.UserLeft, AgentHelp: t.AgentHelp,
 		Resumed: t.Resumed, WaitResumed: t.WaitResumed, AgentResumed: t.AgentResumed,
 		OfferResumed: t.OfferResumed, Held: t.Held,
 	}

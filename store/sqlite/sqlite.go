@@ -740,9 +740,20 @@ func (db *DB) SaveHandoff(ctx context.Context, h store.Handoff) error {
 	if err != nil {
 		return fmt.Errorf("store: save handoff %d: %w", h.ID, err)
 	}
-	deadline := ""
+	offered, err := json.Marshal(nonNil(h.Offered))
+	if err != nil {
+		return fmt.Errorf("store: save handoff %d: %w", h.ID, err)
+	}
+	lapsed, err := json.Marshal(nonNil(h.Lapsed))
+	if err != nil {
+		return fmt.Errorf("store: save handoff %d: %w", h.ID, err)
+	}
+	deadline, offerDeadline := "", ""
 	if !h.Deadline.IsZero() {
 		deadline = fmtTime(h.Deadline)
+	}
+	if !h.OfferDeadline.IsZero() {
+		offerDeadline = fmtTime(h.OfferDeadline)
 	}
 	w, done, err := db.writer(ctx)
 	if err != nil {
@@ -755,14 +766,16 @@ func (db *DB) SaveHandoff(ctx context.Context, h store.Handoff) error {
 	}
 	defer func() { _ = tx.Rollback() }()
 	if _, err := tx.ExecContext(ctx, `INSERT INTO handoffs
-		(id, user_key, user_uri, verified, user_name, reason, state, agent, deadline, started, tried, pending)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		(id, user_key, user_uri, verified, user_name, reason, state, agent, deadline, started, tried, pending,
+			offered, lapsed, offer_deadline)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET user_key = excluded.user_key, user_uri = excluded.user_uri,
 			verified = excluded.verified, user_name = excluded.user_name, reason = excluded.reason,
 			state = excluded.state, agent = excluded.agent, deadline = excluded.deadline,
-			started = excluded.started, tried = excluded.tried, pending = excluded.pending`,
+			started = excluded.started, tried = excluded.tried, pending = excluded.pending,
+			offered = excluded.offered, lapsed = excluded.lapsed, offer_deadline = excluded.offer_deadline`,
 		h.ID, h.UserKey, h.UserURI, h.Verified, h.UserName, h.Reason, h.State, h.Agent, deadline,
-		fmtTime(orNow(h.Started)), string(tried), string(pending)); err != nil {
+		fmtTime(orNow(h.Started)), string(tried), string(pending), string(offered), string(lapsed), offerDeadline); err != nil {
 		return fmt.Errorf("store: save handoff %d: %w", h.ID, err)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO handoff_last (one, id) VALUES (1, ?)
@@ -800,7 +813,7 @@ func (db *DB) Handoffs(ctx context.Context) ([]store.Handoff, error) {
 	r, done := db.reader()
 	defer done()
 	rows, err := r.QueryContext(ctx, `SELECT id, user_key, user_uri, verified, user_name, reason, state, agent,
-		deadline, started, tried, pending FROM handoffs ORDER BY id`)
+		deadline, started, tried, pending, offered, lapsed, offer_deadline FROM handoffs ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("store: handoffs: %w", err)
 	}
@@ -808,15 +821,30 @@ func (db *DB) Handoffs(ctx context.Context) ([]store.Handoff, error) {
 	var out []store.Handoff
 	for rows.Next() {
 		var h store.Handoff
-		var deadline, started, tried, pending string
+		var deadline, started, tried, pending, offered, lapsed, offerDeadline string
 		if err := rows.Scan(&h.ID, &h.UserKey, &h.UserURI, &h.Verified, &h.UserName, &h.Reason, &h.State, &h.Agent,
-			&deadline, &started, &tried, &pending); err != nil {
+			&deadline, &started, &tried, &pending, &offered, &lapsed, &offerDeadline); err != nil {
 			return nil, fmt.Errorf("store: handoffs: %w", err)
 		}
 		if deadline != "" {
 			h.Deadline = parseTime(deadline)
 		}
+		if offerDeadline != "" {
+			h.OfferDeadline = parseTime(offerDeadline)
+		}
 		h.Started = parseTime(started)
+		for _, f := range []struct {
+			what string
+			data string
+			dst  *[]string
+		}{{"offered agents", offered, &h.Offered}, {"lapsed offers", lapsed, &h.Lapsed}} {
+			if err := json.Unmarshal([]byte(f.data), f.dst); err != nil {
+				return nil, fmt.Errorf("store: handoff %d: %s are not valid JSON: %w", h.ID, f.what, err)
+			}
+			if len(*f.dst) == 0 {
+				*f.dst = nil
+			}
+		}
 		if err := json.Unmarshal([]byte(tried), &h.Tried); err != nil {
 			return nil, fmt.Errorf("store: handoff %d: tried agents are not valid JSON: %w", h.ID, err)
 		}

@@ -428,6 +428,7 @@ func handoffs(t *testing.T, s Store) {
 		ID: 1, UserKey: "k1", UserURI: "sip:alice@x", Verified: true, UserName: "Alice", Reason: "human",
 		State: store.HandoffOffered, Agent: "sip:ann@x", Deadline: t0.Add(time.Minute), Started: t0.Add(-time.Second),
 		Tried: []string{"sip:bo@x"}, Pending: []string{"it is urgent", "hello?"},
+		Offered: []string{"sip:ann@x", "sip:cy@x"}, OfferDeadline: t0.Add(30 * time.Second), Lapsed: []string{"sip:dee@x"},
 	}
 	for _, h := range []store.Handoff{waiting, offered} {
 		if err := s.SaveHandoff(c, h); err != nil {
@@ -445,10 +446,11 @@ func handoffs(t *testing.T, s Store) {
 		}
 		for i := range want {
 			g, w := got[i], want[i]
-			if !g.Deadline.Equal(w.Deadline) || !g.Started.Equal(w.Started) {
-				t.Errorf("%s: handoff %d: deadline %v started %v, want %v %v", what, w.ID, g.Deadline, g.Started, w.Deadline, w.Started)
+			if !g.Deadline.Equal(w.Deadline) || !g.Started.Equal(w.Started) || !g.OfferDeadline.Equal(w.OfferDeadline) {
+				t.Errorf("%s: handoff %d: deadline %v started %v offer deadline %v, want %v %v %v", what, w.ID,
+					g.Deadline, g.Started, g.OfferDeadline, w.Deadline, w.Started, w.OfferDeadline)
 			}
-			g.Deadline, g.Started = w.Deadline, w.Started
+			g.Deadline, g.Started, g.OfferDeadline = w.Deadline, w.Started, w.OfferDeadline
 			if !reflect.DeepEqual(g, w) {
 				t.Errorf("%s: handoff %d = %#v\nwant %#v", what, w.ID, g, w)
 			}
@@ -458,12 +460,14 @@ func handoffs(t *testing.T, s Store) {
 	// Accepted: replaced, the deadline gone.
 	accepted := offered.Clone()
 	accepted.State, accepted.Deadline, accepted.Pending = store.HandoffAccepted, time.Time{}, nil
+	accepted.Offered, accepted.OfferDeadline = nil, time.Time{}
 	if err := s.SaveHandoff(c, accepted); err != nil {
 		t.Fatal(err)
 	}
 	// The store keeps a copy: changing the caller's slices afterwards changes nothing stored.
 	want := accepted.Clone()
 	accepted.Tried[0] = "sip:changed@x"
+	accepted.Lapsed[0] = "sip:changed@x"
 	check("accepted", want, waiting)
 	if err := s.DeleteHandoff(c, 1); err != nil {
 		t.Fatal(err)
