@@ -1,4 +1,4 @@
-package main
+package imbotcmd
 
 import (
 	"cmp"
@@ -126,6 +126,9 @@ type fileConfig struct {
 	} `yaml:"handoff"`
 
 	file string // where it was read from, "" for the embedded default
+	// pluginsAt is where the plugins list is, for the errors about the plugins it names
+	// (which depend on the binary: see cli.loadConfig).
+	pluginsAt configError
 }
 
 // handoffTexts are the handoff's messages, as the config file names them; empty ones keep
@@ -236,6 +239,10 @@ func parseConfig(name string, data []byte) (*fileConfig, error) {
 			return nil, errors.Join(errs...)
 		}
 		return nil, configError{file: name, msg: err.Error()}
+	}
+	cfg.pluginsAt.file = name
+	if n := findKey(doc, "plugins"); n != nil {
+		cfg.pluginsAt.line, cfg.pluginsAt.col = n.Line, n.Column
 	}
 	for _, c := range cfg.validate() {
 		c.file = name
@@ -404,11 +411,6 @@ func (c *fileConfig) validate() []keyError {
 	for i, a := range c.Handoff.Agents {
 		if !strings.HasPrefix(a.URI, "sip:") && !strings.HasPrefix(a.URI, "sips:") {
 			bad("handoff.agents", "agent %d: uri %q is not a SIP address such as sip:bob@example.com", i+1, a.URI)
-		}
-	}
-	for _, p := range c.Plugins {
-		if _, ok := plugins[p]; !ok {
-			bad("plugins", "unknown plugin %q; compiled into this imbot: %s", p, strings.Join(pluginNames(), ", "))
 		}
 	}
 	if c.RateLimit.Every < 0 || c.RateLimit.Burst < 0 {
