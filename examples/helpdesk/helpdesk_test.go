@@ -12,8 +12,8 @@ import (
 	"testing"
 
 	"github.com/imbot-dev/imbot/bot"
-	"github.com/imbot-dev/imbot/examples/helpdesk/plugin"
 	"github.com/imbot-dev/imbot/handlers"
+	"github.com/imbot-dev/imbot/plugins/helpdesk"
 	"github.com/imbot-dev/imbot/rules"
 	"github.com/imbot-dev/imbot/rules/rulestest"
 	"github.com/imbot-dev/imbot/store"
@@ -25,7 +25,7 @@ var silent = bot.HandlerFunc(func(context.Context, bot.Responder, *bot.Event) er
 
 // TestConversations runs helpdesk_test.yaml, each conversation test a subtest.
 func TestConversations(t *testing.T) {
-	funcs := plugin.Funcs(&store.Memory{})
+	funcs := helpdesk.Funcs(&store.Memory{})
 	maps.Copy(funcs, handlers.RuleFuncs())
 	rulestest.Run(t, rules.Options{
 		Funcs:    funcs,

@@ -1,4 +1,4 @@
-package main
+package imbotcmd
 
 import (
 	"context"
@@ -22,7 +22,7 @@ import (
 )
 
 // ruleOptions are the rules options shared by run, check, test and chat: the functions and
-// handlers built into imbot, and the functions of plugins (see plugins.go).
+// handlers built into imbot, and those of plugins (see Plugin).
 func ruleOptions(st store.StateStore, log *slog.Logger, extra rules.Handlers, funcs rules.Funcs) rules.Options {
 	opts := rules.Options{Store: st, Logger: log, Handlers: rules.Handlers{}, Funcs: rules.Funcs{},
 		// Rule hits and no-matches reach the logs, metrics, unmatched list and handoff.
@@ -90,7 +90,7 @@ func prefixErrors(file string, err error) error {
 }
 
 // cmdCheck validates config, rule and test files and prints every error as file:line:col.
-func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func (c *cli) cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("imbot check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "a config file to validate, with the rule files it names")
@@ -136,8 +136,8 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			}
 		}
 	}
-	for _, c := range configs {
-		fc, err := loadConfig(c)
+	for _, cf := range configs {
+		fc, err := c.loadConfig(cf)
 		if err != nil {
 			report(err)
 			continue
@@ -153,10 +153,10 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		// bot's own validation of the result, without opening any socket.
 		cfg, err := fc.botConfig()
 		if err = errors.Join(err, cfg.Validate()); err != nil {
-			report(prefixErrors(c, err))
+			report(prefixErrors(cf, err))
 			continue
 		}
-		fmt.Fprintf(stdout, "%s: config ok\n", c)
+		fmt.Fprintf(stdout, "%s: config ok\n", cf)
 	}
 	if len(ruleFiles) == 0 && len(testFiles) == 0 {
 		if failed {
@@ -164,12 +164,12 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		return 0
 	}
-	funcs, err := allPluginFuncs(nil)
+	funcs, hs, err := c.plugins.all(nil)
 	if err != nil {
 		fmt.Fprintln(stderr, "imbot check:", err)
 		return 1
 	}
-	opts := ruleOptions(nil, nil, builtinRuleHandlers(), funcs)
+	opts := ruleOptions(nil, nil, withBuiltinHandlers(hs), funcs)
 	stubs.apply(opts.Funcs)
 	// result prints the problems of what, and "what: ok" (with the warnings counted) when
 	// none is an error.
@@ -216,8 +216,15 @@ func builtinRuleHandlers() rules.Handlers {
 	return rules.Handlers{"handoff": idle, "rating": idle}
 }
 
+// withBuiltinHandlers adds builtinRuleHandlers to the handlers of plugins.
+func withBuiltinHandlers(plugin rules.Handlers) rules.Handlers {
+	hs := builtinRuleHandlers()
+	maps.Copy(hs, plugin)
+	return hs
+}
+
 // cmdTest runs conversation tests and prints go test-style results.
-func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func (c *cli) cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("imbot test", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	verbose := fs.Bool("v", false, "print every test, not only failures")
@@ -233,12 +240,12 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	funcs, err := allPluginFuncs(nil)
+	funcs, hs, err := c.plugins.all(nil)
 	if err != nil {
 		fmt.Fprintln(stderr, "imbot test:", err)
 		return 1
 	}
-	opts := ruleOptions(nil, nil, builtinRuleHandlers(), funcs)
+	opts := ruleOptions(nil, nil, withBuiltinHandlers(hs), funcs)
 	if !now.IsZero() {
 		opts.Now = func() time.Time { return now }
 	}
@@ -264,7 +271,7 @@ func cmdTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 // cmdChat runs an interactive shell against the rules, with no SIP.
-func cmdChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+func (c *cli) cmdChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("imbot chat", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var ruleFiles multiFlag
@@ -287,12 +294,12 @@ func cmdChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return 2
 	}
 	mem := &store.Memory{} // conversations, and the tickets plugins open
-	funcs, err := allPluginFuncs(mem)
+	funcs, hs, err := c.plugins.all(mem)
 	if err != nil {
 		fmt.Fprintln(stderr, "imbot chat:", err)
 		return 1
 	}
-	opts := ruleOptions(mem, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), builtinRuleHandlers(), funcs)
+	opts := ruleOptions(mem, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), withBuiltinHandlers(hs), funcs)
 	stubs.apply(opts.Funcs)
 	if !now.IsZero() {
 		// The clock starts at --now and runs on, so that waits (idle) still count.
@@ -312,14 +319,14 @@ func cmdChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		}
 		return 1
 	}
-	c := rules.NewChat(e, stdin, stdout)
+	ch := rules.NewChat(e, stdin, stdout)
 	user, domain, _ := strings.Cut(strings.TrimPrefix(*as, "sip:"), "@")
 	// Verified: the user of a local terminal is whoever -as says, nobody else can write in
 	// this conversation, and the rules' verified-only answers (sender.verified, the
 	// plugins' "only your own" tickets) are what there is to try.
-	c.Peer = bot.Peer{URI: *as, User: user, Domain: domain, DisplayName: *name, Verified: true}
-	c.Pace = *pace
-	if err := c.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+	ch.Peer = bot.Peer{URI: *as, User: user, Domain: domain, DisplayName: *name, Verified: true}
+	ch.Pace = *pace
+	if err := ch.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintln(stderr, "imbot chat:", err)
 		return 1
 	}
@@ -395,17 +402,16 @@ func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 // ruleChain returns the rules engine for `imbot run`, with the Go handlers rules may name
-// (handoff, rating) and the functions of the plugins the config enables.
-func ruleChain(ctx context.Context, a *app, fc *fileConfig, log *slog.Logger) (*rules.Engine, error) {
-	hs := rules.Handlers{}
+// (handoff, rating) and the functions and handlers of the plugins the config enables.
+func (c *cli) ruleChain(ctx context.Context, a *app, fc *fileConfig, log *slog.Logger) (*rules.Engine, error) {
+	funcs, hs, err := c.plugins.build(fc.Plugins, a.store)
+	if err != nil {
+		return nil, err
+	}
 	if a.handoff != nil {
 		hs["handoff"] = a.handoff.Handler()
 	}
 	hs["rating"] = handlers.Rating(a.store, 5, "Thank you for your rating!")
-	funcs, err := pluginFuncs(fc.Plugins, a.store)
-	if err != nil {
-		return nil, err
-	}
 	opts := ruleOptions(a.store, log, hs, funcs)
 	opts.AutoTypingMax = fc.Typing.AutoMax
 	e, err := newEngine(fc, opts)

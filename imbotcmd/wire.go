@@ -1,4 +1,4 @@
-package main
+package imbotcmd
 
 import (
 	"cmp"
@@ -31,20 +31,10 @@ const (
 	httpWriteTimeout      = 30 * time.Second // a response, from the end of the request's headers
 )
 
-// recordStore is what the helpdesk handlers need of a store; both stores have it.
-type recordStore interface {
-	store.StateStore
-	store.HandoffStore
-	handlers.TranscriptStore
-	handlers.TicketStore
-	handlers.UnmatchedStore
-	handlers.RatingStore
-}
-
 // app is a bot assembled from a config file, with what must be closed after it.
 type app struct {
 	bot     *bot.Bot
-	store   recordStore
+	store   Store
 	metrics *handlers.Metrics
 	handoff *handlers.Handoff
 	http    *http.Server
@@ -53,7 +43,7 @@ type app struct {
 }
 
 // openStore opens the configured store; log receives what the store reports.
-func openStore(ctx context.Context, fc *fileConfig, log *slog.Logger) (recordStore, io.Closer, error) {
+func openStore(ctx context.Context, fc *fileConfig, log *slog.Logger) (Store, io.Closer, error) {
 	if fc.Store.Driver == "memory" {
 		return &store.Memory{}, closerFunc(func() error { return nil }), nil
 	}

@@ -1,4 +1,4 @@
-package main
+package imbotcmd
 
 import (
 	"context"
@@ -18,9 +18,9 @@ import (
 	"github.com/imbot-dev/imbot/rules"
 )
 
-// cmdRun serves SIP IM until ctx ends. sl, when set, is the sipLog main installed as
+// cmdRun serves SIP IM until ctx ends. c.sl, when set, is the sipLog Main installed as
 // sipgo's package-level logger: it is pointed at the configured logger.
-func cmdRun(ctx context.Context, sl *sipLog, args []string, stdout, stderr io.Writer) error {
+func (c *cli) cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("imbot run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "config file (default: the embedded default, see imbot config)")
@@ -39,7 +39,7 @@ func cmdRun(ctx context.Context, sl *sipLog, args []string, stdout, stderr io.Wr
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	fc, err := loadConfig(*configPath)
+	fc, err := c.loadConfig(*configPath)
 	if err != nil {
 		return err
 	}
@@ -56,15 +56,15 @@ func cmdRun(ctx context.Context, sl *sipLog, args []string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	if sl != nil {
-		sl.set(log)
+	if c.sl != nil {
+		c.sl.set(log)
 	}
 	if len(ruleFiles) > 0 {
 		fc.Rules = ruleFiles
 	}
 	var engine *rules.Engine
 	a, err := assemble(ctx, fc, log, func(a *app) (bot.Handler, []bot.Middleware, error) {
-		e, err := ruleChain(ctx, a, fc, log)
+		e, err := c.ruleChain(ctx, a, fc, log)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -94,7 +94,7 @@ func cmdRun(ctx context.Context, sl *sipLog, args []string, stdout, stderr io.Wr
 		}()
 	}
 	fmt.Fprintf(stdout, "imbot %s listening as %s on udp %s and tcp %s (Ctrl-C to stop)\n",
-		version, a.bot.URI(), orNone(a.bot.Addr("udp")), orNone(a.bot.Addr("tcp")))
+		c.version, a.bot.URI(), orNone(a.bot.Addr("udp")), orNone(a.bot.Addr("tcp")))
 	src := "the embedded demo rules"
 	if len(fc.Rules) > 0 {
 		src = strings.Join(fc.Rules, ", ")

@@ -1,6 +1,5 @@
-// Package plugin is the Go half of the helpdesk example: the functions its rules call to
-// open helpdesk tickets and to look them up. The rule file names them like any built-in
-// function:
+// Package helpdesk is the helpdesk plugin of imbot: the functions rules call to open helpdesk
+// tickets and to look them up. The rule file names them like any built-in function:
 //
 //	rules:
 //	  - name: ticket-confirm
@@ -13,15 +12,15 @@
 //	    regex: '(?i)ticket\s*#?\s*(?P<number>\d+)'
 //	    reply: "{{ tickets.status(match.number) }}"
 //
-// Register them with the rules engine through Funcs, backed by the bot's store (a
-// store/sqlite *DB in production, a *store.Memory in tests):
+// The imbot command has it compiled in (Plugin): `imbot run` registers the functions when its
+// config file lists the plugin (`plugins: [helpdesk]`), and `imbot check`, `imbot test` and
+// `imbot chat` always do, so that rule files calling these functions load everywhere.
 //
-//	engine, err := rules.New(rules.Options{Store: db, Funcs: plugin.Funcs(db)}, "helpdesk.yaml")
+// A program with its own rules engine registers them through Funcs, backed by the bot's
+// store (a store/sqlite *DB in production, a *store.Memory in tests):
 //
-// `imbot run` does this when its config file lists the plugin (`plugins: [helpdesk]`), and
-// `imbot check`, `imbot test` and `imbot chat` always do, so that rule files calling these
-// functions load everywhere.
-package plugin
+//	engine, err := rules.New(rules.Options{Store: db, Funcs: helpdesk.Funcs(db)}, "helpdesk.yaml")
+package helpdesk
 
 import (
 	"context"

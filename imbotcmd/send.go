@@ -1,4 +1,4 @@
-package main
+package imbotcmd
 
 import (
 	"context"
@@ -24,7 +24,7 @@ const (
 
 // cmdSend sends one page-mode message with the identity and proxy of the config file and
 // returns the exit status.
-func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func (c *cli) cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// The bot logs to stderr from its own goroutines (its start, a warning) while the command
 	// writes its result there.
 	stderr = &lockedWriter{w: stderr}
@@ -60,7 +60,7 @@ Flags:
 		fs.Usage()
 		return 2
 	}
-	fc, err := loadConfig(*configPath)
+	fc, err := c.loadConfig(*configPath)
 	if err != nil {
 		fmt.Fprintln(stderr, "imbot send:", err)
 		return exitFailed

@@ -1,4 +1,4 @@
-package main
+package imbotcmd
 
 import (
 	"cmp"
@@ -128,6 +128,9 @@ type fileConfig struct {
 	} `yaml:"handoff"`
 
 	file string // where it was read from, "" for the embedded default
+	// pluginsAt is where the plugins list is, for the errors about the plugins it names
+	// (which depend on the binary: see cli.loadConfig).
+	pluginsAt configError
 }
 
 // handoffTexts are the handoff's messages, as the config file names them; empty ones keep
@@ -240,6 +243,10 @@ func parseConfig(name string, data []byte) (*fileConfig, error) {
 			return nil, errors.Join(errs...)
 		}
 		return nil, configError{file: name, msg: err.Error()}
+	}
+	cfg.pluginsAt.file = name
+	if n := findKey(doc, "plugins"); n != nil {
+		cfg.pluginsAt.line, cfg.pluginsAt.col = n.Line, n.Column
 	}
 	for _, c := range cfg.validate() {
 		c.file = name
@@ -414,11 +421,6 @@ func (c *fileConfig) validate() []keyError {
 	case "", "one", "all":
 	default:
 		bad("handoff.offer_mode", "%q: want one (to one agent at a time) or all (to every free agent at once)", c.Handoff.OfferMode)
-	}
-	for _, p := range c.Plugins {
-		if _, ok := plugins[p]; !ok {
-			bad("plugins", "unknown plugin %q; compiled into this imbot: %s", p, strings.Join(pluginNames(), ", "))
-		}
 	}
 	if c.RateLimit.Every < 0 || c.RateLimit.Burst < 0 {
 		bad("ratelimit", "every and burst must be positive")
