@@ -18,6 +18,7 @@ import (
 	"github.com/imbot-dev/imbot/bot"
 	"github.com/imbot-dev/imbot/handlers"
 	"github.com/imbot-dev/imbot/rules"
+	"github.com/imbot-dev/imbot/rules/ruleshell"
 	"github.com/imbot-dev/imbot/store"
 )
 
@@ -319,7 +320,7 @@ func (c *cli) cmdChat(ctx context.Context, args []string, stdin io.Reader, stdou
 		}
 		return 1
 	}
-	ch := rules.NewChat(e, stdin, stdout)
+	ch := ruleshell.NewChat(e, stdin, stdout)
 	user, domain, _ := strings.Cut(strings.TrimPrefix(*as, "sip:"), "@")
 	// Verified: the user of a local terminal is whoever -as says, nobody else can write in
 	// this conversation, and the rules' verified-only answers (sender.verified, the

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	fsys "io/fs"
+	"log/slog"
 	"math/rand/v2"
 	"path"
 	"path/filepath"
@@ -13,12 +14,12 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/imbot-dev/imbot/bot"
+	"github.com/imbot-dev/imbot/bot/bottest"
 	"github.com/imbot-dev/imbot/store"
 )
 
@@ -153,22 +154,26 @@ func RunTestFiles(opts Options, files ...string) ([]TestResult, error) {
 // each, warnings included (an *Error with Warning set), or nil. It is what `imbot check`
 // runs on a test file.
 func CheckTestFile(opts Options, name string) []error {
-	_, rs, _, err := loadTestFile(opts, name)
+	tf, o, err := loadTestFile(opts, name)
+	if err != nil {
+		return Errors(err)
+	}
+	rs, err := Load(o, tf.rules...)
 	if err != nil {
 		return Errors(err)
 	}
 	return rs.Warnings()
 }
 
-// loadTestFile parses a test file and loads the rules it names, with its stubs; it returns
-// the options its tests run with.
-func loadTestFile(opts Options, name string) (*testFile, *RuleSet, Options, error) {
+// loadTestFile parses a test file; it returns the options its rules load with: opts, with
+// its stubs, knowing the variables its tests start with.
+func loadTestFile(opts Options, name string) (*testFile, Options, error) {
 	tf, err := parseTestFile(opts.FS, name)
 	if err != nil {
-		return nil, nil, opts, err
+		return nil, opts, err
 	}
 	if len(tf.rules) == 0 {
-		return nil, nil, opts, ErrorList{{File: name, Line: 1, Col: 1, Msg: "the test file names no rule files: add 'rules: [your-rules.yaml]'"}}
+		return nil, opts, ErrorList{{File: name, Line: 1, Col: 1, Msg: "the test file names no rule files: add 'rules: [your-rules.yaml]'"}}
 	}
 	o := opts
 	o.Funcs = Funcs{}
@@ -184,11 +189,7 @@ func loadTestFile(opts Options, name string) (*testFile, *RuleSet, Options, erro
 			o.testVars = append(o.testVars, k)
 		}
 	}
-	rs, err := Load(o, tf.rules...)
-	if err != nil {
-		return nil, nil, o, err
-	}
-	return tf, rs, o, nil
+	return tf, o, nil
 }
 
 // Stub returns a function that ignores its arguments and returns v: what a test file's
@@ -197,19 +198,64 @@ func Stub(v any) Function {
 	return Function{Call: func(context.Context, ...any) (any, error) { return v, nil }}
 }
 
+// testKey is the conversation key and session ID of conversation tests.
+const testKey = "test"
+
+// testRun runs the tests of one file through the engine's Middleware, as `imbot run` would
+// handle their events, with a bottest.Recorder as the Responder.
+type testRun struct {
+	e     *Engine
+	h     bot.Handler
+	now   func() time.Time // the --now of imbot test, if any
+	clock time.Time        // the time of the test's events
+	rng   *rand.Rand       // the test's choice of replies
+	last  *Outcome         // the outcome of the event being handled, if the rules ran
+}
+
 func runTestFile(opts Options, name string) ([]TestResult, error) {
-	tf, rs, o, err := loadTestFile(opts, name)
+	tf, o, err := loadTestFile(opts, name)
 	if err != nil {
 		return nil, err
 	}
+	run := &testRun{now: opts.Now}
+	o.Now = func() time.Time { return run.clock }
+	o.Rand = func(n int) int { return run.rng.IntN(n) }
+	o.Store = &store.Memory{}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler) // Check reports the warnings
+	}
+	run.e, err = New(o, tf.rules...)
+	if err != nil {
+		return nil, err
+	}
+	run.h = run.e.Middleware()(nil)
 	var out []TestResult
 	for _, t := range tf.tests {
-		out = append(out, runTest(rs, o, tf, t))
+		out = append(out, run.test(tf, t))
 	}
 	return out, nil
 }
 
-func runTest(rs *RuleSet, opts Options, tf *testFile, t *convTest) TestResult {
+// testConversation is the conversation of a test: a bottest.Conversation with the test's
+// sender, exactly as the test file gives it.
+type testConversation struct {
+	*bottest.Conversation
+	peer bot.Peer
+}
+
+// Peer implements bot.Conversation.
+func (c testConversation) Peer() bot.Peer { return c.peer }
+
+// stepResult is what one step did, as the Responder and the store saw it.
+type stepResult struct {
+	msgs []Message
+	conv store.ConversationState
+	rule string
+	end  bool
+	pass bool
+}
+
+func (run *testRun) test(tf *testFile, t *convTest) TestResult {
 	start := time.Now()
 	res := TestResult{File: tf.path, Name: t.name, Line: t.line, Skipped: t.skip}
 	if t.skip {
@@ -219,61 +265,63 @@ func runTest(rs *RuleSet, opts Options, tf *testFile, t *convTest) TestResult {
 	if now.IsZero() {
 		now = tf.now
 	}
-	if now.IsZero() && opts.Now != nil {
-		now = opts.Now() // imbot test --now
+	if now.IsZero() && run.now != nil {
+		now = run.now() // imbot test --now
 	}
 	if now.IsZero() {
 		now = time.Date(2025, 3, 3, 10, 0, 0, 0, time.UTC) // a Monday morning
 	}
-	clock := now
-	rng := rand.New(rand.NewPCG(1, uint64(t.line)))
-	opts.Now = func() time.Time { return clock }
-	opts.Rand = func(n int) int { return rng.IntN(n) }
-	conv := store.ConversationState{State: storedState(t.state), Vars: cloneVars(t.vars)}
-	turns := 0
-	started := clock
+	run.clock = now
+	run.rng = rand.New(rand.NewPCG(1, uint64(t.line)))
 	fail := func(line int, format string, args ...any) {
 		res.Failures = append(res.Failures, fmt.Sprintf("%s:%d: %s", tf.path, line, fmt.Sprintf(format, args...)))
 	}
-	for i, st := range t.steps {
-		clock = clock.Add(st.wait)
-		in := Input{Kind: st.event, Key: "test", SessionID: "test", Mode: t.mode, Peer: t.peer, Started: started, Time: clock}
-		label := fmt.Sprintf("step %d (%s)", i+1, st.event)
-		if st.user != nil {
-			turns++
-			in.Kind, in.Text = bot.EventMessage, *st.user
-			label = fmt.Sprintf("step %d (user: %q)", i+1, *st.user)
+	ctx := WithOutcome(context.Background(), func(out *Outcome) { run.last = out })
+	st := run.e.Store()
+	if err := st.Save(ctx, testKey, store.ConversationState{State: storedState(t.state), Vars: cloneVars(t.vars)}); err != nil {
+		fail(t.line, "%v", err)
+		return res
+	}
+	session := func() testConversation {
+		c := bottest.NewConversation(bottest.WithKey(testKey), bottest.WithID(testKey), bottest.WithMode(t.mode), bottest.WithStarted(run.clock))
+		return testConversation{Conversation: c, peer: t.peer}
+	}
+	conv := session()
+	for i, step := range t.steps {
+		run.clock = run.clock.Add(step.wait)
+		label := fmt.Sprintf("step %d (%s)", i+1, step.event)
+		text := ""
+		if step.user != nil {
+			text = *step.user
+			label = fmt.Sprintf("step %d (user: %q)", i+1, *step.user)
 		}
-		in.Turns = turns
-		out, err := rs.process(context.Background(), &opts, in, conv)
-		if err != nil {
-			fail(st.line, "%s: %v", label, err)
+		ev := conv.Event(step.event, text)
+		ev.Session, ev.Time = conv, run.clock
+		rec := bottest.NewRecorder()
+		run.last = nil
+		if err := run.h.Handle(ctx, rec, ev); err != nil {
+			fail(step.line, "%s: %v", label, err)
 			break
 		}
-		conv = out.Conversation
-		msgs := out.Replies()
-		// Hand the event to named Go handlers, recording what they say.
-		for _, s := range out.Steps {
-			if s.Handler == "" {
-				continue
+		r := stepResult{pass: true, end: rec.Ended()}
+		if ev.Kind != bot.EventSessionEnd {
+			for _, m := range rec.Messages() {
+				r.msgs = append(r.msgs, Message{Text: m.Text, Typing: m.Typing})
 			}
-			rec := &recorder{}
-			ctx := context.WithValue(context.Background(), infoKey{}, s.Info)
-			ev := &bot.Event{Kind: in.Kind, Text: in.Text, Time: in.Time, Typing: in.Typing}
-			if err := opts.Handlers[s.Handler].Handle(ctx, rec, ev); err != nil {
-				fail(st.line, "%s: handler '%s': %v", label, s.Handler, err)
-			}
-			msgs = append(msgs, rec.msgs...)
 		}
-		if in.Kind == bot.EventSessionEnd {
-			msgs = nil
+		if out := run.last; out != nil {
+			r.rule, r.pass = out.Rule(), out.Pass
 		}
-		for _, f := range st.check(out, msgs) {
-			fail(st.line, "%s: %s", label, f)
+		var err error
+		if r.conv, err = st.Load(ctx, testKey); err != nil {
+			fail(step.line, "%s: %v", label, err)
+			break
 		}
-		if out.End || in.Kind == bot.EventSessionEnd || in.Kind == bot.EventIdle {
-			turns = 0
-			started = clock
+		for _, f := range step.check(r) {
+			fail(step.line, "%s: %s", label, f)
+		}
+		if r.end || ev.Kind == bot.EventSessionEnd || ev.Kind == bot.EventIdle {
+			conv = session()
 		}
 	}
 	res.Elapsed = time.Since(start)
@@ -292,7 +340,8 @@ func cloneVars(m map[string]any) map[string]any {
 }
 
 // check compares what happened with what the step expects.
-func (st *testStep) check(out *Outcome, msgs []Message) []string {
+func (st *testStep) check(r stepResult) []string {
+	msgs := r.msgs
 	var f []string
 	if st.botSet {
 		f = append(f, checkReplies(st.bot, msgs)...)
@@ -320,7 +369,7 @@ func (st *testStep) check(out *Outcome, msgs []Message) []string {
 		}
 	}
 	if st.state != nil {
-		if got := stateName(out.Conversation.State); got != *st.state {
+		if got := stateName(r.conv.State); got != *st.state {
 			f = append(f, fmt.Sprintf("state is '%s'; want '%s'", got, *st.state))
 		}
 	}
@@ -331,7 +380,7 @@ func (st *testStep) check(out *Outcome, msgs []Message) []string {
 	sort.Strings(keys)
 	for _, k := range keys {
 		want := st.vars[k]
-		got, ok := out.Conversation.Vars[k]
+		got, ok := r.conv.Vars[k]
 		switch {
 		case want == nil && ok && got != nil:
 			f = append(f, fmt.Sprintf("vars.%s is %s; want it unset", k, show(got)))
@@ -342,7 +391,7 @@ func (st *testStep) check(out *Outcome, msgs []Message) []string {
 		}
 	}
 	if st.rule != nil {
-		got := out.Rule()
+		got := r.rule
 		if got == "" {
 			got = "none"
 		}
@@ -350,14 +399,14 @@ func (st *testStep) check(out *Outcome, msgs []Message) []string {
 			f = append(f, fmt.Sprintf("rule '%s' answered; want '%s'", got, *st.rule))
 		}
 	}
-	if st.end != nil && out.End != *st.end {
-		f = append(f, fmt.Sprintf("end is %v; want %v", out.End, *st.end))
+	if st.end != nil && r.end != *st.end {
+		f = append(f, fmt.Sprintf("end is %v; want %v", r.end, *st.end))
 	}
-	if st.pass != nil && out.Pass != *st.pass {
-		if out.Pass {
+	if st.pass != nil && r.pass != *st.pass {
+		if r.pass {
 			f = append(f, "the event went on to the Go handlers; want a rule to answer")
 		} else {
-			f = append(f, fmt.Sprintf("rule '%s' answered; want the event to go on to the Go handlers", out.Rule()))
+			f = append(f, fmt.Sprintf("rule '%s' answered; want the event to go on to the Go handlers", r.rule))
 		}
 	}
 	return f
@@ -777,34 +826,6 @@ func (s *src) expects(n *yaml.Node) []expectMsg {
 		}
 	}
 	return out
-}
-
-// recorder is the Responder Go handlers get when rules run without SIP.
-type recorder struct {
-	mu    sync.Mutex
-	msgs  []Message
-	ended bool
-}
-
-func (r *recorder) Reply(_ context.Context, text string, _ ...bot.ReplyOption) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.msgs = append(r.msgs, Message{Text: text})
-	return nil
-}
-
-func (r *recorder) Typing(context.Context) error { return nil }
-
-func (r *recorder) Replied() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.msgs)
-}
-
-func (r *recorder) End() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.ended = true
 }
 
 // WriteResults prints results in the style of `go test` (with verbose, like `go test -v`)

@@ -71,8 +71,10 @@
 // Load and Check report every problem of every file at once, with file:line:column and a
 // suggestion when one is likely. New returns an Engine; Engine.Middleware plugs it into a
 // bot's chain, Engine.Reload and Engine.Watch swap in edited files atomically (a bad edit
-// keeps the old rules), and Engine.Process runs an event without SIP, which is what
-// conversation tests (RunTestFiles, package rulestest) and the chat shell (NewChat) use.
+// keeps the old rules), and Engine.Process says what the rules decide for an event without
+// carrying it out. Outcomes are carried out in one place, Engine.Middleware: conversation
+// tests (RunTestFiles, package rulestest) and the chat shell (package ruleshell) drive it
+// with a bottest.Recorder as the Responder and read the rules' decisions with WithOutcome.
 //
 // The complete reference of every key is in REFERENCE.md next to this file.
 package rules

@@ -58,6 +58,10 @@ func New(opts Options, files ...string) (*Engine, error) {
 // Rules returns the rule set in use.
 func (e *Engine) Rules() *RuleSet { return e.rs.Load() }
 
+// Now returns the time by the engine's clock: Options.Now, or the time. The chat shell times
+// its events with it.
+func (e *Engine) Now() time.Time { return e.opts.clock() }
+
 // Store returns the store conversations are kept in.
 func (e *Engine) Store() store.StateStore { return e.store }
 

@@ -380,36 +380,6 @@ func TestConcurrentReload(t *testing.T) {
 	}
 }
 
-func TestChat(t *testing.T) {
-	e, err := New(Options{FS: Demo, Logger: slog.New(slog.DiscardHandler)}, DemoFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := strings.NewReader("reset my password\n/state\n/why\nbob\n/vars\n/reset\n/state\nbye\n/nope\n/quit\n")
-	var out strings.Builder
-	c := NewChat(e, in, &out)
-	c.Peer.DisplayName = "Tester"
-	if err := c.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	s := out.String()
-	for _, want := range []string{
-		"bot> Hi Tester! I am the Contoso helpdesk bot",
-		"state: ask-username",
-		"rule 'reset-password' (demo.yaml:",
-		`username = "bob"`,
-		"conversation forgotten",
-		"state: start",
-		"bot> Goodbye Tester!",
-		"(session ended",
-		"unknown command /nope",
-	} {
-		if !strings.Contains(s, want) {
-			t.Errorf("missing %q in:\n%s", want, s)
-		}
-	}
-}
-
 func TestRuleSetInfo(t *testing.T) {
 	rs, err := Load(Options{FS: Demo}, DemoFile)
 	if err != nil {

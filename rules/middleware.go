@@ -3,6 +3,7 @@ package rules
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/imbot-dev/imbot/bot"
 )
@@ -12,6 +13,15 @@ import (
 // when a rule changed it, sends the replies (with typing when a rule asks for it), runs the Go
 // handlers rules name, and ends the session when a rule says `end: true`. When no rule
 // answered, or the last one that did has `continue: true`, the event goes on to next.
+//
+// A message whose text is empty or only white space is not for the rules: it goes on to next
+// untouched, with no state loaded or saved, as over SIP, in `imbot chat` and in conversation
+// tests alike. A rule that takes any message in a state (asking for a name, say) is not fed a
+// blank answer.
+//
+// It is the one place where an Outcome is carried out: `imbot run` wraps the Go handlers with
+// it, and the chat shell and the conversation-test runner call it with a recording
+// Responder (bottest.Recorder), reading the outcome through WithOutcome.
 //
 // Place it before Go handlers so rules answer first, or after them (wrapping a fallback)
 // so that Go handlers answer first:
@@ -37,6 +47,9 @@ func (e *Engine) handle(ctx context.Context, w bot.Responder, ev *bot.Event, nex
 	if ev.Kind != bot.EventMessage && ev.Kind != bot.EventIdle && len(rs.byKind[ev.Kind]) == 0 {
 		return next.Handle(ctx, w, ev) // nothing to do: skip the store
 	}
+	if ev.Kind == bot.EventMessage && Blank(ev.Text) {
+		return next.Handle(ctx, w, ev)
+	}
 	e.stats.events.Add(1)
 	s := ev.Session
 	in := Input{
@@ -57,6 +70,9 @@ func (e *Engine) handle(ctx context.Context, w bot.Responder, ev *bot.Event, nex
 		}
 	}
 	e.observe(ctx, ev, out)
+	if f, ok := ctx.Value(outcomeKey{}).(func(*Outcome)); ok {
+		f(out)
+	}
 	if err := e.perform(ctx, w, ev, out); err != nil {
 		return err
 	}
@@ -123,3 +139,19 @@ func (e *Engine) perform(ctx context.Context, w bot.Responder, ev *bot.Event, ou
 	}
 	return nil
 }
+
+type outcomeKey struct{}
+
+// WithOutcome returns a copy of ctx under which Middleware hands f the outcome of each event
+// it carries out, after the conversation is saved and before the replies are sent: which
+// rules answered and why (Outcome.Why), the conversation after the event, whether the event
+// goes on to the next handler. f is not called for an event the rules do not run on (a blank
+// message, an event kind no rule takes). It must not change the outcome. The chat shell and
+// the conversation-test runner read the rules' decisions with it.
+func WithOutcome(ctx context.Context, f func(*Outcome)) context.Context {
+	return context.WithValue(ctx, outcomeKey{}, f)
+}
+
+// Blank reports whether a message's text is empty or only white space: such a message is
+// not for the rules (see Engine.Middleware).
+func Blank(text string) bool { return strings.TrimSpace(text) == "" }

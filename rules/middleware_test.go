@@ -155,3 +155,48 @@ func TestSessionStateSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestMiddlewareBlank checks that a blank message, as the bot delivers a body of white space
+// over SIP, is not for the rules: it goes on to the next handler, nothing is sent, and the
+// conversation is neither loaded nor saved, even in a state whose rule takes any message.
+func TestMiddlewareBlank(t *testing.T) {
+	st := &store.Memory{}
+	e, err := rules.New(rules.Options{FS: rules.Demo, Store: st, Logger: slog.New(slog.DiscardHandler)}, rules.DemoFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, state, text string
+	}{
+		{"empty", "", ""},
+		{"spaces", "", "  \t "},
+		{"newline in a flow", "ask-username", "\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			ev := bottest.NewEvent(bot.EventMessage, tt.text)
+			if err := st.Save(ctx, ev.Session.Key(), store.ConversationState{State: tt.state}); err != nil {
+				t.Fatal(err)
+			}
+			var passed []string
+			observed := false
+			next := bot.HandlerFunc(func(_ context.Context, _ bot.Responder, ev *bot.Event) error {
+				passed = append(passed, ev.Text)
+				return nil
+			})
+			rec := bottest.NewRecorder()
+			octx := rules.WithOutcome(ctx, func(*rules.Outcome) { observed = true })
+			if err := e.Middleware()(next).Handle(octx, rec, ev); err != nil {
+				t.Fatal(err)
+			}
+			conv, err := st.Load(ctx, ev.Session.Key())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(passed) != 1 || passed[0] != tt.text || rec.Replied() != 0 || rec.Ended() || observed || conv.State != tt.state {
+				t.Errorf("passed %q, replies %q, ended %v, observed %v, state %q", passed, rec.Replies(), rec.Ended(), observed, conv.State)
+			}
+		})
+	}
+}
