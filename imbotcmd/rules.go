@@ -256,13 +256,13 @@ func (c *cli) cmdTest(ctx context.Context, args []string, stdout, stderr io.Writ
 		files = []string{rules.DemoTestFile}
 	}
 	start := time.Now()
-	results, err := rules.RunTestFiles(opts, files...)
+	results, err := ruleshell.RunTestFiles(opts, files...)
 	if err != nil {
 		for _, e := range rules.Errors(err) {
 			fmt.Fprintln(stderr, e)
 		}
 	}
-	ok := rules.WriteResults(stdout, results, *verbose)
+	ok := ruleshell.WriteResults(stdout, results, *verbose)
 	if err != nil || !ok {
 		fmt.Fprintf(stdout, "FAIL\t%s\t%.3fs\n", strings.Join(files, " "), time.Since(start).Seconds())
 		return 1

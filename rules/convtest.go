@@ -3,10 +3,8 @@ package rules
 import (
 	"context"
 	"fmt"
-	"io"
 	fsys "io/fs"
-	"log/slog"
-	"math/rand/v2"
+	"maps"
 	"path"
 	"path/filepath"
 	"reflect"
@@ -19,7 +17,6 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/imbot-dev/imbot/bot"
-	"github.com/imbot-dev/imbot/bot/bottest"
 	"github.com/imbot-dev/imbot/store"
 )
 
@@ -60,41 +57,42 @@ var (
 	expectKeys   = []string{"exact", "match", "regex", "contains", "one_of"}
 )
 
-// TestResult is the result of one conversation test.
-type TestResult struct {
-	// File is the test file and Name the test's name.
-	File, Name string
-	// Line is where the test starts.
+// TestCase is one conversation test of a TestFile.
+type TestCase struct {
+	// Name is the test's name and Line the line it starts at.
+	Name string
 	Line int
-	// Failures say what went wrong, each with its file:line; empty when the test passed.
-	Failures []string
-	// Skipped is true for a test with `skip: true`.
-	Skipped bool
-	// Elapsed is how long the test took.
-	Elapsed time.Duration
+	// Sender is who writes (sender:); not Verified unless the test says so.
+	Sender bot.Peer
+	// Mode is the conversation's mode (mode:), bot.ModePage unless the test says so.
+	Mode bot.Mode
+	// Now is the time of the test's first event (now:), zero when the test sets none.
+	Now time.Time
+	// Steps are the events of the test and what to check after each, in order.
+	Steps []*TestStep
+	// Skip is set by `skip: true`.
+	Skip bool
+
+	state string         // the state the test starts in, as stored
+	vars  map[string]any // the variables it starts with
 }
 
-// Passed reports whether the test passed (or was skipped).
-func (r TestResult) Passed() bool { return len(r.Failures) == 0 }
-
-// convTest is one parsed test.
-type convTest struct {
-	name  string
-	line  int
-	peer  bot.Peer
-	mode  bot.Mode
-	now   time.Time
-	state string
-	vars  map[string]any
-	steps []*testStep
-	skip  bool
+// Conversation returns the conversation the test starts with: its state: and vars:.
+func (t *TestCase) Conversation() store.ConversationState {
+	return store.ConversationState{State: t.state, Vars: maps.Clone(t.vars)}
 }
 
-type testStep struct {
-	line   int
-	user   *string
-	event  bot.EventKind
-	wait   time.Duration
+// TestStep is one step of a TestCase: an event, then checks of what the bot did.
+type TestStep struct {
+	// Line is the step's line in the test file.
+	Line int
+	// Event is the kind of event: bot.EventMessage for `user: text`, or the `event:`.
+	Event bot.EventKind
+	// Text is the message of `user: text`.
+	Text string
+	// Wait is how long passes before the event (wait:).
+	Wait time.Duration
+
 	bot    []expectMsg
 	botSet bool
 	typing *yaml.Node
@@ -105,6 +103,29 @@ type testStep struct {
 	pass   *bool
 }
 
+// Label names the step in failures: "step 2 (user: \"hi\")" or "step 1 (session.start)"; i
+// counts from 0.
+func (st *TestStep) Label(i int) string {
+	if st.Event == bot.EventMessage {
+		return fmt.Sprintf("step %d (user: %q)", i+1, st.Text)
+	}
+	return fmt.Sprintf("step %d (%s)", i+1, st.Event)
+}
+
+// StepResult is what the bot did for one step, as a test runner saw it.
+type StepResult struct {
+	// Replies are the messages sent, in order, with the typing shown before each.
+	Replies []Message
+	// Conversation is the conversation after the event, as stored.
+	Conversation store.ConversationState
+	// Rule is the first rule that answered, "" when none did.
+	Rule string
+	// End reports that the session was ended.
+	End bool
+	// Pass reports that the event went on to the next handler.
+	Pass bool
+}
+
 type expectMsg struct {
 	kind string // exact, match, regex, contains, one_of
 	text string
@@ -113,39 +134,19 @@ type expectMsg struct {
 	re   *regexp.Regexp
 }
 
-type testFile struct {
-	path  string
-	rules []string
-	now   time.Time
-	stubs map[string]any
-	tests []*convTest
-}
+// TestFile is a parsed conversation test file (see ParseTestFile).
+type TestFile struct {
+	// Path is the file's name, as given to ParseTestFile.
+	Path string
+	// Rules are the rule files under test, relative to the working directory (or to the
+	// root of Options.FS).
+	Rules []string
+	// Now is the file's now:, the time of the tests that set none; zero when not set.
+	Now time.Time
+	// Tests are the file's tests, in order.
+	Tests []*TestCase
 
-// RunTestFiles runs the conversation tests of each file. opts supplies Go functions and
-// handlers the rules need (stubs in the file override functions of the same name); its FS,
-// if set, is where test and rule files are read; its Now, if set, gives the time of the
-// tests that set none (neither the test nor its file has `now`). The error reports test or rule files that
-// do not load (an ErrorList with positions); tests of the other files still run.
-func RunTestFiles(opts Options, files ...string) ([]TestResult, error) {
-	var results []TestResult
-	var all ErrorList
-	for _, f := range files {
-		res, err := runTestFile(opts, f)
-		results = append(results, res...)
-		if err != nil {
-			for _, x := range Errors(err) {
-				if e, ok := x.(*Error); ok {
-					all = append(all, e)
-				} else {
-					all = append(all, &Error{File: f, Msg: x.Error()})
-				}
-			}
-		}
-	}
-	if len(all) > 0 {
-		return results, all
-	}
-	return results, nil
+	stubs map[string]any
 }
 
 // CheckTestFile checks a conversation test file without running its tests: its keys and
@@ -154,42 +155,47 @@ func RunTestFiles(opts Options, files ...string) ([]TestResult, error) {
 // each, warnings included (an *Error with Warning set), or nil. It is what `imbot check`
 // runs on a test file.
 func CheckTestFile(opts Options, name string) []error {
-	tf, o, err := loadTestFile(opts, name)
+	tf, err := ParseTestFile(opts.FS, name)
 	if err != nil {
 		return Errors(err)
 	}
-	rs, err := Load(o, tf.rules...)
+	rs, err := Load(tf.Options(opts), tf.Rules...)
 	if err != nil {
 		return Errors(err)
 	}
 	return rs.Warnings()
 }
 
-// loadTestFile parses a test file; it returns the options its rules load with: opts, with
-// its stubs, knowing the variables its tests start with.
-func loadTestFile(opts Options, name string) (*testFile, Options, error) {
-	tf, err := parseTestFile(opts.FS, name)
+// ParseTestFile reads and checks a conversation test file, from fsFS when it is not nil. The
+// error is an ErrorList with positions.
+func ParseTestFile(fsFS fsys.FS, name string) (*TestFile, error) {
+	tf, err := parseTestFile(fsFS, name)
 	if err != nil {
-		return nil, opts, err
+		return nil, err
 	}
-	if len(tf.rules) == 0 {
-		return nil, opts, ErrorList{{File: name, Line: 1, Col: 1, Msg: "the test file names no rule files: add 'rules: [your-rules.yaml]'"}}
+	if len(tf.Rules) == 0 {
+		return nil, ErrorList{{File: name, Line: 1, Col: 1, Msg: "the test file names no rule files: add 'rules: [your-rules.yaml]'"}}
 	}
+	return tf, nil
+}
+
+// Options returns opts as the file's rules load with: with the file's stubs in place of the
+// functions of the same name, and knowing the variables its tests start with (a rule may
+// read them although nothing in the rule files sets them).
+func (tf *TestFile) Options(opts Options) Options {
 	o := opts
 	o.Funcs = Funcs{}
-	for k, v := range opts.Funcs {
-		o.Funcs[k] = v
-	}
+	maps.Copy(o.Funcs, opts.Funcs)
 	for k, v := range tf.stubs {
 		o.Funcs[k] = Stub(v)
 	}
 	o.testVars = slices.Clone(opts.testVars)
-	for _, t := range tf.tests {
+	for _, t := range tf.Tests {
 		for k := range t.vars {
 			o.testVars = append(o.testVars, k)
 		}
 	}
-	return tf, o, nil
+	return o
 }
 
 // Stub returns a function that ignores its arguments and returns v: what a test file's
@@ -198,150 +204,10 @@ func Stub(v any) Function {
 	return Function{Call: func(context.Context, ...any) (any, error) { return v, nil }}
 }
 
-// testKey is the conversation key and session ID of conversation tests.
-const testKey = "test"
-
-// testRun runs the tests of one file through the engine's Middleware, as `imbot run` would
-// handle their events, with a bottest.Recorder as the Responder.
-type testRun struct {
-	e     *Engine
-	h     bot.Handler
-	now   func() time.Time // the --now of imbot test, if any
-	clock time.Time        // the time of the test's events
-	rng   *rand.Rand       // the test's choice of replies
-	last  *Outcome         // the outcome of the event being handled, if the rules ran
-}
-
-func runTestFile(opts Options, name string) ([]TestResult, error) {
-	tf, o, err := loadTestFile(opts, name)
-	if err != nil {
-		return nil, err
-	}
-	run := &testRun{now: opts.Now}
-	o.Now = func() time.Time { return run.clock }
-	o.Rand = func(n int) int { return run.rng.IntN(n) }
-	o.Store = &store.Memory{}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler) // Check reports the warnings
-	}
-	run.e, err = New(o, tf.rules...)
-	if err != nil {
-		return nil, err
-	}
-	run.h = run.e.Middleware()(nil)
-	var out []TestResult
-	for _, t := range tf.tests {
-		out = append(out, run.test(tf, t))
-	}
-	return out, nil
-}
-
-// testConversation is the conversation of a test: a bottest.Conversation with the test's
-// sender, exactly as the test file gives it.
-type testConversation struct {
-	*bottest.Conversation
-	peer bot.Peer
-}
-
-// Peer implements bot.Conversation.
-func (c testConversation) Peer() bot.Peer { return c.peer }
-
-// stepResult is what one step did, as the Responder and the store saw it.
-type stepResult struct {
-	msgs []Message
-	conv store.ConversationState
-	rule string
-	end  bool
-	pass bool
-}
-
-func (run *testRun) test(tf *testFile, t *convTest) TestResult {
-	start := time.Now()
-	res := TestResult{File: tf.path, Name: t.name, Line: t.line, Skipped: t.skip}
-	if t.skip {
-		return res
-	}
-	now := t.now
-	if now.IsZero() {
-		now = tf.now
-	}
-	if now.IsZero() && run.now != nil {
-		now = run.now() // imbot test --now
-	}
-	if now.IsZero() {
-		now = time.Date(2025, 3, 3, 10, 0, 0, 0, time.UTC) // a Monday morning
-	}
-	run.clock = now
-	run.rng = rand.New(rand.NewPCG(1, uint64(t.line)))
-	fail := func(line int, format string, args ...any) {
-		res.Failures = append(res.Failures, fmt.Sprintf("%s:%d: %s", tf.path, line, fmt.Sprintf(format, args...)))
-	}
-	ctx := WithOutcome(context.Background(), func(out *Outcome) { run.last = out })
-	st := run.e.Store()
-	if err := st.Save(ctx, testKey, store.ConversationState{State: storedState(t.state), Vars: cloneVars(t.vars)}); err != nil {
-		fail(t.line, "%v", err)
-		return res
-	}
-	session := func() testConversation {
-		c := bottest.NewConversation(bottest.WithKey(testKey), bottest.WithID(testKey), bottest.WithMode(t.mode), bottest.WithStarted(run.clock))
-		return testConversation{Conversation: c, peer: t.peer}
-	}
-	conv := session()
-	for i, step := range t.steps {
-		run.clock = run.clock.Add(step.wait)
-		label := fmt.Sprintf("step %d (%s)", i+1, step.event)
-		text := ""
-		if step.user != nil {
-			text = *step.user
-			label = fmt.Sprintf("step %d (user: %q)", i+1, *step.user)
-		}
-		ev := conv.Event(step.event, text)
-		ev.Session, ev.Time = conv, run.clock
-		rec := bottest.NewRecorder()
-		run.last = nil
-		if err := run.h.Handle(ctx, rec, ev); err != nil {
-			fail(step.line, "%s: %v", label, err)
-			break
-		}
-		r := stepResult{pass: true, end: rec.Ended()}
-		if ev.Kind != bot.EventSessionEnd {
-			for _, m := range rec.Messages() {
-				r.msgs = append(r.msgs, Message{Text: m.Text, Typing: m.Typing})
-			}
-		}
-		if out := run.last; out != nil {
-			r.rule, r.pass = out.Rule(), out.Pass
-		}
-		var err error
-		if r.conv, err = st.Load(ctx, testKey); err != nil {
-			fail(step.line, "%s: %v", label, err)
-			break
-		}
-		for _, f := range step.check(r) {
-			fail(step.line, "%s: %s", label, f)
-		}
-		if r.end || ev.Kind == bot.EventSessionEnd || ev.Kind == bot.EventIdle {
-			conv = session()
-		}
-	}
-	res.Elapsed = time.Since(start)
-	return res
-}
-
-func cloneVars(m map[string]any) map[string]any {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}
-
-// check compares what happened with what the step expects.
-func (st *testStep) check(r stepResult) []string {
-	msgs := r.msgs
+// Check compares what the bot did with what the step expects and returns what differs, one
+// sentence each; none when the step passed.
+func (st *TestStep) Check(r StepResult) []string {
+	msgs := r.Replies
 	var f []string
 	if st.botSet {
 		f = append(f, checkReplies(st.bot, msgs)...)
@@ -369,7 +235,7 @@ func (st *testStep) check(r stepResult) []string {
 		}
 	}
 	if st.state != nil {
-		if got := stateName(r.conv.State); got != *st.state {
+		if got := stateName(r.Conversation.State); got != *st.state {
 			f = append(f, fmt.Sprintf("state is '%s'; want '%s'", got, *st.state))
 		}
 	}
@@ -380,7 +246,7 @@ func (st *testStep) check(r stepResult) []string {
 	sort.Strings(keys)
 	for _, k := range keys {
 		want := st.vars[k]
-		got, ok := r.conv.Vars[k]
+		got, ok := r.Conversation.Vars[k]
 		switch {
 		case want == nil && ok && got != nil:
 			f = append(f, fmt.Sprintf("vars.%s is %s; want it unset", k, show(got)))
@@ -391,7 +257,7 @@ func (st *testStep) check(r stepResult) []string {
 		}
 	}
 	if st.rule != nil {
-		got := r.rule
+		got := r.Rule
 		if got == "" {
 			got = "none"
 		}
@@ -399,14 +265,14 @@ func (st *testStep) check(r stepResult) []string {
 			f = append(f, fmt.Sprintf("rule '%s' answered; want '%s'", got, *st.rule))
 		}
 	}
-	if st.end != nil && r.end != *st.end {
-		f = append(f, fmt.Sprintf("end is %v; want %v", r.end, *st.end))
+	if st.end != nil && r.End != *st.end {
+		f = append(f, fmt.Sprintf("end is %v; want %v", r.End, *st.end))
 	}
-	if st.pass != nil && r.pass != *st.pass {
-		if r.pass {
+	if st.pass != nil && r.Pass != *st.pass {
+		if r.Pass {
 			f = append(f, "the event went on to the Go handlers; want a rule to answer")
 		} else {
-			f = append(f, fmt.Sprintf("rule '%s' answered; want the event to go on to the Go handlers", r.rule))
+			f = append(f, fmt.Sprintf("rule '%s' answered; want the event to go on to the Go handlers", r.Rule))
 		}
 	}
 	return f
@@ -509,7 +375,7 @@ func (w expectMsg) String() string {
 }
 
 // parseTestFile reads and checks a conversation test file.
-func parseTestFile(fsFS fsys.FS, name string) (*testFile, error) {
+func parseTestFile(fsFS fsys.FS, name string) (*TestFile, error) {
 	var data []byte
 	var err error
 	fs := fsFS
@@ -523,7 +389,7 @@ func parseTestFile(fsFS fsys.FS, name string) (*testFile, error) {
 		return nil, e.err()
 	}
 	s := &src{name: name, lines: strings.Split(string(data), "\n"), e: e}
-	tf := &testFile{path: name}
+	tf := &TestFile{Path: name}
 	doc := root
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
 		doc = doc.Content[0]
@@ -547,11 +413,11 @@ func parseTestFile(fsFS fsys.FS, name string) (*testFile, error) {
 			} else if !filepath.IsAbs(p) {
 				p = filepath.Join(filepath.Dir(name), p)
 			}
-			tf.rules = append(tf.rules, p)
+			tf.Rules = append(tf.Rules, p)
 		}
 	}
 	if v, ok := fields["now"]; ok {
-		tf.now = s.timestamp(v.v)
+		tf.Now = s.timestamp(v.v)
 	}
 	if v, ok := fields["stubs"]; ok {
 		n := s.resolve(v.v)
@@ -579,11 +445,11 @@ func parseTestFile(fsFS fsys.FS, name string) (*testFile, error) {
 			names := map[string]int{}
 			for _, tn := range n.Content {
 				if t := s.convTest(tn); t != nil {
-					if l, dup := names[t.name]; dup {
-						s.errf(tn, "test name '%s' is already used at line %d", t.name, l)
+					if l, dup := names[t.Name]; dup {
+						s.errf(tn, "test name '%s' is already used at line %d", t.Name, l)
 					}
-					names[t.name] = t.line
-					tf.tests = append(tf.tests, t)
+					names[t.Name] = t.Line
+					tf.Tests = append(tf.Tests, t)
 				}
 			}
 		}
@@ -606,7 +472,7 @@ func (s *src) timestamp(n *yaml.Node) time.Time {
 	return t
 }
 
-func (s *src) convTest(tn *yaml.Node) *convTest {
+func (s *src) convTest(tn *yaml.Node) *TestCase {
 	tn = s.resolve(tn)
 	if tn == nil {
 		return nil
@@ -615,57 +481,58 @@ func (s *src) convTest(tn *yaml.Node) *convTest {
 	if f == nil {
 		return nil
 	}
-	t := &convTest{line: tn.Line, mode: bot.ModePage, peer: bot.Peer{URI: "sip:tester@example.com", User: "tester", Domain: "example.com"}}
+	t := &TestCase{Line: tn.Line, Mode: bot.ModePage, Sender: bot.Peer{URI: "sip:tester@example.com", User: "tester", Domain: "example.com"}}
 	if v, ok := f["name"]; ok {
-		t.name, _ = s.str(v.v, "'name'")
+		t.Name, _ = s.str(v.v, "'name'")
 	} else {
 		s.errf(tn, "the test has no 'name'")
 	}
 	if v, ok := f["skip"]; ok {
-		t.skip, _ = s.boolean(v.v, "'skip'")
+		t.Skip, _ = s.boolean(v.v, "'skip'")
 	}
 	if v, ok := f["sender"]; ok {
 		sf := s.mapping(v.v, "'sender'", []string{"uri", "user", "domain", "name", "verified"})
 		for k, x := range sf {
 			if k == "verified" {
-				t.peer.Verified, _ = s.boolean(x.v, "'verified'")
+				t.Sender.Verified, _ = s.boolean(x.v, "'verified'")
 				continue
 			}
 			val, _ := s.str(x.v, "'"+k+"'")
 			switch k {
 			case "uri":
-				t.peer.URI = val
+				t.Sender.URI = val
 				if u, d, ok := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(val, "sips:"), "sip:"), "@"); ok {
-					t.peer.User, t.peer.Domain = u, d
+					t.Sender.User, t.Sender.Domain = u, d
 				}
 			case "user":
-				t.peer.User = val
+				t.Sender.User = val
 			case "domain":
-				t.peer.Domain = val
+				t.Sender.Domain = val
 			case "name":
-				t.peer.DisplayName = val
+				t.Sender.DisplayName = val
 			}
 		}
 		if _, ok := sf["uri"]; !ok {
-			t.peer.URI = "sip:" + t.peer.User + "@" + t.peer.Domain
+			t.Sender.URI = "sip:" + t.Sender.User + "@" + t.Sender.Domain
 		}
 	}
 	if v, ok := f["mode"]; ok {
 		m, _ := s.str(v.v, "'mode'")
 		switch m {
 		case "page":
-			t.mode = bot.ModePage
+			t.Mode = bot.ModePage
 		case "session":
-			t.mode = bot.ModeSession
+			t.Mode = bot.ModeSession
 		default:
 			s.errf(v.v, "'mode' must be page or session, not %q", m)
 		}
 	}
 	if v, ok := f["now"]; ok {
-		t.now = s.timestamp(v.v)
+		t.Now = s.timestamp(v.v)
 	}
 	if v, ok := f["state"]; ok {
-		t.state, _ = s.str(v.v, "'state'")
+		name, _ := s.str(v.v, "'state'")
+		t.state = storedState(name)
 	}
 	if v, ok := f["vars"]; ok {
 		val, _ := s.value(v.v, 0)
@@ -673,7 +540,7 @@ func (s *src) convTest(tn *yaml.Node) *convTest {
 	}
 	v, ok := f["steps"]
 	if !ok {
-		s.errf(tn, "test '%s' has no 'steps'", t.name)
+		s.errf(tn, "test '%s' has no 'steps'", t.Name)
 		return t
 	}
 	n := s.resolve(v.v)
@@ -683,13 +550,13 @@ func (s *src) convTest(tn *yaml.Node) *convTest {
 	}
 	for _, sn := range n.Content {
 		if st := s.step(sn); st != nil {
-			t.steps = append(t.steps, st)
+			t.Steps = append(t.Steps, st)
 		}
 	}
 	return t
 }
 
-func (s *src) step(sn *yaml.Node) *testStep {
+func (s *src) step(sn *yaml.Node) *TestStep {
 	sn = s.resolve(sn)
 	if sn == nil {
 		return nil
@@ -698,7 +565,7 @@ func (s *src) step(sn *yaml.Node) *testStep {
 	if f == nil {
 		return nil
 	}
-	st := &testStep{line: sn.Line, event: bot.EventMessage}
+	st := &TestStep{Line: sn.Line, Event: bot.EventMessage}
 	u, hasUser := f["user"]
 	ev, hasEvent := f["event"]
 	switch {
@@ -706,7 +573,7 @@ func (s *src) step(sn *yaml.Node) *testStep {
 		s.errf(ev.k, "a step has either 'user' or 'event', not both")
 	case hasUser:
 		if text, ok := s.str(u.v, "'user'"); ok {
-			st.user = &text
+			st.Text = text
 		}
 	case hasEvent:
 		name, _ := s.str(ev.v, "'event'")
@@ -714,7 +581,7 @@ func (s *src) step(sn *yaml.Node) *testStep {
 		if !ok || k == bot.EventMessage {
 			s.errf(ev.v, "unknown event '%s'%s (for a message, write 'user: text')", name, keyHint(name, eventNames[1:]))
 		}
-		st.event = k
+		st.Event = k
 	default:
 		s.errf(sn, "the step has neither 'user: text' nor 'event: name'")
 	}
@@ -724,7 +591,7 @@ func (s *src) step(sn *yaml.Node) *testStep {
 		if err != nil || d < 0 {
 			s.errf(v.v, "'wait' must be a duration such as 10m")
 		}
-		st.wait = d
+		st.Wait = d
 	}
 	if v, ok := f["bot"]; ok {
 		st.botSet = true
@@ -826,54 +693,4 @@ func (s *src) expects(n *yaml.Node) []expectMsg {
 		}
 	}
 	return out
-}
-
-// WriteResults prints results in the style of `go test` (with verbose, like `go test -v`)
-// and reports whether every test passed.
-func WriteResults(w io.Writer, results []TestResult, verbose bool) bool {
-	ok := true
-	byFile := map[string][]TestResult{}
-	var files []string
-	for _, r := range results {
-		if _, seen := byFile[r.File]; !seen {
-			files = append(files, r.File)
-		}
-		byFile[r.File] = append(byFile[r.File], r)
-	}
-	for _, f := range files {
-		fileOK := true
-		var total time.Duration
-		for _, r := range byFile[f] {
-			total += r.Elapsed
-			name := f + "/" + strings.ReplaceAll(r.Name, " ", "_")
-			switch {
-			case r.Skipped:
-				if verbose {
-					fmt.Fprintf(w, "=== RUN   %s\n--- SKIP: %s (0.00s)\n", name, name)
-				}
-			case r.Passed():
-				if verbose {
-					fmt.Fprintf(w, "=== RUN   %s\n--- PASS: %s (%.2fs)\n", name, name, r.Elapsed.Seconds())
-				}
-			default:
-				fileOK, ok = false, false
-				if verbose {
-					fmt.Fprintf(w, "=== RUN   %s\n", name)
-				}
-				fmt.Fprintf(w, "--- FAIL: %s (%.2fs)\n", name, r.Elapsed.Seconds())
-				for _, msg := range r.Failures {
-					fmt.Fprintf(w, "    %s\n", msg)
-				}
-			}
-		}
-		if fileOK {
-			fmt.Fprintf(w, "ok  \t%s\t%.3fs\n", f, total.Seconds())
-		} else {
-			fmt.Fprintf(w, "FAIL\t%s\t%.3fs\n", f, total.Seconds())
-		}
-	}
-	if !ok {
-		fmt.Fprintln(w, "FAIL")
-	}
-	return ok
 }

@@ -72,9 +72,10 @@
 // suggestion when one is likely. New returns an Engine; Engine.Middleware plugs it into a
 // bot's chain, Engine.Reload and Engine.Watch swap in edited files atomically (a bad edit
 // keeps the old rules), and Engine.Process says what the rules decide for an event without
-// carrying it out. Outcomes are carried out in one place, Engine.Middleware: conversation
-// tests (RunTestFiles, package rulestest) and the chat shell (package ruleshell) drive it
-// with a bottest.Recorder as the Responder and read the rules' decisions with WithOutcome.
+// carrying it out. Outcomes are carried out in one place, Engine.Middleware: the
+// conversation tests (ParseTestFile reads them; ruleshell.RunTestFiles and package rulestest
+// run them) and the chat shell (package ruleshell) drive it with a bottest.Recorder as the
+// Responder, and read the rules' decisions with WithOutcome.
 //
 // The complete reference of every key is in REFERENCE.md next to this file.
 package rules

@@ -43,11 +43,28 @@ func TestMiddleware(t *testing.T) {
 	p := bottest.NewPeer(t, bottest.Options{Bot: b.Addr("udp"), DisplayName: "Alice"})
 	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer wcancel()
+	// A blank message is not for the rules: no fallback answers it, and it goes on.
+	if _, err := p.SendPage(wctx, " \t "); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case text := <-passed:
+		if text != " \t " {
+			t.Errorf("passed on %q, want the blank message", text)
+		}
+	case <-wctx.Done():
+		t.Fatal("the blank message did not go on to the next handler")
+	}
 	if _, err := p.SendPage(wctx, "I forgot my password"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := p.WaitText(wctx, "I can help with that. What is your username?"); err != nil {
 		t.Fatal(err)
+	}
+	// The greeting of the session the blank message started, then the answer.
+	want := []string{"Hi Alice! I am the Contoso helpdesk bot. Type 'help' to see what I can do.", "I can help with that. What is your username?"}
+	if texts := p.Texts(); !reflect.DeepEqual(texts, want) {
+		t.Errorf("the bot sent %q; want %q", texts, want)
 	}
 	if _, err := p.SendPage(wctx, "alice"); err != nil {
 		t.Fatal(err)

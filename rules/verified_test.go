@@ -11,6 +11,7 @@ import (
 	"github.com/imbot-dev/imbot/bot"
 	"github.com/imbot-dev/imbot/bot/bottest"
 	"github.com/imbot-dev/imbot/rules"
+	"github.com/imbot-dev/imbot/rules/ruleshell"
 )
 
 // verifiedRules answer differently whether the sender is verified or not.
@@ -74,7 +75,7 @@ func TestConversationTestVerified(t *testing.T) {
 			test := "version: 1\nrules: [r.yaml]\ntests:\n  - name: t\n    sender: " + tt.sender +
 				"\n    steps:\n      - user: my account\n        bot: \"" + tt.reply + "\"\n"
 			fsys := fstest.MapFS{"r.yaml": {Data: []byte(verifiedRules)}, "r_test.yaml": {Data: []byte(test)}}
-			res, err := rules.RunTestFiles(rules.Options{FS: fsys}, "r_test.yaml")
+			res, err := ruleshell.RunTestFiles(rules.Options{FS: fsys}, "r_test.yaml")
 			if tt.loadErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.loadErr) {
 					t.Fatalf("err = %v, want one that says %q", err, tt.loadErr)

@@ -1,5 +1,6 @@
 // Package ruleshell runs rules without SIP, through the engine's Middleware, as `imbot run`
-// does: the interactive chat shell of `imbot chat`. Events are built with package bottest and
+// does: the interactive chat shell of `imbot chat` (Chat) and the conversation tests of `imbot
+// test` and package rulestest (RunTestFiles). Events are built with package bottest and
 // answered into a bottest.Recorder; which rule answered, and why, is read with
 // rules.WithOutcome, and the conversation's state and variables from the engine's store.
 package ruleshell
@@ -73,8 +74,8 @@ func NewChat(e *rules.Engine, in io.Reader, out io.Writer) *Chat {
 	}
 }
 
-// conversation is the shell's session: a bottest.Conversation with the shell's Peer, exactly
-// as set.
+// conversation is a session of the shell or of a test: a bottest.Conversation with the peer
+// exactly as the shell's Peer or the test's sender gives it.
 type conversation struct {
 	*bottest.Conversation
 	peer bot.Peer

@@ -6,7 +6,8 @@
 //
 // Each conversation test becomes a subtest (t.Run) named after it; a rule or test file that
 // does not load fails the test with every error found. The format of test files is described
-// in package rules (RunTestFiles).
+// in package rules (ParseTestFile); they run as ruleshell.RunTestFiles runs them, through
+// the engine's Middleware.
 package rulestest
 
 import (
@@ -14,12 +15,13 @@ import (
 	"testing"
 
 	"github.com/imbot-dev/imbot/rules"
+	"github.com/imbot-dev/imbot/rules/ruleshell"
 )
 
 // Run runs the conversation tests of the files as subtests of t.
 func Run(t *testing.T, opts rules.Options, files ...string) {
 	t.Helper()
-	results, err := rules.RunTestFiles(opts, files...)
+	results, err := ruleshell.RunTestFiles(opts, files...)
 	if err != nil {
 		for _, e := range rules.Errors(err) {
 			t.Error(e)

@@ -1,4 +1,4 @@
-package rules_test
+package ruleshell_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/imbot-dev/imbot/bot"
 	"github.com/imbot-dev/imbot/rules"
+	"github.com/imbot-dev/imbot/rules/ruleshell"
 )
 
 // TestRunTestFilesMiddleware checks that conversation tests see what Middleware carries out:
@@ -20,7 +21,7 @@ func TestRunTestFilesMiddleware(t *testing.T) {
 		info, _ := rules.InfoFrom(ctx)
 		return w.Reply(ctx, "handoff for "+info.Rule+" ("+ev.Session.Peer().DisplayName+")")
 	})
-	outcomes, err := os.ReadFile("testdata/outcomes.yaml")
+	outcomes, err := os.ReadFile("../testdata/outcomes.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +77,7 @@ func TestRunTestFilesMiddleware(t *testing.T) {
 			test := "version: 1\nrules: [r.yaml]\ntests:\n  - name: t\n    sender: {user: ada, name: Ada}\n    steps:" + tt.steps + "\n"
 			fsys := fstest.MapFS{"r.yaml": {Data: outcomes}, "t_test.yaml": {Data: []byte(test)}}
 			opts := rules.Options{FS: fsys, Handlers: rules.Handlers{"handoff": handoff, "failing": failing}}
-			res, err := rules.RunTestFiles(opts, "t_test.yaml")
+			res, err := ruleshell.RunTestFiles(opts, "t_test.yaml")
 			if err != nil {
 				t.Fatal(err)
 			}
