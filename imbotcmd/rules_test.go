@@ -3,10 +3,13 @@ package imbotcmd
 import (
 	"bytes"
 	"context"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/imbot-dev/imbot/rules"
 )
 
 func writeFile(t *testing.T, dir, name, content string) string {
@@ -194,4 +197,62 @@ func TestChatCommand(t *testing.T) {
 			t.Errorf("chat output lacks %q:\n%s", w, out.String())
 		}
 	}
+}
+
+// TestBlankMessageCommands checks that imbot chat and imbot test treat a blank message as
+// the rules middleware does over SIP: no rule takes it, not even a fallback or the rule that
+// takes any answer in a state, and it goes on to the Go handlers.
+func TestBlankMessageCommands(t *testing.T) {
+	var out, errOut bytes.Buffer
+	in := strings.NewReader("I forgot my password\n\n   \n/why\n/state\n")
+	if code := cmdChat(context.Background(), nil, in, &out, &errOut); code != 0 {
+		t.Fatalf("chat exit %d: %s", code, errOut.String())
+	}
+	chat := out.String()
+	for _, w := range []string{
+		"you> (no rule answered: the event would go on to the Go handlers)\nyou> (no rule answered: the event would go on to the Go handlers)\n",
+		"a blank message is not for the rules",
+		"state: ask-username",
+	} {
+		if !strings.Contains(chat, w) {
+			t.Errorf("chat output lacks %q:\n%s", w, chat)
+		}
+	}
+	if strings.Contains(chat, "That does not look like a username") {
+		t.Errorf("the state's fallback answered a blank message:\n%s", chat)
+	}
+
+	dir := t.TempDir()
+	test := writeFile(t, dir, "blank_test.yaml", `version: 1
+rules: [`+rulesDemoPath(t, dir)+`]
+tests:
+  - name: blank
+    steps:
+      - user: I forgot my password
+        state: ask-username
+      - user: ""
+        bot: none
+        rule: none
+        pass: true
+        state: ask-username
+      - user: "  "
+        bot: none
+        pass: true
+`)
+	out.Reset()
+	errOut.Reset()
+	if code := run(context.Background(), []string{"test", "-v", test}, &out, &errOut); code != 0 {
+		t.Errorf("test exit %d:\n%s%s", code, out.String(), errOut.String())
+	}
+}
+
+// rulesDemoPath writes the demo rules into dir and returns their file name.
+func rulesDemoPath(t *testing.T, dir string) string {
+	t.Helper()
+	data, err := fs.ReadFile(rules.Demo, rules.DemoFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dir, "demo.yaml", string(data))
+	return "demo.yaml"
 }

@@ -18,8 +18,9 @@ import (
 )
 
 // Engine runs a rule set: it matches events against the rules and says what to answer. It
-// plugs into the bot chain with Middleware, and runs without SIP through Process (imbot test,
-// imbot chat, unit tests). An Engine is safe for concurrent use; Reload swaps its rule set
+// plugs into the bot chain with Middleware, which carries out what the rules decide; without
+// SIP, the chat shell and conversation tests (package ruleshell) call that same Middleware
+// with a bottest.Recorder, and Process says what the rules decide without carrying it out. An Engine is safe for concurrent use; Reload swaps its rule set
 // atomically while events are being handled.
 type Engine struct {
 	opts  Options
@@ -66,7 +67,7 @@ func (e *Engine) Now() time.Time { return e.opts.clock() }
 func (e *Engine) Store() store.StateStore { return e.store }
 
 // Input is one event as the engine sees it, without SIP: what Middleware builds from a
-// bot.Event, and what tests and the chat shell build by hand.
+// bot.Event, and what callers of Process build by hand.
 type Input struct {
 	// Kind is the kind of event; zero means bot.EventMessage.
 	Kind bot.EventKind
@@ -196,8 +197,8 @@ func (o *Outcome) Rule() string {
 }
 
 // Process matches one event against the rules and returns what to do, given the
-// conversation as it was before the event. It runs `call:` functions, but sends nothing and
-// saves nothing: the caller does (Middleware, the test runner, the chat shell).
+// conversation as it was before the event. It runs `call:` functions, but sends nothing,
+// saves nothing and runs no handler: Middleware carries outcomes out.
 func (e *Engine) Process(ctx context.Context, in Input, conv store.ConversationState) (*Outcome, error) {
 	return e.rs.Load().process(ctx, &e.opts, in, conv)
 }
