@@ -336,11 +336,25 @@ func EndedHandoff(ctx context.Context) (HandoffInfo, bool) {
 	return i, ok
 }
 
-// sink is the conversation whose handler runs now: messages to it go through its Responder.
+// sink is the conversation whose handler runs now, a user's or an agent's: messages to it go
+// through its Responder. The zero sink is no conversation (work outside a handler).
 type sink struct {
-	key string
-	w   bot.Responder
+	w       bot.Responder
+	userKey string      // the user's conversation key, for a user's conversation
+	agent   *agentState // the agent, for an agent's conversation
 }
+
+// userSink is the conversation with key, of a user, whose handler runs now with w.
+func userSink(key string, w bot.Responder) sink { return sink{w: w, userKey: key} }
+
+// agentSink is a conversation of agent a, whose handler runs now with w.
+func agentSink(a *agentState, w bot.Responder) sink { return sink{w: w, agent: a} }
+
+// isUser reports whether s is the conversation of the user with this key.
+func (s sink) isUser(key string) bool { return s.w != nil && s.agent == nil && s.userKey == key }
+
+// isAgent reports whether s is a conversation of agent a.
+func (s sink) isAgent(a *agentState) bool { return s.w != nil && s.agent == a }
 
 // action is work decided under the lock and done after it.
 type action func(ctx context.Context, s sink)
@@ -499,7 +513,7 @@ func (h *Handoff) start(ctx context.Context, w bot.Responder, ev *bot.Event, c c
 	h.mu.Lock()
 	acts := h.place(ho)
 	h.mu.Unlock()
-	h.run(ctx, sink{key: c.Key, w: w}, acts)
+	h.run(ctx, userSink(c.Key, w), acts)
 	return nil
 }
 

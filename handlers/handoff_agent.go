@@ -32,7 +32,7 @@ var addressed = regexp.MustCompile(`(?s)^#([0-9]+)\s+(.*)$`)
 // fromAgent handles an event of agent a; it reports false when the event is not about a
 // handoff, so the bot handles it as any other.
 func (h *Handoff) fromAgent(ctx context.Context, w bot.Responder, ev *bot.Event, c conv, a *agentState) bool {
-	s := sink{key: "agent " + a.URI, w: w}
+	s := agentSink(a, w)
 	h.mu.Lock()
 	busy := a.load() > 0
 	h.mu.Unlock()
@@ -97,7 +97,7 @@ func (h *Handoff) fromAgent(ctx context.Context, w bot.Responder, ev *bot.Event,
 }
 
 func (h *Handoff) relayToUser(ctx context.Context, s sink, ho *handoff, a *agentState, text string) {
-	if h.toUser(ctx, s, ho, h.fill(h.texts.FromAgent, ho, a.Name, "{text}", text), "agent:"+a.Name) {
+	if h.toUser(ctx, s, ho, h.fill(h.texts.FromAgent, ho, a.Name, "{text}", text), AgentAnswerer(a.Name)) {
 		h.toAgent(ctx, s, a, h.fill(h.texts.Held, ho, a.Name, "{text}", text))
 	}
 }

@@ -44,8 +44,8 @@ func (h *Handoff) transcriptText(ctx context.Context, ho *handoff) string {
 		switch {
 		case e.Direction == store.In:
 			who = ho.name
-		case strings.HasPrefix(e.Answerer, "agent:"):
-			who = strings.TrimPrefix(e.Answerer, "agent:")
+		case IsAgentAnswerer(e.Answerer):
+			who = AgentAnswererName(e.Answerer)
 			if strings.HasPrefix(e.Text, who+": ") {
 				// Recorded as the user read it (FromAgent): it names the agent already.
 				fmt.Fprintf(&b, "\n%s", e.Text)
@@ -65,7 +65,7 @@ func (h *Handoff) transcriptText(ctx context.Context, ho *handoff) string {
 // After a restart an unverified user has no conversation yet: text is held until the user
 // writes again, and toUser reports true.
 func (h *Handoff) toUser(ctx context.Context, s sink, ho *handoff, text, answerer string) (held bool) {
-	if s.w != nil && s.key == ho.userKey {
+	if s.isUser(ho.userKey) {
 		if err := s.w.Reply(ctx, text); err != nil {
 			h.log.Warn("handoff: message to user failed", "handoff", ho.id, "err", err)
 		}
@@ -114,7 +114,7 @@ func (h *Handoff) toUser(ctx context.Context, s sink, ho *handoff, text, answere
 // toAgent sends text to agent a: through the agent's Responder when the agent's handler runs
 // now, else as a page-mode message.
 func (h *Handoff) toAgent(ctx context.Context, s sink, a *agentState, text string) {
-	if s.w != nil && s.key == "agent "+a.URI {
+	if s.isAgent(a) {
 		if err := s.w.Reply(ctx, text); err != nil {
 			h.log.Warn("handoff: message to agent failed", "agent", a.URI, "err", err)
 		}
@@ -128,7 +128,7 @@ func (h *Handoff) toAgent(ctx context.Context, s sink, a *agentState, text strin
 // fromUser handles an event of a user whose conversation is handed off: the bot stays
 // silent.
 func (h *Handoff) fromUser(ctx context.Context, w bot.Responder, ev *bot.Event, c conv, ho *handoff, next bot.Handler) error {
-	s := sink{key: c.Key, w: w}
+	s := userSink(c.Key, w)
 	if ev.Session != nil && ev.Kind != bot.EventSessionEnd {
 		h.mu.Lock()
 		ho.conv = ev.Session // the latest: a page-mode conversation starts again after an idle timeout
@@ -180,4 +180,25 @@ func (h *Handoff) fromUser(ctx context.Context, w bot.Responder, ev *bot.Event, 
 		return next.Handle(ctx, w, ev)
 	}
 	return nil // typing, session start, idle: the bot says nothing
+}
+
+// agentAnswererPrefix begins the answerer recorded with an agent's relayed messages.
+const agentAnswererPrefix = "agent:"
+
+// AgentAnswerer is the store.TranscriptEntry.Answerer recorded with the messages of the agent
+// with this name relayed to a user: "agent:" and the name.
+func AgentAnswerer(name string) string { return agentAnswererPrefix + name }
+
+// IsAgentAnswerer reports whether answerer was recorded with an agent's relayed message
+// (made by AgentAnswerer).
+func IsAgentAnswerer(answerer string) bool { return strings.HasPrefix(answerer, agentAnswererPrefix) }
+
+// AgentAnswererName is the agent's name in an answerer made by AgentAnswerer; "" for any
+// other answerer.
+func AgentAnswererName(answerer string) string {
+	name, ok := strings.CutPrefix(answerer, agentAnswererPrefix)
+	if !ok {
+		return ""
+	}
+	return name
 }
