@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -48,6 +49,28 @@ func NewAccessList(allow, deny []string) (*AccessList, error) {
 		}
 	}
 	return a, nil
+}
+
+// AccessConfig are the lists of an AccessList, as a configuration holds them.
+type AccessConfig struct {
+	Allow, Deny []string
+}
+
+// Validate reports every entry of the lists that NewAccessList cannot read, each as a
+// *FieldError (Field "Allow" or "Deny"; joined with errors.Join).
+func (c AccessConfig) Validate() error {
+	var errs []error
+	for _, l := range []struct {
+		field   string
+		entries []string
+	}{{"Allow", c.Allow}, {"Deny", c.Deny}} {
+		for _, e := range l.entries {
+			if _, err := parsePattern(e); err != nil {
+				errs = append(errs, &FieldError{Field: l.field, Err: err})
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Access returns middleware that drops every event of a peer the lists refuse (see

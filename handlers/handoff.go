@@ -173,27 +173,10 @@ func NewHandoff(cfg HandoffConfig) (*Handoff, error) {
 	if cfg.Dialer == nil {
 		return nil, errors.New("handlers: handoff needs a Dialer (the *bot.Bot)")
 	}
-	if len(cfg.Agents) == 0 {
-		return nil, errors.New("handlers: handoff needs at least one agent")
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("handlers: handoff: %w", err)
 	}
-	if cfg.AnswerTimeout <= 0 {
-		cfg.AnswerTimeout = 2 * time.Minute
-	}
-	if cfg.OfferTimeout == 0 {
-		cfg.OfferTimeout = DefaultOfferTimeout
-	}
-	if cfg.Triggers == nil {
-		cfg.Triggers = []string{"agent", "human"}
-	}
-	if cfg.DoneCommand == "" {
-		cfg.DoneCommand = "/done"
-	}
-	if cfg.TranscriptLines <= 0 {
-		cfg.TranscriptLines = 20
-	}
-	if cfg.UnverifiedAgent == "" {
-		cfg.UnverifiedAgent = DefaultUnverifiedAgentText
-	}
+	cfg = cfg.withDefaults()
 	h := &Handoff{
 		cfg: cfg, texts: cfg.Texts, log: cfg.Logger,
 		byUser: map[string]*handoff{}, byID: map[int]*handoff{}, noMatch: map[string]int{},
@@ -204,16 +187,8 @@ func NewHandoff(cfg HandoffConfig) (*Handoff, error) {
 		h.log = slog.Default()
 	}
 	h.texts.fill(DefaultHandoffTexts)
-	seen := map[sipAddr]bool{}
 	for _, a := range cfg.Agents {
-		addr, err := parseAddr(a.URI)
-		if err != nil || addr.user == "" {
-			return nil, fmt.Errorf("handlers: handoff agent %q: want a SIP address such as sip:bob@example.com", a.URI)
-		}
-		if seen[addr] {
-			return nil, fmt.Errorf("handlers: handoff agent %q is listed twice", a.URI)
-		}
-		seen[addr] = true
+		addr, _ := parseAddr(a.URI) // Validate read it
 		if a.Name == "" {
 			a.Name = addr.user
 		}

@@ -1,7 +1,10 @@
 package handlers
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/imbot-dev/imbot/store"
@@ -41,7 +44,8 @@ type HandoffConfig struct {
 	// others are told who did (HandoffTexts.Taken), also when they try to accept it later.
 	Broadcast bool
 	// Triggers are phrases that start a handoff when a user's message contains them as whole
-	// words, in any case. nil means "agent" and "human"; an empty, non-nil slice means none
+	// words, in any case. nil means DefaultHandoffTriggers ("agent" and "human"); an empty,
+	// non-nil slice means none
 	// (handoffs then start from a rule, through Handler, or after repeated no-match).
 	Triggers []string
 	// NoMatchLimit starts a handoff after this many messages in a row that nothing matched
@@ -81,3 +85,90 @@ const DefaultUnverifiedAgentText = "I cannot verify that you are {agent}: agents
 
 // DefaultOfferTimeout is the default HandoffConfig.OfferTimeout.
 const DefaultOfferTimeout = 30 * time.Second
+
+// Defaults of HandoffConfig fields left zero.
+const (
+	DefaultAnswerTimeout   = 2 * time.Minute
+	DefaultDoneCommand     = "/done"
+	DefaultTranscriptLines = 20
+)
+
+// DefaultHandoffTriggers returns the triggers of a HandoffConfig whose Triggers are nil.
+func DefaultHandoffTriggers() []string { return []string{"agent", "human"} }
+
+// withDefaults returns c with the defaults in place of the zero values (Agents' own
+// defaults are set by NewHandoff).
+func (c HandoffConfig) withDefaults() HandoffConfig {
+	if c.AnswerTimeout <= 0 {
+		c.AnswerTimeout = DefaultAnswerTimeout
+	}
+	if c.OfferTimeout == 0 {
+		c.OfferTimeout = DefaultOfferTimeout
+	}
+	if c.Triggers == nil {
+		c.Triggers = DefaultHandoffTriggers()
+	}
+	if c.DoneCommand == "" {
+		c.DoneCommand = DefaultDoneCommand
+	}
+	if c.TranscriptLines <= 0 {
+		c.TranscriptLines = DefaultTranscriptLines
+	}
+	if c.UnverifiedAgent == "" {
+		c.UnverifiedAgent = DefaultUnverifiedAgentText
+	}
+	return c
+}
+
+// Validate reports what is wrong with the settings of c, each as a *FieldError (joined with
+// errors.Join): no agents, an agent that is not valid (Agent.Validate), an agent listed
+// twice. It leaves out Dialer and the stores, which are the program's parts, not settings:
+// NewHandoff checks those too.
+func (c HandoffConfig) Validate() error {
+	if len(c.Agents) == 0 {
+		return &FieldError{Field: "Agents", Err: errors.New("at least one agent is needed")}
+	}
+	var errs []error
+	seen := map[sipAddr]bool{}
+	for i, a := range c.Agents {
+		if err := a.Validate(); err != nil {
+			errs = append(errs, &FieldError{Field: "Agents", Err: fmt.Errorf("agent %d: %w", i+1, err)})
+			continue
+		}
+		addr, _ := parseAddr(a.URI)
+		if seen[addr] {
+			errs = append(errs, &FieldError{Field: "Agents", Err: fmt.Errorf("agent %d: %q is listed twice", i+1, a.URI)})
+		}
+		seen[addr] = true
+	}
+	return errors.Join(errs...)
+}
+
+// Validate reports whether a is a usable agent: URI must be a sip: or sips: address with a
+// user part, such as sip:bob@example.com.
+func (a Agent) Validate() error {
+	scheme, _, _ := strings.Cut(strings.ToLower(strings.TrimSpace(a.URI)), ":")
+	addr, err := parseAddr(a.URI)
+	if err != nil || addr.user == "" || (scheme != "sip" && scheme != "sips") {
+		return &FieldError{Field: "URI", Err: fmt.Errorf("%q is not a SIP address such as sip:bob@example.com", a.URI)}
+	}
+	return nil
+}
+
+// Offer modes, as a configuration file names them; ParseOfferMode reads them.
+const (
+	OfferModeOne = "one" // an offer goes to one free agent at a time
+	OfferModeAll = "all" // an offer goes to every free agent at once (HandoffConfig.Broadcast)
+)
+
+// ParseOfferMode returns HandoffConfig.Broadcast for an offer mode: OfferModeOne or ""
+// (the default) is false, OfferModeAll true; any other is an error.
+func ParseOfferMode(mode string) (broadcast bool, err error) {
+	switch mode {
+	case "", OfferModeOne:
+		return false, nil
+	case OfferModeAll:
+		return true, nil
+	}
+	return false, fmt.Errorf("%q: want %s (to one agent at a time) or %s (to every free agent at once)", mode, OfferModeOne, OfferModeAll)
+}

@@ -3,6 +3,8 @@ package handlers
 import (
 	"container/list"
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -60,6 +62,20 @@ type RateLimitConfig struct {
 	// DefaultRelayedRateLimitReply), not only the first: the user must know that their words
 	// did not reach the agent.
 	Relayed func(key string) bool
+}
+
+// Validate reports negative Every or Burst, each as a *FieldError (joined with
+// errors.Join): RateLimitWith takes them as no limit, as it does 0, but a configuration
+// that writes one most likely means something else.
+func (c RateLimitConfig) Validate() error {
+	var errs []error
+	if c.Every < 0 {
+		errs = append(errs, &FieldError{Field: "Every", Err: fmt.Errorf("%v: must not be negative (0: no limit)", c.Every)})
+	}
+	if c.Burst < 0 {
+		errs = append(errs, &FieldError{Field: "Burst", Err: fmt.Errorf("%d: must not be negative", c.Burst)})
+	}
+	return errors.Join(errs...)
 }
 
 // RateLimitWith returns the middleware of RateLimit, with the exemptions of cfg.
