@@ -18,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/imbot-dev/imbot/bot"
+	"github.com/imbot-dev/imbot/handlers"
 	"github.com/imbot-dev/imbot/internal/suggest"
 )
 
@@ -412,21 +413,56 @@ func (c *fileConfig) validate() []keyError {
 			bad("listen", "%q needs tls.cert and tls.key", l)
 		}
 	}
-	for i, a := range c.Handoff.Agents {
-		if !strings.HasPrefix(a.URI, "sip:") && !strings.HasPrefix(a.URI, "sips:") {
-			bad("handoff.agents", "agent %d: uri %q is not a SIP address such as sip:bob@example.com", i+1, a.URI)
-		}
+	fieldErrors(handlers.AccessConfig{Allow: c.Access.Allow, Deny: c.Access.Deny}.Validate(), "access",
+		map[string]string{"Allow": "access.allow", "Deny": "access.deny"}, bad)
+	if len(c.Handoff.Agents) > 0 { // without agents there is no handoff
+		fieldErrors(c.handoffConfig().Validate(), "handoff", map[string]string{"Agents": "handoff.agents"}, bad)
 	}
-	switch c.Handoff.OfferMode {
-	case "", "one", "all":
-	default:
-		bad("handoff.offer_mode", "%q: want one (to one agent at a time) or all (to every free agent at once)", c.Handoff.OfferMode)
+	if _, err := handlers.ParseOfferMode(c.Handoff.OfferMode); err != nil {
+		bad("handoff.offer_mode", "%v", err)
 	}
-	if c.RateLimit.Every < 0 || c.RateLimit.Burst < 0 {
-		bad("ratelimit", "every and burst must be positive")
-	}
-	sort.Slice(errs, func(i, j int) bool { return errs[i].key < errs[j].key })
+	fieldErrors(handlers.RateLimitConfig{Every: c.RateLimit.Every, Burst: c.RateLimit.Burst}.Validate(), "ratelimit",
+		map[string]string{"Every": "ratelimit.every", "Burst": "ratelimit.burst"}, bad)
+	sort.SliceStable(errs, func(i, j int) bool { return errs[i].key < errs[j].key })
 	return errs
+}
+
+// fieldErrors reports with bad each error of a handlers config's Validate (err, joined with
+// errors.Join), at the key that keys gives its field (*handlers.FieldError), else at section.
+func fieldErrors(err error, section string, keys map[string]string, bad func(key, format string, args ...any)) {
+	if err == nil {
+		return
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	for _, e := range errs {
+		var fe *handlers.FieldError
+		if errors.As(e, &fe) {
+			if key, ok := keys[fe.Field]; ok {
+				bad(key, "%v", fe.Err)
+				continue
+			}
+		}
+		bad(section, "%v", e)
+	}
+}
+
+// handoffConfig is the handoff section as the handoff takes it: its settings, without the
+// bot's parts (Dialer, stores, observer, logger) that assemble adds. Triggers left out of the
+// file stay nil, so that the handoff's default applies; an empty list means none.
+func (c *fileConfig) handoffConfig() handlers.HandoffConfig {
+	agents := make([]handlers.Agent, 0, len(c.Handoff.Agents))
+	for _, ag := range c.Handoff.Agents {
+		agents = append(agents, handlers.Agent{URI: ag.URI, Name: ag.Name, Max: ag.Max})
+	}
+	broadcast, _ := handlers.ParseOfferMode(c.Handoff.OfferMode) // validate reports a bad one
+	return handlers.HandoffConfig{
+		Agents: agents, AnswerTimeout: c.Handoff.AnswerTimeout, OfferTimeout: c.Handoff.OfferTimeout,
+		Broadcast: broadcast, Triggers: c.Handoff.Triggers, NoMatchLimit: c.Handoff.NoMatchLimit,
+		Texts: c.Handoff.Texts.handoffTexts(),
+	}
 }
 
 // botConfig turns the file config into a bot.Config. Secrets come from the environment.

@@ -48,6 +48,19 @@ func TestConfigErrors(t *testing.T) {
 			[]string{"trust.users: user \"bob\": uri \"bob\" is not a SIP address"}},
 		{"allow list with nobody verified", "access:\n  allow: [example.com]\n",
 			[]string{"cfg.yaml:2:10: access.allow: the allow list admits verified senders only"}},
+		// The handlers' sections, checked by their Validate methods.
+		{"agent without sip:", "handoff:\n  agents:\n    - {uri: bob@example.com}\n",
+			[]string{`cfg.yaml:3:5: handoff.agents: agent 1: URI: "bob@example.com" is not a SIP address`}},
+		{"agent without a user", "handoff:\n  agents:\n    - {uri: \"sip:example.com\"}\n",
+			[]string{`cfg.yaml:3:5: handoff.agents: agent 1: URI: "sip:example.com" is not a SIP address`}},
+		{"agent listed twice", "handoff:\n  agents:\n    - {uri: \"sip:bob@example.com\"}\n    - {uri: \"sip:bob@example.com\"}\n",
+			[]string{`cfg.yaml:3:5: handoff.agents: agent 2: "sip:bob@example.com" is listed twice`}},
+		{"offer mode", "handoff:\n  offer_mode: every\n", []string{`cfg.yaml:2:15: handoff.offer_mode: "every": want one`}},
+		{"negative every", "ratelimit:\n  every: -1s\n", []string{"cfg.yaml:2:10: ratelimit.every: -1s: must not be negative"}},
+		{"negative burst", "ratelimit:\n  burst: -2\n", []string{"cfg.yaml:2:10: ratelimit.burst: -2: must not be negative"}},
+		{"bad deny entry", "access:\n  deny: [\"*.*\"]\n", []string{`cfg.yaml:2:9: access.deny: "*.*": a wildcard entry is a domain`}},
+		{"bad allow entry", "trust:\n  proxies: [10.0.0.1]\naccess:\n  allow: [\"a*b@example.com\"]\n",
+			[]string{`cfg.yaml:4:10: access.allow: "a*b@example.com": '*' is allowed only`}},
 		{"trust key typo", "trust:\n  proxys: [10.0.0.1]\n", []string{"cfg.yaml:2:3: unknown key \"trust.proxys\"; did you mean \"proxies\"?"}},
 	}
 	for _, c := range cases {

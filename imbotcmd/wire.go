@@ -128,23 +128,12 @@ func assemble(ctx context.Context, fc *fileConfig, log *slog.Logger, h func(*app
 		chain = append(chain, acl.Middleware())
 	}
 	if len(fc.Handoff.Agents) > 0 {
-		agents := make([]handlers.Agent, 0, len(fc.Handoff.Agents))
-		for _, ag := range fc.Handoff.Agents {
-			agents = append(agents, handlers.Agent{URI: ag.URI, Name: ag.Name, Max: ag.Max})
-		}
-		triggers := fc.Handoff.Triggers
-		if triggers == nil {
-			triggers = []string{}
-		}
-		a.handoff, err = handlers.NewHandoff(handlers.HandoffConfig{
-			Agents: agents, Dialer: a.bot, AnswerTimeout: fc.Handoff.AnswerTimeout,
-			OfferTimeout: fc.Handoff.OfferTimeout, Broadcast: fc.Handoff.OfferMode == "all",
-			Triggers: triggers, NoMatchLimit: fc.Handoff.NoMatchLimit,
-			Transcript: a.store, Tickets: a.store, Observer: a.metrics, Logger: log,
-			Texts: fc.Handoff.Texts.handoffTexts(),
-			// Handoffs in progress outlive a restart; what Restore sends waits for Run.
-			Store: a.store, Ready: a.bot.Ready(),
-		})
+		hc := fc.handoffConfig()
+		hc.Dialer = a.bot
+		hc.Transcript, hc.Tickets, hc.Observer, hc.Logger = a.store, a.store, a.metrics, log
+		// Handoffs in progress outlive a restart; what Restore sends waits for Run.
+		hc.Store, hc.Ready = a.store, a.bot.Ready()
+		a.handoff, err = handlers.NewHandoff(hc)
 		if err != nil {
 			return nil, fmt.Errorf("handoff: %w", err)
 		}

@@ -1,0 +1,95 @@
+package imbotcmd
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/imbot-dev/imbot/bot"
+	"github.com/imbot-dev/imbot/bot/bottest"
+	"github.com/imbot-dev/imbot/handlers"
+)
+
+// TestCheckReportsSectionErrors: imbot check prints the errors of the handlers' sections with
+// their positions.
+func TestCheckReportsSectionErrors(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "imbot.yaml")
+	yaml := "ratelimit:\n  every: -1s\nhandoff:\n  agents:\n    - {uri: bob}\n  offer_mode: many\n"
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"check", "--config", path}, &stdout, &stderr); code != 1 {
+		t.Fatalf("exit %d, want 1; stdout %s stderr %s", code, &stdout, &stderr)
+	}
+	out := stdout.String() + stderr.String()
+	for _, w := range []string{
+		path + ":5:5: handoff.agents: agent 1: URI: \"bob\" is not a SIP address",
+		path + ":6:15: handoff.offer_mode: \"many\": want one",
+		path + ":2:10: ratelimit.every: -1s: must not be negative",
+	} {
+		if !strings.Contains(out, w) {
+			t.Errorf("output\n%s\ndoes not contain\n%s", out, w)
+		}
+	}
+}
+
+// TestHandoffTriggersFromConfig: a config without handoff.triggers gets the handoff's default
+// triggers, as the default config writes them; an empty list means none.
+func TestHandoffTriggersFromConfig(t *testing.T) {
+	const agents = "handoff:\n  agents: [{uri: \"sip:ann@example.com\"}]\n"
+	cases := []struct {
+		name      string
+		yaml      string
+		triggered bool // "I want a human" starts a handoff
+	}{
+		{"left out", agents, true},
+		{"null", agents + "  triggers:\n", true},
+		{"empty", agents + "  triggers: []\n", false},
+		{"own", agents + "  triggers: [operator]\n", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			fc, err := parseConfig("cfg.yaml", []byte(c.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			hc := fc.handoffConfig()
+			hc.Dialer, hc.Logger = nopDialer{}, slog.New(slog.DiscardHandler)
+			ho, err := handlers.NewHandoff(hc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ho.Close()
+			w := bottest.NewRecorder()
+			ev := bottest.NewEvent(bot.EventMessage, "I want a human", bottest.WithPeer("sip:user@example.com"))
+			next := bot.HandlerFunc(func(context.Context, bot.Responder, *bot.Event) error { return nil })
+			if err := ho.Middleware()(next).Handle(context.Background(), w, ev); err != nil {
+				t.Fatal(err)
+			}
+			searching := slices.Contains(w.Replies(), handlers.DefaultHandoffTexts.Searching)
+			if searching != c.triggered {
+				t.Errorf("handoff started: %v, want %v (replies %q)", searching, c.triggered, w.Replies())
+			}
+		})
+	}
+	fc, err := loadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fc.Handoff.Triggers, handlers.DefaultHandoffTriggers(); !slices.Equal(got, want) {
+		t.Errorf("default config triggers %q, the handoff's default %q", got, want)
+	}
+}
+
+// nopDialer sends nothing.
+type nopDialer struct{}
+
+func (nopDialer) Send(context.Context, string, string) (bot.Delivery, error) {
+	return bot.Delivered, nil
+}
