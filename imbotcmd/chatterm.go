@@ -166,10 +166,14 @@ type lineEditor struct {
 	closed  bool // the input ended: no prompt is drawn any more
 }
 
-// close ends the editing: the prompt is cleared and not drawn again.
+// close ends the editing: the prompt is cleared and not drawn again, and no more typing
+// is reported.
 func (e *lineEditor) close() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.compose != nil {
+		e.compose.sent()
+	}
 	if !e.closed {
 		e.closed = true
 		e.echo("\r\x1b[K")

@@ -166,10 +166,20 @@ func TestComposerRefresh(t *testing.T) {
 
 // TestSIPChatTerminalTyping drives imbot chat through a terminal (keystrokes written by the
 // test) against a bot in this process: the bot sees the user's typing once, then the
-// message, and idle when the line is cleared; the reply is printed above the prompt.
+// message, and idle when the line is cleared; the reply is printed above the prompt;
+// Ctrl-D or Ctrl-C ends the chat, with a BYE in a session.
 func TestSIPChatTerminalTyping(t *testing.T) {
-	for _, mode := range []string{"page", "session"} {
-		t.Run(mode, func(t *testing.T) {
+	cases := []struct {
+		mode string // page or session
+		end  string // the key that ends the chat
+	}{
+		{"page", "\x04"},
+		{"session", "\x04"},
+		{"session", "\x03"},
+	}
+	for _, c := range cases {
+		mode := c.mode
+		t.Run(fmt.Sprintf("%s end %q", c.mode, c.end), func(t *testing.T) {
 			b, err := bot.New(bot.Config{
 				Listen: []string{"udp://127.0.0.1:0"},
 				Logger: slog.New(slog.DiscardHandler),
@@ -240,7 +250,7 @@ func TestSIPChatTerminalTyping(t *testing.T) {
 			expect("typing true")
 			press("\x15")
 			expect("typing false")
-			press("\x04")
+			press(c.end)
 			select {
 			case code := <-exit:
 				if code != 0 {
