@@ -354,11 +354,12 @@ type chatTerminal struct {
 	restore func() // leaves raw mode
 }
 
-// openTerminal puts stdin in raw mode when it is a terminal, and returns nil when it is
-// not (a pipe, a file): then imbot chat reads lines and sends no typing.
+// openTerminal puts stdin in raw mode when it and stdout are terminals, and returns nil
+// otherwise (a pipe, a file): then imbot chat reads lines and sends no typing, and its
+// output has no terminal controls.
 func openTerminal(stdin io.Reader, stdout io.Writer) (*chatTerminal, error) {
 	f, ok := stdin.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
+	if !ok || !term.IsTerminal(int(f.Fd())) || !isTerminal(stdout) {
 		return nil, nil
 	}
 	fd := int(f.Fd())
@@ -367,4 +368,10 @@ func openTerminal(stdin io.Reader, stdout io.Writer) (*chatTerminal, error) {
 		return nil, fmt.Errorf("raw mode: %w", err)
 	}
 	return &chatTerminal{in: f, out: stdout, restore: func() { _ = term.Restore(fd, st) }}, nil
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -269,6 +270,33 @@ func TestSIPChatTerminalTyping(t *testing.T) {
 			case ev := <-events:
 				t.Errorf("the bot saw more: %q", ev)
 			default:
+			}
+		})
+	}
+}
+
+// TestOpenTerminalNotATerminal: input from a pipe or a reader is read line by line, without
+// raw mode.
+func TestOpenTerminalNotATerminal(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	cases := []struct {
+		name   string
+		stdin  io.Reader
+		stdout io.Writer
+	}{
+		{"reader", strings.NewReader("hi\n"), io.Discard},
+		{"pipe", r, w},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			tty, err := openTerminal(c.stdin, c.stdout)
+			if tty != nil || err != nil {
+				t.Errorf("openTerminal: %v, %v; want no terminal", tty, err)
 			}
 		})
 	}

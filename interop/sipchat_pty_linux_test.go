@@ -16,7 +16,8 @@ import (
 )
 
 // openPTY opens a pseudo-terminal: keys written to master are read from slave, which a
-// program takes for a terminal. Both are closed when the test ends.
+// program takes for a terminal, and what the program writes to slave is read from master.
+// Both are closed when the test ends.
 func openPTY(t *testing.T) (master, slave *os.File) {
 	t.Helper()
 	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
@@ -65,9 +66,11 @@ func TestChatClientTerminalThroughKamailio(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 3*toolTimeout)
 			defer cancel()
+			// stdout is the terminal too: what imbot chat prints there is read at master.
 			stdout, stderr := &syncBuffer{}, &syncBuffer{}
+			go func() { _, _ = io.Copy(stdout, master) }()
 			exit := make(chan int, 1)
-			go func() { exit <- imbotcmd.Program{}.Run(ctx, args, slave, stdout, stderr) }()
+			go func() { exit <- imbotcmd.Program{}.Run(ctx, args, slave, slave, stderr) }()
 			fail := func(format string, a ...any) {
 				t.Helper()
 				t.Fatalf("%s; stdout %q, stderr %q; events:\n%s", fmt.Sprintf(format, a...), stdout.String(), stderr.String(), b.events.String())
@@ -128,8 +131,8 @@ func TestChatClientTerminalThroughKamailio(t *testing.T) {
 				b.expectEvent(t, "session.end session sip:erin@127.0.0.1")
 				k.expect(0, "IMBOT-INDIALOG INFO sip:bot@", "from=sip:erin@127.0.0.1", "ct=application/xml")
 				k.expect(0, "IMBOT-INDIALOG BYE sip:bot@", "from=sip:erin@127.0.0.1")
-				if !strings.Contains(stdout.String(), "* session ended") {
-					t.Errorf("no session end in %q", stdout.String())
+				if _, _, err := stdout.waitLine(toolTimeout, "* session ended"); err != nil {
+					t.Errorf("%v: the screen shows %q", err, stdout.String())
 				}
 			} else {
 				k.expect(0, "IMBOT-ROUTE MESSAGE sip:bot@", "from=sip:erin@127.0.0.1", "ct=application/im-iscomposing+xml")
