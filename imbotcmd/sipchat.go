@@ -63,6 +63,7 @@ func runSIPChat(ctx context.Context, args []string, stdin io.Reader, stdout, std
 
 Chats with a running bot over SIP: each line you type is sent as a message (page mode, or in
 an IM session with --session), and the bot's replies and typing are printed as they arrive.
+On a terminal, your own typing is sent to the bot (idle after 15 s without a key).
 `+sipChatHelp+`Without --to, imbot chat runs the rules in-process (see imbot chat -h).
 
 Flags:
