@@ -453,13 +453,18 @@ const acceptTypes = "text/plain, application/im-iscomposing+xml"
 
 // SendPage sends text in a page-mode MESSAGE (RFC 3428).
 func (c *imClient) SendPage(ctx context.Context, text string) (*sip.Response, error) {
+	return c.sendPage(ctx, "text/plain;charset=UTF-8", []byte(text))
+}
+
+// sendPage sends a page-mode MESSAGE with a body.
+func (c *imClient) sendPage(ctx context.Context, contentType string, body []byte) (*sip.Response, error) {
 	req := sip.NewRequest(sip.MESSAGE, *c.to.Clone())
 	req.AppendHeader(c.newFrom())
 	req.AppendHeader(&sip.ToHeader{Address: *c.to.Clone()})
 	req.AppendHeader(sip.NewHeader("Accept", acceptTypes))
-	ct := sip.ContentTypeHeader("text/plain;charset=UTF-8")
+	ct := sip.ContentTypeHeader(contentType)
 	req.AppendHeader(&ct)
-	req.SetBody([]byte(text))
+	req.SetBody(body)
 	c.route(req)
 	return c.do(ctx, req)
 }
@@ -521,25 +526,49 @@ var errNoSession = errors.New("the session has ended")
 
 // SendInSession sends text in an in-dialog MESSAGE.
 func (c *imClient) SendInSession(ctx context.Context, text string) error {
+	return c.doInSession(ctx, sip.MESSAGE, "text/plain;charset=UTF-8", []byte(text))
+}
+
+// typingRefresh is the refresh interval announced in an "active" isComposing indication.
+const typingRefresh = 60 * time.Second
+
+// SendTypingPage tells the bot that the user started (active) or stopped typing, in a
+// page-mode MESSAGE with an RFC 3994 isComposing document (state "active" with refresh 60,
+// or "idle").
+func (c *imClient) SendTypingPage(ctx context.Context, active bool) error {
+	_, err := c.sendPage(ctx, imcodec.TypeIsComposing, imcodec.IsComposing(active, typingRefresh))
+	return err
+}
+
+// SendTypingInSession tells the bot that the user started (active) or stopped typing, in
+// the open session's dialect, the Microsoft one: an INFO with a KeyboardActivity document
+// (status "type" or "idle"), as Lync sends it.
+func (c *imClient) SendTypingInSession(ctx context.Context, active bool) error {
+	return c.doInSession(ctx, sip.INFO, imcodec.TypeKeyboard, imcodec.KeyboardActivity(active))
+}
+
+// doInSession sends a request with a body in the open session. A 481 answer means that the
+// bot forgot the session: it ends here too.
+func (c *imClient) doInSession(ctx context.Context, method sip.RequestMethod, contentType string, body []byte) error {
 	c.mu.Lock()
 	dlg := c.dlg
 	c.mu.Unlock()
 	if dlg == nil {
 		return errNoSession
 	}
-	req := sip.NewRequest(sip.MESSAGE, c.target(dlg))
-	ct := sip.ContentTypeHeader("text/plain;charset=UTF-8")
+	req := sip.NewRequest(method, c.target(dlg))
+	ct := sip.ContentTypeHeader(contentType)
 	req.AppendHeader(&ct)
-	req.SetBody([]byte(text))
+	req.SetBody(body)
 	res, err := dlg.Do(ctx, req)
 	if err != nil {
-		return fmt.Errorf("MESSAGE: %w", err)
+		return fmt.Errorf("%s: %w", method, err)
 	}
 	if !res.IsSuccess() {
 		if res.StatusCode == 481 && c.endSession() {
 			c.emit(imEvent{Kind: imBye})
 		}
-		return newStatusError(sip.MESSAGE, res)
+		return newStatusError(method, res)
 	}
 	return nil
 }

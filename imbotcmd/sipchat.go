@@ -1,7 +1,6 @@
 package imbotcmd
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -29,7 +28,8 @@ func wantsSIPChat(args []string) bool {
 	return false
 }
 
-const sipChatHelp = `Commands: /help this help, /quit end (also Ctrl-D). Anything else is sent to the bot.
+const sipChatHelp = `Commands: /help this help, /quit end (also Ctrl-D or Ctrl-C). Anything else is sent to the bot.
+On a terminal, Backspace deletes, Ctrl-U clears the line, and your typing is shown to the bot.
 `
 
 // cmdSIPChat chats with a running bot over SIP from the terminal: it reads lines from stdin
@@ -37,6 +37,15 @@ const sipChatHelp = `Commands: /help this help, /quit end (also Ctrl-D). Anythin
 // arrive. It returns the exit status: 0, or 1 when the bot could not be reached or refused a
 // message.
 func cmdSIPChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return runSIPChat(ctx, args, stdin, stdout, stderr, openTerminal)
+}
+
+// runSIPChat is cmdSIPChat with the way to open the terminal: open returns nil when stdin
+// is not one. On a terminal, the user's keystrokes are read in raw mode with a line editor,
+// and the user's typing is sent to the bot.
+func runSIPChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer,
+	open func(stdin io.Reader, stdout io.Writer) (*chatTerminal, error)) int {
+	rawStdout := stdout
 	stdout = &lockedWriter{w: stdout}
 	fs := flag.NewFlagSet("imbot chat", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -54,6 +63,7 @@ func cmdSIPChat(ctx context.Context, args []string, stdin io.Reader, stdout, std
 
 Chats with a running bot over SIP: each line you type is sent as a message (page mode, or in
 an IM session with --session), and the bot's replies and typing are printed as they arrive.
+On a terminal, your own typing is sent to the bot (idle after 15 s without a key).
 `+sipChatHelp+`Without --to, imbot chat runs the rules in-process (see imbot chat -h).
 
 Flags:
@@ -120,23 +130,30 @@ Flags:
 		}
 	}
 
-	lines := make(chan string)
-	readDone := make(chan error, 1)
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		sc := bufio.NewScanner(stdin)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			case <-stop:
-				return
-			}
-		}
-		readDone <- sc.Err()
-	}()
+	q := newInputQueue()
+	tty, err := open(stdin, rawStdout)
+	if err != nil {
+		fmt.Fprintln(stderr, "imbot chat:", err)
+	}
+	sendTyping := c.SendTypingPage
+	if *session {
+		sendTyping = c.SendTypingInSession
+	}
+	if tty != nil {
+		defer tty.restore()
+		ed := &lineEditor{out: tty.out, compose: newComposer(func(active bool) {
+			q.put(chatInput{kind: chatTyping, active: active})
+		})}
+		stdout, stderr = ed.above(tty.out), ed.above(stderr)
+		v.redirect(stdout)
+		defer ed.close()
+		go ed.run(tty.in, q)
+	} else {
+		go readLines(stdin, q)
+	}
 
 	status := 0
+	typingRefused := false
 	end := func() int {
 		if ctx.Err() == nil {
 			v.settle(ctx, *linger)
@@ -153,6 +170,54 @@ Flags:
 		}
 		return status
 	}
+	// handle acts on one input; done reports that the chat ends.
+	handle := func(in chatInput) (done bool) {
+		switch in.kind {
+		case chatEnd:
+			if in.err != nil {
+				fmt.Fprintln(stderr, "imbot chat: reading input:", in.err)
+			}
+			return true
+		case chatTyping:
+			tctx, cancel := context.WithTimeout(ctx, *timeout)
+			err := sendTyping(tctx, in.active)
+			cancel()
+			if err != nil && ctx.Err() == nil && !typingRefused {
+				typingRefused = true // said once: the chat goes on without
+				fmt.Fprintln(stderr, "imbot chat: sending your typing:", explain(err, password != ""))
+			}
+			return false
+		}
+		line := in.line
+		text := strings.TrimSpace(line)
+		switch {
+		case text == "":
+			return false
+		case text == "/quit":
+			return true
+		case text == "/help":
+			fmt.Fprint(stdout, sipChatHelp)
+			return false
+		case strings.HasPrefix(text, "/") && !strings.Contains(text, " "):
+			fmt.Fprintf(stdout, "* unknown command %s; /help lists them\n", text)
+			return false
+		}
+		refused := v.sending()
+		sctx, cancel := context.WithTimeout(ctx, *timeout) // ends the wait for an answer
+		var err error
+		if *session {
+			err = c.SendInSession(sctx, line)
+		} else {
+			_, err = c.SendPage(sctx, line)
+		}
+		cancel()
+		if err != nil {
+			refused()
+			fmt.Fprintln(stderr, "imbot chat:", explain(err, password != ""))
+			status = 1
+		}
+		return false
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -160,37 +225,11 @@ Flags:
 		case <-c.Ended():
 			fmt.Fprintln(stdout, "* the bot ended the session")
 			return status
-		case err := <-readDone:
-			if err != nil {
-				fmt.Fprintln(stderr, "imbot chat: reading input:", err)
-			}
-			return end()
-		case line := <-lines:
-			text := strings.TrimSpace(line)
-			switch {
-			case text == "":
-				continue
-			case text == "/quit":
-				return end()
-			case text == "/help":
-				fmt.Fprint(stdout, sipChatHelp)
-				continue
-			case strings.HasPrefix(text, "/") && !strings.Contains(text, " "):
-				fmt.Fprintf(stdout, "* unknown command %s; /help lists them\n", text)
-				continue
-			}
-			refused := v.sending()
-			sctx, cancel := context.WithTimeout(ctx, *timeout) // ends the wait for an answer
-			if *session {
-				err = c.SendInSession(sctx, line)
-			} else {
-				_, err = c.SendPage(sctx, line)
-			}
-			cancel()
-			if err != nil {
-				refused()
-				fmt.Fprintln(stderr, "imbot chat:", explain(err, password != ""))
-				status = 1
+		case <-q.signal:
+			for _, in := range q.take() {
+				if handle(in) {
+					return end()
+				}
 			}
 		}
 	}
@@ -289,6 +328,13 @@ func (v *chatView) settle(ctx context.Context, max time.Duration) {
 			return
 		}
 	}
+}
+
+// redirect sends what is shown from now on to w.
+func (v *chatView) redirect(w io.Writer) {
+	v.mu.Lock()
+	v.w = w
+	v.mu.Unlock()
 }
 
 func (v *chatView) show(ev imEvent) {

@@ -49,6 +49,13 @@ func startEchoBot(t *testing.T, trust bot.TrustConfig) *echoBot {
 		}
 		return nil
 	}))
+	runBot(t, b)
+	return e
+}
+
+// runBot runs b until the test ends, and returns once it serves.
+func runBot(t *testing.T, b *bot.Bot) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
@@ -59,7 +66,6 @@ func startEchoBot(t *testing.T, trust bot.TrustConfig) *echoBot {
 		}
 	})
 	<-b.Ready()
-	return e
 }
 
 // uri is the bot's address, with ;transport=tcp for tcp.
