@@ -164,7 +164,15 @@ type lineEditor struct {
 	mu      sync.Mutex
 	line    []rune
 	closed  bool // the input ended: no prompt is drawn any more
+	// history holds the lines sent, oldest first (at most maxHistory); at is the entry Up
+	// and Down show, len(history) for the line being typed, kept in draft meanwhile.
+	history []string
+	at      int
+	draft   []rune
 }
+
+// maxHistory bounds the lines Up and Down go through.
+const maxHistory = 500
 
 // close ends the editing: the prompt is cleared and not drawn again, and no more typing
 // is reported.
@@ -255,7 +263,12 @@ func (e *lineEditor) run(in io.Reader, q *inputQueue) {
 			return
 		}
 		if k == keyEscape {
-			skipEscape(r)
+			switch skipEscape(r) {
+			case 'A':
+				e.browse(-1)
+			case 'B':
+				e.browse(+1)
+			}
 			prev = k
 			continue
 		}
@@ -294,6 +307,13 @@ func (e *lineEditor) key(k, prev rune, q *inputQueue) (end bool) {
 			}
 		}
 		q.put(chatInput{kind: chatLine, line: line})
+		if line != "" && (len(e.history) == 0 || e.history[len(e.history)-1] != line) {
+			e.history = append(e.history, line)
+			if len(e.history) > maxHistory {
+				e.history = e.history[len(e.history)-maxHistory:]
+			}
+		}
+		e.at, e.draft = len(e.history), nil
 		e.echo(chatPrompt)
 	case k == keyBackspace || k == keyDelete:
 		if len(e.line) == 0 {
@@ -329,22 +349,66 @@ func (e *lineEditor) key(k, prev rune, q *inputQueue) (end bool) {
 	return false
 }
 
+// browse shows the line sent before (step -1, the Up key) or after (+1, Down) the one shown,
+// back to the line being typed after the newest.
+func (e *lineEditor) browse(step int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return
+	}
+	if e.at > len(e.history) {
+		e.at = len(e.history)
+	}
+	to := e.at + step
+	if to < 0 || to > len(e.history) {
+		return
+	}
+	if e.at == len(e.history) {
+		e.draft = append([]rune(nil), e.line...)
+	}
+	e.at = to
+	if to == len(e.history) {
+		e.line = append([]rune(nil), e.draft...)
+	} else {
+		e.line = []rune(e.history[to])
+	}
+	e.redraw()
+	if e.compose != nil {
+		if len(e.line) == 0 {
+			e.compose.cleared()
+		} else {
+			e.compose.keystroke()
+		}
+	}
+}
+
 // skipEscape consumes the rest of an escape sequence (arrow keys and the like): ESC [
-// parameters and a final byte, or ESC and one more byte.
-func skipEscape(r *bufio.Reader) {
+// parameters and a final byte, or ESC and one more byte. It returns the final byte of a
+// sequence without parameters ('A' for Up, 'B' for Down), else 0.
+func skipEscape(r *bufio.Reader) byte {
 	if r.Buffered() == 0 {
-		return // a lone Escape key
+		return 0 // a lone Escape key
 	}
 	b, err := r.ReadByte()
 	if err != nil || (b != '[' && b != 'O') {
-		return
+		return 0
 	}
+	params := false
 	for r.Buffered() > 0 {
 		c, err := r.ReadByte()
-		if err != nil || (c >= 0x40 && c <= 0x7e) {
-			return
+		if err != nil {
+			return 0
 		}
+		if c >= 0x40 && c <= 0x7e {
+			if params {
+				return 0
+			}
+			return c
+		}
+		params = true
 	}
+	return 0
 }
 
 // chatTerminal is the terminal imbot chat reads keystrokes from in raw mode.

@@ -65,7 +65,11 @@ func TestLineEditor(t *testing.T) {
 		{"ctrl-c ends", "one\rtwo\x03", []string{"typing true", "line one", "typing true", "typing false", "end"}},
 		{"crlf is one enter", "a\r\nb\n", []string{"typing true", "line a", "typing true", "line b", "end"}},
 		{"empty enter", "\r", []string{"line ", "end"}},
-		{"arrow keys ignored", "\x1b[Aok\x1b[D\r", []string{"typing true", "line ok", "end"}},
+		{"arrow keys with no history, left and right ignored", "\x1b[Aok\x1b[D\r", []string{"typing true", "line ok", "end"}},
+		{"up recalls the last line sent", "one\r\x1b[A\r", []string{"typing true", "line one", "typing true", "line one", "end"}},
+		{"up then down is the line being typed", "a\rb\x1b[A\x1b[B\r", []string{"typing true", "line a", "typing true", "line b", "end"}},
+		{"up stops at the oldest line", "x\ry\r\x1b[A\x1b[A\x1b[A\r", []string{"typing true", "line x", "typing true", "line y", "typing true", "line x", "end"}},
+		{"down past the newest is the empty draft", "x\r\x1b[A\x1b[B\r", []string{"typing true", "line x", "typing true", "typing false", "line ", "end"}},
 		{"other control keys ignored", "o\x01\x02k\r", []string{"typing true", "line ok", "end"}},
 		{"unicode", "héllo wörld\x7f\r", []string{"typing true", "line héllo wörl", "end"}},
 	}

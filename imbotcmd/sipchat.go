@@ -29,7 +29,8 @@ func wantsSIPChat(args []string) bool {
 }
 
 const sipChatHelp = `Commands: /help this help, /quit end (also Ctrl-D or Ctrl-C). Anything else is sent to the bot.
-On a terminal, Backspace deletes, Ctrl-U clears the line, and your typing is shown to the bot.
+On a terminal, Backspace deletes, Ctrl-U clears the line, Up and Down go through the lines
+you sent, and your typing is shown to the bot.
 `
 
 // cmdSIPChat chats with a running bot over SIP from the terminal: it reads lines from stdin
