@@ -344,3 +344,55 @@ var (
 	_ handlers.UnmatchedStore  = (*store.Memory)(nil)
 	_ handlers.RatingStore     = (*store.Memory)(nil)
 )
+
+// TestUpgradeHandoffs: a database of schema version 4 (handoffs without their offer
+// fields) keeps its handoffs through the upgrade to the offer fields of version 5, which
+// start empty and are saved from then on.
+func TestUpgradeHandoffs(t *testing.T) {
+	ctx := testCtx(t)
+	migs, err := loadMigrations(migrationFS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(migs) < 5 {
+		t.Skip("fewer than five migrations")
+	}
+	path := filepath.Join(t.TempDir(), "v4.db")
+	old, err := open(ctx, path, migs[:4], Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := time.Now().Truncate(time.Second)
+	h := store.Handoff{ID: 7, UserKey: "bot alice", UserURI: "sip:alice@example.com", Verified: true, UserName: "alice",
+		Reason: "a human please", State: store.HandoffAccepted, Agent: "sip:ann@example.com", Started: started}
+	// Written as version 4 wrote it: its columns only.
+	if _, err := old.w.ExecContext(ctx, `INSERT INTO handoffs (id, user_key, user_uri, verified, user_name, reason, state, agent, started)
+		VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?)`, h.ID, h.UserKey, h.UserURI, h.UserName, h.Reason, h.State, h.Agent, fmtTime(started)); err != nil {
+		t.Fatalf("a handoff in a version 4 database: %v", err)
+	}
+	old.Close()
+
+	db, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	got, err := db.Handoffs(ctx)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("handoffs after the upgrade: %+v, %v", got, err)
+	}
+	g := got[0]
+	if g.ID != 7 || g.UserKey != h.UserKey || g.Agent != h.Agent || g.State != store.HandoffAccepted || !g.Verified ||
+		len(g.Offered) != 0 || !g.OfferDeadline.IsZero() || len(g.Lapsed) != 0 {
+		t.Errorf("handoff after the upgrade: %+v", g)
+	}
+	g.State, g.Offered, g.Lapsed = store.HandoffOffered, []string{"sip:bob@example.com"}, []string{"sip:ann@example.com"}
+	g.OfferDeadline = started.Add(time.Minute)
+	if err := db.SaveHandoff(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := db.Handoffs(ctx); len(got) != 1 || len(got[0].Offered) != 1 || got[0].Offered[0] != "sip:bob@example.com" ||
+		len(got[0].Lapsed) != 1 || !got[0].OfferDeadline.Equal(started.Add(time.Minute)) {
+		t.Errorf("offer fields after the upgrade: %+v", got)
+	}
+}
