@@ -74,8 +74,10 @@ func WithTyping(d time.Duration) ReplyOption {
 }
 
 // responder is the Responder of one event. Typing lives in the session (typing.go): the
-// responder only says when the handler's work starts and ends.
+// responder only says when the handler's work starts and ends. It records who answered.
 type responder struct {
+	Answers
+
 	s  *Session
 	ev *Event
 

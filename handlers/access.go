@@ -140,7 +140,7 @@ func (a *AccessList) Middleware() bot.Middleware {
 			if !ok || a.Allowed(c.Peer) {
 				return next.Handle(ctx, w, ev)
 			}
-			Answered(ctx, "access")
+			bot.SetAnswerer(w, "access")
 			if ev.Kind != bot.EventSessionEnd {
 				w.End()
 			}

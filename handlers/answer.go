@@ -1,97 +1,41 @@
 package handlers
 
 import (
-	"context"
-	"slices"
-	"strings"
-	"sync"
-
 	"github.com/imbot-dev/imbot/bot"
 )
 
-// answerKey is the context key of the *answer of an event. A pointer-free empty struct key
-// costs no allocation.
-type answerKey struct{}
-
-// answer records who answered one event. The middleware of this package share one per event.
-type answer struct {
-	mu      sync.Mutex
-	names   []string
-	noMatch bool
-}
-
-// track returns ctx carrying an answer record, reusing the one an outer middleware made.
-func track(ctx context.Context) (context.Context, *answer) {
-	if a, ok := ctx.Value(answerKey{}).(*answer); ok {
-		return ctx, a
+// recording returns w if it records who answered (bot.AnswerRecorder, directly or through
+// the Responders it wraps), or w wrapped in a Responder that does: the middleware of this
+// package read who answered from the Responder once the chain has returned.
+func recording(w bot.Responder) bot.Responder {
+	if bot.RecordsAnswers(w) {
+		return w
 	}
-	a := &answer{}
-	return context.WithValue(ctx, answerKey{}, a), a
+	return &answerResponder{Responder: w}
 }
 
-// Answered records that the rule or handler called name answered the event handled with
-// ctx. The rules engine calls it for every rule that fires; a Go handler may call it with
-// its own name. Several calls record several names, in order. Without a middleware of this
-// package in the chain it does nothing.
-func Answered(ctx context.Context, name string) {
-	if a, ok := ctx.Value(answerKey{}).(*answer); ok && name != "" {
-		a.mu.Lock()
-		a.names = append(a.names, name)
-		a.mu.Unlock()
-	}
+// answerResponder adds a record of who answered to a Responder that keeps none.
+type answerResponder struct {
+	bot.Responder
+	bot.Answers
 }
 
-// NoMatch records that no rule matched the event handled with ctx, even if a fallback
-// replied. It counts in the no-match metric, is logged by LogUnmatched and counts towards a
-// handoff after repeated no-match.
-func NoMatch(ctx context.Context) {
-	if a, ok := ctx.Value(answerKey{}).(*answer); ok {
-		a.mu.Lock()
-		a.noMatch = true
-		a.mu.Unlock()
-	}
+// Unwrap returns the Responder r wraps.
+func (r *answerResponder) Unwrap() bot.Responder { return r.Responder }
+
+// Unanswered reports whether the message w responded to went unmatched: nothing matched
+// (bot.SetNoMatch), or nobody recorded an answer (bot.SetAnswerer) and nothing was replied.
+func Unanswered(w bot.Responder) bool {
+	return bot.NoMatchOf(w) || (len(bot.AnswerersOf(w)) == 0 && w.Replied() == 0)
 }
 
-// Answerers returns the names recorded with Answered for the event handled with ctx, in
-// order.
-func Answerers(ctx context.Context) []string {
-	if a, ok := ctx.Value(answerKey{}).(*answer); ok {
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		return slices.Clone(a.names)
-	}
-	return nil
-}
-
-// Answerer returns the last name recorded with Answered for the event handled with ctx, or
-// "": the rule or handler that wrote what is being sent now.
-func Answerer(ctx context.Context) string {
-	if a, ok := ctx.Value(answerKey{}).(*answer); ok {
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		if len(a.names) > 0 {
-			return a.names[len(a.names)-1]
-		}
+// lastAnswerer returns the last name recorded on w with bot.SetAnswerer, or "": the rule or
+// handler that wrote what is being sent now.
+func lastAnswerer(w bot.Responder) string {
+	if names := bot.AnswerersOf(w); len(names) > 0 {
+		return names[len(names)-1]
 	}
 	return ""
-}
-
-// Unanswered reports whether the message handled with ctx went unmatched: NoMatch was
-// called, or nobody recorded an answer and nothing was replied.
-func Unanswered(ctx context.Context, w bot.Responder) bool {
-	a, ok := ctx.Value(answerKey{}).(*answer)
-	if !ok {
-		return w.Replied() == 0
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.noMatch || (len(a.names) == 0 && w.Replied() == 0)
-}
-
-func (a *answer) summary() (names string, noMatch bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return strings.Join(a.names, ","), a.noMatch
 }
 
 // conv is what the middleware of this package need to know about an event's conversation.

@@ -30,10 +30,12 @@
 // # Who answered
 //
 // Logging, Metrics, Transcript, LogUnmatched and Handoff need to know which rule or handler
-// answered an event, and whether nothing matched. Whoever answers says so on the event's
-// context with Answered(ctx, name) or NoMatch(ctx); the middleware of this package read it
-// with Answerers and Unanswered. The first middleware of this package in the chain makes the
-// context able to carry the answer; without one, Answered and NoMatch do nothing.
+// answered an event, and whether nothing matched. Whoever answers says so on the Responder
+// it was given, with bot.SetAnswerer(w, name) or bot.SetNoMatch(w) (the rules engine does it
+// for its rules); the middleware of this package read it from the Responder once the rest of
+// the chain has returned (bot.AnswerersOf, bot.NoMatchOf, Unanswered). A middleware that
+// wraps the Responder gives its wrapper an Unwrap() bot.Responder method so that the record
+// reaches the Responder underneath.
 //
 // # Verified senders
 //

@@ -268,7 +268,7 @@ func (h *Handoff) Handler() bot.Handler {
 		if h.agentFor(c.Peer.URI) != nil {
 			return nil
 		}
-		Answered(ctx, "handoff")
+		bot.SetAnswerer(w, "handoff")
 		return h.start(ctx, w, ev, c)
 	})
 }
@@ -365,7 +365,7 @@ func (h *Handoff) handle(ctx context.Context, w bot.Responder, ev *bot.Event, ne
 	if !ok {
 		return next.Handle(ctx, w, ev)
 	}
-	ctx, _ = track(ctx)
+	w = recording(w)
 	if a := h.agentFor(c.Peer.URI); a != nil {
 		if !c.Peer.Verified {
 			return h.unverifiedAgent(ctx, w, ev, c, a)
@@ -398,7 +398,7 @@ func (h *Handoff) handle(ctx context.Context, w bot.Responder, ev *bot.Event, ne
 	switch ev.Kind {
 	case bot.EventMessage:
 		if h.triggered(ev.Text) {
-			Answered(ctx, "handoff")
+			bot.SetAnswerer(w, "handoff")
 			h.resetNoMatch(c.Key)
 			return h.start(ctx, w, ev, c)
 		}
@@ -412,7 +412,7 @@ func (h *Handoff) handle(ctx context.Context, w bot.Responder, ev *bot.Event, ne
 	if err != nil || h.cfg.NoMatchLimit <= 0 {
 		return err
 	}
-	if !Unanswered(ctx, w) {
+	if !Unanswered(w) {
 		h.resetNoMatch(c.Key)
 		return nil
 	}

@@ -17,7 +17,7 @@ func (h *Handoff) unverifiedAgent(ctx context.Context, w bot.Responder, ev *bot.
 	if ev.Kind != bot.EventMessage {
 		return nil
 	}
-	Answered(ctx, "handoff")
+	bot.SetAnswerer(w, "handoff")
 	source := ""
 	if req := ev.SIPRequest(); req != nil {
 		source = req.Source()
@@ -61,7 +61,7 @@ func (h *Handoff) fromAgent(ctx context.Context, w bot.Responder, ev *bot.Event,
 			}
 			h.toAgent(ctx, s, a, h.fill(h.texts.AgentHelp, &handoff{}, a.Name))
 		}
-		Answered(ctx, "handoff")
+		bot.SetAnswerer(w, "handoff")
 		return true
 	}
 	h.mu.Lock()
@@ -79,7 +79,7 @@ func (h *Handoff) fromAgent(ctx context.Context, w bot.Responder, ev *bot.Event,
 	if target == nil && len(a.active) == 0 && len(a.offers) > 0 {
 		h.mu.Unlock()
 		h.accept(ctx, s, a, 0, text) // the first words of an agent accept the oldest offer
-		Answered(ctx, "handoff")
+		bot.SetAnswerer(w, "handoff")
 		return true
 	}
 	h.mu.Unlock()
@@ -88,10 +88,10 @@ func (h *Handoff) fromAgent(ctx context.Context, w bot.Responder, ev *bot.Event,
 			return false
 		}
 		h.toAgent(ctx, s, a, h.fill(h.texts.AgentHelp, &handoff{}, a.Name))
-		Answered(ctx, "handoff")
+		bot.SetAnswerer(w, "handoff")
 		return true
 	}
-	Answered(ctx, "handoff")
+	bot.SetAnswerer(w, "handoff")
 	h.relayToUser(ctx, s, target, a, text)
 	return true
 }

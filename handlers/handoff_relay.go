@@ -141,7 +141,7 @@ func (h *Handoff) fromUser(ctx context.Context, w bot.Responder, ev *bot.Event, 
 	}
 	switch ev.Kind {
 	case bot.EventMessage:
-		Answered(ctx, "handoff")
+		bot.SetAnswerer(w, "handoff")
 		h.mu.Lock()
 		if h.byID[ho.id] != ho {
 			h.mu.Unlock()

@@ -43,7 +43,7 @@ func Help(topics func() []HelpTopic) bot.Middleware {
 			if topics != nil {
 				list = topics()
 			}
-			Answered(ctx, "help")
+			bot.SetAnswerer(w, "help")
 			return w.Reply(ctx, HelpText(list))
 		})
 	}

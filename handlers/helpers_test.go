@@ -40,13 +40,13 @@ var echo = bot.HandlerFunc(func(ctx context.Context, w bot.Responder, ev *bot.Ev
 		return nil
 	}
 	if ev.Text == "???" {
-		NoMatch(ctx)
+		bot.SetNoMatch(w)
 		return w.Reply(ctx, "Sorry?")
 	}
 	if ev.Text == "fail" {
 		return errors.New("echo failed")
 	}
-	Answered(ctx, "echo")
+	bot.SetAnswerer(w, "echo")
 	return w.Reply(ctx, "echo: "+ev.Text)
 })
 

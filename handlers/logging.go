@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/imbot-dev/imbot/bot"
@@ -11,7 +12,7 @@ import (
 // Logging returns middleware that writes one log line per event once the chain has handled
 // it: the session, the event kind, the conversation mode, the peer and whether it is verified
 // (bot.Peer.Verified: otherwise its address is only what it claims), who answered (see
-// Answered), whether nothing matched, how many replies went out, the latency and the error
+// bot.SetAnswerer), whether nothing matched, how many replies went out, the latency and the error
 // if any. Messages, session starts and ends and idle timeouts are logged at Info, typing at
 // Debug, failures at Warn (the runtime logs the failure itself, with its correlation ID, at
 // Error). A nil logger means slog.Default().
@@ -31,7 +32,7 @@ func Logging(logger *slog.Logger) bot.Middleware {
 			if log == nil {
 				log = slog.Default()
 			}
-			ctx, a := track(ctx)
+			w = recording(w)
 			start := time.Now()
 			err := next.Handle(ctx, w, ev)
 			latency := time.Since(start)
@@ -47,15 +48,14 @@ func Logging(logger *slog.Logger) bot.Middleware {
 				return err
 			}
 			c, _ := convOf(ev)
-			names, noMatch := a.summary()
 			attrs := []slog.Attr{
 				slog.String("session", c.ID),
 				slog.String("kind", ev.Kind.String()),
 				slog.String("mode", c.Mode.String()),
 				slog.String("peer", c.Peer.URI),
 				slog.Bool("verified", c.Peer.Verified),
-				slog.String("answered", names),
-				slog.Bool("nomatch", noMatch),
+				slog.String("answered", strings.Join(bot.AnswerersOf(w), ",")),
+				slog.Bool("nomatch", bot.NoMatchOf(w)),
 				slog.Int("replies", w.Replied()),
 				slog.Duration("latency", latency),
 			}

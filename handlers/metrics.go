@@ -26,8 +26,8 @@ import (
 //
 //	messages_in_total{mode}          messages received, by conversation mode (page, session)
 //	messages_out_total{mode}         text messages the peers accepted (see ObserveMessageOut)
-//	rule_hits_total{rule}            events answered, by rule or handler name (see Answered)
-//	no_match_total                   messages nothing matched (see NoMatch)
+//	rule_hits_total{rule}            events answered, by rule or handler name (see bot.SetAnswerer)
+//	no_match_total                   messages nothing matched (see bot.SetNoMatch)
 //	handler_duration_seconds{kind}   time the rest of the chain took, by event kind
 //	active_sessions                  conversations open now
 //	sip_responses_total{code}        SIP responses, by status code (see ObserveSIPResponse)
@@ -115,20 +115,17 @@ func (m *Metrics) Middleware() bot.Middleware {
 			case bot.EventSessionEnd:
 				m.active.Dec()
 			}
-			ctx, a := track(ctx)
+			w = recording(w)
 			start := time.Now()
 			err := next.Handle(ctx, w, ev)
 			m.latency.WithLabelValues(ev.Kind.String()).Observe(time.Since(start).Seconds())
 			if err != nil {
 				m.errors.WithLabelValues(ev.Kind.String()).Inc()
 			}
-			a.mu.Lock()
-			names, noMatch := a.names, a.noMatch
-			for _, n := range names {
+			for _, n := range bot.AnswerersOf(w) {
 				m.ruleHits.WithLabelValues(n).Inc()
 			}
-			a.mu.Unlock()
-			if noMatch && ev.Kind == bot.EventMessage {
+			if bot.NoMatchOf(w) && ev.Kind == bot.EventMessage {
 				m.noMatch.Inc()
 			}
 			return err

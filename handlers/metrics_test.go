@@ -30,7 +30,7 @@ func TestMetricsCounts(t *testing.T) {
 	m := newMetrics(t)
 	typer := bot.HandlerFunc(func(ctx context.Context, w bot.Responder, ev *bot.Event) error {
 		if ev.Text == "slow" {
-			Answered(ctx, "slow")
+			bot.SetAnswerer(w, "slow")
 			_ = w.Typing(ctx)
 			return w.Reply(ctx, "done")
 		}

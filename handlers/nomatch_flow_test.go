@@ -32,14 +32,13 @@ rules:
     reply: "Sorry?"
 `
 
-// TestHandoffNoMatchOutsideFlows: the no-match trigger, wired as imbot wires it (the rules'
-// OnNoMatch is NoMatch), counts the messages only a fallback answered outside a flow: three
+// TestHandoffNoMatchOutsideFlows: the no-match trigger, fed by the rules engine (it records
+// a no-match on the Responder), counts the messages only a fallback answered outside a flow: three
 // answers of a flow state's fallback hand nobody over, three of the global fallback do.
 func TestHandoffNoMatchOutsideFlows(t *testing.T) {
 	ctx := testCtx(t)
 	e, err := rules.New(rules.Options{
 		FS: fstest.MapFS{"rules.yaml": {Data: []byte(flowRules)}}, Store: &store.Memory{}, Logger: discardLogger(),
-		OnRule: Answered, OnNoMatch: NoMatch,
 	}, "rules.yaml")
 	if err != nil {
 		t.Fatal(err)

@@ -188,7 +188,7 @@ func (l *limiter) middleware(cfg RateLimitConfig) bot.Middleware {
 			if v == allow {
 				return next.Handle(ctx, w, ev)
 			}
-			Answered(ctx, "ratelimit")
+			bot.SetAnswerer(w, "ratelimit")
 			reply := cfg.Reply
 			if cfg.Relayed != nil && cfg.Relayed(c.Key) {
 				v = warn // the words were meant for a person: never drop them unnoticed

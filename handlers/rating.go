@@ -35,7 +35,7 @@ func Rating(s RatingStore, scale int, thanks string) bot.Handler {
 		if ev.Kind != bot.EventMessage || !ok {
 			return nil
 		}
-		Answered(ctx, "rating")
+		bot.SetAnswerer(w, "rating")
 		loc := firstNumber.FindStringIndex(ev.Text)
 		score := 0
 		if loc != nil {

@@ -16,7 +16,7 @@ const storeTimeout = 5 * time.Second
 // each message the peer sends (store.In) as soon as it arrives, and each reply (store.Out)
 // once it was sent, whatever the event that caused it (a greeting on session start, a
 // farewell on idle). Entries carry the session, the conversation key, the peer and the time;
-// replies carry the rule or handler that answered (see Answered), as it was when the reply
+// replies carry the rule or handler that answered (see bot.SetAnswerer), as it was when the reply
 // went out. Typing is not recorded.
 //
 // A failed write is logged (slog.Default) and does not disturb the conversation. Place
@@ -29,7 +29,7 @@ func Transcript(s TranscriptStore) bot.Middleware {
 			if !ok {
 				return next.Handle(ctx, w, ev)
 			}
-			ctx, _ = track(ctx)
+			w = recording(w)
 			if ev.Kind == bot.EventMessage {
 				appendEntry(ctx, s, store.TranscriptEntry{
 					SessionID: c.ID, Key: c.Key, Direction: store.In, Peer: c.Peer.URI, Text: Visible(ev.Text), Time: eventTime(ev),
@@ -63,6 +63,9 @@ type transcriptResponder struct {
 	c conv
 }
 
+// Unwrap returns the Responder r wraps, so that bot.SetAnswerer reaches it.
+func (r *transcriptResponder) Unwrap() bot.Responder { return r.Responder }
+
 func (r *transcriptResponder) Reply(ctx context.Context, text string, opts ...bot.ReplyOption) error {
 	start := time.Now() // stores order by time: the peer may answer before the 200 comes back
 	if err := r.Responder.Reply(ctx, text, opts...); err != nil {
@@ -70,7 +73,7 @@ func (r *transcriptResponder) Reply(ctx context.Context, text string, opts ...bo
 	}
 	appendEntry(ctx, r.s, store.TranscriptEntry{
 		SessionID: r.c.ID, Key: r.c.Key, Direction: store.Out, Peer: r.c.Peer.URI, Text: text,
-		Time: start, Answerer: Answerer(ctx),
+		Time: start, Answerer: lastAnswerer(r.Responder),
 	})
 	return nil
 }

@@ -28,7 +28,7 @@ func TestTranscript(t *testing.T) {
 	greeter := bot.HandlerFunc(func(ctx context.Context, w bot.Responder, ev *bot.Event) error {
 		switch ev.Kind {
 		case bot.EventSessionStart:
-			Answered(ctx, "greet")
+			bot.SetAnswerer(w, "greet")
 			return w.Reply(ctx, "Hello!")
 		case bot.EventTyping:
 			return w.Typing(ctx)

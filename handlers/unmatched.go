@@ -10,7 +10,7 @@ import (
 )
 
 // LogUnmatched returns middleware that records in s every message nothing matched: the
-// rules reported NoMatch (a fallback reply does not count as a match), or nobody recorded an
+// rules reported no match (bot.SetNoMatch: a fallback reply does not count as a match), or nobody recorded an
 // answer and nothing was replied. Rule authors read the list to see what users ask that the
 // rules do not cover. Place it outside the rules engine. A failed write is logged
 // (slog.Default) and does not disturb the conversation.
@@ -21,9 +21,9 @@ func LogUnmatched(s UnmatchedStore) bot.Middleware {
 			if ev.Kind != bot.EventMessage || !ok || strings.TrimSpace(ev.Text) == "" {
 				return next.Handle(ctx, w, ev)
 			}
-			ctx, _ = track(ctx)
+			w = recording(w)
 			err := next.Handle(ctx, w, ev)
-			if err == nil && Unanswered(ctx, w) {
+			if err == nil && Unanswered(w) {
 				wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 				defer cancel()
 				u := store.Unmatched{Key: c.Key, SessionID: c.ID, Peer: c.Peer.URI, Text: ev.Text, Time: eventTime(ev)}

@@ -25,9 +25,9 @@ import (
 // ruleOptions are the rules options shared by run, check, test and chat: the functions and
 // handlers built into imbot, and those of plugins (see Plugin).
 func ruleOptions(st store.StateStore, log *slog.Logger, extra rules.Handlers, funcs rules.Funcs) rules.Options {
-	opts := rules.Options{Store: st, Logger: log, Handlers: rules.Handlers{}, Funcs: rules.Funcs{},
-		// Rule hits and no-matches reach the logs, metrics, unmatched list and handoff.
-		OnRule: handlers.Answered, OnNoMatch: handlers.NoMatch}
+	// The engine records rule hits and no-matches on the Responder, where the logs, metrics,
+	// unmatched list and handoff read them.
+	opts := rules.Options{Store: st, Logger: log, Handlers: rules.Handlers{}, Funcs: rules.Funcs{}}
 	for name, h := range extra {
 		opts.Handlers[name] = h
 	}

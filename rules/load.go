@@ -55,13 +55,15 @@ type Options struct {
 	Now func() time.Time
 	// Rand returns a number in [0, n) to pick a reply; nil means math/rand/v2.
 	Rand func(n int) int
-	// OnRule, when set, is called with the name of every rule that answers an event, for
-	// metrics and logs (handlers.Answered fits).
+	// OnRule, when set, is called with the name of every rule that answers an event. The
+	// engine records the name on the event's Responder itself (bot.SetAnswerer), where the
+	// logging, transcript and metrics middleware read it: the hook is for anything else.
 	OnRule func(ctx context.Context, rule string)
 	// OnNoMatch, when set, is called for a message that only a fallback rule answered in the
-	// start state, so it can be counted and logged as unmatched (handlers.NoMatch fits). A
-	// fallback that answers inside a flow (any other state) is not a no-match: it answers
-	// what the flow asked.
+	// start state. The engine records it on the event's Responder itself (bot.SetNoMatch),
+	// where it is counted and logged as unmatched: the hook is for anything else. A fallback
+	// that answers inside a flow (any other state) is not a no-match: it answers what the
+	// flow asked.
 	OnNoMatch func(ctx context.Context)
 	// Limits bound what one event may cost; the zero value has the defaults.
 	Limits Limits

@@ -69,7 +69,7 @@ func (e *Engine) handle(ctx context.Context, w bot.Responder, ev *bot.Event, nex
 			return fmt.Errorf("rules: saving conversation: %w", err)
 		}
 	}
-	e.observe(ctx, ev, out)
+	e.observe(ctx, w, ev, out)
 	if f, ok := ctx.Value(outcomeKey{}).(func(*Outcome)); ok {
 		f(out)
 	}
@@ -85,11 +85,13 @@ func (e *Engine) handle(ctx context.Context, w bot.Responder, ev *bot.Event, nex
 	return nil
 }
 
-// observe tells Options.OnRule which rules answered and Options.OnNoMatch about a message
-// that only fallbacks answered outside a flow.
-func (e *Engine) observe(ctx context.Context, ev *bot.Event, out *Outcome) {
+// observe records on w (bot.SetAnswerer, bot.SetNoMatch), and tells Options.OnRule and
+// Options.OnNoMatch, which rules answered and whether only fallbacks answered a message
+// outside a flow.
+func (e *Engine) observe(ctx context.Context, w bot.Responder, ev *bot.Event, out *Outcome) {
 	matched := false
 	for _, st := range out.Steps {
+		bot.SetAnswerer(w, st.Rule)
 		if e.opts.OnRule != nil {
 			e.opts.OnRule(ctx, st.Rule)
 		}
@@ -100,8 +102,11 @@ func (e *Engine) observe(ctx context.Context, ev *bot.Event, out *Outcome) {
 	// than start), a fallback answers what the flow asked ("please answer yes or no"): the
 	// user is being led, not misunderstood.
 	inFlow := out.st != ""
-	if ev.Kind == bot.EventMessage && !matched && !inFlow && len(out.Steps) > 0 && e.opts.OnNoMatch != nil {
-		e.opts.OnNoMatch(ctx)
+	if ev.Kind == bot.EventMessage && !matched && !inFlow && len(out.Steps) > 0 {
+		bot.SetNoMatch(w)
+		if e.opts.OnNoMatch != nil {
+			e.opts.OnNoMatch(ctx)
+		}
 	}
 }
 

@@ -234,8 +234,11 @@ func parsePeer(addr string) (bot.Peer, error) {
 
 // Recorder is a bot.Responder that records what a handler does with it, for unit tests with
 // no SIP, as httptest.ResponseRecorder does for net/http: the replies with their options,
-// the Typing calls and End. The zero value is ready to use; it is safe for concurrent use.
+// the Typing calls and End, and who answered (bot.AnswerRecorder, read with Answerers and
+// NoMatch). The zero value is ready to use; it is safe for concurrent use.
 type Recorder struct {
+	bot.Answers
+
 	// Err, when set, is returned by Reply, which then records nothing: a reply that failed
 	// to go out. Set it before the handler runs.
 	Err error
@@ -246,7 +249,10 @@ type Recorder struct {
 	ended    bool
 }
 
-var _ bot.Responder = (*Recorder)(nil)
+var (
+	_ bot.Responder      = (*Recorder)(nil)
+	_ bot.AnswerRecorder = (*Recorder)(nil)
+)
 
 // Message is one reply a Recorder recorded.
 type Message struct {
