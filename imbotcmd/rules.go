@@ -97,8 +97,9 @@ func (c *cli) cmdCheck(ctx context.Context, args []string, stdout, stderr io.Wri
 	configPath := fs.String("config", "", "a config file to validate, with the rule files it names")
 	stubs := stubFlags{}
 	fs.Var(stubs, "stub", "`name[=value]`: a stand-in for a function the rules call that Go registers elsewhere (repeatable)")
+	verbose := fs.Bool("v", false, "also print what a message costs: the rules indexed, those tried on every message, the regexes no literal anchors")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: imbot check [--config imbot.yaml] [--stub name[=value]]... [FILE...]\n\nValidates a config file, rule files and conversation test files, printing every error as\nfile:line:column. A FILE may be a rule file, a test file (top-level tests:, checked with the\nrule files it names, without running it) or a config file. Exit status 1 when anything is wrong;\nwarnings (what is likely to fail at run time) are printed but do not fail the check.")
+		fmt.Fprintln(stderr, "Usage: imbot check [--config imbot.yaml] [--stub name[=value]]... [-v] [FILE...]\n\nValidates a config file, rule files and conversation test files, printing every error as\nfile:line:column. A FILE may be a rule file, a test file (top-level tests:, checked with the\nrule files it names, without running it) or a config file. Exit status 1 when anything is wrong;\nwarnings (what is likely to fail at run time) are printed but do not fail the check.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -196,6 +197,14 @@ func (c *cli) cmdCheck(ctx context.Context, args []string, stdout, stderr io.Wri
 		o := opts
 		o.Vars = vars
 		result(strings.Join(ruleFiles, ", "), "rules ok", rules.Check(o, ruleFiles...))
+		if *verbose && !failed {
+			if rs, err := rules.Load(o, ruleFiles...); err == nil {
+				st := rs.IndexStats()
+				fmt.Fprintf(stdout, "%s: %d rules: %d indexed (tried only when a word or literal of theirs is in the message), "+
+					"%d tried on every message of their states (%d in every state); %d regexes: %d anchored by a literal of 1-2 bytes, %d by none\n",
+					strings.Join(ruleFiles, ", "), st.Rules, st.Indexed, st.Always, st.AlwaysAnyState, st.Regexes, st.WeakRegexes, st.UnindexedRegexes)
+			}
+		}
 	}
 	// A test file is checked with the rules it names, as imbot test loads them.
 	for _, f := range testFiles {
