@@ -44,6 +44,7 @@ type responder struct {
 	wg        sync.WaitGroup
 
 	mu       sync.Mutex
+	closing  bool // Close began: no new goroutine is started (go_)
 	received []*sip.Request
 	sent     []sentReq
 	sentCh   chan struct{}         // closed and replaced when sent grows
@@ -154,6 +155,9 @@ func (c *readyConn) ReadFrom(b []byte) (int, net.Addr, error) {
 }
 
 func (r *responder) Close() {
+	r.mu.Lock()
+	r.closing = true // wg.Add must not race wg.Wait
+	r.mu.Unlock()
 	r.cancel()
 	r.wg.Wait()
 	if r.pc != nil {
@@ -204,6 +208,11 @@ func (r *responder) Sent(ctx context.Context, n int) []sentReq {
 }
 
 func (r *responder) go_(f func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closing {
+		return
+	}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
