@@ -48,7 +48,7 @@ func (b *Bot) Send(ctx context.Context, to, text string) (Delivery, error) {
 	}
 	// A conversation of its own, never listed: the peer's answer starts the real one.
 	s := &Session{
-		b: b, id: "send " + uri.String(), mode: ModePage, peer: verifiedPeer(uri),
+		b: b, id: "send " + uri.String(), mode: ModePage, peer: verifiedPeer(uri, ""),
 		local: b.identity, pageState: &pageState{peerURI: uri, peerAddr: dest, network: network},
 		started: time.Now(), endedCh: make(chan struct{}),
 	}
@@ -108,8 +108,7 @@ func (b *Bot) Open(ctx context.Context, to string) (*Session, error) {
 		target = c.Address
 	}
 	peerTo := res.To()
-	peer := peerFromURI(peerTo.Address, peerTo.DisplayName)
-	peer.Verified = true // the bot chose whom to call
+	peer := verifiedPeer(peerTo.Address, peerTo.DisplayName) // the bot chose whom to call
 	ourTag, _ := from.Params.Get("tag")
 	peerTag, _ := peerTo.Params.Get("tag")
 	s := &Session{
@@ -175,9 +174,10 @@ func (b *Bot) newOutOfDialog(method sip.RequestMethod, from, uri sip.Uri) (*sip.
 	return req, fh
 }
 
-// verifiedPeer is the Peer of an address the bot chose itself.
-func verifiedPeer(uri sip.Uri) Peer {
-	p := peerFromURI(uri, "")
+// verifiedPeer is the Peer of an address the bot knows to be right: one it chose itself,
+// or one a trusted proxy asserted.
+func verifiedPeer(uri sip.Uri, display string) Peer {
+	p := peerFromURI(uri, display)
 	p.Verified = true
 	return p
 }

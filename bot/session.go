@@ -116,16 +116,15 @@ func (s *Session) received() {
 	}
 }
 
-// closedChan is a channel that is always closed.
-var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
-
 // newerMessage returns a channel that is closed once the peer has sent a message after ev
 // was queued: closed already if it has.
 func (s *Session) newerMessage(ev *Event) <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.turns.Load() > ev.turn {
-		return closedChan
+		c := make(chan struct{}) // rare: the peer wrote again before the delay began
+		close(c)
+		return c
 	}
 	if s.hurry == nil {
 		s.hurry = make(chan struct{})

@@ -290,6 +290,9 @@ func sourceIP(source string) (netip.Addr, bool) {
 // fromProxy reports whether a request from source came through a proxy: a trusted one or
 // the outbound proxy.
 func (b *Bot) fromProxy(source string) bool {
+	if len(b.trust.proxies) == 0 && len(b.proxyIPs) == 0 {
+		return false // nothing to compare with: no need to parse the source
+	}
 	if b.trust.trusted(source) {
 		return true
 	}
@@ -330,9 +333,7 @@ func (b *Bot) identify(ctx context.Context, req *sip.Request) (Peer, *refusal) {
 	from := req.From()
 	if t.trusted(req.Source()) {
 		if uri, display, ok := assertedIdentity(req); ok {
-			p := peerFromURI(uri, display)
-			p.Verified = true
-			return p, nil
+			return verifiedPeer(uri, display), nil
 		}
 		return peerFromURI(from.Address, from.DisplayName), nil
 	}
