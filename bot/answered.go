@@ -81,6 +81,14 @@ func (b *Bot) respondPage(req *sip.Request, tx sip.ServerTransaction) {
 
 // respondTagged answers 200 with a To tag of the caller's.
 func (b *Bot) respondTagged(req *sip.Request, tx sip.ServerTransaction, tag string) {
+	if lt, ok := tx.(*leanServerTx); ok {
+		if err := lt.respondOK(req, tag); err != nil {
+			b.log.Debug("response not sent", "method", req.Method, "code", 200, "err", err)
+			return
+		}
+		b.observeResponse(200)
+		return
+	}
 	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
 	res.SipVersion = "SIP/2.0"
 	if to := res.To(); to != nil {

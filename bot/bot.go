@@ -37,6 +37,7 @@ type Bot struct {
 	answered  answered // page-mode requests answered 200 over UDP (answered.go)
 	// udpReaders are the UDP sockets as sipgo reads them; set by Run before serving.
 	udpReaders []*udpReader
+	lean       *leanUDP       // page mode over UDP without sipgo's transactions (leanudp.go)
 	host       string         // advertised host
 	ports      map[string]int // advertised port by network
 	proxyAddr  string
@@ -117,6 +118,7 @@ func New(cfg Config) (*Bot, error) {
 		ready:    make(chan struct{}),
 	}
 	b.sessions.init()
+	b.lean = newLeanUDP(b)
 	var hosts []string
 	for _, s := range c.Listen {
 		if la, err := parseListen(s); err == nil {
@@ -399,11 +401,15 @@ func (b *Bot) Run(ctx context.Context) error {
 	for i := range serving {
 		if pc := serving[i].pc; pc != nil {
 			reading.Add(1)
-			u := &udpReader{PacketConn: pc, ready: reading.Done}
+			u := &udpReader{PacketConn: pc, ready: reading.Done, lean: b.lean}
 			serving[i].pc = u
 			b.udpReaders = append(b.udpReaders, u)
+			if b.lean.out.Load() == nil {
+				b.lean.out.Store(u) // the first UDP listener: the one the sipgo client sends from
+			}
 		}
 	}
+	b.lean.start()
 	for _, l := range serving {
 		go func(l boundListener) {
 			var err error
@@ -461,6 +467,7 @@ func (b *Bot) Run(ctx context.Context) error {
 	<-regDone
 	stopServe()
 	b.closeListeners()
+	b.lean.close()
 	b.ua.Close()
 	return runErr
 }

@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -31,7 +32,9 @@ func (e *SendError) Error() string { return fmt.Sprintf("peer answered %d %s", e
 // the other, each once the one before was answered.
 func (s *Session) sendText(ctx context.Context, text string) (Delivery, error) {
 	parts := []string{text}
-	if s.replyNetwork() == "udp" {
+	// A text of minSplit bytes or less is never split (a room smaller than minSplit is no
+	// reason to split): its headers need not be measured.
+	if len(text) > minSplit && s.replyNetwork() == "udp" {
 		// Split between words to fit UDP, unless the headers alone leave no sensible room
 		// (a long route set): then the message goes whole, over TCP (dialog.write).
 		if overhead := s.udpOverhead(); overhead+len(text) > udpBudget && udpBudget-overhead >= minSplit {
@@ -162,6 +165,11 @@ func (s *Session) start(parent context.Context, method sip.RequestMethod, conten
 	if s.dlg == nil && s.unreachable.Load() {
 		return nil, ErrPeerUnreachable
 	}
+	if s.dlg == nil && s.b.sendHook == nil && !s.viaProxy() {
+		if wait, err := s.startLean(parent, method, contentType, body); !errors.Is(err, errNotLean) {
+			return wait, err
+		}
+	}
 	req := s.newRequest(method, contentType, body)
 	timeout := s.b.cfg.RequestTimeout
 	if s.dlg == nil && !s.peer.Verified && !s.heard.Load() && !sip.IsReliable(req.Transport()) {
@@ -206,6 +214,37 @@ func (s *Session) start(parent context.Context, method sip.RequestMethod, conten
 	return func() (int, error) {
 		defer cancel()
 		res, err := waitFinal(ctx, tx)
+		s.touch()
+		return s.outcome(parent, method, res, err)
+	}, nil
+}
+
+// startLean is start for a page-mode request straight to the peer's address over UDP: the
+// lean path (leanudp.go). It returns errNotLean when the request cannot take it.
+func (s *Session) startLean(parent context.Context, method sip.RequestMethod, contentType string, body []byte) (func() (int, error), error) {
+	s.mu.Lock()
+	dest, network := s.peerAddr, s.network
+	s.mu.Unlock()
+	if network != "udp" {
+		return nil, errNotLean
+	}
+	timeout := s.b.cfg.RequestTimeout
+	if !s.peer.Verified && !s.heard.Load() {
+		timeout = min(timeout, unprovenWait) // a forged source's victim gets four packets
+	}
+	s.touch()
+	tx, err := s.b.lean.send(method, dest, timeout, func(w *bytes.Buffer, branch string) {
+		s.renderPage(w, branch, method, contentType, body)
+	})
+	switch {
+	case errors.Is(err, errNotLean):
+		return nil, err
+	case err != nil:
+		_, err = s.outcome(parent, method, nil, err)
+		return nil, err
+	}
+	return func() (int, error) {
+		res, err := tx.wait(parent)
 		s.touch()
 		return s.outcome(parent, method, res, err)
 	}, nil

@@ -31,15 +31,22 @@ type udpReader struct {
 	ready    func()
 	last     []byte
 	lastFrom net.Addr
+	lean     *leanUDP // takes page-mode datagrams off sipgo (leanudp.go); nil: none
 }
 
 func (c *udpReader) ReadFrom(p []byte) (int, net.Addr, error) {
 	c.once.Do(c.ready)
-	n, addr, err := c.PacketConn.ReadFrom(p)
-	if err == nil {
+	for {
+		n, addr, err := c.PacketConn.ReadFrom(p)
+		if err != nil {
+			return n, addr, err
+		}
+		if c.lean != nil && c.lean.take(c, p[:n], addr) {
+			continue
+		}
 		c.last, c.lastFrom = p[:n], addr
+		return n, addr, nil
 	}
-	return n, addr, err
 }
 
 // unparsableHook passes sipgo's transport log records on, and answers the datagrams they

@@ -50,14 +50,17 @@ func (e tooLargeError) Unwrap() []error { return []error{ErrTooLarge, ErrMalform
 
 // MediaType parses a Content-Type value leniently. It returns the lowercased
 // media type ("type/subtype", spaces removed) and the parameters with
-// lowercased keys and unquoted values; params is never nil. A parameter
+// lowercased keys and unquoted values; params is nil when there are none (reading
+// a nil map is fine; do not write to it). A parameter
 // without a value maps to "", and the first occurrence of a repeated parameter
 // wins. It never fails: junk yields whatever could be recognised.
 func MediaType(contentType string) (mediaType string, params map[string]string) {
-	params = make(map[string]string)
+	if isPlainType(contentType) {
+		return strings.ToLower(contentType), nil // the common case, without splitting
+	}
 	segs := splitQuoted(contentType, ';')
 	if len(segs) == 0 {
-		return "", params
+		return "", nil
 	}
 	mediaType = normalizeType(segs[0])
 	for _, seg := range segs[1:] {
@@ -69,12 +72,30 @@ func MediaType(contentType string) (mediaType string, params map[string]string) 
 		if _, dup := params[key]; dup {
 			continue
 		}
+		if params == nil {
+			params = make(map[string]string, 2)
+		}
 		if hasVal {
 			val = unquote(strings.TrimSpace(val))
 		}
 		params[key] = val
 	}
 	return mediaType, params
+}
+
+// isPlainType reports whether s is a bare "type/subtype" of token characters, with nothing
+// around it: then it is its own media type, lowercased.
+func isPlainType(s string) bool {
+	slash := strings.IndexByte(s, '/')
+	if slash <= 0 || slash == len(s)-1 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if i != slash && !isTokenChar(s[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // normalizeType lowercases "type / subtype", keeping only the RFC 2045 token
