@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -150,6 +151,10 @@ func (l *leanUDP) take(c *udpReader, data []byte, from net.Addr) bool {
 	case bytes.HasPrefix(data, []byte("SIP/2.0 ")):
 		if !bytes.Contains(data, []byte(leanBranch)) {
 			return false
+		}
+		if st, ok := scanStatus(data); ok {
+			l.status(st)
+			return true
 		}
 		msg, err := l.parser.ParseSIP(data)
 		if err != nil {
@@ -453,6 +458,96 @@ func (l *leanUDP) forget(branch string) {
 	l.mu.Lock()
 	delete(l.pending, branch)
 	l.mu.Unlock()
+}
+
+// leanStatus is what the lean path needs of a 2xx response to one of its requests.
+type leanStatus struct {
+	code           int
+	reason, branch string
+	method         string // of the CSeq
+}
+
+// scanStatus reads a 2xx response's status, top Via branch and CSeq method without parsing
+// it whole: most responses the bot gets are 200s to its own page-mode requests. It reports
+// false for anything else, or anything it does not read with certainty (then the response
+// is parsed whole).
+func scanStatus(data []byte) (leanStatus, bool) {
+	var st leanStatus
+	line, rest, ok := bytes.Cut(data, []byte("\r\n"))
+	if !ok || len(line) < 12 || !bytes.HasPrefix(line, []byte("SIP/2.0 ")) || line[8] != '2' || line[11] != ' ' {
+		return st, false
+	}
+	code, err := strconv.Atoi(string(line[8:11]))
+	if err != nil {
+		return st, false
+	}
+	st.code, st.reason = code, string(line[12:])
+	for len(rest) > 0 {
+		line, rest, ok = bytes.Cut(rest, []byte("\r\n"))
+		if !ok || len(line) == 0 {
+			break // the end of the headers
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			return st, false // a folded header line
+		}
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			return st, false
+		}
+		name = bytes.TrimSpace(name)
+		switch {
+		case st.branch == "" && (bytes.EqualFold(name, []byte("Via")) || bytes.EqualFold(name, []byte("v"))):
+			top, _, _ := bytes.Cut(value, []byte(","))
+			sentBy, params, _ := bytes.Cut(top, []byte(";"))
+			if f := bytes.Fields(sentBy); len(f) != 2 || !bytes.HasPrefix(f[0], []byte("SIP/2.0/")) ||
+				!isToken(f[0][len("SIP/2.0/"):]) {
+				return st, false // "SIP/2.0/UDP host:port" or left to the parser
+			}
+			for p := range bytes.SplitSeq(params, []byte(";")) {
+				k, v, _ := bytes.Cut(bytes.TrimRight(p, " \t"), []byte("="))
+				if !isToken(k) {
+					return st, false // an empty parameter, spaces around a name: left to the parser
+				}
+				if string(k) == "branch" { // as sipgo reads it: case-sensitive
+					if !isToken(v) {
+						return st, false
+					}
+					st.branch = string(v)
+				}
+			}
+			if st.branch == "" {
+				return st, false
+			}
+		case st.method == "" && bytes.EqualFold(name, []byte("CSeq")):
+			f := bytes.Fields(value)
+			if len(f) != 2 {
+				return st, false
+			}
+			st.method = string(f[1])
+		}
+	}
+	return st, st.branch != "" && st.method != ""
+}
+
+// isToken reports whether b is a non-empty RFC 3261 token (§25.1), as a branch is.
+func isToken(b []byte) bool {
+	for _, c := range b {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-.!%*_+`'~", c) >= 0) {
+			return false
+		}
+	}
+	return len(b) > 0
+}
+
+// status matches a 2xx response read by scanStatus to its lean request.
+func (l *leanUDP) status(st leanStatus) {
+	l.mu.Lock()
+	tx := l.pending[st.branch]
+	l.mu.Unlock()
+	if tx == nil || st.method != string(tx.method) {
+		return
+	}
+	tx.finish(&sip.Response{StatusCode: st.code, Reason: st.reason}, nil)
 }
 
 // response matches a response to its lean request. One that matches none (a retransmission
