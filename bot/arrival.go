@@ -18,7 +18,9 @@ import (
 // after it.
 //
 // Retransmissions (same branch) are absorbed by the transaction layer and never reach a
-// handler, so they get no ticket. ACK and CANCEL are not ordered either.
+// handler, so they get no ticket. ACK and CANCEL are not ordered either. An in-dialog
+// MESSAGE over UDP takes the lean path (leanudp.go): its read loop calls onArrival itself,
+// after absorbing retransmissions as the transaction layer would.
 
 // arrivalGuard bounds how long a request waits for a predecessor whose handler never runs
 // (its transaction could not be created). It only guards against the unexpected: in the

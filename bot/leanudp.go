@@ -25,18 +25,20 @@ import (
 // messages a second that costs more than the bot's own work. The lean path takes these
 // messages off sipgo's transaction layer, in the socket's read loop (udpReader):
 //
-//   - An out-of-dialog MESSAGE is parsed there and handed, with a leanServerTx, to a small
-//     pool of long-lived workers that run the usual handler (guard, onMessage). Its
-//     retransmissions are absorbed while it is handled (busy) and answered from the
-//     answered memory after (answered.go), as sipgo's transaction would.
+//   - A MESSAGE (page mode, or in a session the bot has) is parsed there and handed, with
+//     a leanServerTx, to a small pool of long-lived workers that run the usual handler
+//     (guard, onMessage). Its retransmissions are absorbed while it is handled (busy) and
+//     answered from the answered memory after (answered.go), as sipgo's transaction would.
+//     An in-dialog one gets its place in the dialog's order (onArrival) in the read loop,
+//     as a request sipgo reads does.
 //   - A page-mode request of the bot's own toward an address it knows (the peer's source,
 //     not a proxy that may challenge) is written to the socket directly and retransmitted
 //     by one timer as RFC 3261 §17.1.2 says (T1 doubling up to T2, until the request's
 //     timeout); its responses are recognised by the branch prefix leanBranch and matched
 //     to it in the read loop.
 //
-// Everything else (INVITE and sessions, in-dialog requests, TCP, TLS, WebSocket, requests
-// through the outbound proxy) goes through sipgo as before. A datagram the lean path cannot
+// Everything else (INVITE, ACK, BYE, INFO, OPTIONS, the bot's requests in sessions and
+// through the outbound proxy, TCP, TLS, WebSocket) goes through sipgo as before. A datagram the lean path cannot
 // parse goes to sipgo too, which logs it and gets it answered 400 (unparsable.go).
 
 // leanBranch starts the Via branch of the bot's lean requests: a response that carries it
@@ -172,15 +174,27 @@ func (l *leanUDP) take(c *udpReader, data []byte, from net.Addr) bool {
 			return false // sipgo parses it again, logs it, and it is answered 400
 		}
 		req, ok := msg.(*sip.Request)
-		if !ok || req.Method != sip.MESSAGE || inDialog(req) {
+		if !ok || req.Method != sip.MESSAGE {
 			return false
 		}
 		key := txKey(req)
 		if key == "" || req.From() == nil || req.To() == nil || req.CallID() == nil || req.CSeq() == nil {
 			return false // sipgo's path answers these
 		}
+		dialog := inDialog(req)
+		if dialog && l.b.lookup(req) == nil {
+			return false // no such session: sipgo's path answers 481
+		}
 		req.SetTransport("UDP")
 		req.SetSource(from.String())
+		if dialog {
+			if tag, ok := l.b.answered.get(key); ok {
+				// A retransmission of a request answered 200: it gets the 200 again.
+				t := leanServerTx{conn: c.PacketConn, to: from, key: key}
+				_ = t.respondOK(req, tag)
+				return true
+			}
+		}
 		l.mu.Lock()
 		_, dup := l.busy[key]
 		if !dup {
@@ -188,12 +202,17 @@ func (l *leanUDP) take(c *udpReader, data []byte, from net.Addr) bool {
 		}
 		l.mu.Unlock()
 		if dup {
-			if _, ok := l.b.answered.get(key); !ok {
+			if _, ok := l.b.answered.get(key); !ok || dialog {
 				return true // a retransmission of a request being handled: it will be answered
 			}
-			// Answered 200 while its handler still runs: the copy gets the 200 again.
+			// Page mode, answered 200 while its handler still runs: onMessage answers the
+			// copy from answered.
 		}
-		j := leanJob{req: req, tx: &leanServerTx{conn: c.PacketConn, to: from, key: key, owner: !dup, done: make(chan struct{})}}
+		if dialog {
+			l.b.onArrival(req) // its place in the dialog's order, as sipgo's read loop gives it
+		}
+		j := leanJob{req: req, tx: &leanServerTx{conn: c.PacketConn, to: from, key: key, owner: !dup,
+			remember: dialog, answered: &l.b.answered, done: make(chan struct{})}}
 		select {
 		case l.jobs <- j:
 		default:
@@ -214,6 +233,10 @@ type leanServerTx struct {
 	to    net.Addr
 	key   string
 	owner bool // the first copy of the request, which holds its key in leanUDP.busy
+	// remember: a 2xx is recorded in answered, so that a retransmission of the request
+	// gets it again (in a dialog; page mode records its 200s itself, see respondPage).
+	remember bool
+	answered *answered
 
 	mu          sync.Mutex
 	done        chan struct{}
@@ -230,6 +253,10 @@ func (t *leanServerTx) Respond(res *sip.Response) error {
 	res.StringWrite(&buf)
 	if _, err := t.conn.WriteTo(buf.Bytes(), t.to); err != nil {
 		return fmt.Errorf("write %d response to %s: %w", res.StatusCode, t.to, err)
+	}
+	if t.remember && res.IsSuccess() {
+		tag, _ := res.To().Params.Get("tag")
+		t.answered.add(t.key, tag, time.Now())
 	}
 	return nil
 }
@@ -261,9 +288,11 @@ func (t *leanServerTx) respondOK(req *sip.Request, tag string) error {
 	}
 	req.From().StringWrite(&buf)
 	buf.WriteString("\r\n")
-	req.To().StringWrite(&buf) // out of dialog: no tag yet
-	buf.WriteString(";tag=")
-	buf.WriteString(tag)
+	req.To().StringWrite(&buf)
+	if !inDialog(req) {
+		buf.WriteString(";tag=")
+		buf.WriteString(tag)
+	}
 	buf.WriteString("\r\n")
 	req.CallID().StringWrite(&buf)
 	buf.WriteString("\r\n")

@@ -101,3 +101,46 @@ func TestRawPageReplyRetransmitted(t *testing.T) {
 		t.Errorf("%d outcomes of the reply, want 1", n)
 	}
 }
+
+// TestRawSessionMessageRetransmitted resends an in-dialog MESSAGE (same branch) after its
+// 200: the copy gets the same 200 again and is not handled twice, not refused for its CSeq
+// (it is the same request, not a new one with an old number), and the dialog goes on. The
+// next MESSAGE comes right behind a copy of it that arrives before the bot answered: one
+// answer, in order.
+func TestRawSessionMessageRetransmitted(t *testing.T) {
+	b := startBot(t)
+	addr := b.Addr("udp")
+	p := dialRaw(t, "udp", addr)
+	s := openRawSession(t, p, addr, true)
+	m := s.req("MESSAGE", 2, "just once")
+	raw := p.build(m, addr)
+	p.send(raw)
+	first := p.expectFinal(m.CallID, "MESSAGE")
+	requireStatus(t, first, 200)
+	p.send(raw)
+	again := p.expectFinal(m.CallID, "MESSAGE")
+	requireStatus(t, again, 200)
+	if again.header("CSeq") != first.header("CSeq") || toTag(again) != toTag(first) || again.header("Via") != first.header("Via") {
+		t.Errorf("the copy got another answer:\n%s\nfirst:\n%s", again, first)
+	}
+	p.expectRequest("the echo in the dialog", func(r *rawMsg) bool { return r.body == echoText("just once") })
+
+	next := s.req("MESSAGE", 3, "then this")
+	raw = p.build(next, addr)
+	p.send(raw)
+	p.send(raw)
+	requireStatus(t, p.expectFinal(next.CallID, "MESSAGE"), 200)
+	p.expectRequest("the second echo", func(r *rawMsg) bool { return r.body == echoText("then this") })
+	requireStatus(t, p.do(s.req("BYE", 4, ""), addr), 200)
+	waitEvent(t, b, "session.end session sip:dave@"+p.local)
+	for _, text := range []string{"just once", "then this"} {
+		if n := countEvents(b, func(l string) bool { return strings.HasPrefix(l, "message ") && strings.HasSuffix(l, ": "+text) }); n != 1 {
+			t.Errorf("%q handled %d times, want once", text, n)
+		}
+	}
+	for _, r := range p.responses {
+		if r.header("Call-ID") == m.CallID && r.cseqMethod() == "MESSAGE" && r.status() != 200 {
+			t.Errorf("a copy was refused:\n%s", r)
+		}
+	}
+}
