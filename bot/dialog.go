@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -136,6 +137,71 @@ func (d *dialog) write(ctx context.Context, req *sip.Request) (sip.ClientTransac
 		cli = d.tcp
 	}
 	return cli.TransactionRequest(ctx, req, sipgo.ClientRequestAddVia)
+}
+
+// writeLean is write for a request over UDP toward an IP address (the lean path,
+// leanudp.go): it renders the request straight into bytes with the next CSeq. It returns
+// errNotLean, and takes no CSeq, when the request cannot take it (another transport, a next
+// hop by name, or too large for UDP: write sends that one over TCP).
+func (d *dialog) writeLean(l *leanUDP, method sip.RequestMethod, contentType string, body []byte, timeout time.Duration) (*leanClientTx, error) {
+	if d.network != "udp" {
+		return nil, errNotLean
+	}
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	tx, err := l.send(method, d.dest, timeout, func(w *bytes.Buffer, branch string) {
+		d.render(w, l.b, branch, d.cseq+1, method, contentType, body)
+	})
+	if errors.Is(err, sip.ErrUDPMTUCongestion) {
+		err = errNotLean
+	}
+	if err == nil {
+		d.cseq++
+	}
+	return tx, err
+}
+
+// render writes an in-dialog request as request and write build it (Via, the dialog's From,
+// To, Call-ID, Max-Forwards, Route set, Contact, CSeq, Content-Type, Content-Length).
+func (d *dialog) render(w *bytes.Buffer, b *Bot, branch string, cseq uint32, method sip.RequestMethod, contentType string, body []byte) {
+	w.WriteString(string(method))
+	w.WriteByte(' ')
+	d.target.StringWrite(w)
+	w.WriteString(" SIP/2.0\r\nVia: SIP/2.0/UDP ")
+	w.WriteString(b.host)
+	w.WriteByte(':')
+	w.WriteString(strconv.Itoa(b.ports["udp"]))
+	w.WriteString(";branch=")
+	w.WriteString(branch)
+	w.WriteString("\r\n")
+	d.from.StringWrite(w)
+	w.WriteString("\r\n")
+	d.to.StringWrite(w)
+	w.WriteString("\r\nCall-ID: ")
+	w.WriteString(d.callID)
+	w.WriteString("\r\nCSeq: ")
+	w.WriteString(strconv.FormatUint(uint64(cseq), 10))
+	w.WriteByte(' ')
+	w.WriteString(string(method))
+	w.WriteString("\r\nMax-Forwards: 70\r\n")
+	for _, r := range d.routes {
+		w.WriteString("Route: ")
+		w.WriteString(r)
+		w.WriteString("\r\n")
+	}
+	if d.contact != nil {
+		d.contact.StringWrite(w)
+		w.WriteString("\r\n")
+	}
+	if contentType != "" {
+		w.WriteString("Content-Type: ")
+		w.WriteString(contentType)
+		w.WriteString("\r\n")
+	}
+	w.WriteString("Content-Length: ")
+	w.WriteString(strconv.Itoa(len(body)))
+	w.WriteString("\r\n\r\n")
+	w.Write(body)
 }
 
 // udpViaBytes is room for the Via header written with the request.

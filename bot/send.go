@@ -165,7 +165,7 @@ func (s *Session) start(parent context.Context, method sip.RequestMethod, conten
 	if s.dlg == nil && s.unreachable.Load() {
 		return nil, ErrPeerUnreachable
 	}
-	if s.dlg == nil && s.b.sendHook == nil && !s.viaProxy() {
+	if s.b.sendHook == nil && (s.dlg != nil || !s.viaProxy()) {
 		if wait, err := s.startLean(parent, method, contentType, body); !errors.Is(err, errNotLean) {
 			return wait, err
 		}
@@ -219,23 +219,34 @@ func (s *Session) start(parent context.Context, method sip.RequestMethod, conten
 	}, nil
 }
 
-// startLean is start for a page-mode request straight to the peer's address over UDP: the
-// lean path (leanudp.go). It returns errNotLean when the request cannot take it.
+// startLean is start for a request over UDP straight to an IP address (the peer's, or in a
+// dialog the next hop's): the lean path (leanudp.go). It returns errNotLean when the request
+// cannot take it.
 func (s *Session) startLean(parent context.Context, method sip.RequestMethod, contentType string, body []byte) (func() (int, error), error) {
-	s.mu.Lock()
-	dest, network := s.peerAddr, s.network
-	s.mu.Unlock()
-	if network != "udp" {
-		return nil, errNotLean
-	}
+	var (
+		tx  *leanClientTx
+		err error
+	)
 	timeout := s.b.cfg.RequestTimeout
-	if !s.peer.Verified && !s.heard.Load() {
-		timeout = min(timeout, unprovenWait) // a forged source's victim gets four packets
+	if s.dlg != nil {
+		tx, err = s.dlg.writeLean(s.b.lean, method, contentType, body, timeout)
+	} else {
+		s.mu.Lock()
+		dest, network := s.peerAddr, s.network
+		s.mu.Unlock()
+		if network != "udp" {
+			return nil, errNotLean
+		}
+		if !s.peer.Verified && !s.heard.Load() {
+			timeout = min(timeout, unprovenWait) // a forged source's victim gets four packets
+		}
+		tx, err = s.b.lean.send(method, dest, timeout, func(w *bytes.Buffer, branch string) {
+			s.renderPage(w, branch, method, contentType, body)
+		})
 	}
-	s.touch()
-	tx, err := s.b.lean.send(method, dest, timeout, func(w *bytes.Buffer, branch string) {
-		s.renderPage(w, branch, method, contentType, body)
-	})
+	if err == nil {
+		s.touch()
+	}
 	switch {
 	case errors.Is(err, errNotLean):
 		return nil, err
