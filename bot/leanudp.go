@@ -25,7 +25,7 @@ import (
 // messages a second that costs more than the bot's own work. The lean path takes these
 // messages off sipgo's transaction layer, in the socket's read loop (udpReader):
 //
-//   - A MESSAGE (page mode, or in a session the bot has) is parsed there and handed, with
+//   - A MESSAGE (page mode, or in a session the bot has), or a BYE, is parsed there and handed, with
 //     a leanServerTx, to a small pool of long-lived workers that run the usual handler
 //     (guard, onMessage). Its retransmissions are absorbed while it is handled (busy) and
 //     answered from the answered memory after (answered.go), as sipgo's transaction would.
@@ -37,7 +37,7 @@ import (
 //     timeout); its responses are recognised by the branch prefix leanBranch and matched
 //     to it in the read loop.
 //
-// Everything else (INVITE, ACK, BYE, INFO, OPTIONS, the bot's requests in sessions and
+// Everything else (INVITE, ACK, INFO, OPTIONS, the bot's requests in sessions and
 // through the outbound proxy, TCP, TLS, WebSocket) goes through sipgo as before. A datagram the lean path cannot
 // parse goes to sipgo too, which logs it and gets it answered 400 (unparsable.go).
 
@@ -57,8 +57,9 @@ var errNotLean = errors.New("not a lean request")
 type leanUDP struct {
 	b      *Bot
 	parser *sip.Parser // read-only once made: shared by the read loops
-	handle func(*sip.Request, sip.ServerTransaction)
-	out    atomic.Pointer[udpReader] // the socket the bot's requests leave from (its sipgo client's)
+	// onMessage and onBye are the bot's handlers, guarded.
+	onMessage, onBye func(*sip.Request, sip.ServerTransaction)
+	out              atomic.Pointer[udpReader] // the socket the bot's requests leave from (its sipgo client's)
 
 	bufs sync.Pool // *bytes.Buffer for requests
 
@@ -74,19 +75,21 @@ type leanUDP struct {
 // leanJob is a request for a worker.
 type leanJob struct {
 	req *sip.Request
+	h   func(*sip.Request, sip.ServerTransaction)
 	tx  *leanServerTx
 }
 
 func newLeanUDP(b *Bot) *leanUDP {
 	return &leanUDP{
-		b:       b,
-		parser:  sip.NewParser(),
-		bufs:    sync.Pool{New: func() any { return new(bytes.Buffer) }},
-		handle:  b.guard(b.onMessage),
-		jobs:    make(chan leanJob, 1024),
-		stop:    make(chan struct{}),
-		busy:    make(map[string]struct{}),
-		pending: make(map[string]*leanClientTx),
+		b:         b,
+		parser:    sip.NewParser(),
+		bufs:      sync.Pool{New: func() any { return new(bytes.Buffer) }},
+		onMessage: b.guard(b.onMessage),
+		onBye:     b.guard(b.onBye),
+		jobs:      make(chan leanJob, 1024),
+		stop:      make(chan struct{}),
+		busy:      make(map[string]struct{}),
+		pending:   make(map[string]*leanClientTx),
 	}
 }
 
@@ -143,7 +146,7 @@ func (l *leanUDP) run(j leanJob) {
 		}
 		j.tx.Terminate()
 	}()
-	l.handle(j.req, j.tx)
+	j.h(j.req, j.tx)
 }
 
 // take looks at a datagram read from socket c and reports whether the lean path took it.
@@ -168,13 +171,13 @@ func (l *leanUDP) take(c *udpReader, data []byte, from net.Addr) bool {
 		}
 		l.response(res)
 		return true
-	case bytes.HasPrefix(data, []byte("MESSAGE ")):
+	case bytes.HasPrefix(data, []byte("MESSAGE ")), bytes.HasPrefix(data, []byte("BYE ")):
 		msg, err := l.parser.ParseSIP(data)
 		if err != nil {
 			return false // sipgo parses it again, logs it, and it is answered 400
 		}
 		req, ok := msg.(*sip.Request)
-		if !ok || req.Method != sip.MESSAGE {
+		if !ok || (req.Method != sip.MESSAGE && req.Method != sip.BYE) {
 			return false
 		}
 		key := txKey(req)
@@ -182,17 +185,21 @@ func (l *leanUDP) take(c *udpReader, data []byte, from net.Addr) bool {
 			return false // sipgo's path answers these
 		}
 		dialog := inDialog(req)
-		if dialog && l.b.lookup(req) == nil {
-			return false // no such session: sipgo's path answers 481
+		if !dialog && req.Method == sip.BYE {
+			return false // sipgo's path answers 481
 		}
 		req.SetTransport("UDP")
 		req.SetSource(from.String())
 		if dialog {
 			if tag, ok := l.b.answered.get(key); ok {
-				// A retransmission of a request answered 200: it gets the 200 again.
+				// A retransmission of a request answered 200 (a BYE's, after its session
+				// ended): it gets the 200 again.
 				t := leanServerTx{conn: c.PacketConn, to: from, key: key}
 				_ = t.respondOK(req, tag)
 				return true
+			}
+			if l.b.lookup(req) == nil {
+				return false // no such session: sipgo's path answers 481
 			}
 		}
 		l.mu.Lock()
@@ -211,7 +218,11 @@ func (l *leanUDP) take(c *udpReader, data []byte, from net.Addr) bool {
 		if dialog {
 			l.b.onArrival(req) // its place in the dialog's order, as sipgo's read loop gives it
 		}
-		j := leanJob{req: req, tx: &leanServerTx{conn: c.PacketConn, to: from, key: key, owner: !dup,
+		h := l.onMessage
+		if req.Method == sip.BYE {
+			h = l.onBye
+		}
+		j := leanJob{req: req, h: h, tx: &leanServerTx{conn: c.PacketConn, to: from, key: key, owner: !dup,
 			remember: dialog, answered: &l.b.answered, done: make(chan struct{})}}
 		select {
 		case l.jobs <- j:

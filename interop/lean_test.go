@@ -106,7 +106,7 @@ func TestRawPageReplyRetransmitted(t *testing.T) {
 // 200: the copy gets the same 200 again and is not handled twice, not refused for its CSeq
 // (it is the same request, not a new one with an old number), and the dialog goes on. The
 // next MESSAGE comes right behind a copy of it that arrives before the bot answered: one
-// answer, in order.
+// answer, in order. A copy of the BYE after the session ended gets its 200 again.
 func TestRawSessionMessageRetransmitted(t *testing.T) {
 	b := startBot(t)
 	addr := b.Addr("udp")
@@ -131,8 +131,13 @@ func TestRawSessionMessageRetransmitted(t *testing.T) {
 	p.send(raw)
 	requireStatus(t, p.expectFinal(next.CallID, "MESSAGE"), 200)
 	p.expectRequest("the second echo", func(r *rawMsg) bool { return r.body == echoText("then this") })
-	requireStatus(t, p.do(s.req("BYE", 4, ""), addr), 200)
+	bye := s.req("BYE", 4, "")
+	raw = p.build(bye, addr)
+	p.send(raw)
+	requireStatus(t, p.expectFinal(bye.CallID, "BYE"), 200)
 	waitEvent(t, b, "session.end session sip:dave@"+p.local)
+	p.send(raw) // its 200 was lost, as far as the peer knows: the same 200, not 481
+	requireStatus(t, p.expectFinal(bye.CallID, "BYE"), 200)
 	for _, text := range []string{"just once", "then this"} {
 		if n := countEvents(b, func(l string) bool { return strings.HasPrefix(l, "message ") && strings.HasSuffix(l, ": "+text) }); n != 1 {
 			t.Errorf("%q handled %d times, want once", text, n)
