@@ -1,0 +1,344 @@
+package interop
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/imbot-dev/imbot/store/sqlite"
+)
+
+// This file runs the helpdesk example as an operator does, with real clients: Kamailio as
+// registrar and proxy (authenticating its users and asserting who they are with
+// P-Asserted-Identity), the imbot binary registered with it, a customer on baresip and
+// technicians on linphonec.
+
+var (
+	imbotOnce sync.Once
+	imbotPath string
+	imbotErr  error
+)
+
+// imbotBinary builds ./cmd/imbot once per test run and returns its path.
+func imbotBinary(t *testing.T) string {
+	t.Helper()
+	imbotOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "imbot-interop-")
+		if err != nil {
+			imbotErr = err
+			return
+		}
+		imbotPath = filepath.Join(dir, "imbot")
+		cmd := exec.Command("go", "build", "-o", imbotPath, "./cmd/imbot")
+		cmd.Dir = ".."
+		if out, err := cmd.CombinedOutput(); err != nil {
+			imbotErr = fmt.Errorf("go build ./cmd/imbot: %v\n%s", err, out)
+		}
+	})
+	if imbotErr != nil {
+		t.Fatal(imbotErr)
+	}
+	return imbotPath
+}
+
+// imbotProc is a running `imbot run`.
+type imbotProc struct {
+	t        *testing.T
+	p        *proc
+	out      *lineLog
+	httpAddr string
+}
+
+// botPasswordEnv names the variable that holds the bot's password at Kamailio.
+const botPasswordEnv = "IMBOT_INTEROP_SIP_PASSWORD"
+
+// startImbot runs `imbot run --config cfg`, and waits until it is registered with Kamailio
+// (from mark on k's log) and ready (/readyz). It is killed when the test ends.
+func startImbot(t *testing.T, k *kamailio, bin, cfg string) *imbotProc {
+	t.Helper()
+	out := &lineLog{}
+	mark := k.log.Len()
+	p, err := startProc("imbot", filepath.Dir(cfg), []string{botPasswordEnv + "=" + botPassword}, out, bin, "run", "--config", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &imbotProc{t: t, p: p, out: out}
+	t.Cleanup(func() {
+		p.stop(syscall.SIGKILL, 0)
+		if t.Failed() {
+			t.Logf("imbot output:\n%s", out.String())
+		}
+	})
+	line, _, err := out.wait(0, toolTimeout, p.exited, containsAll("metrics and health on http://"))
+	if err != nil {
+		t.Fatalf("imbot printed no banner: %v\n%s", err, out.String())
+	}
+	_, rest, _ := strings.Cut(line, "metrics and health on http://")
+	b.httpAddr, _, _ = strings.Cut(rest, "/")
+	if _, _, err := k.log.wait(mark, toolTimeout, p.exited, containsAll("IMBOT-REGISTER user=bot")); err != nil {
+		t.Fatalf("imbot did not register: %v\n%s", err, out.String())
+	}
+	deadline := time.Now().Add(toolTimeout)
+	for {
+		code, _ := httpGet("http://" + b.httpAddr + "/readyz")
+		if code == http.StatusOK {
+			return b
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("imbot not ready (/readyz %d)\n%s", code, out.String())
+		}
+		select {
+		case <-p.exited:
+			t.Fatalf("imbot exited: %v\n%s", p.err, out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// signal stops the bot with sig and waits for it to exit.
+func (b *imbotProc) signal(sig syscall.Signal) {
+	b.t.Helper()
+	if err := b.p.cmd.Process.Signal(sig); err != nil {
+		b.t.Fatal(err)
+	}
+	select {
+	case <-b.p.exited:
+	case <-time.After(toolTimeout):
+		b.t.Fatalf("imbot did not exit within %v of %v", toolTimeout, sig)
+	}
+	if sig == syscall.SIGTERM && b.p.err != nil {
+		b.t.Errorf("imbot exited with %v after SIGTERM", b.p.err)
+	}
+}
+
+func httpGet(url string) (int, string) {
+	ctx, cancel := context.WithTimeout(context.Background(), toolTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err.Error()
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(body)
+}
+
+// chatter is one side of the helpdesk conversation, on a real client: it reads, in order,
+// what its client printed as received from the bot.
+type chatter struct {
+	t    *testing.T
+	name string
+	out  *lineLog
+	exit <-chan struct{}
+	from int    // the next line of out to look at
+	pre  string // the bot's address, which the client prints before a message from it
+	say  func(text string)
+}
+
+// expect waits for the next message from the bot that contains want, skipping the others,
+// and returns it.
+func (c *chatter) expect(want string) string {
+	c.t.Helper()
+	line, idx, err := c.out.wait(c.from, toolTimeout, c.exit, func(l string) bool {
+		i := strings.Index(l, c.pre)
+		return i >= 0 && strings.Contains(l[i+len(c.pre):], want)
+	})
+	if err != nil {
+		c.t.Fatalf("%s never got a message with %q: %v\n%s", c.name, want, err, strings.Join(c.out.Lines(c.from), "\n"))
+	}
+	c.from = idx + 1
+	return line
+}
+
+// linphoneChatter makes lp a chatter with the bot at botURI.
+func linphoneChatter(t *testing.T, name string, lp *linphone, botURI string) *chatter {
+	return &chatter{t: t, name: name, out: lp.out, exit: lp.p.exited, pre: botURI,
+		say: func(text string) { lp.chat(botURI, text) }}
+}
+
+// baresipChatter makes bs a chatter with the bot at botURI, its current contact.
+func baresipChatter(t *testing.T, name string, bs *baresip, botURI string) *chatter {
+	return &chatter{t: t, name: name, out: bs.out, exit: bs.p.exited, pre: botURI, say: bs.message}
+}
+
+// helpdeskConfig writes the helpdesk example's config for a bot registered with k as bot,
+// trusting k's assertions, with erin and frank as technicians (an offer moves on after
+// offerTimeout), and returns its path.
+func helpdeskConfig(t *testing.T, k *kamailio, dir string, offerTimeout time.Duration) string {
+	t.Helper()
+	example := filepath.Join("..", "examples", "helpdesk")
+	rules, err := os.ReadFile(filepath.Join(example, "helpdesk.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Office hours all day, so that the handoff does not depend on when the test runs.
+	hours := regexp.MustCompile(`hours: "[^"]*"`)
+	if !hours.Match(rules) {
+		t.Fatal("helpdesk.yaml has no hours: line to replace")
+	}
+	rules = hours.ReplaceAll(rules, []byte(`hours: "daily 00:00-12:00,12:00-00:00"`))
+	if err := os.WriteFile(filepath.Join(dir, "helpdesk.yaml"), rules, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile(filepath.Join(example, "imbot.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := yaml.Unmarshal(src, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	hp := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	cfg["listen"] = []string{"udp://" + hp}
+	cfg["identity"] = "sip:bot@127.0.0.1"
+	cfg["outbound_proxy"] = k.uri("udp")
+	cfg["registration"] = map[string]any{"registrar": k.uri("udp"), "username": botUser, "password_env": botPasswordEnv}
+	cfg["trust"] = map[string]any{"proxies": []string{"127.0.0.1"}}
+	cfg["rules"] = []string{"helpdesk.yaml"}
+	cfg["store"] = map[string]any{"driver": "sqlite", "path": "helpdesk.db"}
+	cfg["http"] = map[string]any{"listen": "127.0.0.1:0"}
+	cfg["timeouts"] = map[string]any{"idle": "15m", "shutdown": "5s"}
+	cfg["ratelimit"] = map[string]any{"every": "2s", "burst": 50}
+	ho, ok := cfg["handoff"].(map[string]any)
+	if !ok {
+		t.Fatal("imbot.yaml has no handoff section")
+	}
+	ho["agents"] = []map[string]any{
+		{"uri": "sip:erin@127.0.0.1", "name": "Erin", "max": 2},
+		{"uri": "sip:frank@127.0.0.1", "name": "Frank", "max": 2},
+	}
+	ho["offer_timeout"] = offerTimeout.String()
+	ho["answer_timeout"] = "2m"
+	out, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "imbot.yaml")
+	if err := os.WriteFile(path, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestHelpdeskRealClients: a customer on baresip asks for a person; the offer goes to the
+// technician Erin (linphonec), who ignores it, and moves on to Frank (linphonec) after the
+// offer timeout; Frank accepts and they chat through the bot. The bot is stopped with
+// SIGTERM in the middle of the conversation, and later killed with SIGKILL: after each
+// restart both sides are told once and go on chatting, nothing lost. Frank ends the chat,
+// the customer rates it, and the rating is stored with Frank and the handoff's number.
+// /metrics and /readyz answer throughout.
+func TestHelpdeskRealClients(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs Kamailio, baresip, two linphonec and the imbot binary")
+	}
+	k := startKamailio(t, kamOptions{})
+	bin := imbotBinary(t)
+	dir := t.TempDir()
+	cfg := helpdeskConfig(t, k, dir, 3*time.Second)
+	b := startImbot(t, k, bin, cfg)
+
+	const botURI = "sip:bot@127.0.0.1"
+	erin := linphoneChatter(t, "Erin", startLinphone(t, k, "erin", "erinpw"), botURI)
+	frank := linphoneChatter(t, "Frank", startLinphone(t, k, "frank", "frankpw"), botURI)
+	alice := baresipChatter(t, "Alice", startBaresip(t, k, "alice", "alicepw", `"Helpdesk" <`+botURI+`>`), botURI)
+
+	alice.say("Hello")
+	alice.expect("I am the Contoso IT helpdesk bot")
+	alice.say("I want to talk to a person")
+	alice.expect("I am handing you over to a technician.")
+	alice.expect("Let me find a person to help you.")
+	// Erin gets the offer first and does nothing: after the offer timeout it goes to Frank.
+	erin.expect("#1 ")
+	frank.expect("#1 ")
+	frank.say("/accept")
+	frank.expect("You are now talking with")
+	alice.expect("Frank is now with you.")
+	frank.say("Hello, Frank here. What is wrong?")
+	alice.expect("Frank: Hello, Frank here. What is wrong?")
+	alice.say("My screen stays black")
+	frank.expect(": My screen stays black")
+
+	// SIGTERM in the middle of the chat: both sides are told, and the chat goes on.
+	b.signal(syscall.SIGTERM)
+	b = startImbot(t, k, bin, cfg)
+	frank.expect("(The helpdesk restarted; your conversation #1 with")
+	alice.expect("(The helpdesk restarted; your conversation #1 with Frank continues.)")
+	frank.say("Is the power LED on?")
+	alice.expect("Frank: Is the power LED on?")
+	alice.say("Yes, it is orange")
+	frank.expect(": Yes, it is orange")
+
+	// SIGKILL, as a crash: the same.
+	b.signal(syscall.SIGKILL)
+	b = startImbot(t, k, bin, cfg)
+	frank.expect("(The helpdesk restarted; your conversation #1 with")
+	alice.expect("(The helpdesk restarted; your conversation #1 with Frank continues.)")
+	alice.say("Now it is green and the screen works")
+	frank.expect(": Now it is green and the screen works")
+	frank.say("Great. Bye!")
+	alice.expect("Frank: Great. Bye!")
+
+	checkHelpdeskMetrics(t, b)
+	frank.say("/done")
+	frank.expect("Conversation #1 with")
+	alice.expect("Frank has left the conversation.")
+	alice.say("5")
+	alice.expect("Thank you for your rating!")
+
+	// Erin, who let the offer pass, never got the conversation.
+	for _, l := range erin.out.Lines(erin.from) {
+		if strings.Contains(l, "screen") {
+			t.Errorf("Erin got a line of the chat: %s", l)
+		}
+	}
+	b.signal(syscall.SIGTERM)
+
+	db, err := sqlite.Open(context.Background(), filepath.Join(dir, "helpdesk.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ratings, err := db.Ratings(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ratings) != 1 || ratings[0].Score != 5 || ratings[0].Agent != "sip:frank@127.0.0.1" || ratings[0].HandoffID != 1 {
+		t.Errorf("ratings %+v; want one 5 for sip:frank@127.0.0.1, handoff 1", ratings)
+	}
+}
+
+// checkHelpdeskMetrics checks /readyz and the handoff in /metrics.
+func checkHelpdeskMetrics(t *testing.T, b *imbotProc) {
+	t.Helper()
+	if code, body := httpGet("http://" + b.httpAddr + "/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz: %d %s", code, body)
+	}
+	code, body := httpGet("http://" + b.httpAddr + "/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: %d", code)
+	}
+	for _, want := range []string{"imbot_registered 1", "imbot_messages_in_total", "imbot_sip_responses_total"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
