@@ -31,6 +31,13 @@ type Config struct {
 	// ClientTLS verifies the servers the bot connects to over TLS or WSS (the CA pool, the
 	// server name). Nil uses the system's roots.
 	ClientTLS *tls.Config
+	// WebSocketOrigins lists the web origins whose pages may open SIP over WebSocket to the
+	// bot (ws:// and wss:// listen addresses), such as "https://www.example.com", or "*"
+	// for any. A browser's upgrade request from another origin gets 403 and the connection
+	// is closed, so that no other site's page can talk to the bot as its visitor. Requests
+	// without an Origin header (SIP clients, not browsers) are not affected. Empty: any
+	// origin.
+	WebSocketOrigins []string
 
 	// Identity is the bot's address of record, such as "sip:helpdesk@example.com". It is the
 	// From of every request the bot originates and the URI in its SDP answers. Default:
@@ -325,6 +332,11 @@ func (c Config) Validate() error {
 	}
 	if _, _, err := parseProxy(cfg.OutboundProxy); err != nil {
 		errs = append(errs, fmt.Errorf("bot config: %w", err))
+	}
+	for _, o := range cfg.WebSocketOrigins {
+		if err := validOrigin(o); err != nil {
+			errs = append(errs, fmt.Errorf("bot config: %w", err))
+		}
 	}
 	if _, err := newTrust(cfg.Trust, hosts); err != nil {
 		errs = append(errs, fmt.Errorf("bot config: %w", err))

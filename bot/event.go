@@ -96,6 +96,9 @@ type Peer struct {
 	// the bot itself chose the peer (a conversation it opened). Otherwise URI is only what
 	// the request's From header claims: grant nothing on it (see TrustConfig).
 	Verified bool
+	// Guest is true for an anonymous web visitor (TrustConfig.Guests): Verified as that
+	// visitor, whose address is its own and new, and reached only over its own connection.
+	Guest bool
 }
 
 // Name returns the display name, or the user part when there is none.

@@ -20,6 +20,7 @@ type progress struct {
 	keepAlive bool // a keep-alive between messages: CRLF (RFC 5626 §3.5.1), a WebSocket ping
 	inMessage bool // it ends inside a message
 	began     bool // the message it ends inside began in it
+	upgraded  bool // a WebSocket upgrade request ended in it
 }
 
 // maxHeaderLine is as much of a header line as a framer keeps: enough for any
@@ -192,6 +193,9 @@ type wsFramer struct {
 	pending  uint64 // payload bytes of the frame under way still to come
 	inFrame  bool   // a frame's payload is under way
 	inData   bool   // a fragmented data message is under way
+
+	origin    string // the upgrade request's Origin header (at most maxHeaderLine bytes of its line)
+	hasOrigin bool
 }
 
 func (f *wsFramer) feed(p []byte) progress {
@@ -201,11 +205,16 @@ func (f *wsFramer) feed(p []byte) progress {
 			f.started, pr.began = true, true
 			f.lines.reset()
 		}
-		n, done := f.lines.scan(p, func([]byte) {})
+		n, done := f.lines.scan(p, func(line []byte) {
+			name, value, ok := bytes.Cut(line, []byte(":"))
+			if ok && !f.hasOrigin && bytes.EqualFold(bytes.TrimSpace(name), []byte("Origin")) {
+				f.origin, f.hasOrigin = string(bytes.TrimSpace(value)), true
+			}
+		})
 		p = p[n:]
 		f.upgraded = done
 		if done {
-			pr.began = false
+			pr.began, pr.upgraded = false, true
 		}
 	}
 	for f.upgraded && len(p) > 0 {

@@ -30,6 +30,7 @@ type streamListener struct {
 	tls           *tls.Config
 	idle, message time.Duration
 	log           *slog.Logger
+	origins       []string // Config.WebSocketOrigins, for ws and wss
 }
 
 func newStreamListener(ln net.Listener, network string, cfg Config) *streamListener {
@@ -42,6 +43,9 @@ func newStreamListener(ln net.Listener, network string, cfg Config) *streamListe
 	}
 	if network == "tls" || network == "wss" {
 		l.tls = cfg.TLS
+	}
+	if network == "ws" || network == "wss" {
+		l.origins = cfg.WebSocketOrigins
 	}
 	return l
 }
@@ -65,6 +69,7 @@ func (l *streamListener) Accept() (net.Conn, error) {
 	g.due, g.wait = g.first, waitFirst
 	if l.network == "ws" || l.network == "wss" {
 		g.frame = &wsFramer{}
+		g.origins = l.origins
 	} else {
 		g.frame = &sipFramer{}
 	}
@@ -106,6 +111,7 @@ type guardConn struct {
 	message  time.Duration
 	first    time.Time // deadline of the first message
 	log      *slog.Logger
+	origins  []string // the web origins whose upgrade requests go on (see originAllowed)
 	closed   atomic.Bool
 
 	mu         sync.Mutex
@@ -145,7 +151,9 @@ func (c *guardConn) Read(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if n > 0 {
-		c.observe(p[:n], time.Now())
+		if pr := c.observe(p[:n], time.Now()); pr.upgraded && !c.originOKLocked() {
+			return 0, io.EOF // the upgrade request never reaches sipgo
+		}
 	}
 	if err != nil && c.expiredLocked(err) {
 		c.logClose()
@@ -172,8 +180,23 @@ func (c *guardConn) handshake(d time.Time) error {
 	return err
 }
 
-// observe moves the deadline by what the bytes p, just read, carried.
-func (c *guardConn) observe(p []byte, now time.Time) {
+// originOKLocked checks the Origin of a WebSocket upgrade request that just ended against
+// Config.WebSocketOrigins. A refused one is answered 403 and the connection closed.
+func (c *guardConn) originOKLocked() bool {
+	f, ok := c.frame.(*wsFramer)
+	if !ok || originAllowed(c.origins, f.origin, f.hasOrigin) {
+		return true
+	}
+	c.log.Info("WebSocket from a web origin that may not use the bot refused", "network", c.network,
+		"remote", c.RemoteAddr().String(), "origin", f.origin)
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = io.WriteString(c.Conn, "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 41\r\n\r\nthis origin may not open SIP to this bot\n")
+	_ = c.Conn.Close()
+	return false
+}
+
+// observe moves the deadline by what the bytes p, just read, carried, and returns it.
+func (c *guardConn) observe(p []byte, now time.Time) progress {
 	pr := c.frame.feed(p)
 	c.delivered = c.delivered || pr.messages > 0
 	switch {
@@ -187,6 +210,7 @@ func (c *guardConn) observe(p []byte, now time.Time) {
 	case pr.messages > 0 || pr.keepAlive:
 		c.due, c.wait = now.Add(c.idle), waitIdle
 	}
+	return pr
 }
 
 // expiredLocked reports whether err is the connection's own read deadline passing (and not

@@ -133,9 +133,9 @@ func (s *Session) newRequest(method sip.RequestMethod, contentType string, body 
 // outbound proxy or a trusted one), which routes the reply as it routed the request. An
 // unverified peer that wrote to the bot directly is answered where its request came from,
 // so that a forged From cannot make the bot send, through its proxy and in its name, a
-// message to anyone.
+// message to anyone. A web visitor (Peer.Guest) is reached over its own connection only.
 func (s *Session) viaProxy() bool {
-	return s.dlg == nil && s.b.proxyAddr != "" && (s.peer.Verified || s.proxied.Load())
+	return s.dlg == nil && s.b.proxyAddr != "" && !s.peer.Guest && (s.peer.Verified || s.proxied.Load())
 }
 
 // request sends one request of the conversation and waits for its final response, whose 2xx

@@ -61,6 +61,14 @@ type TrustConfig struct {
 	// Unverified accepts requests from any address, the sender being whatever its From
 	// header says, not Verified. For development only: the bot logs a warning at start.
 	Unverified bool
+	// Guests, when set, admits the anonymous visitors of a web chat (package web): a
+	// request whose From is in Guests' domain must carry a token Guests issued for that
+	// address, in the X-Imbot-Guest header (GuestHeader); the peer is then that address,
+	// Verified and Guest. Without a valid token such a request gets 403, and so does a
+	// token with a From outside the domain: nobody can pose as a visitor, and no visitor
+	// as anyone else. Guests adds to the rest of the model and counts as none of the
+	// three above.
+	Guests GuestVerifier
 }
 
 // DigestUser is a peer that authenticates to the bot with SIP digest.
@@ -331,6 +339,9 @@ type refusal struct {
 func (b *Bot) identify(ctx context.Context, req *sip.Request) (Peer, *refusal) {
 	t := b.trust
 	from := req.From()
+	if peer, ref, ok := b.guestIdentity(req); ok {
+		return peer, ref
+	}
 	if t.trusted(req.Source()) {
 		if uri, display, ok := assertedIdentity(req); ok {
 			return verifiedPeer(uri, display), nil

@@ -1,0 +1,89 @@
+package bot
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// GuestHeader is the SIP header in which a web visitor's requests carry the token that
+// vouches for its address (see TrustConfig.Guests).
+const GuestHeader = "X-Imbot-Guest"
+
+// GuestVerifier checks the tokens of anonymous web visitors. Package web's *Guests is one:
+// it issues each visitor a short-lived signed token for an address of its own.
+type GuestVerifier interface {
+	// GuestDomain is the host of every visitor's address, such as "guest.invalid".
+	GuestDomain() string
+	// VerifyGuest returns nil when token was issued for the visitor address uri (in the
+	// form Peer.URI has) and has not expired, else an error that says which.
+	VerifyGuest(uri, token string) error
+}
+
+// guestIdentity applies TrustConfig.Guests to a request that starts a conversation. It
+// reports ok false when the request is no visitor's (its From is outside the guest domain
+// and it carries no token): the rest of the trust model decides. A visitor with a valid
+// token is Verified and Guest; a From in the guest domain without a valid token, or a
+// token with a From outside it, is refused 403, so that nobody can pose as a visitor and
+// no visitor as anyone else.
+func (b *Bot) guestIdentity(req *sip.Request) (peer Peer, ref *refusal, ok bool) {
+	g := b.cfg.Trust.Guests
+	if g == nil {
+		return Peer{}, nil, false
+	}
+	from := req.From()
+	hdr := req.GetHeader(GuestHeader)
+	inDomain := strings.EqualFold(from.Address.Host, g.GuestDomain())
+	if hdr == nil && !inDomain {
+		return Peer{}, nil, false
+	}
+	refuse := func(why string) (Peer, *refusal, bool) {
+		b.log.Info("web visitor refused", "from", from.Address.String(), "source", req.Source(), "why", why)
+		return Peer{}, &refusal{code: 403, reason: "Forbidden", hdrs: []sip.Header{
+			sip.NewHeader("Warning", fmt.Sprintf("399 imbot %q", why))}}, true
+	}
+	switch {
+	case hdr == nil:
+		return refuse("a web visitor's address needs its token (" + GuestHeader + "); reload the page")
+	case !inDomain:
+		return refuse("a web visitor's token is only good for its own address")
+	}
+	peer = peerFromURI(from.Address, from.DisplayName)
+	if err := g.VerifyGuest(peer.URI, strings.TrimSpace(hdr.Value())); err != nil {
+		return refuse(err.Error() + "; reload the page")
+	}
+	peer.Verified, peer.Guest = true, true
+	return peer, nil, true
+}
+
+// originAllowed reports whether a WebSocket upgrade request with this Origin header (present
+// false: none) may go on, by Config.WebSocketOrigins: a request without Origin comes from a
+// SIP client, not a browser, and goes on; a browser's must name an origin of the list (or
+// the list holds "*").
+func originAllowed(allowed []string, origin string, present bool) bool {
+	if !present || len(allowed) == 0 {
+		return true
+	}
+	o := strings.ToLower(strings.TrimRight(strings.TrimSpace(origin), "/"))
+	for _, a := range allowed {
+		if a == "*" || strings.EqualFold(strings.TrimRight(a, "/"), o) {
+			return true
+		}
+	}
+	return false
+}
+
+// validOrigin checks one entry of Config.WebSocketOrigins: "*" or scheme://host[:port].
+func validOrigin(o string) error {
+	if o == "*" {
+		return nil
+	}
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("web socket origin %q: want scheme://host[:port] such as https://www.example.com, or *", o)
+	}
+	return nil
+}

@@ -1,0 +1,166 @@
+package bot_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+
+	"github.com/imbot-dev/imbot/bot"
+)
+
+// TestWebSocketOrigin: a browser's WebSocket upgrade request from an origin that is not in
+// Config.WebSocketOrigins is answered 403 and never reaches SIP; one from a listed origin,
+// and one without Origin (a SIP client, not a browser), are upgraded.
+func TestWebSocketOrigin(t *testing.T) {
+	r := startBot(t, bot.Config{Listen: []string{"ws://127.0.0.1:0"},
+		WebSocketOrigins: []string{"https://www.example.com"}}, newRecorder())
+	for _, c := range []struct {
+		name   string
+		origin string
+		want   int
+	}{
+		{"listed origin", "Origin: https://www.example.com\r\n", http.StatusSwitchingProtocols},
+		{"listed origin, other case", "origin: HTTPS://WWW.EXAMPLE.COM\r\n", http.StatusSwitchingProtocols},
+		{"another origin", "Origin: https://evil.example\r\n", http.StatusForbidden},
+		{"another port", "Origin: https://www.example.com:8443\r\n", http.StatusForbidden},
+		{"no origin: a SIP client", "", http.StatusSwitchingProtocols},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			conn, err := net.DialTimeout("tcp", r.Addr("ws"), deadline)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(deadline))
+			fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+				"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: sip\r\n%s\r\n",
+				r.Addr("ws"), c.origin)
+			res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatalf("no answer to the upgrade request: %v", err)
+			}
+			res.Body.Close()
+			if res.StatusCode != c.want {
+				t.Fatalf("upgrade answered %d, want %d", res.StatusCode, c.want)
+			}
+		})
+	}
+}
+
+// guests is a bot.GuestVerifier with fixed tokens.
+type guests map[string]string // uri -> token
+
+func (guests) GuestDomain() string { return "guest.invalid" }
+
+func (g guests) VerifyGuest(uri, token string) error {
+	if want, ok := g[uri]; ok && want == token {
+		return nil
+	}
+	return errors.New("the token is not valid")
+}
+
+// TestGuests: a web visitor writes over WebSocket with its token in X-Imbot-Guest. With a
+// valid token it is Verified and Guest, and the reply comes back over its connection even
+// though the bot has an outbound proxy (which cannot reach a browser). A visitor's address
+// without its token, with another visitor's token, or a token with an address outside the
+// guest domain, get 403.
+func TestGuests(t *testing.T) {
+	peers := make(chan bot.Peer, 4)
+	rec := newRecorder()
+	rec.before = func(ctx context.Context, w bot.Responder, ev *bot.Event) (bool, error) {
+		if ev.Kind == bot.EventMessage {
+			peers <- ev.Session.Peer()
+		}
+		return false, nil
+	}
+	r := startBot(t, bot.Config{
+		Listen:        []string{"ws://127.0.0.1:0"},
+		OutboundProxy: "sip:127.0.0.1:9", // discard: nothing must go there
+		Trust: bot.TrustConfig{Unverified: true, Guests: guests{
+			"sip:guest-1@guest.invalid": "t1", "sip:guest-2@guest.invalid": "t2"}},
+	}, rec)
+	ctx := testCtx(t)
+	conn, _, _, err := ws.Dialer{Protocols: []string{"sip"}}.Dial(ctx, "ws://"+r.Addr("ws"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(deadline))
+	send := func(from, token, text string) string {
+		t.Helper()
+		hdr := ""
+		if token != "" {
+			hdr = bot.GuestHeader + ": " + token + "\r\n"
+		}
+		callID := fmt.Sprintf("%x", time.Now().UnixNano())
+		msg := fmt.Sprintf("MESSAGE sip:bot@%s;transport=ws SIP/2.0\r\n"+
+			"Via: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bK%s\r\nMax-Forwards: 70\r\n"+
+			"From: \"Visitor\" <%s>;tag=%s\r\nTo: <sip:bot@%s>\r\nCall-ID: %s\r\nCSeq: 1 MESSAGE\r\n%s"+
+			"Content-Type: text/plain;charset=UTF-8\r\nContent-Length: %d\r\n\r\n%s",
+			r.Addr("ws"), callID, from, callID, r.Addr("ws"), callID, hdr, len(text), text)
+		if err := wsutil.WriteClientText(conn, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			data, err := wsutil.ReadServerText(conn)
+			if err != nil {
+				t.Fatalf("no response to %q: %v", text, err)
+			}
+			if s := string(data); strings.HasPrefix(s, "SIP/2.0 ") && strings.Contains(s, callID) {
+				return s
+			}
+		}
+	}
+	res := send("sip:guest-1@guest.invalid", "t1", "hello from the web")
+	if !strings.HasPrefix(res, "SIP/2.0 200 ") {
+		t.Fatalf("a visitor with its token: %s", res)
+	}
+	if p := <-peers; !p.Verified || !p.Guest || p.URI != "sip:guest-1@guest.invalid" {
+		t.Errorf("peer %+v, want sip:guest-1@guest.invalid verified and guest", p)
+	}
+	// The reply, over the visitor's own connection.
+	for {
+		data, err := wsutil.ReadServerText(conn)
+		if err != nil {
+			t.Fatalf("no reply over the WebSocket: %v", err)
+		}
+		s := string(data)
+		if strings.HasPrefix(s, "MESSAGE ") && strings.HasSuffix(s, "echo: hello from the web") {
+			via, _, _ := strings.Cut(s[strings.Index(s, "Via: "):], "\r\n")
+			callID, _, _ := strings.Cut(s[strings.Index(s, "Call-ID: ")+len("Call-ID: "):], "\r\n")
+			cseq, _, _ := strings.Cut(s[strings.Index(s, "CSeq: ")+len("CSeq: "):], "\r\n")
+			from, _, _ := strings.Cut(s[strings.Index(s, "From: ")+len("From: "):], "\r\n")
+			to, _, _ := strings.Cut(s[strings.Index(s, "To: ")+len("To: "):], "\r\n")
+			ok := fmt.Sprintf("SIP/2.0 200 OK\r\n%s\r\nFrom: %s\r\nTo: %s;tag=v1\r\nCall-ID: %s\r\nCSeq: %s\r\nContent-Length: 0\r\n\r\n",
+				via, from, to, callID, cseq)
+			if err := wsutil.WriteClientText(conn, []byte(ok)); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	rec.waitFor(t, "message:hello from the web")
+
+	for _, c := range []struct{ name, from, token string }{
+		{"no token", "sip:guest-1@guest.invalid", ""},
+		{"another visitor's token", "sip:guest-1@guest.invalid", "t2"},
+		{"a token outside the guest domain", "sip:ceo@example.com", "t1"},
+	} {
+		res := send(c.from, c.token, "let me in")
+		if !strings.HasPrefix(res, "SIP/2.0 403 ") || !strings.Contains(res, "Warning: 399 imbot") {
+			t.Errorf("%s: %s; want 403 with a Warning", c.name, res)
+		}
+	}
+	if got := rec.snapshot(); strings.Contains(strings.Join(got, "\n"), "let me in") {
+		t.Errorf("a refused message reached the handler: %q", got)
+	}
+}
