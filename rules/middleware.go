@@ -44,6 +44,9 @@ func (e *Engine) handle(ctx context.Context, w bot.Responder, ev *bot.Event, nex
 	if ev.Session == nil {
 		return next.Handle(ctx, w, ev)
 	}
+	if ev.Kind > bot.EventIdle || ev.Kind <= 0 {
+		return next.Handle(ctx, w, ev) // a kind no rule names (a room's join and leave): for Go handlers
+	}
 	if ev.Kind != bot.EventMessage && ev.Kind != bot.EventIdle && len(rs.byKind[ev.Kind]) == 0 {
 		return next.Handle(ctx, w, ev) // nothing to do: skip the store
 	}
