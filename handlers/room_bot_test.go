@@ -2,11 +2,13 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/imbot-dev/imbot/bot"
 	"github.com/imbot-dev/imbot/bot/bottest"
@@ -197,5 +199,96 @@ func TestRoomBot(t *testing.T) {
 		if n := evs.count(s); n != 1 {
 			t.Errorf("%q seen %d times, want once", s, n)
 		}
+	}
+}
+
+// TestRoomBotSaySilent: a room made from Go outside any handler: the bot invites two people,
+// speaks in the room with its name before the line, and a Silent room announces no joins.
+func TestRoomBotSaySilent(t *testing.T) {
+	ctx := testCtx(t)
+	b := newTestBot(t, bot.Config{Trust: loopbackProxy})
+	ann, bob := b.verifiedPeer("ann"), b.verifiedPeer("bob")
+	rooms, err := NewRooms(RoomsConfig{Bot: b.Bot, BotName: "Helpdesk", Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rooms.Close()
+	evs := &roomEvents{}
+	b.run(roomHandler(rooms, evs, nil), rooms.Middleware())
+
+	rm, err := rooms.Create(ctx, RoomOptions{ID: "quiet", Silent: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*bottest.Peer{ann, bob} {
+		if err := rm.Invite(ctx, p.URI(), InviteOptions{Name: strings.ToUpper(p.URI()[4:7])}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitContains(t, ctx, ann, "Helpdesk invited you to a conversation with Helpdesk.")
+	waitContains(t, ctx, bob, "Helpdesk invited you to a conversation with ANN.")
+	if err := rm.Invite(ctx, ann.URI(), InviteOptions{}); !errors.Is(err, ErrInRoom) {
+		t.Errorf("inviting ann twice: %v, want ErrInRoom", err)
+	}
+	if err := rm.Say(ctx, "Welcome, both of you."); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, ann, "Helpdesk: Welcome, both of you.")
+	waitText(t, ctx, bob, "Helpdesk: Welcome, both of you.")
+	send(t, ctx, ann, "psst")
+	waitText(t, ctx, bob, "ANN: psst")
+	for _, txt := range append(ann.Texts(), bob.Texts()...) {
+		if strings.Contains(txt, "joined") {
+			t.Errorf("a silent room announced a join: %q", txt)
+		}
+	}
+	if err := rm.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	evs.until(t, ctx, "room.leave quiet "+ann.URI()+" closed")
+	evs.until(t, ctx, "room.leave quiet "+bob.URI()+" closed")
+	send(t, ctx, bob, "hello?")
+	waitText(t, ctx, bob, "echo: hello?")
+	for _, txt := range ann.Texts() {
+		if txt == "The conversation has ended." {
+			t.Errorf("a silent room said it closed")
+		}
+	}
+}
+
+// TestRoomBotIdle: with LeaveOnIdle, participants whose conversation with the bot ends idle
+// leave the room (EventLeave with reason idle): alice in page mode, ann in the IM session the
+// bot opened to invite her. The room closes with the last one.
+func TestRoomBotIdle(t *testing.T) {
+	ctx := testCtx(t)
+	b := newTestBot(t, bot.Config{Trust: loopbackProxy, IdleTimeout: 300 * time.Millisecond})
+	alice := b.peer("alice")
+	ann := b.peerWith(bottest.Options{User: "ann", AssertIdentity: true, AcceptSessions: true})
+	rooms, err := NewRooms(RoomsConfig{Bot: b.Bot, Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rooms.Close()
+	evs := &roomEvents{}
+	b.run(bot.HandlerFunc(func(ctx context.Context, w bot.Responder, ev *bot.Event) error {
+		if ev.Kind == bot.EventMessage && ev.Text == "room please" {
+			rm, err := rooms.Create(ctx, RoomOptions{ID: "r1", LeaveOnIdle: true})
+			if err != nil {
+				return err
+			}
+			if err := rm.Join(ctx, ev.Session, "Alice"); err != nil {
+				return err
+			}
+			return rm.Invite(ctx, ann.URI(), InviteOptions{Name: "Ann", Session: true})
+		}
+		return roomHandler(rooms, evs, nil).Handle(ctx, w, ev)
+	}), rooms.Middleware())
+
+	send(t, ctx, alice, "room please")
+	waitText(t, ctx, alice, "Ann joined the conversation.")
+	evs.until(t, ctx, "room.leave r1 "+alice.URI()+" idle")
+	evs.until(t, ctx, "room.leave r1 "+ann.URI()+" idle")
+	if rm := rooms.Room("r1"); rm != nil {
+		t.Errorf("room r1 still open with %+v", rm.Participants())
 	}
 }
