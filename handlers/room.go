@@ -156,6 +156,10 @@ type RoomOptions struct {
 	// LeaveOnIdle makes participants leave when their conversation with the bot ends idle
 	// (bot.Config.IdleTimeout).
 	LeaveOnIdle bool
+	// Format, when set, makes the text a line of from reads as for to, instead of
+	// RoomTexts.Relay. It is not kept in the Store: set it again after a restart with
+	// Room.SetFormat.
+	Format func(from, to Participant, text string) string
 }
 
 // Room is one multi-party conversation of Rooms. Its methods are safe for concurrent use.
@@ -184,6 +188,11 @@ type Participant struct {
 	Key string
 	// Joined is when the participant joined.
 	Joined time.Time
+	// Managed says the room's owner routes the participant's lines, not the Middleware: the
+	// user and the agent of a handoff (see HandoffConfig.Rooms). Managed participants may
+	// take part in several rooms, and hear nothing from the room on a restart or when it
+	// closes: their owner tells them.
+	Managed bool
 }
 
 // member is a participant as a room keeps it.
@@ -300,7 +309,7 @@ func (r *Rooms) find(uri, key string) *member {
 		return nil
 	}
 	for _, m := range r.byAddr[addrKey(a)] {
-		if m.matches(a, key) {
+		if !m.Managed && m.matches(a, key) {
 			return m
 		}
 	}
@@ -423,12 +432,17 @@ func (rm *Room) add(m *member) error {
 	if rm.closed {
 		return ErrRoomClosed
 	}
-	if r.find(m.URI, m.Key) != nil {
+	for _, o := range rm.members {
+		if sameAddr(o.addr, m.addr) {
+			return ErrInRoom
+		}
+	}
+	if !m.Managed && r.find(m.URI, m.Key) != nil {
 		return ErrInRoom
 	}
-	if !m.Verified {
+	if !m.Managed && !m.Verified {
 		for _, o := range r.byAddr[addrKey(m.addr)] {
-			if o.Verified && sameAddr(o.addr, m.addr) {
+			if !o.Managed && o.Verified && sameAddr(o.addr, m.addr) {
 				return ErrInRoom // it would be taken for the verified one
 			}
 		}
@@ -480,8 +494,26 @@ func joinNames(ns []string) string { return strings.Join(ns, ", ") }
 
 // Say relays text from the bot to every participant, as "BotName: text".
 func (rm *Room) Say(ctx context.Context, text string) error {
-	r := rm.rs
-	return rm.broadcast(ctx, roomSink{}, nil, func(*member) string { return r.fill(r.texts.Relay, r.cfg.BotName, text) })
+	from := Participant{Name: rm.rs.cfg.BotName, Verified: true}
+	return rm.broadcast(ctx, roomSink{}, nil, func(to *member) string { return rm.line(from, to, text) })
+}
+
+// SetFormat sets RoomOptions.Format.
+func (rm *Room) SetFormat(f func(from, to Participant, text string) string) {
+	rm.rs.mu.Lock()
+	defer rm.rs.mu.Unlock()
+	rm.opts.Format = f
+}
+
+// line is a line of from as to reads it.
+func (rm *Room) line(from Participant, to *member, text string) string {
+	rm.rs.mu.Lock()
+	f := rm.opts.Format
+	rm.rs.mu.Unlock()
+	if f != nil {
+		return f(from, to.Participant, text)
+	}
+	return rm.rs.fill(rm.rs.texts.Relay, from.Name, text)
 }
 
 // Tell sends text, as it is, to the participant at address uri only.
@@ -539,7 +571,8 @@ func (rm *Room) Close(ctx context.Context) error {
 	ms := slices.Clone(rm.members)
 	r.mu.Unlock()
 	if !rm.opts.Silent {
-		rm.send(ctx, roomSink{}, ms, func(*member) string { return r.texts.Closed })
+		guests := slices.DeleteFunc(slices.Clone(ms), func(m *member) bool { return m.Managed })
+		_ = rm.send(ctx, roomSink{}, guests, func(*member) string { return r.texts.Closed })
 	}
 	r.mu.Lock()
 	for _, m := range ms {

@@ -59,7 +59,8 @@ func (r *Rooms) handle(ctx context.Context, w bot.Responder, ev *bot.Event, next
 		if text == "" {
 			return nil
 		}
-		_ = rm.broadcast(ctx, s, m, func(*member) string { return r.fill(r.texts.Relay, m.Name, Visible(ev.Text)) })
+		line := Visible(ev.Text)
+		_ = rm.broadcast(ctx, s, m, func(to *member) string { return rm.line(m.Participant, to, line) })
 		return nil
 	case bot.EventSessionStart:
 		_ = rm.deliver(ctx, s, m)

@@ -43,15 +43,19 @@ func (rm *Room) broadcast(ctx context.Context, s roomSink, from *member, textFor
 func (rm *Room) send(ctx context.Context, s roomSink, to []*member, textFor func(to *member) string) error {
 	r := rm.rs
 	now := time.Now()
+	texts := make([]string, len(to))
+	for i, m := range to {
+		texts[i] = textFor(m) // outside r.mu: it may read the room
+	}
 	r.mu.Lock()
 	var ds []store.RoomDelivery
 	var targets []*member
-	for _, m := range to {
+	for i, m := range to {
 		if m.gone {
 			continue
 		}
 		rm.seq++
-		d := store.RoomDelivery{Room: rm.id, Seq: rm.seq, To: m.URI, Text: textFor(m), Time: now}
+		d := store.RoomDelivery{Room: rm.id, Seq: rm.seq, To: m.URI, Text: texts[i], Time: now}
 		m.outbox = append(m.outbox, d)
 		ds = append(ds, d)
 		targets = append(targets, m)

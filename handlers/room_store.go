@@ -30,7 +30,7 @@ func (r *Rooms) save(ctx context.Context, rm *Room) {
 	for _, m := range rm.members {
 		p := m.Participant
 		rec.Participants = append(rec.Participants, store.RoomParticipant{
-			URI: p.URI, Verified: p.Verified, Name: p.Name, Key: p.Key, Joined: p.Joined,
+			URI: p.URI, Verified: p.Verified, Name: p.Name, Key: p.Key, Joined: p.Joined, Managed: p.Managed,
 		})
 	}
 	r.mu.Unlock()
@@ -119,7 +119,7 @@ func (r *Rooms) Restore(ctx context.Context) error {
 				continue
 			}
 			m := &member{
-				Participant: Participant{URI: p.URI, Name: p.Name, Verified: p.Verified, Key: p.Key, Joined: p.Joined},
+				Participant: Participant{URI: p.URI, Name: p.Name, Verified: p.Verified, Key: p.Key, Joined: p.Joined, Managed: p.Managed},
 				room:        rm, addr: a,
 			}
 			rm.members = append(rm.members, m)
@@ -136,6 +136,9 @@ func (r *Rooms) Restore(ctx context.Context) error {
 		}
 		if !rm.opts.Silent {
 			for _, m := range rm.members {
+				if m.Managed {
+					continue // its owner tells it
+				}
 				m.notice = r.fill(r.texts.Resumed, "", "", "{names}", namesBut(rm.members, m, r.cfg.BotName))
 			}
 		}

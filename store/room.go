@@ -35,6 +35,9 @@ type RoomParticipant struct {
 	Key string
 	// Joined is when the participant joined.
 	Joined time.Time
+	// Managed says the room's owner (handlers.Handoff) routes the participant's lines, not
+	// the rooms' middleware: the user and the agent of a handoff.
+	Managed bool
 }
 
 // Clone returns a copy that shares no slices with r.

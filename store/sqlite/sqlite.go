@@ -883,13 +883,14 @@ type roomParticipant struct {
 	Name     string `json:"name,omitempty"`
 	Key      string `json:"key,omitempty"`
 	Joined   string `json:"joined"`
+	Managed  bool   `json:"managed,omitempty"`
 }
 
 // SaveRoom implements store.RoomStore.
 func (db *DB) SaveRoom(ctx context.Context, r store.Room) error {
 	ps := make([]roomParticipant, len(r.Participants))
 	for i, p := range r.Participants {
-		ps[i] = roomParticipant{URI: p.URI, Verified: p.Verified, Name: p.Name, Key: p.Key, Joined: fmtTime(orNow(p.Joined))}
+		ps[i] = roomParticipant{URI: p.URI, Verified: p.Verified, Name: p.Name, Key: p.Key, Joined: fmtTime(orNow(p.Joined)), Managed: p.Managed}
 	}
 	data, err := json.Marshal(ps)
 	if err != nil {
@@ -956,7 +957,7 @@ func (db *DB) Rooms(ctx context.Context) ([]store.Room, error) {
 		}
 		for _, p := range ps {
 			rm.Participants = append(rm.Participants, store.RoomParticipant{
-				URI: p.URI, Verified: p.Verified, Name: p.Name, Key: p.Key, Joined: parseTime(p.Joined),
+				URI: p.URI, Verified: p.Verified, Name: p.Name, Key: p.Key, Joined: parseTime(p.Joined), Managed: p.Managed,
 			})
 		}
 		out = append(out, rm)

@@ -526,7 +526,7 @@ func rooms(t *testing.T, s Store) {
 	}
 	t0 := time.Date(2025, 3, 4, 10, 0, 0, 0, time.UTC)
 	b := store.Room{ID: "b", Created: t0, Silent: true, Participants: []store.RoomParticipant{
-		{URI: "sip:alice@x", Name: "Alice", Key: "sip:bot@x sip:alice@x unverified", Joined: t0},
+		{URI: "sip:alice@x", Name: "Alice", Key: "sip:bot@x sip:alice@x unverified", Joined: t0, Managed: true},
 	}}
 	a := store.Room{ID: "a", Created: t0.Add(time.Second), LeaveOnIdle: true, Participants: []store.RoomParticipant{
 		{URI: "sip:ann@x", Verified: true, Name: "Ann", Joined: t0.Add(time.Second)},
