@@ -134,9 +134,13 @@ func (h *Handoff) fromUser(ctx context.Context, w bot.Responder, ev *bot.Event, 
 		ho.conv = ev.Session // the latest: a page-mode conversation starts again after an idle timeout
 		held := ho.held
 		ho.held = nil
+		rm := ho.room
 		h.mu.Unlock()
 		for _, m := range held {
 			h.toUser(ctx, s, ho, m.text, m.answerer)
+		}
+		if rm != nil {
+			rm.seen(ctx, ho.userURI, ev.Session, w) // and the guests' lines that waited for the user
 		}
 	}
 	switch ev.Kind {
@@ -159,6 +163,9 @@ func (h *Handoff) fromUser(ctx context.Context, w bot.Responder, ev *bot.Event, 
 		}
 		a := ho.agent
 		h.mu.Unlock()
+		// The guests first: the agent, once it read the line, may invite someone who must
+		// not get it.
+		h.toGuests(ctx, ho, ho.name, Visible(ev.Text))
 		h.toAgent(ctx, s, a, h.fill(h.texts.FromUser, ho, a.Name, "{text}", Visible(ev.Text)))
 		return nil
 	case bot.EventSessionEnd:
@@ -176,6 +183,7 @@ func (h *Handoff) fromUser(ctx context.Context, w bot.Responder, ev *bot.Event, 
 				h.log.Info("handoff ended: the user left", "handoff", ho.id, "user", ho.userURI)
 			}
 			h.run(ctx, s, acts)
+			h.closeRoom(ctx, ho)
 		}
 		return next.Handle(ctx, w, ev)
 	}

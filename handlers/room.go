@@ -115,7 +115,8 @@ func (t *RoomTexts) fill(d RoomTexts) {
 //
 // Joins and leaves go through the chain as bot.EventJoin and bot.EventLeave (Event.Room
 // names the room), posted with RoomBot.Post: handlers see them as events of the
-// participant's conversation.
+// participant's conversation. (Those of Managed participants are their owner's business:
+// a handoff's user and agent have the Handoff's own events.)
 //
 // A participant is recognised by address: a Verified one (someone the bot invited, or a
 // verified peer that joined) from any conversation the bot does not mark unverified
@@ -583,7 +584,9 @@ func (rm *Room) Close(ctx context.Context) error {
 	r.save(ctx, rm)
 	r.log.Info("room closed", "room", rm.id)
 	for _, m := range ms {
-		r.post(ctx, rm, m, bot.EventLeave, bot.EndByBot)
+		if !m.Managed {
+			r.post(ctx, rm, m, bot.EventLeave, bot.EndByBot)
+		}
 	}
 	return nil
 }

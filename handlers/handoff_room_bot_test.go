@@ -1,0 +1,206 @@
+package handlers
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/imbot-dev/imbot/bot"
+	"github.com/imbot-dev/imbot/bot/bottest"
+	"github.com/imbot-dev/imbot/store/sqlite"
+)
+
+// TestHandoffBotInvite: over real SIP, the agent of an accepted handoff invites a supervisor
+// with /invite: the supervisor sees the conversation from then on (not what came before),
+// the user's and the agent's lines reach it with their names, its lines reach the user and
+// the agent (numbered for the agent), the bot answers none of them, and /done ends the room:
+// the supervisor is told and talks to the bot again.
+func TestHandoffBotInvite(t *testing.T) {
+	ctx := testCtx(t)
+	mem := &watchedStore{}
+	b := newTestBot(t, bot.Config{Trust: loopbackProxy})
+	alice, ann, sam := b.peer("alice"), b.verifiedPeer("ann"), b.verifiedPeer("sam")
+	rooms, err := NewRooms(RoomsConfig{Bot: b.Bot, Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rooms.Close()
+	ho, err := NewHandoff(HandoffConfig{
+		Agents: []Agent{{URI: ann.URI(), Name: "Ann"}}, Dialer: b.Bot, Rooms: rooms,
+		Transcript: mem, Logger: discardLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ho.Close()
+	evs := &roomEvents{}
+	b.run(roomHandler(rooms, evs, nil), Transcript(mem), rooms.Middleware(), ho.Middleware())
+
+	send(t, ctx, alice, "I need a human")
+	waitContains(t, ctx, ann, "#1 alice", "/accept 1")
+	send(t, ctx, ann, "/accept")
+	waitText(t, ctx, alice, "Ann is now with you.")
+	send(t, ctx, alice, "before the supervisor")
+	waitText(t, ctx, ann, "#1 alice: before the supervisor")
+
+	send(t, ctx, ann, "/invite "+sam.URI())
+	waitContains(t, ctx, sam, "Ann invited you to a conversation with alice, Ann.", "/leave")
+	waitText(t, ctx, alice, "sam joined the conversation.")
+	waitText(t, ctx, ann, "sam joined the conversation.")
+	evs.until(t, ctx, "room.join handoff-1 "+sam.URI())
+	send(t, ctx, ann, "/invite "+sam.URI())
+	waitText(t, ctx, ann, "Could not invite "+sam.URI()+": they are in a conversation already.")
+
+	send(t, ctx, alice, "my vpn is down")
+	waitText(t, ctx, ann, "#1 alice: my vpn is down")
+	waitText(t, ctx, sam, "alice: my vpn is down")
+	send(t, ctx, ann, "try restarting it")
+	waitText(t, ctx, alice, "Ann: try restarting it")
+	waitText(t, ctx, sam, "Ann: try restarting it")
+	send(t, ctx, sam, "I approve a new laptop")
+	waitText(t, ctx, alice, "sam: I approve a new laptop")
+	waitText(t, ctx, ann, "#1 sam: I approve a new laptop")
+
+	send(t, ctx, ann, "/done")
+	waitContains(t, ctx, alice, "Ann has left the conversation")
+	waitText(t, ctx, sam, "The conversation has ended.")
+	evs.until(t, ctx, "room.leave handoff-1 "+sam.URI()+" closed")
+	if rm := rooms.Room(HandoffRoomID(1)); rm != nil {
+		t.Errorf("the handoff's room is still open: %+v", rm.Participants())
+	}
+	send(t, ctx, sam, "hello bot")
+	waitText(t, ctx, sam, "echo: hello bot")
+
+	for _, txt := range sam.Texts() {
+		if strings.Contains(txt, "before the supervisor") {
+			t.Errorf("the supervisor got a line from before it joined: %q", txt)
+		}
+	}
+	for _, p := range []*bottest.Peer{alice, ann, sam} {
+		for _, txt := range p.Texts() {
+			for _, line := range []string{"my vpn is down", "try restarting it", "I approve a new laptop"} {
+				if txt == "echo: "+line {
+					t.Errorf("the bot answered %s's line in the handoff: %q", p.URI(), txt)
+				}
+			}
+		}
+	}
+}
+
+// TestHandoffBotInviteRestart: a handoff with an invited supervisor survives a restart (new
+// bot, new Rooms and Handoff on the same SQLite file): the supervisor is told once that the
+// conversation continues, the user and the agent get the handoff's own notices, and lines
+// flow between all three after it; /done then ends the room.
+func TestHandoffBotInviteRestart(t *testing.T) {
+	ctx := testCtx(t)
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "imbot.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+
+	b1 := newTestBot(t, bot.Config{Trust: loopbackProxy})
+	addr := b1.Addr("udp")
+	alice, ann, sam := b1.verifiedPeer("alice"), b1.verifiedPeer("ann"), b1.verifiedPeer("sam")
+	t.Cleanup(func() { // after the bots stopped
+		alice.Close()
+		ann.Close()
+		sam.Close()
+	})
+	serve := func(b *bot.Bot) (stop func()) {
+		rooms, err := NewRooms(RoomsConfig{Bot: b, Store: db, Ready: b.Ready(), Logger: discardLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ho, err := NewHandoff(HandoffConfig{
+			Agents: []Agent{{URI: ann.URI(), Name: "Ann"}}, Dialer: b, Rooms: rooms,
+			Store: db, Transcript: db, Ready: b.Ready(), Logger: discardLogger(),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rooms.Restore(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := ho.Restore(ctx); err != nil {
+			t.Fatal(err)
+		}
+		b.Use(Transcript(db), rooms.Middleware(), ho.Middleware())
+		b.Handle(echo)
+		runCtx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- b.Run(runCtx) }()
+		select {
+		case <-b.Ready():
+		case err := <-done:
+			cancel()
+			t.Fatalf("bot.Run: %v", err)
+		}
+		stopped := false
+		return func() {
+			if stopped {
+				return
+			}
+			stopped = true
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("bot.Run: %v", err)
+			}
+			ho.Close()
+			rooms.Close()
+		}
+	}
+
+	stop1 := serve(b1.Bot)
+	t.Cleanup(stop1)
+	send(t, ctx, alice, "I need a human")
+	waitContains(t, ctx, ann, "#1 alice", "/accept 1")
+	send(t, ctx, ann, "/accept")
+	waitText(t, ctx, alice, "Ann is now with you.")
+	send(t, ctx, ann, "/invite "+sam.URI())
+	waitContains(t, ctx, sam, "Ann invited you")
+	send(t, ctx, sam, "hello from sam")
+	waitText(t, ctx, alice, "sam: hello from sam")
+	waitText(t, ctx, ann, "#1 sam: hello from sam")
+	stop1()
+
+	b2, err := bot.New(bot.Config{
+		Listen: []string{"udp://" + addr}, Identity: b1.URI(), Trust: loopbackProxy,
+		Typing: bot.TypingConfig{Off: true}, Logger: discardLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(serve(b2))
+
+	const resumedSam = "(The bot restarted; your conversation with alice, Ann continues.)"
+	waitText(t, ctx, sam, resumedSam)
+	waitText(t, ctx, ann, "(The helpdesk restarted; your conversation #1 with alice continues.)")
+	waitText(t, ctx, alice, "(The helpdesk restarted; your conversation #1 with Ann continues.)")
+	send(t, ctx, sam, "still here")
+	waitText(t, ctx, alice, "sam: still here")
+	waitText(t, ctx, ann, "#1 sam: still here")
+	send(t, ctx, alice, "thanks both")
+	waitText(t, ctx, ann, "#1 alice: thanks both")
+	waitText(t, ctx, sam, "alice: thanks both")
+	send(t, ctx, ann, "/done")
+	waitText(t, ctx, sam, "The conversation has ended.")
+
+	for _, c := range []struct {
+		p    *bottest.Peer
+		text string
+	}{
+		{sam, resumedSam}, {alice, "sam: hello from sam"}, {ann, "#1 sam: hello from sam"},
+		{alice, "(The helpdesk restarted; your conversation #1 with Ann continues.)"},
+	} {
+		if n := countText(c.p.Texts(), c.text); n != 1 {
+			t.Errorf("%s got %q %d times, want once", c.p.URI(), c.text, n)
+		}
+	}
+	for _, txt := range alice.Texts() {
+		if strings.Contains(txt, "The bot restarted") {
+			t.Errorf("the user got the room's notice besides the handoff's: %q", txt)
+		}
+	}
+}

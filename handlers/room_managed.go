@@ -1,0 +1,69 @@
+package handlers
+
+import (
+	"context"
+	"slices"
+
+	"github.com/imbot-dev/imbot/bot"
+)
+
+// addManaged puts the managed participant p in the room, reached through conv (nil: none
+// known), without a word to the others and without EventJoin: its owner tells whom it
+// wants.
+func (rm *Room) addManaged(ctx context.Context, p Participant, conv bot.Conversation) error {
+	a, err := parseAddr(p.URI)
+	if err != nil {
+		return err
+	}
+	p.Managed = true
+	m := &member{Participant: p, room: rm, addr: a, conv: conv}
+	if err := rm.add(m); err != nil {
+		return err
+	}
+	rm.rs.save(ctx, rm)
+	return nil
+}
+
+// managed returns the managed participant at address uri, or nil.
+func (rm *Room) managed(uri string) *member {
+	a, err := parseAddr(uri)
+	if err != nil {
+		return nil
+	}
+	rm.rs.mu.Lock()
+	defer rm.rs.mu.Unlock()
+	for _, m := range rm.members {
+		if m.Managed && sameAddr(m.addr, a) {
+			return m
+		}
+	}
+	return nil
+}
+
+// seen notes that the managed participant at address uri wrote in conversation c (whose
+// handler runs now with w) and delivers what waited for it.
+func (rm *Room) seen(ctx context.Context, uri string, c bot.Conversation, w bot.Responder) {
+	m := rm.managed(uri)
+	if m == nil {
+		return
+	}
+	rm.rs.mu.Lock()
+	m.conv = c
+	rm.rs.mu.Unlock()
+	_ = rm.deliver(ctx, roomSink{w: w, conv: c}, m)
+}
+
+// toGuests relays a line of from to the participants that are not managed.
+func (rm *Room) toGuests(ctx context.Context, from Participant, text string) {
+	rm.rs.mu.Lock()
+	if rm.closed {
+		rm.rs.mu.Unlock()
+		return
+	}
+	guests := slices.DeleteFunc(slices.Clone(rm.members), func(m *member) bool { return m.Managed })
+	rm.rs.mu.Unlock()
+	if len(guests) == 0 {
+		return
+	}
+	_ = rm.send(ctx, roomSink{}, guests, func(to *member) string { return rm.line(from, to, text) })
+}
