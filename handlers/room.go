@@ -682,3 +682,31 @@ func (c *roomConv) Send(ctx context.Context, text string) error {
 }
 
 func (c *roomConv) Done() <-chan struct{} { return c.r.never }
+
+// InviteInto brings the person at address to into the conversation of ev: into the room the
+// event's peer takes part in, or else into a new room of the peer and the invitee. It is
+// what a rule's `invite:` does (pass it as rules.Options.Invite). When the invitation fails,
+// a room made for it is closed again without a word to the peer.
+func (r *Rooms) InviteInto(ctx context.Context, ev *bot.Event, to string) error {
+	if ev == nil || ev.Session == nil {
+		return errors.New("handlers: invite: the event has no conversation")
+	}
+	c := ev.Session
+	by := c.Peer().Name()
+	if rm := r.Of(c); rm != nil {
+		return rm.Invite(ctx, to, InviteOptions{By: by})
+	}
+	rm, err := r.Create(ctx, RoomOptions{})
+	if err != nil {
+		return err
+	}
+	if err := rm.Join(ctx, c, ""); err != nil {
+		_ = rm.Close(ctx)
+		return err
+	}
+	if err := rm.Invite(ctx, to, InviteOptions{By: by}); err != nil {
+		_ = rm.Remove(ctx, c.Peer().URI) // the last one: the room closes
+		return err
+	}
+	return nil
+}

@@ -128,6 +128,14 @@ func (e *Engine) perform(ctx context.Context, w bot.Responder, ev *bot.Event, ou
 				}
 			}
 		}
+		if st.Invite != "" {
+			if e.opts.Invite == nil {
+				return fmt.Errorf("rules: rule '%s' invites %s, but rules.Options.Invite is not set", st.Rule, st.Invite)
+			}
+			if err := e.opts.Invite(ctx, ev, st.Invite); err != nil {
+				return fmt.Errorf("rules: rule '%s': invite %s: %w", st.Rule, st.Invite, err)
+			}
+		}
 		if st.Handler != "" {
 			h := e.opts.Handlers[st.Handler]
 			if h == nil {
