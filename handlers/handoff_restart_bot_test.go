@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"context"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,29 +13,7 @@ import (
 // (a graceful stop, as SIGTERM makes imbot do).
 func serveUntil(t *testing.T, b *bot.Bot, ho *Handoff, db *sqlite.DB) (stop func()) {
 	t.Helper()
-	b.Use(Transcript(db), ho.Middleware(), LogUnmatched(db))
-	b.Handle(echo)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	select {
-	case <-b.Ready():
-	case err := <-done:
-		cancel()
-		t.Fatalf("bot.Run: %v", err)
-	}
-	stopped := false
-	return func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("bot.Run: %v", err)
-		}
-		ho.Close()
-	}
+	return serve(t, b, echo, []bot.Middleware{Transcript(db), ho.Middleware(), LogUnmatched(db)}, ho.Close)
 }
 
 // TestHandoffBotRestart: over real SIP, an accepted handoff survives a restart of the bot

@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"context"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -108,7 +107,7 @@ func TestHandoffBotInviteRestart(t *testing.T) {
 		ann.Close()
 		sam.Close()
 	})
-	serve := func(b *bot.Bot) (stop func()) {
+	serveBot := func(b *bot.Bot) (stop func()) {
 		rooms, err := NewRooms(RoomsConfig{Bot: b, Store: db, Ready: b.Ready(), Logger: discardLogger()})
 		if err != nil {
 			t.Fatal(err)
@@ -126,33 +125,10 @@ func TestHandoffBotInviteRestart(t *testing.T) {
 		if err := ho.Restore(ctx); err != nil {
 			t.Fatal(err)
 		}
-		b.Use(Transcript(db), rooms.Middleware(), ho.Middleware())
-		b.Handle(echo)
-		runCtx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- b.Run(runCtx) }()
-		select {
-		case <-b.Ready():
-		case err := <-done:
-			cancel()
-			t.Fatalf("bot.Run: %v", err)
-		}
-		stopped := false
-		return func() {
-			if stopped {
-				return
-			}
-			stopped = true
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("bot.Run: %v", err)
-			}
-			ho.Close()
-			rooms.Close()
-		}
+		return serve(t, b, echo, []bot.Middleware{Transcript(db), rooms.Middleware(), ho.Middleware()}, ho.Close, rooms.Close)
 	}
 
-	stop1 := serve(b1.Bot)
+	stop1 := serveBot(b1.Bot)
 	t.Cleanup(stop1)
 	send(t, ctx, alice, "I need a human")
 	waitContains(t, ctx, ann, "#1 alice", "/accept 1")
@@ -172,7 +148,7 @@ func TestHandoffBotInviteRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(serve(b2))
+	t.Cleanup(serveBot(b2))
 
 	const resumedSam = "(The bot restarted; your conversation with alice, Ann continues.)"
 	waitText(t, ctx, sam, resumedSam)

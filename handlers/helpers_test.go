@@ -189,30 +189,66 @@ func waitContains(t *testing.T, ctx context.Context, p *bottest.Peer, parts ...s
 	return r.Text
 }
 
+// serve runs b with the chain mw... in front of h until the returned stop is called (a
+// graceful stop, as SIGTERM makes imbot do); stop then calls each of closers, in order.
+func serve(t *testing.T, b *bot.Bot, h bot.Handler, mw []bot.Middleware, closers ...func()) (stop func()) {
+	t.Helper()
+	b.Use(mw...)
+	b.Handle(h)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	select {
+	case <-b.Ready():
+	case err := <-done:
+		cancel()
+		t.Fatalf("bot.Run: %v", err)
+	}
+	stopped := false
+	return func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("bot.Run: %v", err)
+		}
+		for _, c := range closers {
+			c()
+		}
+	}
+}
+
+// notifier lets a test wait for a change without polling on a timer.
+type notifier struct {
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced on every change
+}
+
+func (n *notifier) signal() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.changed != nil {
+		close(n.changed)
+	}
+	n.changed = make(chan struct{})
+}
+
+func (n *notifier) wait() <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.changed == nil {
+		n.changed = make(chan struct{})
+	}
+	return n.changed
+}
+
 // watchedStore is a store.Memory that lets a test wait until its contents satisfy a
 // condition, without polling on a timer.
 type watchedStore struct {
 	store.Memory
-	mu      sync.Mutex
-	changed chan struct{} // closed and replaced on every write
-}
-
-func (s *watchedStore) signal() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.changed != nil {
-		close(s.changed)
-	}
-	s.changed = make(chan struct{})
-}
-
-func (s *watchedStore) wait() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.changed == nil {
-		s.changed = make(chan struct{})
-	}
-	return s.changed
+	notifier
 }
 
 func (s *watchedStore) AppendTranscript(ctx context.Context, e store.TranscriptEntry) error {

@@ -517,22 +517,27 @@ func (rm *Room) line(from Participant, to *member, text string) string {
 	return rm.rs.fill(rm.rs.texts.Relay, from.Name, text)
 }
 
-// Tell sends text, as it is, to the participant at address uri only.
-func (rm *Room) Tell(ctx context.Context, uri, text string) error {
+// memberAt returns the participant at address uri.
+func (rm *Room) memberAt(uri string) (*member, error) {
 	a, err := parseAddr(uri)
 	if err != nil {
-		return fmt.Errorf("handlers: tell: %w", err)
+		return nil, err
 	}
 	rm.rs.mu.Lock()
-	var to *member
+	defer rm.rs.mu.Unlock()
 	for _, m := range rm.members {
 		if sameAddr(m.addr, a) {
-			to = m
+			return m, nil
 		}
 	}
-	rm.rs.mu.Unlock()
-	if to == nil {
-		return fmt.Errorf("handlers: tell: %s is not in room %s", uri, rm.id)
+	return nil, fmt.Errorf("%s is not in room %s", uri, rm.id)
+}
+
+// Tell sends text, as it is, to the participant at address uri only.
+func (rm *Room) Tell(ctx context.Context, uri, text string) error {
+	to, err := rm.memberAt(uri)
+	if err != nil {
+		return fmt.Errorf("handlers: tell: %w", err)
 	}
 	return rm.send(ctx, roomSink{}, []*member{to}, func(*member) string { return text })
 }
@@ -540,20 +545,9 @@ func (rm *Room) Tell(ctx context.Context, uri, text string) error {
 // Remove takes the participant at address uri out of the room: the others are told
 // (RoomTexts.Left, unless Silent) and EventLeave goes through the chain with bot.EndByBot.
 func (rm *Room) Remove(ctx context.Context, uri string) error {
-	a, err := parseAddr(uri)
+	m, err := rm.memberAt(uri)
 	if err != nil {
 		return fmt.Errorf("handlers: remove: %w", err)
-	}
-	rm.rs.mu.Lock()
-	var m *member
-	for _, x := range rm.members {
-		if sameAddr(x.addr, a) {
-			m = x
-		}
-	}
-	rm.rs.mu.Unlock()
-	if m == nil {
-		return fmt.Errorf("handlers: remove: %s is not in room %s", uri, rm.id)
 	}
 	rm.leave(ctx, roomSink{}, m, bot.EndByBot)
 	return nil

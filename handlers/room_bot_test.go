@@ -17,28 +17,16 @@ import (
 // roomEvents records the EventJoin and EventLeave a handler at the end of the chain sees, as
 // "room.join <room> <peer>" and "room.leave <room> <peer> <reason>".
 type roomEvents struct {
-	mu      sync.Mutex
-	seen    []string
-	changed chan struct{}
+	notifier
+	mu   sync.Mutex
+	seen []string
 }
 
 func (e *roomEvents) add(s string) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	e.seen = append(e.seen, s)
-	if e.changed != nil {
-		close(e.changed)
-	}
-	e.changed = make(chan struct{})
-}
-
-func (e *roomEvents) wait() <-chan struct{} {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.changed == nil {
-		e.changed = make(chan struct{})
-	}
-	return e.changed
+	e.mu.Unlock()
+	e.signal()
 }
 
 func (e *roomEvents) list() []string {

@@ -26,16 +26,8 @@ func (rm *Room) addManaged(ctx context.Context, p Participant, conv bot.Conversa
 
 // managed returns the managed participant at address uri, or nil.
 func (rm *Room) managed(uri string) *member {
-	a, err := parseAddr(uri)
-	if err != nil {
-		return nil
-	}
-	rm.rs.mu.Lock()
-	defer rm.rs.mu.Unlock()
-	for _, m := range rm.members {
-		if m.Managed && sameAddr(m.addr, a) {
-			return m
-		}
+	if m, err := rm.memberAt(uri); err == nil && m.Managed {
+		return m
 	}
 	return nil
 }

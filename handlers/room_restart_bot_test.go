@@ -15,29 +15,7 @@ import (
 // (a graceful stop, as SIGTERM makes imbot do).
 func serveRooms(t *testing.T, b *bot.Bot, rooms *Rooms, h bot.Handler) (stop func()) {
 	t.Helper()
-	b.Use(rooms.Middleware())
-	b.Handle(h)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	select {
-	case <-b.Ready():
-	case err := <-done:
-		cancel()
-		t.Fatalf("bot.Run: %v", err)
-	}
-	stopped := false
-	return func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("bot.Run: %v", err)
-		}
-		rooms.Close()
-	}
+	return serve(t, b, h, []bot.Middleware{rooms.Middleware()}, rooms.Close)
 }
 
 // TestRoomBotRestart: over real SIP, a room of three survives a restart of the bot (stopped
