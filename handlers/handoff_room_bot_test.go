@@ -1,13 +1,11 @@
 package handlers
 
 import (
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/imbot-dev/imbot/bot"
 	"github.com/imbot-dev/imbot/bot/bottest"
-	"github.com/imbot-dev/imbot/store/sqlite"
 )
 
 // TestHandoffBotInvite: over real SIP, the agent of an accepted handoff invites a supervisor
@@ -93,20 +91,10 @@ func TestHandoffBotInvite(t *testing.T) {
 // flow between all three after it; /done then ends the room.
 func TestHandoffBotInviteRestart(t *testing.T) {
 	ctx := testCtx(t)
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "imbot.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-
-	b1 := newTestBot(t, bot.Config{Trust: loopbackProxy})
-	addr := b1.Addr("udp")
+	f := newRestartFixture(t, ctx)
+	db, b1 := f.db, f.b1
 	alice, ann, sam := b1.verifiedPeer("alice"), b1.verifiedPeer("ann"), b1.verifiedPeer("sam")
-	t.Cleanup(func() { // after the bots stopped
-		alice.Close()
-		ann.Close()
-		sam.Close()
-	})
+	f.closeAfter(t, alice, ann, sam)
 	serveBot := func(b *bot.Bot) (stop func()) {
 		rooms, err := NewRooms(RoomsConfig{Bot: b, Store: db, Ready: b.Ready(), Logger: discardLogger()})
 		if err != nil {
@@ -141,13 +129,7 @@ func TestHandoffBotInviteRestart(t *testing.T) {
 	waitText(t, ctx, ann, "#1 sam: hello from sam")
 	stop1()
 
-	b2, err := bot.New(bot.Config{
-		Listen: []string{"udp://" + addr}, Identity: b1.URI(), Trust: loopbackProxy,
-		Typing: bot.TypingConfig{Off: true}, Logger: discardLogger(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b2 := f.second(t)
 	t.Cleanup(serveBot(b2))
 
 	const resumedSam = "(The bot restarted; your conversation with alice, Ann continues.)"
@@ -163,17 +145,10 @@ func TestHandoffBotInviteRestart(t *testing.T) {
 	send(t, ctx, ann, "/done")
 	waitText(t, ctx, sam, "The conversation has ended.")
 
-	for _, c := range []struct {
-		p    *bottest.Peer
-		text string
-	}{
+	checkOnce(t, []textOnce{
 		{sam, resumedSam}, {alice, "sam: hello from sam"}, {ann, "#1 sam: hello from sam"},
 		{alice, "(The helpdesk restarted; your conversation #1 with Ann continues.)"},
-	} {
-		if n := countText(c.p.Texts(), c.text); n != 1 {
-			t.Errorf("%s got %q %d times, want once", c.p.URI(), c.text, n)
-		}
-	}
+	})
 	for _, txt := range alice.Texts() {
 		if strings.Contains(txt, "The bot restarted") {
 			t.Errorf("the user got the room's notice besides the handoff's: %q", txt)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/imbot-dev/imbot/bot"
 	"github.com/imbot-dev/imbot/bot/bottest"
 	"github.com/imbot-dev/imbot/store"
+	"github.com/imbot-dev/imbot/store/sqlite"
 )
 
 // fromPeer returns ev as an event of the page-mode conversation of the peer uri (a
@@ -216,6 +218,66 @@ func serve(t *testing.T, b *bot.Bot, h bot.Handler, mw []bot.Middleware, closers
 		}
 		for _, c := range closers {
 			c()
+		}
+	}
+}
+
+// restartFixture is what a restart test needs: an SQLite file, a first bot that does not run
+// yet, and peers that outlive both bots.
+type restartFixture struct {
+	db   *sqlite.DB
+	b1   *testBot
+	addr string // the first bot's address, for the second
+}
+
+// newRestartFixture opens a fresh SQLite file and makes the first bot (trusting
+// loopbackProxy); each of peers (made with b1) is closed after both bots stopped.
+func newRestartFixture(t *testing.T, ctx context.Context) *restartFixture {
+	t.Helper()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "imbot.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	b1 := newTestBot(t, bot.Config{Trust: loopbackProxy})
+	return &restartFixture{db: db, b1: b1, addr: b1.Addr("udp")}
+}
+
+// closeAfter closes the peers when the test ends, after the bots (whose cleanups were
+// registered before) stopped.
+func (f *restartFixture) closeAfter(t *testing.T, peers ...*bottest.Peer) {
+	t.Cleanup(func() {
+		for _, p := range peers {
+			p.Close()
+		}
+	})
+}
+
+// second makes the bot that replaces the first one: same address, identity and trust.
+func (f *restartFixture) second(t *testing.T) *bot.Bot {
+	t.Helper()
+	b2, err := bot.New(bot.Config{
+		Listen: []string{"udp://" + f.addr}, Identity: f.b1.URI(), Trust: loopbackProxy,
+		Typing: bot.TypingConfig{Off: true}, Logger: discardLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b2
+}
+
+// textOnce is a text a peer must have received exactly once.
+type textOnce struct {
+	p    *bottest.Peer
+	text string
+}
+
+// checkOnce fails the test for each text not received exactly once.
+func checkOnce(t *testing.T, want []textOnce) {
+	t.Helper()
+	for _, c := range want {
+		if n := countText(c.p.Texts(), c.text); n != 1 {
+			t.Errorf("%s got %q %d times, want once", c.p.URI(), c.text, n)
 		}
 	}
 }

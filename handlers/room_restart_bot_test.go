@@ -2,13 +2,11 @@ package handlers
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 
 	"github.com/imbot-dev/imbot/bot"
 	"github.com/imbot-dev/imbot/bot/bottest"
 	"github.com/imbot-dev/imbot/store"
-	"github.com/imbot-dev/imbot/store/sqlite"
 )
 
 // serveRooms runs b with rooms' middleware in front of h until the returned stop is called
@@ -27,21 +25,11 @@ func serveRooms(t *testing.T, b *bot.Bot, rooms *Rooms, h bot.Handler) (stop fun
 // after it, and the room's join events are not repeated.
 func TestRoomBotRestart(t *testing.T) {
 	ctx := testCtx(t)
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "imbot.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-
-	b1 := newTestBot(t, bot.Config{Trust: loopbackProxy})
-	addr := b1.Addr("udp")
+	f := newRestartFixture(t, ctx)
+	db, b1 := f.db, f.b1
 	alice, ann := b1.peer("alice"), b1.verifiedPeer("ann")
 	sam := b1.peerWith(bottest.Options{User: "sam", AssertIdentity: true, AcceptSessions: true})
-	t.Cleanup(func() { // after the bots stopped
-		alice.Close()
-		ann.Close()
-		sam.Close()
-	})
+	f.closeAfter(t, alice, ann, sam)
 	evs := &roomEvents{}
 	newRooms := func(b *bot.Bot) *Rooms {
 		rooms, err := NewRooms(RoomsConfig{Bot: b, Store: db, Ready: b.Ready(), Logger: discardLogger()})
@@ -89,13 +77,7 @@ func TestRoomBotRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	b2, err := bot.New(bot.Config{
-		Listen: []string{"udp://" + addr}, Identity: b1.URI(), Trust: loopbackProxy,
-		Typing: bot.TypingConfig{Off: true}, Logger: discardLogger(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b2 := f.second(t)
 	rooms2 := newRooms(b2)
 	stop2 := serveRooms(t, b2, rooms2, roomHandler(rooms2, evs, func(context.Context, *Room) error { return nil }))
 	t.Cleanup(stop2)
@@ -118,19 +100,12 @@ func TestRoomBotRestart(t *testing.T) {
 	waitText(t, ctx, alice, "sam: me too")
 	waitText(t, ctx, ann, "sam: me too")
 
-	for _, c := range []struct {
-		p    *bottest.Peer
-		text string
-	}{
+	checkOnce(t, []textOnce{
 		{ann, resumedAnn}, {sam, resumedSam}, {alice, resumedAlice},
 		{ann, "alice: hello all"}, {alice, "ann: hi alice"}, {ann, "sam: recorded, not sent"},
 		{sam, "alice: hello all"}, {sam, "ann: hi alice"}, // in its old session
 		{ann, "alice: are you there?"}, {alice, "ann: yes, still here"},
-	} {
-		if n := countText(c.p.Texts(), c.text); n != 1 {
-			t.Errorf("%s got %q %d times, want once", c.p.URI(), c.text, n)
-		}
-	}
+	})
 	for _, txt := range alice.Texts() {
 		if txt == "echo: are you there?" {
 			t.Errorf("the bot answered alice's line in the restored room")
