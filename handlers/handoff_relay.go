@@ -44,6 +44,9 @@ func (h *Handoff) transcriptText(ctx context.Context, ho *handoff) string {
 		switch {
 		case e.Direction == store.In:
 			who = ho.name
+		case e.Answerer == RoomAnswerer:
+			fmt.Fprintf(&b, "\n%s", e.Text) // it names its author: a guest of the room
+			continue
 		case IsAgentAnswerer(e.Answerer):
 			who = AgentAnswererName(e.Answerer)
 			if strings.HasPrefix(e.Text, who+": ") {

@@ -1,11 +1,13 @@
 package handlers
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/imbot-dev/imbot/bot"
 	"github.com/imbot-dev/imbot/bot/bottest"
+	"github.com/imbot-dev/imbot/store"
 )
 
 // TestHandoffBotInvite: over real SIP, the agent of an accepted handoff invites a supervisor
@@ -18,7 +20,7 @@ func TestHandoffBotInvite(t *testing.T) {
 	mem := &watchedStore{}
 	b := newTestBot(t, bot.Config{Trust: loopbackProxy})
 	alice, ann, sam := b.peer("alice"), b.verifiedPeer("ann"), b.verifiedPeer("sam")
-	rooms, err := NewRooms(RoomsConfig{Bot: b.Bot, Logger: discardLogger()})
+	rooms, err := NewRooms(RoomsConfig{Bot: b.Bot, Transcript: mem, Logger: discardLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,6 +60,15 @@ func TestHandoffBotInvite(t *testing.T) {
 	send(t, ctx, sam, "I approve a new laptop")
 	waitText(t, ctx, alice, "sam: I approve a new laptop")
 	waitText(t, ctx, ann, "#1 sam: I approve a new laptop")
+
+	// The user's transcript has the supervisor's line, as the user read it.
+	key := b.URI() + " " + alice.URI() + " unverified"
+	mem.until(t, ctx, "the supervisor's line in alice's transcript", func() bool {
+		tr, _ := mem.Transcript(ctx, key, 0)
+		return slices.ContainsFunc(tr, func(e store.TranscriptEntry) bool {
+			return e.Direction == store.Out && e.Text == "sam: I approve a new laptop" && e.Answerer == RoomAnswerer
+		})
+	})
 
 	send(t, ctx, ann, "/done")
 	waitContains(t, ctx, alice, "Ann has left the conversation")

@@ -26,6 +26,10 @@ type RoomBot interface {
 	URI() string
 }
 
+// RoomAnswerer is the store.TranscriptEntry.Answerer of the lines a room delivered
+// (RoomsConfig.Transcript): their text names their author already.
+const RoomAnswerer = "room"
+
 // Errors of rooms.
 var (
 	// ErrRoomClosed is returned by the methods of a Room that has closed (its last
@@ -52,6 +56,10 @@ type RoomsConfig struct {
 	BotName string
 	// Texts are what the rooms say; empty fields keep the defaults (DefaultRoomTexts).
 	Texts RoomTexts
+	// Transcript, when set, records every line a room delivers in the transcript of its
+	// recipient's conversation, with the answerer RoomAnswerer (the lines a participant
+	// writes are recorded by the Transcript middleware, as any message).
+	Transcript TranscriptStore
 	// Logger receives a line per join, leave and failed delivery; default slog.Default().
 	Logger *slog.Logger
 }
@@ -297,6 +305,19 @@ func (r *Rooms) Of(c bot.Conversation) *Room {
 		return m.room
 	}
 	return nil
+}
+
+// Relaying reports whether the conversation with this key (bot.Conversation.Key: "<bot
+// AOR> <peer AOR>", maybe followed by " unverified") is a participant's whose lines a room
+// relays (for RateLimitConfig.Relayed: each line refused is answered).
+func (r *Rooms) Relaying(key string) bool {
+	f := strings.Fields(key)
+	if len(f) < 2 {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.find(f[1], key) != nil
 }
 
 // addrKey is the index key of an address: user@host (the port may differ).

@@ -127,6 +127,11 @@ func TestRoomBot(t *testing.T) {
 	for _, p := range []*bottest.Peer{alice, ann, sam} {
 		evs.until(t, ctx, "room.join r1 "+p.URI())
 	}
+	aliceKey := b.URI() + " " + alice.URI() + " unverified"
+	if !rooms.Relaying(aliceKey) || !rooms.Relaying(b.URI()+" "+ann.URI()) || rooms.Relaying(b.URI()+" "+ann.URI()+" unverified") {
+		t.Errorf("Relaying: alice %v, ann %v, someone claiming ann's address %v", rooms.Relaying(aliceKey),
+			rooms.Relaying(b.URI()+" "+ann.URI()), rooms.Relaying(b.URI()+" "+ann.URI()+" unverified"))
+	}
 	if got := rooms.Room("r1").Participants(); len(got) != 3 || got[0].Name != "alice" || got[0].Verified ||
 		got[1].Name != "ann" || !got[1].Verified || got[2].Name != "sam" {
 		t.Errorf("participants: %+v", got)

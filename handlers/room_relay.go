@@ -100,6 +100,7 @@ func (rm *Room) deliver(ctx context.Context, s roomSink, m *member) error {
 		if notice == "" {
 			text = d.Text
 		}
+		sent := time.Now()
 		if err := r.sendTo(ctx, s, m, conv, text); err != nil {
 			if errors.Is(err, errHeld) {
 				r.log.Info("room: a line for an unverified participant waits until it writes again", "room", rm.id, "participant", m.URI)
@@ -107,6 +108,9 @@ func (rm *Room) deliver(ctx context.Context, s roomSink, m *member) error {
 				r.log.Warn("room: line not delivered; it is sent again with the next one", "room", rm.id, "participant", m.URI, "err", err)
 			}
 			return err
+		}
+		if !s.is(conv) { // the Transcript middleware records the replies of the handler running now
+			r.record(ctx, m, conv, text, sent)
 		}
 		r.mu.Lock()
 		if notice != "" {
@@ -118,6 +122,26 @@ func (rm *Room) deliver(ctx context.Context, s roomSink, m *member) error {
 		r.mu.Unlock()
 		r.forget(ctx, rm, []store.RoomDelivery{d})
 	}
+}
+
+// record writes a line delivered to m to m's transcript (RoomsConfig.Transcript).
+func (r *Rooms) record(ctx context.Context, m *member, conv bot.Conversation, text string, sent time.Time) {
+	if r.cfg.Transcript == nil {
+		return
+	}
+	key, id := m.Key, ""
+	if conv != nil {
+		key, id = conv.Key(), conv.ID()
+	}
+	if key == "" {
+		key = r.cfg.Bot.URI() + " " + m.URI // the key of a verified peer's conversation
+	}
+	if id == "" {
+		id = key
+	}
+	appendEntry(ctx, r.cfg.Transcript, store.TranscriptEntry{
+		SessionID: id, Key: key, Direction: store.Out, Peer: m.URI, Text: text, Time: sent, Answerer: RoomAnswerer,
+	})
 }
 
 // sendTo sends text to m: through the Responder when m's handler runs now, else into m's

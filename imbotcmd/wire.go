@@ -131,7 +131,9 @@ func assemble(ctx context.Context, fc *fileConfig, log *slog.Logger, h func(*app
 	if len(fc.Handoff.Agents) > 0 {
 		// Agents bring supervisors and colleagues into a handoff (/invite): a room each,
 		// restored before the handoffs that use them.
-		a.rooms, err = handlers.NewRooms(handlers.RoomsConfig{Bot: a.bot, Store: a.store, Ready: a.bot.Ready(), Logger: log})
+		a.rooms, err = handlers.NewRooms(handlers.RoomsConfig{
+			Bot: a.bot, Store: a.store, Ready: a.bot.Ready(), Transcript: a.store, Logger: log,
+		})
 		if err != nil {
 			return nil, fmt.Errorf("rooms: %w", err)
 		}
@@ -157,8 +159,9 @@ func assemble(ctx context.Context, fc *fileConfig, log *slog.Logger, h func(*app
 		rl := handlers.RateLimitConfig{Every: fc.RateLimit.Every, Burst: max(fc.RateLimit.Burst, 1), Reply: fc.RateLimit.Reply}
 		if a.handoff != nil {
 			// Agents' words are relayed to users: never throttled. A user's words in a
-			// handoff are meant for a person: each one refused is answered.
-			rl.Exempt, rl.Relayed = a.handoff.IsAgent, a.handoff.Relaying
+			// handoff or a room are meant for people: each one refused is answered.
+			rl.Exempt = a.handoff.IsAgent
+			rl.Relayed = func(key string) bool { return a.handoff.Relaying(key) || a.rooms.Relaying(key) }
 		}
 		chain = append(chain, handlers.RateLimitWith(rl))
 	}
