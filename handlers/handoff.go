@@ -77,7 +77,9 @@ type HandoffObserver interface {
 // in: the bot writes to them in page mode, they see the conversation from then on ("alice:
 // ...", "Ann: ..."), their lines reach the user ("Sam: ...") and the agent ("#1 Sam: ..."),
 // and they leave with /leave or a BYE, or when the agent ends the handoff. The room, its
-// guests and what it has yet to deliver survive a restart with the Rooms' Store.
+// guests and what it has yet to deliver survive a restart with the Rooms' Store. An agent
+// invited as a colleague is a guest like any other: until it leaves, what it writes goes to
+// that room, commands included.
 //
 // Without HandoffConfig.Store, handoffs live in memory: a restart ends them (users and agents
 // then talk to the bot again). With one, every step of a handoff is written to it before the
