@@ -264,7 +264,7 @@ func (t handoffTexts) handoffTexts() handlers.HandoffTexts {
 		Ended: t.Ended, NoAgent: t.NoAgent, NoAgentLater: t.NoAgentLater, Offer: t.Offer,
 		AgentConnected: t.AgentConnected, FromUser: t.FromUser, AgentEnded: t.AgentEnded,
 		Withdrawn: t.Withdrawn, Reoffered: t.Reoffered, Taken: t.Taken, UserLeft: t.UserLeft, AgentHelp: t.AgentHelp,
-		Resumed: t.Resumed, WaitResumed: t.WaitResumed, AgentResumed: t.AgentResumed,
+		FromGuest: t.FromGuest, Resumed: t.Resumed, WaitResumed: t.WaitResumed, AgentResumed: t.AgentResumed,
 		OfferResumed: t.OfferResumed, Held: t.Held,
 	}
 }
