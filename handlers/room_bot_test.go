@@ -285,3 +285,56 @@ func TestRoomBotIdle(t *testing.T) {
 		t.Errorf("room r1 still open with %+v", rm.Participants())
 	}
 }
+
+// TestRoomBotInviteFails: an invitation that cannot be carried out is an error and adds no
+// one: not a SIP address, an IM session the invitee refuses (480), someone in the room or
+// in another room already. The room goes on with those it has.
+func TestRoomBotInviteFails(t *testing.T) {
+	ctx := testCtx(t)
+	b := newTestBot(t, bot.Config{Trust: loopbackProxy})
+	ann, bob, cy := b.verifiedPeer("ann"), b.verifiedPeer("bob"), b.verifiedPeer("cy")
+	rooms, err := NewRooms(RoomsConfig{Bot: b.Bot, Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rooms.Close()
+	b.run(roomHandler(rooms, &roomEvents{}, nil), rooms.Middleware())
+
+	rm, err := rooms.Create(ctx, RoomOptions{ID: "r1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := rooms.Create(ctx, RoomOptions{ID: "r2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rm.Invite(ctx, ann.URI(), InviteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Invite(ctx, cy.URI(), InviteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		to   string
+		opts InviteOptions
+		is   error
+	}{
+		"not an address":   {to: "not an address"},
+		"session refused":  {to: bob.URI(), opts: InviteOptions{Session: true}}, // bob accepts no sessions: 480
+		"in the room":      {to: ann.URI(), is: ErrInRoom},
+		"in another room":  {to: cy.URI(), is: ErrInRoom},
+		"no user part":     {to: "sip:example.com"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := rm.Invite(ctx, tc.to, tc.opts)
+			if err == nil || tc.is != nil && !errors.Is(err, tc.is) {
+				t.Errorf("Invite(%q) = %v, want an error (%v)", tc.to, err, tc.is)
+			}
+		})
+	}
+	if got := rm.Participants(); len(got) != 1 || got[0].URI != ann.URI() {
+		t.Errorf("participants after the failed invitations: %+v", got)
+	}
+	send(t, ctx, bob, "still the bot's")
+	waitText(t, ctx, bob, "echo: still the bot's")
+}
