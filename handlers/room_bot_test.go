@@ -319,11 +319,11 @@ func TestRoomBotInviteFails(t *testing.T) {
 		opts InviteOptions
 		is   error
 	}{
-		"not an address":   {to: "not an address"},
-		"session refused":  {to: bob.URI(), opts: InviteOptions{Session: true}}, // bob accepts no sessions: 480
-		"in the room":      {to: ann.URI(), is: ErrInRoom},
-		"in another room":  {to: cy.URI(), is: ErrInRoom},
-		"no user part":     {to: "sip:example.com"},
+		"not an address":  {to: "not an address"},
+		"session refused": {to: bob.URI(), opts: InviteOptions{Session: true}}, // bob accepts no sessions: 480
+		"in the room":     {to: ann.URI(), is: ErrInRoom},
+		"in another room": {to: cy.URI(), is: ErrInRoom},
+		"no user part":    {to: "sip:example.com"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			err := rm.Invite(ctx, tc.to, tc.opts)
