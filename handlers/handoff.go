@@ -73,8 +73,10 @@ type HandoffObserver interface {
 // included), and users wait in line for a free agent.
 //
 // With HandoffConfig.Rooms, an accepted handoff is a room (see Rooms) of the user and the
-// agent, whose lines the Handoff routes as above, and the silent bot. /invite brings a guest
-// in: the bot writes to them in page mode, they see the conversation from then on ("alice:
+// agent, whose lines the Handoff routes as above, and the silent bot. Their lines go through
+// the room: with the Rooms' Store each one is written down before it is sent and until it
+// was delivered, so that a crash loses none (a line for an unverified user with no
+// conversation waits in the room, the agent told as above). /invite brings a guest in: the bot writes to them in page mode, they see the conversation from then on ("alice:
 // ...", "Ann: ..."), their lines reach the user ("Sam: ...") and the agent ("#1 Sam: ..."),
 // and they leave with /leave or a BYE, or when the agent ends the handoff. The room, its
 // guests and what it has yet to deliver survive a restart with the Rooms' Store. An agent

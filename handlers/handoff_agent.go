@@ -99,10 +99,15 @@ func (h *Handoff) fromAgent(ctx context.Context, w bot.Responder, ev *bot.Event,
 }
 
 func (h *Handoff) relayToUser(ctx context.Context, s sink, ho *handoff, a *agentState, text string) {
-	if h.toUser(ctx, s, ho, h.fill(h.texts.FromAgent, ho, a.Name, "{text}", text), AgentAnswerer(a.Name)) {
+	held := false
+	if rm := h.roomOf(ho); rm != nil {
+		held = h.relayInRoom(ctx, rm, ho, a, text)
+	} else {
+		held = h.toUser(ctx, s, ho, h.fill(h.texts.FromAgent, ho, a.Name, "{text}", text), AgentAnswerer(a.Name))
+	}
+	if held {
 		h.toAgent(ctx, s, a, h.fill(h.texts.Held, ho, a.Name, "{text}", text))
 	}
-	h.toGuests(ctx, ho, a.Name, text)
 }
 
 // accept gives agent a the offer id (0: the oldest) and relays first, if any.

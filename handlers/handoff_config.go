@@ -81,8 +81,10 @@ type HandoffConfig struct {
 	// Rooms, when set, makes every accepted handoff a room (HandoffRoomID) of the user, the
 	// agent and the silent bot, into which the agent brings a supervisor or a colleague with
 	// /invite sip:...: the guest sees the conversation from then on, and its lines reach
-	// both. Put the Rooms' Middleware before the Handoff's, and with a Store, restore the
-	// Rooms before the Handoff. nil: /invite is not available.
+	// both. The lines between the user and the agent go through the room too, and the
+	// room records them in the transcripts (RoomsConfig.Transcript, not Transcript). Put the
+	// Rooms' Middleware before the Handoff's, and with a Store, restore the Rooms before the
+	// Handoff. nil: /invite is not available.
 	Rooms *Rooms
 }
 

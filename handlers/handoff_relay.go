@@ -166,9 +166,10 @@ func (h *Handoff) fromUser(ctx context.Context, w bot.Responder, ev *bot.Event, 
 		}
 		a := ho.agent
 		h.mu.Unlock()
-		// The guests first: the agent, once it read the line, may invite someone who must
-		// not get it.
-		h.toGuests(ctx, ho, ho.name, Visible(ev.Text))
+		if rm := h.roomOf(ho); rm != nil {
+			h.userInRoom(ctx, rm, ho, a, Visible(ev.Text))
+			return nil
+		}
 		h.toAgent(ctx, s, a, h.fill(h.texts.FromUser, ho, a.Name, "{text}", Visible(ev.Text)))
 		return nil
 	case bot.EventSessionEnd:

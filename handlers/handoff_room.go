@@ -84,15 +84,45 @@ func (h *Handoff) closeRoom(ctx context.Context, ho *handoff) {
 	}
 }
 
-// toGuests relays a line of the handoff's user or agent, called name, to the guests of its
-// room.
-func (h *Handoff) toGuests(ctx context.Context, ho *handoff, name, text string) {
+// roomOf returns the room of the handoff ho, or nil.
+func (h *Handoff) roomOf(ho *handoff) *Room {
 	h.mu.Lock()
-	rm := ho.room
-	h.mu.Unlock()
-	if rm != nil {
-		rm.toGuests(ctx, Participant{Name: name}, text)
+	defer h.mu.Unlock()
+	return ho.room
+}
+
+// relayInRoom relays a line of agent a through the room of ho: to the user as
+// HandoffTexts.FromAgent (recorded in the user's transcript as the agent's), to the guests
+// with the agent's name. It reports whether the user's line waits for the user to write
+// again (an unverified user with no conversation, after a restart).
+func (h *Handoff) relayInRoom(ctx context.Context, rm *Room, ho *handoff, a *agentState, text string) (held bool) {
+	userText := h.fill(h.texts.FromAgent, ho, a.Name, "{text}", text)
+	from := Participant{Name: a.Name}
+	waiting := rm.relayManaged(ctx, a.addr.String(), func(to *member) (string, string) {
+		if to.Managed && to.URI == ho.userURI {
+			return userText, AgentAnswerer(a.Name)
+		}
+		return rm.line(from, to, text), ""
+	})
+	for _, p := range waiting {
+		if p.URI == ho.userURI {
+			return true
+		}
 	}
+	return false
+}
+
+// userInRoom relays a line of the user of ho through its room: to agent a as
+// HandoffTexts.FromUser, to the guests with the user's name.
+func (h *Handoff) userInRoom(ctx context.Context, rm *Room, ho *handoff, a *agentState, text string) {
+	agentText := h.fill(h.texts.FromUser, ho, a.Name, "{text}", text)
+	from := Participant{Name: ho.name}
+	rm.relayManaged(ctx, ho.userURI, func(to *member) (string, string) {
+		if to.Managed {
+			return agentText, ""
+		}
+		return rm.line(from, to, text), ""
+	})
 }
 
 // invite brings the person at the address in args (after an optional #n) into agent a's

@@ -97,17 +97,20 @@ func TestHandoffBotInvite(t *testing.T) {
 }
 
 // TestHandoffBotInviteRestart: a handoff with an invited supervisor survives a restart (new
-// bot, new Rooms and Handoff on the same SQLite file): the supervisor is told once that the
-// conversation continues, the user and the agent get the handoff's own notices, and lines
-// flow between all three after it; /done then ends the room.
+// bot, new Rooms and Handoff on the same SQLite file). The user, alice, is not verified: the
+// bot writes to her only once she writes again. The supervisor is told once that the
+// conversation continues; the agent's line after the restart waits for alice (the agent is
+// told: HandoffTexts.Held) and reaches her, with the handoff's notice and a line the old bot
+// had recorded but not sent (as a crash leaves it), once she writes; lines flow between all
+// three; /done ends the room.
 func TestHandoffBotInviteRestart(t *testing.T) {
 	ctx := testCtx(t)
 	f := newRestartFixture(t, ctx)
 	db, b1 := f.db, f.b1
-	alice, ann, sam := b1.verifiedPeer("alice"), b1.verifiedPeer("ann"), b1.verifiedPeer("sam")
+	alice, ann, sam := b1.peer("alice"), b1.verifiedPeer("ann"), b1.verifiedPeer("sam")
 	f.closeAfter(t, alice, ann, sam)
 	serveBot := func(b *bot.Bot) (stop func()) {
-		rooms, err := NewRooms(RoomsConfig{Bot: b, Store: db, Ready: b.Ready(), Logger: discardLogger()})
+		rooms, err := NewRooms(RoomsConfig{Bot: b, Store: db, Ready: b.Ready(), Transcript: db, Logger: discardLogger()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -138,31 +141,64 @@ func TestHandoffBotInviteRestart(t *testing.T) {
 	send(t, ctx, sam, "hello from sam")
 	waitText(t, ctx, alice, "sam: hello from sam")
 	waitText(t, ctx, ann, "#1 sam: hello from sam")
+	send(t, ctx, ann, "before the restart")
+	waitText(t, ctx, alice, "Ann: before the restart")
 	stop1()
+	// What a crash between recording the agent's line and sending it leaves behind.
+	if err := db.AddRoomDeliveries(ctx, []store.RoomDelivery{{
+		Room: HandoffRoomID(1), Seq: 1000, To: alice.URI(), Text: "Ann: recorded, not sent", Answerer: AgentAnswerer("Ann"),
+	}}); err != nil {
+		t.Fatal(err)
+	}
 
 	b2 := f.second(t)
-	t.Cleanup(serveBot(b2))
+	stop2 := serveBot(b2)
+	t.Cleanup(stop2)
 
 	const resumedSam = "(The bot restarted; your conversation with alice, Ann continues.)"
+	const resumedAlice = "(The helpdesk restarted; your conversation #1 with Ann continues.)"
 	waitText(t, ctx, sam, resumedSam)
 	waitText(t, ctx, ann, "(The helpdesk restarted; your conversation #1 with alice continues.)")
-	waitText(t, ctx, alice, "(The helpdesk restarted; your conversation #1 with Ann continues.)")
+	send(t, ctx, ann, "welcome back")
+	waitContains(t, ctx, ann, "#1 alice is not verified")
+	waitText(t, ctx, sam, "Ann: welcome back")
+
+	send(t, ctx, alice, "thanks both")
+	waitText(t, ctx, alice, resumedAlice)
+	waitText(t, ctx, alice, "Ann: recorded, not sent")
+	waitText(t, ctx, alice, "Ann: welcome back")
+	waitText(t, ctx, ann, "#1 alice: thanks both")
+	waitText(t, ctx, sam, "alice: thanks both")
 	send(t, ctx, sam, "still here")
 	waitText(t, ctx, alice, "sam: still here")
 	waitText(t, ctx, ann, "#1 sam: still here")
-	send(t, ctx, alice, "thanks both")
-	waitText(t, ctx, ann, "#1 alice: thanks both")
-	waitText(t, ctx, sam, "alice: thanks both")
 	send(t, ctx, ann, "/done")
 	waitText(t, ctx, sam, "The conversation has ended.")
+	waitContains(t, ctx, alice, "Ann has left the conversation")
 
 	checkOnce(t, []textOnce{
-		{sam, resumedSam}, {alice, "sam: hello from sam"}, {ann, "#1 sam: hello from sam"},
-		{alice, "(The helpdesk restarted; your conversation #1 with Ann continues.)"},
+		{sam, resumedSam}, {alice, resumedAlice}, {alice, "sam: hello from sam"}, {ann, "#1 sam: hello from sam"},
+		{alice, "Ann: before the restart"}, {alice, "Ann: recorded, not sent"}, {alice, "Ann: welcome back"},
+		{sam, "Ann: welcome back"}, {ann, "#1 alice: thanks both"},
 	})
 	for _, txt := range alice.Texts() {
 		if strings.Contains(txt, "The bot restarted") {
 			t.Errorf("the user got the room's notice besides the handoff's: %q", txt)
 		}
+	}
+	stop2() // every delivery recorded
+	key := b1.URI() + " " + alice.URI() + " unverified"
+	tr, err := db.Transcript(ctx, key, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var agents []string
+	for _, e := range tr {
+		if e.Direction == store.Out && IsAgentAnswerer(e.Answerer) {
+			agents = append(agents, e.Text)
+		}
+	}
+	if want := []string{"Ann: before the restart", "Ann: recorded, not sent", "Ann: welcome back"}; !slices.Equal(agents, want) {
+		t.Errorf("the agent's lines in alice's transcript: %q, want %q", agents, want)
 	}
 }

@@ -57,8 +57,9 @@ type RoomsConfig struct {
 	// Texts are what the rooms say; empty fields keep the defaults (DefaultRoomTexts).
 	Texts RoomTexts
 	// Transcript, when set, records every line a room delivers in the transcript of its
-	// recipient's conversation, with the answerer RoomAnswerer (the lines a participant
-	// writes are recorded by the Transcript middleware, as any message).
+	// recipient's conversation, with the answerer RoomAnswerer (an agent's lines to the user
+	// of a handoff: AgentAnswerer); the lines a participant writes are recorded by the
+	// Transcript middleware, as any message.
 	Transcript TranscriptStore
 	// Logger receives a line per join, leave and failed delivery; default slog.Default().
 	Logger *slog.Logger
@@ -628,7 +629,7 @@ func (rm *Room) leave(ctx context.Context, s roomSink, m *member, reason bot.End
 	r.forget(ctx, rm, dropped)
 	r.log.Info("room: left", "room", rm.id, "participant", m.URI, "reason", string(reason), "closed", last)
 	if reason == bot.EndLeft {
-		if err := r.sendTo(ctx, s, m, conv, r.texts.YouLeft); err != nil {
+		if err := r.sendTo(ctx, s, m, conv, r.texts.YouLeft, RoomAnswerer); err != nil {
 			r.log.Info("room: a participant who left was not told", "room", rm.id, "participant", m.URI, "err", err)
 		}
 	}

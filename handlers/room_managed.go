@@ -45,17 +45,25 @@ func (rm *Room) seen(ctx context.Context, uri string, c bot.Conversation, w bot.
 	_ = rm.deliver(ctx, roomSink{w: w, conv: c}, m)
 }
 
-// toGuests relays a line of from to the participants that are not managed.
-func (rm *Room) toGuests(ctx context.Context, from Participant, text string) {
+// relayManaged relays a line of the managed participant at address from to every other
+// participant, each reading the text textFor makes (recorded with its answerer). It reports
+// the participants whose line waits (unverified, with no conversation: see deliver).
+func (rm *Room) relayManaged(ctx context.Context, from string, textFor func(to *member) (text, answerer string)) (held []Participant) {
+	m := rm.managed(from)
 	rm.rs.mu.Lock()
 	if rm.closed {
 		rm.rs.mu.Unlock()
-		return
+		return nil
 	}
-	guests := slices.DeleteFunc(slices.Clone(rm.members), func(m *member) bool { return m.Managed })
+	to := slices.DeleteFunc(slices.Clone(rm.members), func(x *member) bool { return x == m })
 	rm.rs.mu.Unlock()
-	if len(guests) == 0 {
-		return
+	_ = rm.sendAs(ctx, roomSink{}, to, textFor)
+	rm.rs.mu.Lock()
+	defer rm.rs.mu.Unlock()
+	for _, x := range to {
+		if !x.gone && !x.Verified && x.conv == nil && len(x.outbox) > 0 {
+			held = append(held, x.Participant)
+		}
 	}
-	_ = rm.send(ctx, roomSink{}, guests, func(to *member) string { return rm.line(from, to, text) })
+	return held
 }

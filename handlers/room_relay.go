@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -41,11 +42,18 @@ func (rm *Room) broadcast(ctx context.Context, s roomSink, from *member, textFor
 // A line that cannot be sent now stays for later (see deliver). It reports the first
 // failure to send, if any.
 func (rm *Room) send(ctx context.Context, s roomSink, to []*member, textFor func(to *member) string) error {
+	return rm.sendAs(ctx, s, to, func(m *member) (string, string) { return textFor(m), "" })
+}
+
+// sendAs is send with the answerer each line is recorded with in its recipient's
+// transcript ("" for RoomAnswerer).
+func (rm *Room) sendAs(ctx context.Context, s roomSink, to []*member, textFor func(to *member) (text, answerer string)) error {
 	r := rm.rs
 	now := time.Now()
 	texts := make([]string, len(to))
+	answerers := make([]string, len(to))
 	for i, m := range to {
-		texts[i] = textFor(m) // outside r.mu: it may read the room
+		texts[i], answerers[i] = textFor(m) // outside r.mu: it may read the room
 	}
 	r.mu.Lock()
 	var ds []store.RoomDelivery
@@ -55,7 +63,7 @@ func (rm *Room) send(ctx context.Context, s roomSink, to []*member, textFor func
 			continue
 		}
 		rm.seq++
-		d := store.RoomDelivery{Room: rm.id, Seq: rm.seq, To: m.URI, Text: texts[i], Time: now}
+		d := store.RoomDelivery{Room: rm.id, Seq: rm.seq, To: m.URI, Text: texts[i], Time: now, Answerer: answerers[i]}
 		m.outbox = append(m.outbox, d)
 		ds = append(ds, d)
 		targets = append(targets, m)
@@ -100,8 +108,8 @@ func (rm *Room) deliver(ctx context.Context, s roomSink, m *member) error {
 		if notice == "" {
 			text = d.Text
 		}
-		sent := time.Now()
-		if err := r.sendTo(ctx, s, m, conv, text); err != nil {
+		sent, answerer := time.Now(), cmp.Or(d.Answerer, RoomAnswerer)
+		if err := r.sendTo(ctx, s, m, conv, text, answerer); err != nil {
 			if errors.Is(err, errHeld) {
 				r.log.Info("room: a line for an unverified participant waits until it writes again", "room", rm.id, "participant", m.URI)
 			} else {
@@ -110,7 +118,7 @@ func (rm *Room) deliver(ctx context.Context, s roomSink, m *member) error {
 			return err
 		}
 		if !s.is(conv) { // the Transcript middleware records the replies of the handler running now
-			r.record(ctx, m, conv, text, sent)
+			r.record(ctx, m, conv, text, answerer, sent)
 		}
 		r.mu.Lock()
 		if notice != "" {
@@ -125,7 +133,7 @@ func (rm *Room) deliver(ctx context.Context, s roomSink, m *member) error {
 }
 
 // record writes a line delivered to m to m's transcript (RoomsConfig.Transcript).
-func (r *Rooms) record(ctx context.Context, m *member, conv bot.Conversation, text string, sent time.Time) {
+func (r *Rooms) record(ctx context.Context, m *member, conv bot.Conversation, text, answerer string, sent time.Time) {
 	if r.cfg.Transcript == nil {
 		return
 	}
@@ -140,16 +148,18 @@ func (r *Rooms) record(ctx context.Context, m *member, conv bot.Conversation, te
 		id = key
 	}
 	appendEntry(ctx, r.cfg.Transcript, store.TranscriptEntry{
-		SessionID: id, Key: key, Direction: store.Out, Peer: m.URI, Text: text, Time: sent, Answerer: RoomAnswerer,
+		SessionID: id, Key: key, Direction: store.Out, Peer: m.URI, Text: text, Time: sent, Answerer: answerer,
 	})
 }
 
-// sendTo sends text to m: through the Responder when m's handler runs now, else into m's
-// conversation conv (an IM session stays one), else in page mode to a verified participant.
+// sendTo sends text to m: through the Responder when m's handler runs now (with answerer
+// recorded on it, for the Transcript middleware), else into m's conversation conv (an IM
+// session stays one), else in page mode to a verified participant.
 // An unverified participant without a conversation gets nothing (errHeld): the bot never
 // writes to an address that was only claimed.
-func (r *Rooms) sendTo(ctx context.Context, s roomSink, m *member, conv bot.Conversation, text string) error {
+func (r *Rooms) sendTo(ctx context.Context, s roomSink, m *member, conv bot.Conversation, text, answerer string) error {
 	if s.is(conv) {
+		bot.SetAnswerer(s.w, answerer)
 		return s.w.Reply(ctx, text)
 	}
 	if conv != nil {

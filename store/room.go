@@ -59,6 +59,9 @@ type RoomDelivery struct {
 	Text string
 	// Time is when the message was relayed.
 	Time time.Time
+	// Answerer is recorded with the message in the recipient's transcript
+	// (store.TranscriptEntry.Answerer); "" for the room's default.
+	Answerer string
 }
 
 // RoomStore keeps the rooms the bot hosts and the messages they have yet to deliver, so that

@@ -981,10 +981,11 @@ func (db *DB) AddRoomDeliveries(ctx context.Context, ds []store.RoomDelivery) er
 	}
 	defer func() { _ = tx.Rollback() }()
 	for _, d := range ds {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO room_deliveries (room, seq, recipient, text, time)
-			VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (room, seq) DO UPDATE SET recipient = excluded.recipient, text = excluded.text, time = excluded.time`,
-			d.Room, d.Seq, d.To, d.Text, fmtTime(orNow(d.Time))); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO room_deliveries (room, seq, recipient, text, time, answerer)
+			VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (room, seq) DO UPDATE SET recipient = excluded.recipient, text = excluded.text,
+				time = excluded.time, answerer = excluded.answerer`,
+			d.Room, d.Seq, d.To, d.Text, fmtTime(orNow(d.Time)), d.Answerer); err != nil {
 			return fmt.Errorf("store: add room delivery %s/%d: %w", d.Room, d.Seq, err)
 		}
 	}
@@ -1011,7 +1012,7 @@ func (db *DB) DeleteRoomDelivery(ctx context.Context, room string, seq int64) er
 func (db *DB) RoomDeliveries(ctx context.Context, room string) ([]store.RoomDelivery, error) {
 	r, done := db.reader()
 	defer done()
-	rows, err := r.QueryContext(ctx, `SELECT room, seq, recipient, text, time FROM room_deliveries
+	rows, err := r.QueryContext(ctx, `SELECT room, seq, recipient, text, time, answerer FROM room_deliveries
 		WHERE room = ? ORDER BY seq`, room)
 	if err != nil {
 		return nil, fmt.Errorf("store: room deliveries of %s: %w", room, err)
@@ -1021,7 +1022,7 @@ func (db *DB) RoomDeliveries(ctx context.Context, room string) ([]store.RoomDeli
 	for rows.Next() {
 		var d store.RoomDelivery
 		var t string
-		if err := rows.Scan(&d.Room, &d.Seq, &d.To, &d.Text, &t); err != nil {
+		if err := rows.Scan(&d.Room, &d.Seq, &d.To, &d.Text, &t, &d.Answerer); err != nil {
 			return nil, fmt.Errorf("store: room deliveries of %s: %w", room, err)
 		}
 		d.Time = parseTime(t)

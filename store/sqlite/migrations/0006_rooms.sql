@@ -16,5 +16,6 @@ CREATE TABLE room_deliveries (
     recipient TEXT NOT NULL,
     text      TEXT NOT NULL,
     time      TEXT NOT NULL,
+    answerer  TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (room, seq)
 );
