@@ -70,6 +70,31 @@ func (h *Handoff) openRoom(ctx context.Context, ho *handoff, a *agentState) *Roo
 	return rm
 }
 
+// closeOrphanRooms closes the rooms of handoffs that are no longer open: the last process
+// ended the handoff and stopped before it closed its room (a crash in between).
+func (h *Handoff) closeOrphanRooms(ctx context.Context) {
+	if h.cfg.Rooms == nil {
+		return
+	}
+	for _, rm := range h.cfg.Rooms.List() {
+		n, ok := strings.CutPrefix(rm.ID(), "handoff-")
+		id, err := strconv.Atoi(n)
+		if !ok || err != nil {
+			continue
+		}
+		h.mu.Lock()
+		ho := h.byID[id]
+		h.mu.Unlock()
+		if ho != nil && ho.accepted {
+			continue
+		}
+		h.log.Info("handoff: closing the room of a handoff that ended", "handoff", id)
+		if err := rm.Close(ctx); err != nil && !errors.Is(err, ErrRoomClosed) {
+			h.log.Warn("handoff: room not closed", "handoff", id, "err", err)
+		}
+	}
+}
+
 // closeRoom closes the room of the handoff ho, which ended: its guests are told and leave.
 func (h *Handoff) closeRoom(ctx context.Context, ho *handoff) {
 	h.mu.Lock()

@@ -202,3 +202,48 @@ func TestHandoffBotInviteRestart(t *testing.T) {
 		t.Errorf("the agent's lines in alice's transcript: %q, want %q", agents, want)
 	}
 }
+
+// TestHandoffRestoreOrphanRoom: a handoff's room that outlived its handoff (the last process
+// ended the handoff and stopped before it closed the room) is closed when the Handoff is
+// restored: its guest is told, and the store forgets it.
+func TestHandoffRestoreOrphanRoom(t *testing.T) {
+	ctx := testCtx(t)
+	mem := &watchedStore{}
+	b := newTestBot(t, bot.Config{Trust: loopbackProxy})
+	ann, sam := b.verifiedPeer("ann"), b.verifiedPeer("sam")
+	if err := mem.SaveRoom(ctx, store.Room{ID: HandoffRoomID(7), Participants: []store.RoomParticipant{
+		{URI: "sip:alice@127.0.0.1", Name: "alice", Verified: true, Managed: true},
+		{URI: ann.URI(), Name: "Ann", Verified: true, Managed: true},
+		{URI: sam.URI(), Name: "sam", Verified: true},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	rooms, err := NewRooms(RoomsConfig{Bot: b.Bot, Store: mem, Ready: b.Ready(), Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rooms.Close()
+	ho, err := NewHandoff(HandoffConfig{
+		Agents: []Agent{{URI: ann.URI(), Name: "Ann"}}, Dialer: b.Bot, Rooms: rooms, Store: mem,
+		Ready: b.Ready(), Logger: discardLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ho.Close()
+	if err := rooms.Restore(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := ho.Restore(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.run(echo, rooms.Middleware(), ho.Middleware())
+
+	waitText(t, ctx, sam, "The conversation has ended.")
+	mem.until(t, ctx, "the orphan room deleted", func() bool {
+		rs, _ := mem.Rooms(ctx)
+		return len(rs) == 0
+	})
+	send(t, ctx, sam, "hello")
+	waitText(t, ctx, sam, "echo: hello")
+}

@@ -237,6 +237,7 @@ func (h *Handoff) Restore(ctx context.Context) error {
 	resume := func() {
 		ctx, cancel := context.WithTimeout(h.ctx, 5*time.Minute)
 		defer cancel()
+		h.closeOrphanRooms(ctx)
 		h.run(ctx, sink{}, notices)
 		for _, ho := range expired {
 			h.timeout(ho)

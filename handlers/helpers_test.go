@@ -343,6 +343,16 @@ func (s *watchedStore) DeleteHandoff(ctx context.Context, id int64) error {
 	return s.Memory.DeleteHandoff(ctx, id)
 }
 
+func (s *watchedStore) SaveRoom(ctx context.Context, r store.Room) error {
+	defer s.signal()
+	return s.Memory.SaveRoom(ctx, r)
+}
+
+func (s *watchedStore) DeleteRoom(ctx context.Context, id string) error {
+	defer s.signal()
+	return s.Memory.DeleteRoom(ctx, id)
+}
+
 // until waits until cond is true, re-checking after every write to the store.
 func (s *watchedStore) until(t *testing.T, ctx context.Context, what string, cond func() bool) {
 	t.Helper()
