@@ -147,7 +147,9 @@ type Rooms struct {
 	stop  context.CancelFunc
 	never chan struct{} // never closed: the Done of conversations that do not end
 
-	mu     sync.Mutex
+	// mu guards the rooms and their participants. Every event of the bot looks its sender
+	// up (Middleware): that takes it for reading only.
+	mu     sync.RWMutex
 	closed bool
 	rooms  map[string]*Room
 	byAddr map[string][]*member // the participants of rooms, by user@host
@@ -300,8 +302,8 @@ func (r *Rooms) Of(c bot.Conversation) *Room {
 	if c == nil {
 		return nil
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.mu.RLock()
+	defer r.mu.RUnlock()
 	if m := r.find(c.Peer().URI, c.Key()); m != nil {
 		return m.room
 	}
@@ -316,8 +318,8 @@ func (r *Rooms) Relaying(key string) bool {
 	if len(f) < 2 {
 		return false
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.mu.RLock()
+	defer r.mu.RUnlock()
 	return r.find(f[1], key) != nil
 }
 
@@ -325,8 +327,11 @@ func (r *Rooms) Relaying(key string) bool {
 func addrKey(a sipAddr) string { return a.user + "@" + a.host }
 
 // find returns the participant that conversation (uri, key) belongs to, or nil. The caller
-// holds r.mu.
+// holds r.mu (for reading at least).
 func (r *Rooms) find(uri, key string) *member {
+	if len(r.byAddr) == 0 {
+		return nil // no room: no need to read the address
+	}
 	a, err := parseAddr(uri)
 	if err != nil {
 		return nil

@@ -23,9 +23,14 @@ func (r *Rooms) handle(ctx context.Context, w bot.Responder, ev *bot.Event, next
 	if !ok || ev.Kind == bot.EventJoin || ev.Kind == bot.EventLeave {
 		return next.Handle(ctx, w, ev)
 	}
-	r.mu.Lock()
+	r.mu.RLock()
 	m := r.find(c.Peer.URI, c.Key)
+	r.mu.RUnlock()
 	if m == nil {
+		return next.Handle(ctx, w, ev)
+	}
+	r.mu.Lock()
+	if m.gone { // it left meanwhile
 		r.mu.Unlock()
 		return next.Handle(ctx, w, ev)
 	}
