@@ -120,7 +120,8 @@ func (t *RoomTexts) fill(d RoomTexts) {
 // nothing of its own), LeaveCommand leaves, and a participant leaves when its IM session
 // ends with a BYE (and, with RoomOptions.LeaveOnIdle, when its conversation ends idle).
 // Everything else of a participant stops there too, except EventSessionEnd. A room closes
-// when its last participant leaves.
+// when its last participant leaves. Someone takes part in one room at a time (ErrInRoom);
+// InviteInto brings someone into the conversation of an event, as a rule's `invite:` does.
 //
 // Joins and leaves go through the chain as bot.EventJoin and bot.EventLeave (Event.Room
 // names the room), posted with RoomBot.Post: handlers see them as events of the
