@@ -157,17 +157,7 @@ func TestRoomBotSIGKILL(t *testing.T) {
 	}
 	waitLine("ready")
 
-	send(t, ctx, alice, "room please")
-	waitText(t, ctx, alice, "room ready")
-	ss, err := sam.WaitSession(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	send(t, ctx, alice, "hello all")
-	waitText(t, ctx, ann, "alice: hello all")
-	if _, err := ss.WaitText(ctx, "alice: hello all"); err != nil {
-		t.Fatal(err)
-	}
+	ss := roomOfThree(t, ctx, alice, ann, sam)
 	if res, err := ss.Send(ctx, "sam here"); err != nil || res.StatusCode != 200 {
 		t.Fatalf("sam's line: %v %v", res, err)
 	}

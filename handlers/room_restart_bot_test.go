@@ -16,6 +16,24 @@ func serveRooms(t *testing.T, b *bot.Bot, rooms *Rooms, h bot.Handler) (stop fun
 	return serve(t, b, h, []bot.Middleware{rooms.Middleware()}, rooms.Close)
 }
 
+// roomOfThree has alice ask for a room (see roomHandler: ann invited in page mode, sam into
+// an IM session) and says hello in it; it returns sam's session once both got the line.
+func roomOfThree(t *testing.T, ctx context.Context, alice, ann, sam *bottest.Peer) *bottest.Session {
+	t.Helper()
+	send(t, ctx, alice, "room please")
+	waitText(t, ctx, alice, "room ready")
+	ss, err := sam.WaitSession(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, ctx, alice, "hello all")
+	waitText(t, ctx, ann, "alice: hello all")
+	if _, err := ss.WaitText(ctx, "alice: hello all"); err != nil {
+		t.Fatal(err)
+	}
+	return ss
+}
+
 // TestRoomBotRestart: over real SIP, a room of three survives a restart of the bot (stopped
 // gracefully, then a new bot and new Rooms on the same SQLite file and address). Every
 // participant is told once that the conversation continues: the verified ones at once (sam,
@@ -50,17 +68,7 @@ func TestRoomBotRestart(t *testing.T) {
 	}))
 	t.Cleanup(stop1)
 
-	send(t, ctx, alice, "room please")
-	waitText(t, ctx, alice, "room ready")
-	ss, err := sam.WaitSession(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	send(t, ctx, alice, "hello all")
-	waitText(t, ctx, ann, "alice: hello all")
-	if _, err := ss.WaitText(ctx, "alice: hello all"); err != nil {
-		t.Fatal(err)
-	}
+	ss := roomOfThree(t, ctx, alice, ann, sam)
 	send(t, ctx, ann, "hi alice")
 	waitText(t, ctx, alice, "ann: hi alice")
 	if _, err := ss.WaitText(ctx, "ann: hi alice"); err != nil {
