@@ -25,10 +25,20 @@ const (
 	// EventIdle says the conversation saw nothing for the idle timeout. Handlers may still
 	// reply (a farewell); the session ends right after, with EventSessionEnd.
 	EventIdle
+	// EventJoin says a participant joined a room the bot hosts (Event.Room names it; see
+	// handlers.Rooms). Session is the participant's conversation: the live one when the
+	// participant has one with the bot, else one that reaches the participant by page mode.
+	// Handlers may greet the participant; the other participants hear only what the room
+	// relays.
+	EventJoin
+	// EventLeave says a participant left a room (Event.Room): Reason says why (EndByPeer for
+	// a BYE, EndLeft for /leave, EndIdle, EndByBot when removed or the room closed). Session
+	// is the participant's conversation, possibly ended already: do not count on replies.
+	EventLeave
 )
 
 // String returns the name used in logs and rule files: "message", "session.start",
-// "session.end", "typing" or "idle".
+// "session.end", "typing", "idle", "room.join" or "room.leave".
 func (k EventKind) String() string {
 	switch k {
 	case EventMessage:
@@ -41,6 +51,10 @@ func (k EventKind) String() string {
 		return "typing"
 	case EventIdle:
 		return "idle"
+	case EventJoin:
+		return "room.join"
+	case EventLeave:
+		return "room.leave"
 	}
 	return "unknown"
 }
@@ -80,6 +94,7 @@ const (
 	EndDeadDialog EndReason = "dead"     // the peer answered 408, 480 or 481 to a request in the dialog
 	EndShutdown   EndReason = "shutdown" // the bot is shutting down
 	EndEvicted    EndReason = "evicted"  // a page-mode conversation made room for a new one
+	EndLeft       EndReason = "left"     // a participant left a room on its own (/leave): EventLeave
 )
 
 // Peer identifies the other party of a conversation.
@@ -196,8 +211,11 @@ type Event struct {
 	ContentType string
 	// Typing is true when the peer started typing, false when it stopped (EventTyping).
 	Typing bool
-	// Reason says why the session ended (EventSessionEnd).
+	// Reason says why the session ended (EventSessionEnd), or why a participant left a room
+	// (EventLeave).
 	Reason EndReason
+	// Room is the ID of the room a participant joined or left (EventJoin, EventLeave).
+	Room string
 
 	req *sip.Request
 	// turn is the number of the peer's messages in the session when the event was queued

@@ -48,6 +48,8 @@ type HandoffObserver interface {
 //	text, #n text           relay to the current conversation, or to conversation n
 //	/done [n]               end the current conversation (or n): the bot takes it back
 //	/list                   list the agent's conversations and offers
+//	/invite [#n] sip:...    bring a supervisor or a colleague into the conversation (with
+//	                        HandoffConfig.Rooms; see below)
 //
 // While a handoff is open, every message of the user goes to the agent (or waits for one)
 // and nothing of the user's reaches the handlers after the middleware. When no agent
@@ -69,6 +71,17 @@ type HandoffObserver interface {
 //
 // Several handoffs run at once; each agent holds at most Agent.Max of them (offers
 // included), and users wait in line for a free agent.
+//
+// With HandoffConfig.Rooms, an accepted handoff is a room (see Rooms) of the user and the
+// agent, whose lines the Handoff routes as above, and the silent bot. Their lines go through
+// the room: with the Rooms' Store each one is written down before it is sent and until it
+// was delivered, so that a crash loses none (a line for an unverified user with no
+// conversation waits in the room, the agent told as above). /invite brings a guest in: the bot writes to them in page mode, they see the conversation from then on ("alice:
+// ...", "Ann: ..."), their lines reach the user ("Sam: ...") and the agent ("#1 Sam: ..."),
+// and they leave with /leave or a BYE, or when the agent ends the handoff. The room, its
+// guests and what it has yet to deliver survive a restart with the Rooms' Store. An agent
+// invited as a colleague is a guest like any other: until it leaves, what it writes goes to
+// that room, commands included.
 //
 // Without HandoffConfig.Store, handoffs live in memory: a restart ends them (users and agents
 // then talk to the bot again). With one, every step of a handoff is written to it before the
@@ -151,6 +164,7 @@ type handoff struct {
 	pending                []string             // the user's messages before an agent accepted
 	queued                 bool
 	held                   []heldText // for an unverified user after a restart, until it writes again
+	room                   *Room      // the room of an accepted handoff (HandoffConfig.Rooms); guarded by Handoff.mu
 }
 
 // HandoffInfo describes one open handoff.

@@ -55,6 +55,8 @@ func (h *Handoff) fromAgent(ctx context.Context, w bot.Responder, ev *bot.Event,
 			h.done(ctx, s, a, arg)
 		case "/list":
 			h.list(ctx, s, a)
+		case "/invite":
+			h.invite(ctx, s, a, fields[1:])
 		default:
 			if !busy {
 				return false
@@ -97,7 +99,13 @@ func (h *Handoff) fromAgent(ctx context.Context, w bot.Responder, ev *bot.Event,
 }
 
 func (h *Handoff) relayToUser(ctx context.Context, s sink, ho *handoff, a *agentState, text string) {
-	if h.toUser(ctx, s, ho, h.fill(h.texts.FromAgent, ho, a.Name, "{text}", text), AgentAnswerer(a.Name)) {
+	held := false
+	if rm := h.roomOf(ho); rm != nil {
+		held = h.relayInRoom(ctx, rm, ho, a, text)
+	} else {
+		held = h.toUser(ctx, s, ho, h.fill(h.texts.FromAgent, ho, a.Name, "{text}", text), AgentAnswerer(a.Name))
+	}
+	if held {
 		h.toAgent(ctx, s, a, h.fill(h.texts.Held, ho, a.Name, "{text}", text))
 	}
 }
@@ -132,6 +140,7 @@ func (h *Handoff) accept(ctx context.Context, s sink, a *agentState, id int, fir
 	acts := h.drain() // the others are free again
 	h.mu.Unlock()
 	h.flush(ctx)
+	h.openRoom(ctx, ho, a)
 
 	h.observe("accepted")
 	h.log.Info("handoff accepted", "handoff", ho.id, "user", ho.userURI, "agent", a.URI)
@@ -229,6 +238,7 @@ func (h *Handoff) done(ctx context.Context, s sink, a *agentState, id int) {
 	acts := h.drain()
 	h.mu.Unlock()
 	h.flush(ctx)
+	h.closeRoom(ctx, ho)
 
 	h.observe("done")
 	h.log.Info("handoff done", "handoff", ho.id, "user", ho.userURI, "agent", a.URI)

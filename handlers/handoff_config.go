@@ -53,7 +53,7 @@ type HandoffConfig struct {
 	// flow). 0 turns it off.
 	NoMatchLimit int
 	// DoneCommand is what an agent writes to end a conversation; default "/done". Agents
-	// also have /accept, /pass and /list (see Handoff).
+	// also have /accept, /pass, /list and /invite (see Handoff).
 	DoneCommand string
 	// Transcript, when set, shows the agent the last TranscriptLines messages of the user's
 	// conversation, and records the agent's relayed messages in it.
@@ -78,6 +78,14 @@ type HandoffConfig struct {
 	// Ready, when set, holds back what Restore and the restored deadlines send until it is
 	// closed: pass the bot's Ready() when Restore runs before the bot's Run.
 	Ready <-chan struct{}
+	// Rooms, when set, makes every accepted handoff a room (HandoffRoomID) of the user, the
+	// agent and the silent bot, into which the agent brings a supervisor or a colleague with
+	// /invite sip:...: the guest sees the conversation from then on, and its lines reach
+	// both. The lines between the user and the agent go through the room too, and the
+	// room records them in the transcripts (RoomsConfig.Transcript, not Transcript). Put the
+	// Rooms' Middleware before the Handoff's, and with a Store, restore the Rooms before the
+	// Handoff. nil: /invite is not available.
+	Rooms *Rooms
 }
 
 // DefaultUnverifiedAgentText is the default HandoffConfig.UnverifiedAgent.

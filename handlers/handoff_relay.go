@@ -44,6 +44,9 @@ func (h *Handoff) transcriptText(ctx context.Context, ho *handoff) string {
 		switch {
 		case e.Direction == store.In:
 			who = ho.name
+		case e.Answerer == RoomAnswerer:
+			fmt.Fprintf(&b, "\n%s", e.Text) // it names its author: a guest of the room
+			continue
 		case IsAgentAnswerer(e.Answerer):
 			who = AgentAnswererName(e.Answerer)
 			if strings.HasPrefix(e.Text, who+": ") {
@@ -134,9 +137,13 @@ func (h *Handoff) fromUser(ctx context.Context, w bot.Responder, ev *bot.Event, 
 		ho.conv = ev.Session // the latest: a page-mode conversation starts again after an idle timeout
 		held := ho.held
 		ho.held = nil
+		rm := ho.room
 		h.mu.Unlock()
 		for _, m := range held {
 			h.toUser(ctx, s, ho, m.text, m.answerer)
+		}
+		if rm != nil {
+			rm.seen(ctx, ho.userURI, ev.Session, w) // and the guests' lines that waited for the user
 		}
 	}
 	switch ev.Kind {
@@ -159,6 +166,10 @@ func (h *Handoff) fromUser(ctx context.Context, w bot.Responder, ev *bot.Event, 
 		}
 		a := ho.agent
 		h.mu.Unlock()
+		if rm := h.roomOf(ho); rm != nil {
+			h.userInRoom(ctx, rm, ho, a, Visible(ev.Text))
+			return nil
+		}
 		h.toAgent(ctx, s, a, h.fill(h.texts.FromUser, ho, a.Name, "{text}", Visible(ev.Text)))
 		return nil
 	case bot.EventSessionEnd:
@@ -176,6 +187,7 @@ func (h *Handoff) fromUser(ctx context.Context, w bot.Responder, ev *bot.Event, 
 				h.log.Info("handoff ended: the user left", "handoff", ho.id, "user", ho.userURI)
 			}
 			h.run(ctx, s, acts)
+			h.closeRoom(ctx, ho)
 		}
 		return next.Handle(ctx, w, ev)
 	}

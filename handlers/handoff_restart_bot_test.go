@@ -1,8 +1,6 @@
 package handlers
 
 import (
-	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -14,29 +12,7 @@ import (
 // (a graceful stop, as SIGTERM makes imbot do).
 func serveUntil(t *testing.T, b *bot.Bot, ho *Handoff, db *sqlite.DB) (stop func()) {
 	t.Helper()
-	b.Use(Transcript(db), ho.Middleware(), LogUnmatched(db))
-	b.Handle(echo)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	select {
-	case <-b.Ready():
-	case err := <-done:
-		cancel()
-		t.Fatalf("bot.Run: %v", err)
-	}
-	stopped := false
-	return func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("bot.Run: %v", err)
-		}
-		ho.Close()
-	}
+	return serve(t, b, echo, []bot.Middleware{Transcript(db), ho.Middleware(), LogUnmatched(db)}, ho.Close)
 }
 
 // TestHandoffBotRestart: over real SIP, an accepted handoff survives a restart of the bot
@@ -46,20 +22,10 @@ func serveUntil(t *testing.T, b *bot.Bot, ho *Handoff, db *sqlite.DB) (stop func
 // handoff is #2.
 func TestHandoffBotRestart(t *testing.T) {
 	ctx := testCtx(t)
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "imbot.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-
-	b1 := newTestBot(t, bot.Config{Trust: loopbackProxy})
-	addr := b1.Addr("udp")
+	f := newRestartFixture(t, ctx)
+	db, b1 := f.db, f.b1
 	alice, ann, carol := b1.verifiedPeer("alice"), b1.verifiedPeer("ann"), b1.peer("carol")
-	t.Cleanup(func() { // after the bots stopped
-		alice.Close()
-		ann.Close()
-		carol.Close()
-	})
+	f.closeAfter(t, alice, ann, carol)
 	newHandoff := func(b *bot.Bot) *Handoff {
 		ho, err := NewHandoff(HandoffConfig{
 			Agents: []Agent{{URI: ann.URI(), Name: "Ann"}}, Dialer: b,
@@ -83,13 +49,7 @@ func TestHandoffBotRestart(t *testing.T) {
 	waitText(t, ctx, alice, "Ann is now with you.")
 	stop1()
 
-	b2, err := bot.New(bot.Config{
-		Listen: []string{"udp://" + addr}, Identity: b1.URI(), Trust: loopbackProxy,
-		Typing: bot.TypingConfig{Off: true}, Logger: discardLogger(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b2 := f.second(t)
 	ho2 := newHandoff(b2)
 	t.Cleanup(serveUntil(t, b2, ho2, db))
 

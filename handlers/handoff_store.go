@@ -176,6 +176,12 @@ func (h *Handoff) Restore(ctx context.Context) error {
 			ho.agent, ho.accepted = a, true
 			a.active = append(a.active, ho)
 			a.current = ho
+			if h.cfg.Rooms != nil {
+				if rm := h.cfg.Rooms.Room(HandoffRoomID(id)); rm != nil { // restored by Rooms.Restore
+					rm.SetFormat(h.roomFormat(ho))
+					ho.room = rm
+				}
+			}
 			toAgent, toUser := h.fill(h.texts.AgentResumed, ho, a.Name), h.fill(h.texts.Resumed, ho, a.Name)
 			notices = append(notices, func(ctx context.Context, s sink) {
 				h.toAgent(ctx, s, a, toAgent)
@@ -231,6 +237,7 @@ func (h *Handoff) Restore(ctx context.Context) error {
 	resume := func() {
 		ctx, cancel := context.WithTimeout(h.ctx, 5*time.Minute)
 		defer cancel()
+		h.closeOrphanRooms(ctx)
 		h.run(ctx, sink{}, notices)
 		for _, ho := range expired {
 			h.timeout(ho)

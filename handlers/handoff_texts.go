@@ -29,6 +29,7 @@ type HandoffTexts struct {
 	Taken          string // another agent, {agent}, accepted the offer first
 	UserLeft       string // the user ended the session
 	AgentHelp      string // an unknown command
+	FromGuest      string // a line of {guest}, someone the agent invited (HandoffConfig.Rooms)
 	// After a restart (HandoffConfig.Store), once per restored handoff.
 	Resumed      string // to the user: the conversation with the agent continues
 	WaitResumed  string // to the user: still looking for an agent
@@ -58,8 +59,9 @@ var DefaultHandoffTexts = HandoffTexts{
 	Reoffered:      "#{id} {user} waited too long for an answer and was offered to someone else.",
 	Taken:          "#{id} {user} was taken by {agent}.",
 	UserLeft:       "#{id} {user} left the conversation.",
-	AgentHelp: "Commands: /accept [n], /pass [n], {done} [n], /list. " +
+	AgentHelp: "Commands: /accept [n], /pass [n], {done} [n], /list, /invite [#n] sip:address. " +
 		"Plain text goes to your current conversation; '#n text' goes to conversation n.",
+	FromGuest: "#{id} {guest}: {text}",
 
 	Resumed:      "(The helpdesk restarted; your conversation #{id} with {agent} continues.)",
 	WaitResumed:  "(The helpdesk restarted; I am still looking for someone to help you.)",
@@ -78,7 +80,7 @@ func (t *HandoffTexts) fill(d HandoffTexts) {
 		{&t.FromAgent, d.FromAgent}, {&t.Ended, d.Ended}, {&t.NoAgent, d.NoAgent}, {&t.NoAgentLater, d.NoAgentLater},
 		{&t.Offer, d.Offer}, {&t.AgentConnected, d.AgentConnected}, {&t.FromUser, d.FromUser},
 		{&t.AgentEnded, d.AgentEnded}, {&t.Withdrawn, d.Withdrawn}, {&t.Reoffered, d.Reoffered}, {&t.Taken, d.Taken},
-		{&t.UserLeft, d.UserLeft}, {&t.AgentHelp, d.AgentHelp},
+		{&t.UserLeft, d.UserLeft}, {&t.AgentHelp, d.AgentHelp}, {&t.FromGuest, d.FromGuest},
 		{&t.Resumed, d.Resumed}, {&t.WaitResumed, d.WaitResumed}, {&t.AgentResumed, d.AgentResumed},
 		{&t.OfferResumed, d.OfferResumed}, {&t.Held, d.Held},
 	} {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/imbot-dev/imbot/bot"
 	"github.com/imbot-dev/imbot/bot/bottest"
 	"github.com/imbot-dev/imbot/store"
+	"github.com/imbot-dev/imbot/store/sqlite"
 )
 
 // fromPeer returns ev as an event of the page-mode conversation of the peer uri (a
@@ -189,30 +191,126 @@ func waitContains(t *testing.T, ctx context.Context, p *bottest.Peer, parts ...s
 	return r.Text
 }
 
+// serve runs b with the chain mw... in front of h until the returned stop is called (a
+// graceful stop, as SIGTERM makes imbot do); stop then calls each of closers, in order.
+func serve(t *testing.T, b *bot.Bot, h bot.Handler, mw []bot.Middleware, closers ...func()) (stop func()) {
+	t.Helper()
+	b.Use(mw...)
+	b.Handle(h)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	select {
+	case <-b.Ready():
+	case err := <-done:
+		cancel()
+		t.Fatalf("bot.Run: %v", err)
+	}
+	stopped := false
+	return func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("bot.Run: %v", err)
+		}
+		for _, c := range closers {
+			c()
+		}
+	}
+}
+
+// restartFixture is what a restart test needs: an SQLite file, a first bot that does not run
+// yet, and peers that outlive both bots.
+type restartFixture struct {
+	db   *sqlite.DB
+	b1   *testBot
+	addr string // the first bot's address, for the second
+}
+
+// newRestartFixture opens a fresh SQLite file and makes the first bot (trusting
+// loopbackProxy); each of peers (made with b1) is closed after both bots stopped.
+func newRestartFixture(t *testing.T, ctx context.Context) *restartFixture {
+	t.Helper()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "imbot.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	b1 := newTestBot(t, bot.Config{Trust: loopbackProxy})
+	return &restartFixture{db: db, b1: b1, addr: b1.Addr("udp")}
+}
+
+// closeAfter closes the peers when the test ends, after the bots (whose cleanups were
+// registered before) stopped.
+func (f *restartFixture) closeAfter(t *testing.T, peers ...*bottest.Peer) {
+	t.Cleanup(func() {
+		for _, p := range peers {
+			p.Close()
+		}
+	})
+}
+
+// second makes the bot that replaces the first one: same address, identity and trust.
+func (f *restartFixture) second(t *testing.T) *bot.Bot {
+	t.Helper()
+	b2, err := bot.New(bot.Config{
+		Listen: []string{"udp://" + f.addr}, Identity: f.b1.URI(), Trust: loopbackProxy,
+		Typing: bot.TypingConfig{Off: true}, Logger: discardLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b2
+}
+
+// textOnce is a text a peer must have received exactly once.
+type textOnce struct {
+	p    *bottest.Peer
+	text string
+}
+
+// checkOnce fails the test for each text not received exactly once.
+func checkOnce(t *testing.T, want []textOnce) {
+	t.Helper()
+	for _, c := range want {
+		if n := countText(c.p.Texts(), c.text); n != 1 {
+			t.Errorf("%s got %q %d times, want once", c.p.URI(), c.text, n)
+		}
+	}
+}
+
+// notifier lets a test wait for a change without polling on a timer.
+type notifier struct {
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced on every change
+}
+
+func (n *notifier) signal() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.changed != nil {
+		close(n.changed)
+	}
+	n.changed = make(chan struct{})
+}
+
+func (n *notifier) wait() <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.changed == nil {
+		n.changed = make(chan struct{})
+	}
+	return n.changed
+}
+
 // watchedStore is a store.Memory that lets a test wait until its contents satisfy a
 // condition, without polling on a timer.
 type watchedStore struct {
 	store.Memory
-	mu      sync.Mutex
-	changed chan struct{} // closed and replaced on every write
-}
-
-func (s *watchedStore) signal() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.changed != nil {
-		close(s.changed)
-	}
-	s.changed = make(chan struct{})
-}
-
-func (s *watchedStore) wait() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.changed == nil {
-		s.changed = make(chan struct{})
-	}
-	return s.changed
+	notifier
 }
 
 func (s *watchedStore) AppendTranscript(ctx context.Context, e store.TranscriptEntry) error {
@@ -243,6 +341,16 @@ func (s *watchedStore) SaveHandoff(ctx context.Context, h store.Handoff) error {
 func (s *watchedStore) DeleteHandoff(ctx context.Context, id int64) error {
 	defer s.signal()
 	return s.Memory.DeleteHandoff(ctx, id)
+}
+
+func (s *watchedStore) SaveRoom(ctx context.Context, r store.Room) error {
+	defer s.signal()
+	return s.Memory.SaveRoom(ctx, r)
+}
+
+func (s *watchedStore) DeleteRoom(ctx context.Context, id string) error {
+	defer s.signal()
+	return s.Memory.DeleteRoom(ctx, id)
 }
 
 // until waits until cond is true, re-checking after every write to the store.

@@ -135,7 +135,8 @@ type fileConfig struct {
 }
 
 // handoffTexts are the handoff's messages, as the config file names them; empty ones keep
-// the defaults. Placeholders: {user} {uri} {agent} {id} {text} {ticket} {transcript} {done}.
+// the defaults. Placeholders: {user} {uri} {agent} {id} {text} {ticket} {transcript} {done}
+// {guest}.
 type handoffTexts struct {
 	Searching      string `yaml:"searching"`
 	StillWaiting   string `yaml:"still_waiting"`
@@ -153,6 +154,7 @@ type handoffTexts struct {
 	Taken          string `yaml:"taken"`
 	UserLeft       string `yaml:"user_left"`
 	AgentHelp      string `yaml:"agent_help"`
+	FromGuest      string `yaml:"from_guest"`
 	Resumed        string `yaml:"resumed"`
 	WaitResumed    string `yaml:"wait_resumed"`
 	AgentResumed   string `yaml:"agent_resumed"`

@@ -38,12 +38,13 @@ type Plugin struct {
 	Handlers func(st Store) (rules.Handlers, error)
 }
 
-// Store is the bot's store as plugins get it: conversation state, handoffs, transcripts,
-// tickets, unmatched messages and ratings. The stores of imbot (store/sqlite's *DB and
+// Store is the bot's store as plugins get it: conversation state, handoffs, rooms,
+// transcripts, tickets, unmatched messages and ratings. The stores of imbot (store/sqlite's *DB and
 // *store.Memory) have more; a plugin may look for it with a type assertion.
 type Store interface {
 	store.StateStore
 	store.HandoffStore
+	store.RoomStore
 	handlers.TranscriptStore
 	handlers.TicketStore
 	handlers.UnmatchedStore

@@ -424,6 +424,9 @@ func (c *cli) ruleChain(ctx context.Context, a *app, fc *fileConfig, log *slog.L
 	hs["rating"] = handlers.Rating(a.store, 5, "Thank you for your rating!")
 	opts := ruleOptions(a.store, log, hs, funcs)
 	opts.AutoTypingMax = fc.Typing.AutoMax
+	if a.rooms != nil {
+		opts.Invite = a.rooms.InviteInto // a rule's `invite:`
+	}
 	e, err := newEngine(fc, opts)
 	if err != nil {
 		return nil, err

@@ -36,6 +36,7 @@ type app struct {
 	bot     *bot.Bot
 	store   Store
 	metrics *handlers.Metrics
+	rooms   *handlers.Rooms
 	handoff *handlers.Handoff
 	http    *http.Server
 	httpLn  net.Listener
@@ -59,7 +60,7 @@ func openStore(ctx context.Context, fc *fileConfig, log *slog.Logger) (Store, io
 }
 
 // assemble builds the bot and its chain from the config: logging, metrics, access control,
-// rate limit, transcript, handoff, then the handler h.
+// rate limit, transcript, rooms, handoff, then the handler h.
 func assemble(ctx context.Context, fc *fileConfig, log *slog.Logger, h func(*app) (bot.Handler, []bot.Middleware, error)) (*app, error) {
 	a := &app{}
 	ok := false
@@ -128,8 +129,20 @@ func assemble(ctx context.Context, fc *fileConfig, log *slog.Logger, h func(*app
 		chain = append(chain, acl.Middleware())
 	}
 	if len(fc.Handoff.Agents) > 0 {
+		// Agents bring supervisors and colleagues into a handoff (/invite): a room each,
+		// restored before the handoffs that use them.
+		a.rooms, err = handlers.NewRooms(handlers.RoomsConfig{
+			Bot: a.bot, Store: a.store, Ready: a.bot.Ready(), Transcript: a.store, Logger: log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("rooms: %w", err)
+		}
+		a.closers = append(a.closers, closerFunc(func() error { a.rooms.Close(); return nil }))
+		if err := a.rooms.Restore(ctx); err != nil {
+			return nil, fmt.Errorf("rooms: %w", err)
+		}
 		hc := fc.handoffConfig()
-		hc.Dialer = a.bot
+		hc.Dialer, hc.Rooms = a.bot, a.rooms
 		hc.Transcript, hc.Tickets, hc.Observer, hc.Logger = a.store, a.store, a.metrics, log
 		// Handoffs in progress outlive a restart; what Restore sends waits for Run.
 		hc.Store, hc.Ready = a.store, a.bot.Ready()
@@ -146,12 +159,16 @@ func assemble(ctx context.Context, fc *fileConfig, log *slog.Logger, h func(*app
 		rl := handlers.RateLimitConfig{Every: fc.RateLimit.Every, Burst: max(fc.RateLimit.Burst, 1), Reply: fc.RateLimit.Reply}
 		if a.handoff != nil {
 			// Agents' words are relayed to users: never throttled. A user's words in a
-			// handoff are meant for a person: each one refused is answered.
-			rl.Exempt, rl.Relayed = a.handoff.IsAgent, a.handoff.Relaying
+			// handoff or a room are meant for people: each one refused is answered.
+			rl.Exempt = a.handoff.IsAgent
+			rl.Relayed = func(key string) bool { return a.handoff.Relaying(key) || a.rooms.Relaying(key) }
 		}
 		chain = append(chain, handlers.RateLimitWith(rl))
 	}
 	chain = append(chain, handlers.Transcript(a.store))
+	if a.rooms != nil {
+		chain = append(chain, a.rooms.Middleware())
+	}
 	if a.handoff != nil {
 		chain = append(chain, a.handoff.Middleware())
 	}
@@ -247,7 +264,7 @@ func (t handoffTexts) handoffTexts() handlers.HandoffTexts {
 		Ended: t.Ended, NoAgent: t.NoAgent, NoAgentLater: t.NoAgentLater, Offer: t.Offer,
 		AgentConnected: t.AgentConnected, FromUser: t.FromUser, AgentEnded: t.AgentEnded,
 		Withdrawn: t.Withdrawn, Reoffered: t.Reoffered, Taken: t.Taken, UserLeft: t.UserLeft, AgentHelp: t.AgentHelp,
-		Resumed: t.Resumed, WaitResumed: t.WaitResumed, AgentResumed: t.AgentResumed,
+		FromGuest: t.FromGuest, Resumed: t.Resumed, WaitResumed: t.WaitResumed, AgentResumed: t.AgentResumed,
 		OfferResumed: t.OfferResumed, Held: t.Held,
 	}
 }

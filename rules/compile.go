@@ -75,6 +75,7 @@ type rule struct {
 	goTo    string // stored name
 	call    *vm.Program
 	handler string
+	invite  *template // the address `invite:` brings into the conversation
 	end     bool
 	cont    bool
 	// needsEnv: the rule's actions evaluate expressions.
@@ -500,20 +501,25 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 		}
 		r.handler = name
 	}
-	r.needsEnv = r.call != nil || len(r.set) > 0
+	if ra.invite != nil {
+		t, probs := cc.c.compileTemplate(ra.invite.Value, false, check)
+		cc.report(ra.invite, probs, "in 'invite' of %s", what)
+		r.invite = t
+	}
+	r.needsEnv = r.call != nil || len(r.set) > 0 || r.invite != nil && !r.invite.plain
 	for _, alts := range r.msgs {
 		for _, t := range alts {
 			r.needsEnv = r.needsEnv || !t.plain
 		}
 	}
 	acts := 0
-	for _, k := range []string{"reply", "messages", "set", "goto", "call", "handler", "end"} {
+	for _, k := range []string{"reply", "messages", "set", "goto", "call", "handler", "invite", "end"} {
 		if _, ok := ra.has[k]; ok {
 			acts++
 		}
 	}
 	if acts == 0 {
-		s.errf(ra.node, "%s does nothing: give it a 'reply', 'messages', 'set', 'goto', 'call', 'handler' or 'end'", what)
+		s.errf(ra.node, "%s does nothing: give it a 'reply', 'messages', 'set', 'goto', 'call', 'handler', 'invite' or 'end'", what)
 	}
 	return r
 }

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -107,6 +108,9 @@ type Step struct {
 	Messages []Message
 	// Handler names the Go handler to hand the event to after the messages, if any.
 	Handler string
+	// Invite is the address the rule brings into the conversation (`invite:`) after the
+	// messages, through Options.Invite; "" for none.
+	Invite string
 	// Fallback reports a `fallback: true` rule: it answered because nothing else did.
 	Fallback bool
 	// Info is what the rule saw; it goes into the handler's context.
@@ -572,6 +576,13 @@ func (p *proc) fire(r *rule, env *exprEnv, caps map[string]string) error {
 			return fmt.Errorf("reply: %w", err)
 		}
 		step.Messages = append(step.Messages, Message{Text: text, Typing: p.typingFor(r.typing, text)})
+	}
+	if r.invite != nil {
+		to, err := r.invite.render(env)
+		if err != nil {
+			return fmt.Errorf("invite: %w", err)
+		}
+		step.Invite = strings.TrimSpace(to)
 	}
 	p.out.Steps = append(p.out.Steps, step)
 	if r.end {

@@ -18,6 +18,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/imbot-dev/imbot/bot"
 	"github.com/imbot-dev/imbot/store"
 )
 
@@ -44,6 +45,10 @@ type Options struct {
 	Vars map[string]any
 	// Handlers are the Go handlers rules may hand an event to.
 	Handlers Handlers
+	// Invite brings the address to of a rule's `invite:` into the conversation of ev (after
+	// the rule's replies): handlers.Rooms.InviteInto makes it a room. nil: a rule that
+	// invites fails when it fires.
+	Invite func(ctx context.Context, ev *bot.Event, to string) error
 	// Store keeps conversation state and variables, by bot.Conversation.Key.
 	Store store.StateStore
 	// Logger receives reload errors and rule failures; nil means slog.Default().

@@ -44,6 +44,9 @@ func (e *Engine) handle(ctx context.Context, w bot.Responder, ev *bot.Event, nex
 	if ev.Session == nil {
 		return next.Handle(ctx, w, ev)
 	}
+	if ev.Kind > bot.EventIdle || ev.Kind <= 0 {
+		return next.Handle(ctx, w, ev) // a kind no rule names (a room's join and leave): for Go handlers
+	}
 	if ev.Kind != bot.EventMessage && ev.Kind != bot.EventIdle && len(rs.byKind[ev.Kind]) == 0 {
 		return next.Handle(ctx, w, ev) // nothing to do: skip the store
 	}
@@ -123,6 +126,14 @@ func (e *Engine) perform(ctx context.Context, w bot.Responder, ev *bot.Event, ou
 				if err := w.Reply(ctx, m.Text, opts...); err != nil {
 					return fmt.Errorf("rules: rule '%s': %w", st.Rule, err)
 				}
+			}
+		}
+		if st.Invite != "" {
+			if e.opts.Invite == nil {
+				return fmt.Errorf("rules: rule '%s' invites %s, but rules.Options.Invite is not set", st.Rule, st.Invite)
+			}
+			if err := e.opts.Invite(ctx, ev, st.Invite); err != nil {
+				return fmt.Errorf("rules: rule '%s': invite %s: %w", st.Rule, st.Invite, err)
 			}
 		}
 		if st.Handler != "" {

@@ -16,7 +16,7 @@ var (
 	ruleKeys = []string{
 		"name", "description", "examples", "hidden", "priority",
 		"on", "match", "regex", "when", "state", "fallback",
-		"reply", "messages", "pick", "typing", "set", "goto", "call", "handler", "end", "continue",
+		"reply", "messages", "pick", "typing", "set", "goto", "call", "handler", "invite", "end", "continue",
 	}
 	eventNames = []string{"message", "session.start", "session.end", "typing", "idle"}
 )
@@ -66,6 +66,7 @@ type ruleAST struct {
 	goTo        *yaml.Node
 	call        *yaml.Node
 	handler     *yaml.Node
+	invite      *yaml.Node
 	end         bool
 	cont        bool
 	has         map[string]field
@@ -362,7 +363,7 @@ func decodeRule(s *src, rn *yaml.Node, i int) *ruleAST {
 			}
 		}
 	}
-	for _, key := range []string{"goto", "call", "handler"} {
+	for _, key := range []string{"goto", "call", "handler", "invite"} {
 		v, ok := fs[key]
 		if !ok {
 			continue
@@ -378,6 +379,8 @@ func decodeRule(s *src, rn *yaml.Node, i int) *ruleAST {
 			r.call = n
 		case "handler":
 			r.handler = n
+		case "invite":
+			r.invite = n
 		}
 	}
 	if v, ok := fs["end"]; ok {

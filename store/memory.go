@@ -24,6 +24,8 @@ type Memory struct {
 	ratings    []Rating
 	handoffs   map[int64]Handoff
 	lastHO     int64 // the highest handoff ID saved
+	rooms      map[string]Room
+	deliveries map[string][]RoomDelivery // by room, by Seq
 }
 
 func now(t time.Time) time.Time {
@@ -222,7 +224,73 @@ func (m *Memory) LastHandoffID(_ context.Context) (int64, error) {
 	return m.lastHO, nil
 }
 
+// SaveRoom implements RoomStore.
+func (m *Memory) SaveRoom(_ context.Context, r Room) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.rooms == nil {
+		m.rooms = map[string]Room{}
+	}
+	m.rooms[r.ID] = r.Clone()
+	return nil
+}
+
+// DeleteRoom implements RoomStore.
+func (m *Memory) DeleteRoom(_ context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.rooms, id)
+	delete(m.deliveries, id)
+	return nil
+}
+
+// Rooms implements RoomStore.
+func (m *Memory) Rooms(_ context.Context) ([]Room, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Room, 0, len(m.rooms))
+	for _, r := range m.rooms {
+		out = append(out, r.Clone())
+	}
+	slices.SortFunc(out, func(a, b Room) int { return cmp.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// AddRoomDeliveries implements RoomStore.
+func (m *Memory) AddRoomDeliveries(_ context.Context, ds []RoomDelivery) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.deliveries == nil {
+		m.deliveries = map[string][]RoomDelivery{}
+	}
+	for _, d := range ds {
+		l := slices.DeleteFunc(m.deliveries[d.Room], func(x RoomDelivery) bool { return x.Seq == d.Seq })
+		l = append(l, d)
+		slices.SortFunc(l, func(a, b RoomDelivery) int { return cmp.Compare(a.Seq, b.Seq) })
+		m.deliveries[d.Room] = l
+	}
+	return nil
+}
+
+// DeleteRoomDelivery implements RoomStore.
+func (m *Memory) DeleteRoomDelivery(_ context.Context, room string, seq int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if l, ok := m.deliveries[room]; ok {
+		m.deliveries[room] = slices.DeleteFunc(l, func(x RoomDelivery) bool { return x.Seq == seq })
+	}
+	return nil
+}
+
+// RoomDeliveries implements RoomStore.
+func (m *Memory) RoomDeliveries(_ context.Context, room string) ([]RoomDelivery, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.deliveries[room]), nil
+}
+
 var (
 	_ StateStore   = (*Memory)(nil)
 	_ HandoffStore = (*Memory)(nil)
+	_ RoomStore    = (*Memory)(nil)
 )

@@ -2,8 +2,9 @@
 // Go driver modernc.org/sqlite (no cgo), in WAL mode.
 //
 // A *DB keeps conversation states (it implements store.StateStore), transcripts, helpdesk
-// tickets, questions no rule matched, satisfaction ratings and handoffs to agents in progress
-// (store.HandoffStore), so that a bot restarted after a crash, even SIGKILL, finds every
+// tickets, questions no rule matched, satisfaction ratings, handoffs to agents in progress
+// (store.HandoffStore) and the rooms the bot hosts with what they have yet to deliver
+// (store.RoomStore), so that a bot restarted after a crash, even SIGKILL, finds every
 // conversation where it was:
 //
 //	db, err := sqlite.Open(ctx, "/var/lib/imbot/imbot.db")
@@ -82,7 +83,7 @@ const busyTimeout = 5 * time.Second
 // readers bounds the read connections.
 const readers = 4
 
-// DB is an open imbot database. It implements store.StateStore, store.HandoffStore and the
+// DB is an open imbot database. It implements store.StateStore, store.HandoffStore, store.RoomStore and the
 // record interfaces of package handlers (TranscriptStore, TicketStore, UnmatchedStore,
 // RatingStore). Close it when done.
 type DB struct {
@@ -874,3 +875,160 @@ func (db *DB) LastHandoffID(ctx context.Context) (int64, error) {
 }
 
 var _ store.HandoffStore = (*DB)(nil)
+
+// roomParticipant is a store.RoomParticipant as the participants column keeps it (JSON).
+type roomParticipant struct {
+	URI      string `json:"uri"`
+	Verified bool   `json:"verified,omitempty"`
+	Name     string `json:"name,omitempty"`
+	Key      string `json:"key,omitempty"`
+	Joined   string `json:"joined"`
+	Managed  bool   `json:"managed,omitempty"`
+}
+
+// SaveRoom implements store.RoomStore.
+func (db *DB) SaveRoom(ctx context.Context, r store.Room) error {
+	ps := make([]roomParticipant, len(r.Participants))
+	for i, p := range r.Participants {
+		ps[i] = roomParticipant{URI: p.URI, Verified: p.Verified, Name: p.Name, Key: p.Key, Joined: fmtTime(orNow(p.Joined)), Managed: p.Managed}
+	}
+	data, err := json.Marshal(ps)
+	if err != nil {
+		return fmt.Errorf("store: save room %s: %w", r.ID, err)
+	}
+	w, done, err := db.writer(ctx)
+	if err != nil {
+		return fmt.Errorf("store: save room %s: %w", r.ID, err)
+	}
+	defer done()
+	if _, err := w.ExecContext(ctx, `INSERT INTO rooms (id, created, silent, leave_on_idle, participants)
+		VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET created = excluded.created, silent = excluded.silent,
+			leave_on_idle = excluded.leave_on_idle, participants = excluded.participants`,
+		r.ID, fmtTime(orNow(r.Created)), r.Silent, r.LeaveOnIdle, string(data)); err != nil {
+		return fmt.Errorf("store: save room %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// DeleteRoom implements store.RoomStore: the room and its deliveries go in one transaction.
+func (db *DB) DeleteRoom(ctx context.Context, id string) error {
+	w, done, err := db.writer(ctx)
+	if err != nil {
+		return fmt.Errorf("store: delete room %s: %w", id, err)
+	}
+	defer done()
+	tx, err := w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: delete room %s: %w", id, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	for _, q := range []string{`DELETE FROM room_deliveries WHERE room = ?`, `DELETE FROM rooms WHERE id = ?`} {
+		if _, err := tx.ExecContext(ctx, q, id); err != nil {
+			return fmt.Errorf("store: delete room %s: %w", id, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: delete room %s: %w", id, err)
+	}
+	return nil
+}
+
+// Rooms implements store.RoomStore.
+func (db *DB) Rooms(ctx context.Context) ([]store.Room, error) {
+	r, done := db.reader()
+	defer done()
+	rows, err := r.QueryContext(ctx, `SELECT id, created, silent, leave_on_idle, participants FROM rooms ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("store: rooms: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Room
+	for rows.Next() {
+		var rm store.Room
+		var created, data string
+		if err := rows.Scan(&rm.ID, &created, &rm.Silent, &rm.LeaveOnIdle, &data); err != nil {
+			return nil, fmt.Errorf("store: rooms: %w", err)
+		}
+		rm.Created = parseTime(created)
+		var ps []roomParticipant
+		if err := json.Unmarshal([]byte(data), &ps); err != nil {
+			return nil, fmt.Errorf("store: room %s: participants are not valid JSON: %w", rm.ID, err)
+		}
+		for _, p := range ps {
+			rm.Participants = append(rm.Participants, store.RoomParticipant{
+				URI: p.URI, Verified: p.Verified, Name: p.Name, Key: p.Key, Joined: parseTime(p.Joined), Managed: p.Managed,
+			})
+		}
+		out = append(out, rm)
+	}
+	return out, rows.Err()
+}
+
+// AddRoomDeliveries implements store.RoomStore, in one transaction.
+func (db *DB) AddRoomDeliveries(ctx context.Context, ds []store.RoomDelivery) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	w, done, err := db.writer(ctx)
+	if err != nil {
+		return fmt.Errorf("store: add room deliveries: %w", err)
+	}
+	defer done()
+	tx, err := w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: add room deliveries: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	for _, d := range ds {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO room_deliveries (room, seq, recipient, text, time, answerer)
+			VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (room, seq) DO UPDATE SET recipient = excluded.recipient, text = excluded.text,
+				time = excluded.time, answerer = excluded.answerer`,
+			d.Room, d.Seq, d.To, d.Text, fmtTime(orNow(d.Time)), d.Answerer); err != nil {
+			return fmt.Errorf("store: add room delivery %s/%d: %w", d.Room, d.Seq, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: add room deliveries: %w", err)
+	}
+	return nil
+}
+
+// DeleteRoomDelivery implements store.RoomStore.
+func (db *DB) DeleteRoomDelivery(ctx context.Context, room string, seq int64) error {
+	w, done, err := db.writer(ctx)
+	if err != nil {
+		return fmt.Errorf("store: delete room delivery %s/%d: %w", room, seq, err)
+	}
+	defer done()
+	if _, err := w.ExecContext(ctx, `DELETE FROM room_deliveries WHERE room = ? AND seq = ?`, room, seq); err != nil {
+		return fmt.Errorf("store: delete room delivery %s/%d: %w", room, seq, err)
+	}
+	return nil
+}
+
+// RoomDeliveries implements store.RoomStore.
+func (db *DB) RoomDeliveries(ctx context.Context, room string) ([]store.RoomDelivery, error) {
+	r, done := db.reader()
+	defer done()
+	rows, err := r.QueryContext(ctx, `SELECT room, seq, recipient, text, time, answerer FROM room_deliveries
+		WHERE room = ? ORDER BY seq`, room)
+	if err != nil {
+		return nil, fmt.Errorf("store: room deliveries of %s: %w", room, err)
+	}
+	defer rows.Close()
+	var out []store.RoomDelivery
+	for rows.Next() {
+		var d store.RoomDelivery
+		var t string
+		if err := rows.Scan(&d.Room, &d.Seq, &d.To, &d.Text, &t, &d.Answerer); err != nil {
+			return nil, fmt.Errorf("store: room deliveries of %s: %w", room, err)
+		}
+		d.Time = parseTime(t)
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+var _ store.RoomStore = (*DB)(nil)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 type Store interface {
 	store.StateStore
 	store.HandoffStore
+	store.RoomStore
 	AppendTranscript(ctx context.Context, e store.TranscriptEntry) error
 	Transcript(ctx context.Context, key string, limit int) ([]store.TranscriptEntry, error)
 	CreateTicket(ctx context.Context, t store.Ticket) (int64, error)
@@ -46,6 +48,8 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		"concurrent":               concurrent,
 		"handoffs":                 handoffs,
 		"handoff numbering":        handoffNumbering,
+		"rooms":                    rooms,
+		"room deliveries":          roomDeliveries,
 	}
 	for name, f := range tests {
 		t.Run(name, func(t *testing.T) { f(t, open(t)) })
@@ -510,4 +514,135 @@ func handoffNumbering(t *testing.T, s Store) {
 			t.Errorf("step %d: LastHandoffID = %d, %v; want %d", i+1, n, err, st.want)
 		}
 	}
+}
+
+// rooms: a room is saved with its participants, replaced on each change and forgotten with
+// its deliveries when it closes; Rooms lists them by ID.
+func rooms(t *testing.T, s Store) {
+	c := ctx(t)
+	got, err := s.Rooms(c)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("Rooms of an empty store = %#v, %v", got, err)
+	}
+	t0 := time.Date(2025, 3, 4, 10, 0, 0, 0, time.UTC)
+	b := store.Room{ID: "b", Created: t0, Silent: true, Participants: []store.RoomParticipant{
+		{URI: "sip:alice@x", Name: "Alice", Key: "sip:bot@x sip:alice@x unverified", Joined: t0, Managed: true},
+	}}
+	a := store.Room{ID: "a", Created: t0.Add(time.Second), LeaveOnIdle: true, Participants: []store.RoomParticipant{
+		{URI: "sip:ann@x", Verified: true, Name: "Ann", Joined: t0.Add(time.Second)},
+		{URI: "sip:sam@x", Verified: true, Name: "Sam", Joined: t0.Add(2 * time.Second)},
+	}}
+	for _, r := range []store.Room{b, a} {
+		if err := s.SaveRoom(c, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(what string, want ...store.Room) {
+		t.Helper()
+		got, err := s.Rooms(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%s: Rooms = %#v, want %#v", what, got, want)
+		}
+		for i := range want {
+			g, w := got[i], want[i]
+			if !g.Created.Equal(w.Created) {
+				t.Errorf("%s: room %s created %v, want %v", what, w.ID, g.Created, w.Created)
+			}
+			g.Created = w.Created
+			if len(g.Participants) == len(w.Participants) {
+				g.Participants = slices.Clone(g.Participants)
+				for j := range w.Participants {
+					if !g.Participants[j].Joined.Equal(w.Participants[j].Joined) {
+						t.Errorf("%s: room %s participant %d joined %v, want %v", what, w.ID, j, g.Participants[j].Joined, w.Participants[j].Joined)
+					}
+					g.Participants[j].Joined = w.Participants[j].Joined
+				}
+			}
+			if !reflect.DeepEqual(g, w) {
+				t.Errorf("%s: room %s = %#v\nwant %#v", what, w.ID, g, w)
+			}
+		}
+	}
+	check("saved", a, b)
+	// A participant leaves: the room is replaced, and the store kept a copy.
+	left := a.Clone()
+	left.Participants = left.Participants[:1]
+	if err := s.SaveRoom(c, left); err != nil {
+		t.Fatal(err)
+	}
+	want := left.Clone()
+	left.Participants[0].Name = "changed"
+	check("left", want, b)
+	if err := s.AddRoomDeliveries(c, []store.RoomDelivery{{Room: "a", Seq: 1, To: "sip:ann@x", Text: "Sam: hi", Time: t0}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteRoom(c, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteRoom(c, "a"); err != nil {
+		t.Errorf("deleting a missing room: %v", err)
+	}
+	check("deleted", b)
+	if ds, err := s.RoomDeliveries(c, "a"); err != nil || len(ds) != 0 {
+		t.Errorf("deliveries of a deleted room = %#v, %v", ds, err)
+	}
+}
+
+// roomDeliveries: deliveries are kept until deleted, by room and in Seq order, whatever the
+// order they were added in.
+func roomDeliveries(t *testing.T, s Store) {
+	c := ctx(t)
+	for _, id := range []string{"r", "q"} {
+		if err := s.SaveRoom(c, store.Room{ID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t0 := time.Date(2025, 3, 4, 10, 0, 0, 0, time.UTC)
+	d := func(room string, seq int64, to, text string) store.RoomDelivery {
+		return store.RoomDelivery{Room: room, Seq: seq, To: to, Text: text, Time: t0.Add(time.Duration(seq) * time.Second)}
+	}
+	two := d("r", 3, "sip:b@x", "A: two")
+	two.Answerer = "agent:A"
+	if err := s.AddRoomDeliveries(c, []store.RoomDelivery{two, d("r", 2, "sip:c@x", "A: one")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddRoomDeliveries(c, []store.RoomDelivery{d("r", 1, "sip:b@x", "A: one"), d("q", 1, "sip:z@x", "Y: hey")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddRoomDeliveries(c, nil); err != nil {
+		t.Errorf("adding no deliveries: %v", err)
+	}
+	check := func(what, room string, want ...store.RoomDelivery) {
+		t.Helper()
+		got, err := s.RoomDeliveries(c, room)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%s: RoomDeliveries(%s) = %#v, want %#v", what, room, got, want)
+		}
+		for i := range want {
+			g, w := got[i], want[i]
+			if !g.Time.Equal(w.Time) {
+				t.Errorf("%s: delivery %d time %v, want %v", what, w.Seq, g.Time, w.Time)
+			}
+			g.Time = w.Time
+			if g != w {
+				t.Errorf("%s: delivery %d = %#v, want %#v", what, i, g, w)
+			}
+		}
+	}
+	check("added", "r", d("r", 1, "sip:b@x", "A: one"), d("r", 2, "sip:c@x", "A: one"), two)
+	check("added", "q", d("q", 1, "sip:z@x", "Y: hey"))
+	if err := s.DeleteRoomDelivery(c, "r", 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteRoomDelivery(c, "r", 2); err != nil {
+		t.Errorf("deleting a missing delivery: %v", err)
+	}
+	check("delivered", "r", d("r", 1, "sip:b@x", "A: one"), two)
+	check("other room untouched", "q", d("q", 1, "sip:z@x", "Y: hey"))
 }
