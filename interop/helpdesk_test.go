@@ -168,6 +168,17 @@ func (c *chatter) expect(want string) string {
 	return line
 }
 
+// count counts the messages from the bot that contain text.
+func (c *chatter) count(text string) int {
+	n := 0
+	for _, l := range c.out.Lines(0) {
+		if i := strings.Index(l, c.pre); i >= 0 && strings.Contains(l[i+len(c.pre):], text) {
+			n++
+		}
+	}
+	return n
+}
+
 // linphoneChatter makes lp a chatter with the bot at botURI.
 func linphoneChatter(t *testing.T, name string, lp *linphone, botURI string) *chatter {
 	return &chatter{t: t, name: name, out: lp.out, exit: lp.p.exited, pre: botURI,
@@ -241,10 +252,12 @@ func helpdeskConfig(t *testing.T, k *kamailio, dir string, offerTimeout time.Dur
 
 // TestHelpdeskRealClients: a customer on baresip asks for a person; the offer goes to the
 // technician Erin (linphonec), who ignores it, and moves on to Frank (linphonec) after the
-// offer timeout; Frank accepts and they chat through the bot. The bot is stopped with
+// offer timeout; Frank accepts and they chat through the bot; Frank invites his supervisor
+// Grace (linphonec), who joins the conversation. The bot is stopped with
 // SIGTERM in the middle of the conversation, and later killed with SIGKILL: after each
 // restart both sides are told once and go on chatting, nothing lost. Frank ends the chat,
 // the customer rates it, and the rating is stored with Frank and the handoff's number.
+// Everyone is told of each restart once and gets every line once.
 // /metrics and /readyz answer throughout.
 func TestHelpdeskRealClients(t *testing.T) {
 	if testing.Short() {
@@ -259,6 +272,7 @@ func TestHelpdeskRealClients(t *testing.T) {
 	const botURI = "sip:bot@127.0.0.1"
 	erin := linphoneChatter(t, "Erin", startLinphone(t, k, "erin", "erinpw"), botURI)
 	frank := linphoneChatter(t, "Frank", startLinphone(t, k, "frank", "frankpw"), botURI)
+	grace := linphoneChatter(t, "Grace", startLinphone(t, k, "grace", "gracepw"), botURI)
 	alice := baresipChatter(t, "Alice", startBaresip(t, k, "alice", "alicepw", `"Helpdesk" <`+botURI+`>`), botURI)
 
 	alice.say("Hello")
@@ -277,25 +291,44 @@ func TestHelpdeskRealClients(t *testing.T) {
 	alice.say("My screen stays black")
 	frank.expect(": My screen stays black")
 
+	// Frank invites his supervisor Grace into the conversation: she sees it from then on,
+	// and what she writes reaches both.
+	frank.say("/invite sip:grace@127.0.0.1")
+	grace.expect("invited you to a conversation with")
+	alice.expect("grace joined the conversation.")
+	frank.expect("grace joined the conversation.")
+	grace.say("Grace from the service desk, following along.")
+	alice.expect("grace: Grace from the service desk, following along.")
+	frank.expect("grace: Grace from the service desk, following along.")
+
 	// SIGTERM in the middle of the chat: both sides are told, and the chat goes on.
 	b.signal(syscall.SIGTERM)
 	b = startImbot(t, k, bin, cfg)
 	frank.expect("(The helpdesk restarted; your conversation #1 with")
 	alice.expect("(The helpdesk restarted; your conversation #1 with Frank continues.)")
+	grace.expect("restarted")
 	frank.say("Is the power LED on?")
 	alice.expect("Frank: Is the power LED on?")
+	grace.expect("Frank: Is the power LED on?")
 	alice.say("Yes, it is orange")
 	frank.expect(": Yes, it is orange")
+	grace.expect(": Yes, it is orange")
 
-	// SIGKILL, as a crash: the same.
+	// SIGKILL, as a crash: the same. (A line whose recipient got it but whose delivery the
+	// bot had not yet recorded when it died would be sent again, as RoomDelivery says: the
+	// bot is killed between lines, once every delivery is recorded.)
+	waitDelivered(t, filepath.Join(dir, "helpdesk.db"))
 	b.signal(syscall.SIGKILL)
 	b = startImbot(t, k, bin, cfg)
 	frank.expect("(The helpdesk restarted; your conversation #1 with")
 	alice.expect("(The helpdesk restarted; your conversation #1 with Frank continues.)")
+	grace.expect("restarted")
 	alice.say("Now it is green and the screen works")
 	frank.expect(": Now it is green and the screen works")
+	grace.expect(": Now it is green and the screen works")
 	frank.say("Great. Bye!")
 	alice.expect("Frank: Great. Bye!")
+	grace.expect("Frank: Great. Bye!")
 
 	checkHelpdeskMetrics(t, b)
 	frank.say("/done")
@@ -308,6 +341,24 @@ func TestHelpdeskRealClients(t *testing.T) {
 	for _, l := range erin.out.Lines(erin.from) {
 		if strings.Contains(l, "screen") {
 			t.Errorf("Erin got a line of the chat: %s", l)
+		}
+	}
+	// Each side was told of each restart once, and got every line once.
+	for _, c := range []struct {
+		who   *chatter
+		lines []string // lines of the others'
+	}{
+		{alice, []string{"Is the power LED on?", "Great. Bye!"}},
+		{frank, []string{"Yes, it is orange", "Now it is green"}},
+		{grace, []string{"Is the power LED on?", "Yes, it is orange", "Now it is green", "Great. Bye!"}},
+	} {
+		if n := c.who.count("restarted"); n != 2 {
+			t.Errorf("%s was told of a restart %d times, want 2 (once for each)", c.who.name, n)
+		}
+		for _, l := range c.lines {
+			if n := c.who.count(l); n != 1 {
+				t.Errorf("%s got %q %d times, want once", c.who.name, l, n)
+			}
 		}
 	}
 	b.signal(syscall.SIGTERM)
@@ -323,6 +374,39 @@ func TestHelpdeskRealClients(t *testing.T) {
 	}
 	if len(ratings) != 1 || ratings[0].Score != 5 || ratings[0].Agent != "sip:frank@127.0.0.1" || ratings[0].HandoffID != 1 {
 		t.Errorf("ratings %+v; want one 5 for sip:frank@127.0.0.1, handoff 1", ratings)
+	}
+}
+
+// waitDelivered waits until the database at path holds no relayed line still to deliver.
+func waitDelivered(t *testing.T, path string) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	deadline := time.Now().Add(toolTimeout)
+	for {
+		rooms, err := db.Rooms(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pending := 0
+		for _, r := range rooms {
+			ds, err := db.RoomDeliveries(ctx, r.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pending += len(ds)
+		}
+		if len(rooms) > 0 && pending == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d rooms, %d lines still to deliver after %v", len(rooms), pending, toolTimeout)
+		}
+		time.Sleep(10 * time.Millisecond) // polling the database: nothing to wait on
 	}
 }
 
