@@ -28,6 +28,13 @@ type HandoffObserver interface {
 	ObserveHandoff(outcome string)
 }
 
+// HandoffWaitObserver is a HandoffObserver that is also told how long each accepted handoff
+// waited for its agent, from the user's request (before any restart) to the acceptance;
+// *Metrics is one.
+type HandoffWaitObserver interface {
+	ObserveHandoffWait(d time.Duration)
+}
+
 // Handoff hands conversations over to human agents and relays messages both ways while the
 // bot stays silent. Create one with NewHandoff and put its Middleware in the chain, before
 // the rules and handlers it must silence:

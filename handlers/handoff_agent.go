@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/imbot-dev/imbot/bot"
 )
@@ -143,6 +144,9 @@ func (h *Handoff) accept(ctx context.Context, s sink, a *agentState, id int, fir
 	h.openRoom(ctx, ho, a)
 
 	h.observe("accepted")
+	if wo, ok := h.cfg.Observer.(HandoffWaitObserver); ok {
+		wo.ObserveHandoffWait(time.Since(ho.started))
+	}
 	h.log.Info("handoff accepted", "handoff", ho.id, "user", ho.userURI, "agent", a.URI)
 	h.toAgents(others, taken)(ctx, s)
 	defer h.run(ctx, s, acts)

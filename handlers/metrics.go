@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/imbot-dev/imbot/bot"
+	"github.com/imbot-dev/imbot/store"
 )
 
 // Metrics counts what the bot does, for Prometheus. All metrics are registered on the
@@ -33,6 +34,9 @@ import (
 //	sip_responses_total{code}        SIP responses, by status code (see ObserveSIPResponse)
 //	typing_sent_total                typing indications the peers accepted (see ObserveTypingSent)
 //	handoffs_total{outcome}          handoffs, by outcome (see ObserveHandoff)
+//	handoff_wait_seconds             how long accepted handoffs waited for their agent
+//	ratings_total{score}             satisfaction ratings stored, by score (see Ratings): CSAT
+//	                                 is the share of the top two scores
 //	handler_errors_total{kind}       events whose handler returned an error, by event kind
 //
 // and, once TrackRegistration is called, read from the bot at every scrape:
@@ -50,6 +54,8 @@ type Metrics struct {
 	sip        *prometheus.CounterVec
 	typingSent prometheus.Counter
 	handoffs   *prometheus.CounterVec
+	wait       prometheus.Histogram
+	ratings    *prometheus.CounterVec
 	errors     *prometheus.CounterVec
 }
 
@@ -79,12 +85,17 @@ func NewMetrics(reg *prometheus.Registry) (*Metrics, error) {
 			Help: "SIP responses, by status code."}, []string{"code"}),
 		typingSent: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "typing_sent_total",
 			Help: "Typing indications the peers accepted."}),
+		wait: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "handoff_wait_seconds",
+			Help:    "How long accepted handoffs waited for their agent, from the request to the acceptance.",
+			Buckets: []float64{5, 15, 30, 60, 120, 300, 600, 1800}}),
+		ratings: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "ratings_total",
+			Help: "Satisfaction ratings stored, by score."}, []string{"score"}),
 		handoffs: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "handoffs_total",
 			Help: "Handoffs to a human agent, by outcome."}, []string{"outcome"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "handler_errors_total",
 			Help: "Events whose handler failed, by event kind."}, []string{"kind"}),
 	}
-	for _, c := range []prometheus.Collector{m.in, m.out, m.ruleHits, m.noMatch, m.latency, m.active, m.sip, m.typingSent, m.handoffs, m.errors} {
+	for _, c := range []prometheus.Collector{m.in, m.out, m.ruleHits, m.noMatch, m.latency, m.active, m.sip, m.typingSent, m.handoffs, m.wait, m.ratings, m.errors} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("handlers: registering metrics: %w", err)
 		}
@@ -148,6 +159,28 @@ func (m *Metrics) ObserveTypingSent() { m.typingSent.Inc() }
 // "timeout", "unavailable", "user_left", "escalated" (an offer moved on to another agent).
 // *Metrics is a HandoffObserver.
 func (m *Metrics) ObserveHandoff(outcome string) { m.handoffs.WithLabelValues(outcome).Inc() }
+
+// ObserveHandoffWait records how long an accepted handoff waited for its agent; *Metrics
+// is a HandoffWaitObserver.
+func (m *Metrics) ObserveHandoffWait(d time.Duration) { m.wait.Observe(d.Seconds()) }
+
+// Ratings returns s counting every rating it stores in ratings_total{score}: pass it to
+// Rating.
+func (m *Metrics) Ratings(s RatingStore) RatingStore { return countedRatings{RatingStore: s, m: m} }
+
+// countedRatings is a RatingStore that counts what it stores.
+type countedRatings struct {
+	RatingStore
+	m *Metrics
+}
+
+func (c countedRatings) AddRating(ctx context.Context, r store.Rating) error {
+	if err := c.RatingStore.AddRating(ctx, r); err != nil {
+		return err
+	}
+	c.m.ratings.WithLabelValues(strconv.Itoa(r.Score)).Inc()
+	return nil
+}
 
 // ObserveMessageOut counts one text message a peer accepted, in the given mode. The bot calls
 // it (as its bot.Config.Observer) for every message on the wire: replies, apologies,

@@ -421,7 +421,11 @@ func (c *cli) ruleChain(ctx context.Context, a *app, fc *fileConfig, log *slog.L
 	if a.handoff != nil {
 		hs["handoff"] = a.handoff.Handler()
 	}
-	hs["rating"] = handlers.Rating(a.store, 5, "Thank you for your rating!")
+	var ratings handlers.RatingStore = a.store
+	if a.metrics != nil {
+		ratings = a.metrics.Ratings(a.store) // ratings_total{score}
+	}
+	hs["rating"] = handlers.Rating(ratings, 5, "Thank you for your rating!")
 	opts := ruleOptions(a.store, log, hs, funcs)
 	opts.AutoTypingMax = fc.Typing.AutoMax
 	if a.rooms != nil {

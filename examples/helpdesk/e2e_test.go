@@ -572,6 +572,8 @@ func checkMetrics(t *testing.T, ctx context.Context, addr string) {
 		`imbot_handoffs_total{outcome="requested"}`: 1,
 		`imbot_handoffs_total{outcome="accepted"}`:  1,
 		`imbot_handoffs_total{outcome="done"}`:      1,
+		`imbot_handoff_wait_seconds_count`:          1,
+		`imbot_ratings_total{score="5"}`:            1,
 		`imbot_rule_hits_total{rule="handoff"}`:     1,
 		`imbot_rule_hits_total{rule="rating"}`:      1,
 		`imbot_sip_responses_total{code="200"}`:     1,
