@@ -191,7 +191,7 @@ func baresipChatter(t *testing.T, name string, bs *baresip, botURI string) *chat
 }
 
 // helpdeskConfig writes the helpdesk example's config for a bot registered with k as bot,
-// trusting k's assertions, with erin and frank as technicians (an offer moves on after
+// trusting k's assertions, with ivan and judy as technicians (an offer moves on after
 // offerTimeout), and returns its path.
 func helpdeskConfig(t *testing.T, k *kamailio, dir string, offerTimeout time.Duration) string {
 	t.Helper()
@@ -234,8 +234,8 @@ func helpdeskConfig(t *testing.T, k *kamailio, dir string, offerTimeout time.Dur
 		t.Fatal("imbot.yaml has no handoff section")
 	}
 	ho["agents"] = []map[string]any{
-		{"uri": "sip:erin@127.0.0.1", "name": "Erin", "max": 2},
-		{"uri": "sip:frank@127.0.0.1", "name": "Frank", "max": 2},
+		{"uri": "sip:ivan@127.0.0.1", "name": "Ivan", "max": 2},
+		{"uri": "sip:judy@127.0.0.1", "name": "Judy", "max": 2},
 	}
 	ho["offer_timeout"] = offerTimeout.String()
 	ho["answer_timeout"] = "2m"
@@ -251,12 +251,12 @@ func helpdeskConfig(t *testing.T, k *kamailio, dir string, offerTimeout time.Dur
 }
 
 // TestHelpdeskRealClients: a customer on baresip asks for a person; the offer goes to the
-// technician Erin (linphonec), who ignores it, and moves on to Frank (linphonec) after the
-// offer timeout; Frank accepts and they chat through the bot; Frank invites his supervisor
-// Grace (linphonec), who joins the conversation. The bot is stopped with
+// technician Ivan (linphonec), who ignores it, and moves on to Judy (linphonec) after the
+// offer timeout; Judy accepts and they chat through the bot; Judy invites his supervisor
+// Kate (linphonec), who joins the conversation. The bot is stopped with
 // SIGTERM in the middle of the conversation, and later killed with SIGKILL: after each
-// restart both sides are told once and go on chatting, nothing lost. Frank ends the chat,
-// the customer rates it, and the rating is stored with Frank and the handoff's number.
+// restart both sides are told once and go on chatting, nothing lost. Judy ends the chat,
+// the customer rates it, and the rating is stored with Judy and the handoff's number.
 // Everyone is told of each restart once and gets every line once.
 // /metrics and /readyz answer throughout.
 func TestHelpdeskRealClients(t *testing.T) {
@@ -270,9 +270,9 @@ func TestHelpdeskRealClients(t *testing.T) {
 	b := startImbot(t, k, bin, cfg)
 
 	const botURI = "sip:bot@127.0.0.1"
-	erin := linphoneChatter(t, "Erin", startLinphone(t, k, "erin", "erinpw"), botURI)
-	frank := linphoneChatter(t, "Frank", startLinphone(t, k, "frank", "frankpw"), botURI)
-	grace := linphoneChatter(t, "Grace", startLinphone(t, k, "grace", "gracepw"), botURI)
+	ivan := linphoneChatter(t, "Ivan", startLinphone(t, k, "ivan", "ivanpw"), botURI)
+	judy := linphoneChatter(t, "Judy", startLinphone(t, k, "judy", "judypw"), botURI)
+	kate := linphoneChatter(t, "Kate", startLinphone(t, k, "kate", "katepw"), botURI)
 	alice := baresipChatter(t, "Alice", startBaresip(t, k, "alice", "alicepw", `"Helpdesk" <`+botURI+`>`), botURI)
 
 	alice.say("Hello")
@@ -280,39 +280,39 @@ func TestHelpdeskRealClients(t *testing.T) {
 	alice.say("I want to talk to a person")
 	alice.expect("I am handing you over to a technician.")
 	alice.expect("Let me find a person to help you.")
-	// Erin gets the offer first and does nothing: after the offer timeout it goes to Frank.
-	erin.expect("#1 ")
-	frank.expect("#1 ")
-	frank.say("/accept")
-	frank.expect("You are now talking with")
-	alice.expect("Frank is now with you.")
-	frank.say("Hello, Frank here. What is wrong?")
-	alice.expect("Frank: Hello, Frank here. What is wrong?")
+	// Ivan gets the offer first and does nothing: after the offer timeout it goes to Judy.
+	ivan.expect("#1 ")
+	judy.expect("#1 ")
+	judy.say("/accept")
+	judy.expect("You are now talking with")
+	alice.expect("Judy is now with you.")
+	judy.say("Hello, Judy here. What is wrong?")
+	alice.expect("Judy: Hello, Judy here. What is wrong?")
 	alice.say("My screen stays black")
-	frank.expect(": My screen stays black")
+	judy.expect(": My screen stays black")
 
-	// Frank invites his supervisor Grace into the conversation: she sees it from then on,
+	// Judy invites his supervisor Kate into the conversation: she sees it from then on,
 	// and what she writes reaches both.
-	frank.say("/invite sip:grace@127.0.0.1")
-	grace.expect("invited you to a conversation with")
-	alice.expect("grace joined the conversation.")
-	frank.expect("grace joined the conversation.")
-	grace.say("Grace from the service desk, following along.")
-	alice.expect("grace: Grace from the service desk, following along.")
-	frank.expect("grace: Grace from the service desk, following along.")
+	judy.say("/invite sip:kate@127.0.0.1")
+	kate.expect("invited you to a conversation with")
+	alice.expect("kate joined the conversation.")
+	judy.expect("kate joined the conversation.")
+	kate.say("Kate from the service desk, following along.")
+	alice.expect("kate: Kate from the service desk, following along.")
+	judy.expect("kate: Kate from the service desk, following along.")
 
 	// SIGTERM in the middle of the chat: both sides are told, and the chat goes on.
 	b.signal(syscall.SIGTERM)
 	b = startImbot(t, k, bin, cfg)
-	frank.expect("(The helpdesk restarted; your conversation #1 with")
-	alice.expect("(The helpdesk restarted; your conversation #1 with Frank continues.)")
-	grace.expect("restarted")
-	frank.say("Is the power LED on?")
-	alice.expect("Frank: Is the power LED on?")
-	grace.expect("Frank: Is the power LED on?")
+	judy.expect("(The helpdesk restarted; your conversation #1 with")
+	alice.expect("(The helpdesk restarted; your conversation #1 with Judy continues.)")
+	kate.expect("restarted")
+	judy.say("Is the power LED on?")
+	alice.expect("Judy: Is the power LED on?")
+	kate.expect("Judy: Is the power LED on?")
 	alice.say("Yes, it is orange")
-	frank.expect(": Yes, it is orange")
-	grace.expect(": Yes, it is orange")
+	judy.expect(": Yes, it is orange")
+	kate.expect(": Yes, it is orange")
 
 	// SIGKILL, as a crash: the same. (A line whose recipient got it but whose delivery the
 	// bot had not yet recorded when it died would be sent again, as RoomDelivery says: the
@@ -320,27 +320,27 @@ func TestHelpdeskRealClients(t *testing.T) {
 	waitDelivered(t, filepath.Join(dir, "helpdesk.db"))
 	b.signal(syscall.SIGKILL)
 	b = startImbot(t, k, bin, cfg)
-	frank.expect("(The helpdesk restarted; your conversation #1 with")
-	alice.expect("(The helpdesk restarted; your conversation #1 with Frank continues.)")
-	grace.expect("restarted")
+	judy.expect("(The helpdesk restarted; your conversation #1 with")
+	alice.expect("(The helpdesk restarted; your conversation #1 with Judy continues.)")
+	kate.expect("restarted")
 	alice.say("Now it is green and the screen works")
-	frank.expect(": Now it is green and the screen works")
-	grace.expect(": Now it is green and the screen works")
-	frank.say("Great. Bye!")
-	alice.expect("Frank: Great. Bye!")
-	grace.expect("Frank: Great. Bye!")
+	judy.expect(": Now it is green and the screen works")
+	kate.expect(": Now it is green and the screen works")
+	judy.say("Great. Bye!")
+	alice.expect("Judy: Great. Bye!")
+	kate.expect("Judy: Great. Bye!")
 
 	checkHelpdeskMetrics(t, b)
-	frank.say("/done")
-	frank.expect("Conversation #1 with")
-	alice.expect("Frank has left the conversation.")
+	judy.say("/done")
+	judy.expect("Conversation #1 with")
+	alice.expect("Judy has left the conversation.")
 	alice.say("5")
 	alice.expect("Thank you for your rating!")
 
-	// Erin, who let the offer pass, never got the conversation.
-	for _, l := range erin.out.Lines(erin.from) {
+	// Ivan, who let the offer pass, never got the conversation.
+	for _, l := range ivan.out.Lines(ivan.from) {
 		if strings.Contains(l, "screen") {
-			t.Errorf("Erin got a line of the chat: %s", l)
+			t.Errorf("Ivan got a line of the chat: %s", l)
 		}
 	}
 	// Each side was told of each restart once, and got every line once.
@@ -349,8 +349,8 @@ func TestHelpdeskRealClients(t *testing.T) {
 		lines []string // lines of the others'
 	}{
 		{alice, []string{"Is the power LED on?", "Great. Bye!"}},
-		{frank, []string{"Yes, it is orange", "Now it is green"}},
-		{grace, []string{"Is the power LED on?", "Yes, it is orange", "Now it is green", "Great. Bye!"}},
+		{judy, []string{"Yes, it is orange", "Now it is green"}},
+		{kate, []string{"Is the power LED on?", "Yes, it is orange", "Now it is green", "Great. Bye!"}},
 	} {
 		if n := c.who.count("restarted"); n != 2 {
 			t.Errorf("%s was told of a restart %d times, want 2 (once for each)", c.who.name, n)
@@ -372,8 +372,8 @@ func TestHelpdeskRealClients(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ratings) != 1 || ratings[0].Score != 5 || ratings[0].Agent != "sip:frank@127.0.0.1" || ratings[0].HandoffID != 1 {
-		t.Errorf("ratings %+v; want one 5 for sip:frank@127.0.0.1, handoff 1", ratings)
+	if len(ratings) != 1 || ratings[0].Score != 5 || ratings[0].Agent != "sip:judy@127.0.0.1" || ratings[0].HandoffID != 1 {
+		t.Errorf("ratings %+v; want one 5 for sip:judy@127.0.0.1, handoff 1", ratings)
 	}
 }
 
