@@ -292,6 +292,10 @@ function load(opts) {
   sandbox.self = sandbox;
   vm.createContext(sandbox);
   vm.runInContext(fs.readFileSync(BUNDLE, 'utf8'), sandbox, { filename: 'chat.js' });
+  if (!opts.cssPending) {
+    const link = document.head.find((e) => e.tagName === 'LINK');
+    if (link) link.dispatch('load');
+  }
 
   return {
     window: sandbox,
@@ -304,6 +308,8 @@ function load(opts) {
     q: (cls) => document.body.byClass(cls),
     qa: (cls) => document.body.allByClass(cls),
     ws: () => sockets[sockets.length - 1],
+    // ImbotChat.state() copied into this realm (deepEqual checks prototypes).
+    state: () => JSON.parse(JSON.stringify(sandbox.ImbotChat.state())),
     fireWindow(type) { for (const fn of windowListeners.get(type) || []) fn({ type }); }
   };
 }
