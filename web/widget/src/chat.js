@@ -405,6 +405,15 @@ function main() {
     agent.on('disconnected', () => {
       if (agent !== ua) return;
       connected = false;
+      // What was on its way when the socket dropped may never have arrived:
+      // send it again on reconnect (at least once rather than lost).
+      for (const m of messages) {
+        if (m.dir === 'out' && m.state === 'sending') {
+          m.attempt = (m.attempt || 0) + 1;
+          m.state = 'queued';
+          update(m);
+        }
+      }
       setStatus(everConnected ? 'Reconnecting\u2026' : 'Connecting\u2026', 'busy');
     });
     agent.on('newMessage', (e) => {
@@ -475,7 +484,16 @@ function main() {
     }
     m.state = 'sending';
     update(m);
-    const done = (state) => { m.state = state; update(m); };
+    // Only the latest attempt may change the state: an attempt given up on
+    // (the socket dropped under it) may still time out later.
+    const attempt = (m.attempt || 0) + 1;
+    m.attempt = attempt;
+    const done = (state) => {
+      if (m.attempt !== attempt) return false;
+      m.state = state;
+      update(m);
+      return true;
+    };
     try {
       ua.sendMessage(identity.bot, m.text, {
         contentType: TEXT_TYPE,
@@ -506,16 +524,17 @@ function main() {
       const after = parseRetryAfter(res.getHeader('Retry-After'));
       if (after !== null && after <= MAX_RETRY_AFTER_S) {
         m.retried503 = true;
-        done('sending');
-        setTimeout(() => transmit(m), after * 1000);
+        if (done('sending')) {
+          const attempt = m.attempt;
+          setTimeout(() => { if (m.attempt === attempt) transmit(m); }, after * 1000);
+        }
         return;
       }
     }
     if ((code === 401 || code === 403) && !m.retriedAuth) {
       // The token may have run out (a sleeping tab misses its renewal timer).
       m.retriedAuth = true;
-      done('queued');
-      requestToken();
+      if (done('queued')) requestToken();
       return;
     }
     done('failed');
