@@ -229,9 +229,14 @@ function main() {
     }
   });
 
+  // Grows with its text up to 140 px, then scrolls. (Setting element.style
+  // from script is allowed by a style-src 'self' CSP; style="" is not.)
   function autosize() {
     input.style.height = 'auto';
-    input.style.height = Math.min(input.scrollHeight, 140) + 'px';
+    const borders = input.offsetHeight - input.clientHeight;
+    const want = input.scrollHeight + borders;
+    input.style.height = Math.min(want, 140) + 'px';
+    input.style.overflowY = want > 140 ? 'auto' : 'hidden';
   }
 
   input.addEventListener('keydown', (e) => {
