@@ -319,7 +319,8 @@ function main() {
       return;
     }
     if (res.status === 429) {
-      setStatus(TOO_MANY, 'error');
+      // While connected the current token still works: retry quietly.
+      if (!connected) setStatus(TOO_MANY, 'error');
       const after = parseRetryAfter(res.headers.get('Retry-After'));
       tokenRetry(Math.max(5, Math.min(after || 60, 600)) * 1000);
       return;
@@ -341,7 +342,7 @@ function main() {
     try { data = checkToken(await res.json()); } catch (e) { data = null; }
     if (!data) {
       tokenFailures += 1;
-      setStatus('The chat service gave an unreadable answer; retrying\u2026', 'error');
+      if (!connected) setStatus('The chat service gave an unreadable answer; retrying\u2026', 'error');
       tokenRetry(Math.min(60000, 2000 * Math.pow(2, tokenFailures)));
       return;
     }
@@ -359,7 +360,7 @@ function main() {
     if (!ua || !old || old.uri !== data.uri || old.ws !== data.ws) {
       startUA();
     } else if (connected) {
-      if (!everConnected) setStatus('Connected', 'ok');
+      setStatus('Connected', 'ok');
       flush(); // messages held back for a token renewal
     }
   }

@@ -427,3 +427,19 @@ test('a stale identity the server refuses is replaced by a fresh one', async () 
   w.ws().accept();
   assert.equal(w.state().uri, 'sip:guest-new@guest.invalid');
 });
+
+test('a 429 on a renewal while connected is retried quietly; the chat goes on', async () => {
+  const w = await connected();
+  w.clock.advance(9 * 60000 + 1000);
+  await settle();
+  assert.equal(w.fetches.length, 2);
+  w.fetches[1].respond(429, {}, { 'Retry-After': '30' });
+  await settle();
+  assert.equal(w.q('imbot-status').textContent, 'Connected');
+  w.window.ImbotChat.send('still here');
+  assert.equal(lastReq(w, 'MESSAGE').h('X-Imbot-Guest'), 'tok-1');
+  w.clock.advance(30000);
+  await settle();
+  assert.equal(w.fetches.length, 3);
+  assert.deepEqual(w.fetches[2].body, { uri: GUEST, token: 'tok-1' });
+});
