@@ -92,7 +92,8 @@ function main() {
   header.append(titles, closeBtn);
 
   const log = el('div', 'imbot-log', {
-    role: 'log', 'aria-live': 'polite', 'aria-label': 'Conversation', tabindex: '0'
+    role: 'log', 'aria-live': 'polite', 'aria-relevant': 'additions',
+    'aria-label': 'Conversation', tabindex: '0'
   });
   const empty = el('p', 'imbot-empty', null, 'Ask us anything: type your message below.');
   log.append(empty);
@@ -137,21 +138,32 @@ function main() {
     failed: 'Not sent'
   };
 
-  function renderMeta(m, meta) {
-    meta.textContent = '';
+  // The time and delivery state are updated in place, so that the log (which
+  // announces additions only) does not read out "Sending", "Sent" for every
+  // message; a failure adds nodes, so it is announced.
+  function renderMeta(m, view) {
     const parts = [timeOf(m.ts)];
     if (m.dir === 'out') parts.push(STATE_TEXT[m.state] || '');
-    meta.append(el('span', 'imbot-meta-text', null, parts.filter(Boolean).join(' \u00b7 ')));
-    if (m.dir === 'out' && m.state === 'failed') {
+    view.metaText.textContent = parts.filter(Boolean).join(' \u00b7 ');
+    const failed = m.dir === 'out' && m.state === 'failed';
+    if (!failed && view.failure) {
+      view.failure.remove();
+      view.failure = null;
+    }
+    if (failed && !view.failure) {
+      const failure = el('span', 'imbot-failure');
+      failure.append(el('span', 'imbot-sr', null, 'Message not sent. '));
       const retry = el('button', 'imbot-retry', { type: 'button' }, 'Retry');
       retry.addEventListener('click', () => {
         m.retried503 = false;
         m.retriedAuth = false;
         m.netRetries = 0;
-        transmit(m);
         input.focus();
+        transmit(m);
       });
-      meta.append(retry);
+      failure.append(retry);
+      view.failure = failure;
+      view.meta.append(failure);
     }
   }
 
@@ -163,8 +175,10 @@ function main() {
       const bubble = el('div', 'imbot-bubble');
       bubble.append(who, el('span', 'imbot-text', null, m.text)); // textContent only
       const meta = el('div', 'imbot-meta');
+      const metaText = el('span', 'imbot-meta-text');
+      meta.append(metaText);
       row.append(bubble, meta);
-      view = { row, meta };
+      view = { row, meta, metaText, failure: null };
       views.set(m.id, view);
       const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
       log.append(row);
@@ -172,7 +186,7 @@ function main() {
       if (atBottom || m.dir === 'out') log.scrollTop = log.scrollHeight;
     }
     if (m.dir === 'out') view.row.setAttribute('data-state', m.state);
-    renderMeta(m, view.meta);
+    renderMeta(m, view);
   }
 
   function save() {

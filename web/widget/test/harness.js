@@ -75,6 +75,11 @@ class Element {
     }
   }
   appendChild(n) { this.append(n); return n; }
+  remove() {
+    if (!this.parentNode) return;
+    this.parentNode.childNodes.splice(this.parentNode.childNodes.indexOf(this), 1);
+    this.parentNode = null;
+  }
   get children() { return this.childNodes.filter((n) => n.nodeType === 1); }
   get textContent() { return this.childNodes.map((n) => n.textContent).join(''); }
   set textContent(v) {

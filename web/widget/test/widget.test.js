@@ -83,6 +83,7 @@ test('accessible structure: launcher, dialog, log, labelled field and button; Es
   const log = w.q('imbot-log');
   assert.equal(log.getAttribute('role'), 'log');
   assert.equal(log.getAttribute('aria-live'), 'polite');
+  assert.equal(log.getAttribute('aria-relevant'), 'additions');
   const input = w.q('imbot-input');
   assert.equal(input.tagName, 'TEXTAREA');
   const label = w.document.body.find((e) => e.tagName === 'LABEL');
@@ -254,10 +255,13 @@ test('failed delivery shows a retry button that sends again', async () => {
   const row = w.q('imbot-msg-out');
   assert.equal(row.getAttribute('data-state'), 'failed');
   assert.match(row.byClass('imbot-meta').textContent, /Not sent/);
+  assert.match(row.byClass('imbot-failure').textContent, /^Message not sent\. Retry$/);
   const retry = row.byClass('imbot-retry');
   assert.equal(retry.textContent, 'Retry');
   retry.click();
+  assert.equal(w.document.activeElement, w.q('imbot-input'), 'focus does not vanish with the button');
   assert.equal(row.getAttribute('data-state'), 'sending');
+  assert.equal(row.byClass('imbot-failure'), null);
   assert.equal(w.ws().requests('MESSAGE').length, 2);
   assert.equal(lastReq(w, 'MESSAGE').body, 'help');
   w.ws().deliver(response(w.ws().sent.slice(-1)[0], 202, 'Accepted'));
