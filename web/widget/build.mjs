@@ -5,6 +5,7 @@
 import * as esbuild from 'esbuild';
 import { readFileSync, writeFileSync, copyFileSync, mkdirSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -57,4 +58,7 @@ writeFileSync(join(out, 'chat.js'), js);
 copyFileSync(join(here, 'src', 'chat.css'), join(out, 'chat.css'));
 copyFileSync(join(here, 'src', 'demo.html'), join(out, 'demo.html'));
 writeFileSync(join(out, 'LICENSES.txt'), licences);
-console.log(`chat.js ${js.length} bytes; packages bundled: ${[...pkgs.keys()].sort().join(', ')}`);
+const css = readFileSync(join(out, 'chat.css'));
+const gz = (b) => gzipSync(b, { level: 9 }).length;
+console.log(`chat.js ${js.length} B (gzip -9: ${gz(js)} B), chat.css ${css.length} B (gzip -9: ${gz(css)} B); ` +
+  `packages bundled: ${[...pkgs.keys()].sort().join(', ')}`);

@@ -168,7 +168,10 @@ function main() {
   }
 
   function render(m) {
+    // Follow the conversation if the visitor was reading its end.
+    const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
     let view = views.get(m.id);
+    let added = false;
     if (!view) {
       const row = el('div', 'imbot-msg imbot-msg-' + m.dir);
       const who = el('span', 'imbot-sr', null, m.dir === 'out' ? 'You: ' : botName() + ': ');
@@ -180,13 +183,13 @@ function main() {
       row.append(bubble, meta);
       view = { row, meta, metaText, failure: null };
       views.set(m.id, view);
-      const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
       log.append(row);
       empty.hidden = true;
-      if (atBottom || m.dir === 'out') log.scrollTop = log.scrollHeight;
+      added = true;
     }
     if (m.dir === 'out') view.row.setAttribute('data-state', m.state);
     renderMeta(m, view);
+    if (atBottom || (added && m.dir === 'out')) log.scrollTop = log.scrollHeight;
   }
 
   function save() {
