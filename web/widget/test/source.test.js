@@ -73,3 +73,18 @@ test('the committed build matches a fresh build, byte for byte', () => {
     fs.rmSync(out, { recursive: true, force: true });
   }
 });
+
+test('README states the sizes of the committed chat.js and chat.css', () => {
+  const zlib = require('node:zlib');
+  const readme = fs.readFileSync(path.join(here, 'README.md'), 'utf8');
+  for (const f of ['chat.js', 'chat.css']) {
+    const row = new RegExp('^\\| `' + f.replace('.', '\\.') + '`[^|]*\\| ([\\d,]+) B \\| ([\\d,]+) B \\|$', 'm').exec(readme);
+    assert.ok(row, `no size row for ${f} in README.md`);
+    const data = fs.readFileSync(path.join(staticDir, f));
+    assert.equal(Number(row[1].replace(/,/g, '')), data.length, `${f} raw size in README.md`);
+    assert.equal(Number(row[2].replace(/,/g, '')), zlib.gzipSync(data, { level: 9 }).length, `${f} gzip size in README.md`);
+  }
+  const pkg = JSON.parse(fs.readFileSync(path.join(here, 'package.json'), 'utf8'));
+  assert.ok(readme.includes(`JsSIP ${pkg.dependencies.jssip}`));
+  assert.ok(readme.includes(`esbuild ${pkg.devDependencies.esbuild}`));
+});
