@@ -28,7 +28,11 @@ const result = await esbuild.build({
   sourcemap: false,
   metafile: true,
   write: false,
-  define: { 'process.env.NODE_ENV': '"production"', 'process.env.DEBUG': 'undefined' },
+  define: {
+    'process.env.NODE_ENV': '"production"',
+    'process.env.DEBUG': 'undefined',
+    __IMBOT_VERSION__: JSON.stringify(pkg.version)
+  },
   banner: {
     js: `/*! imbot chat widget ${pkg.version} | MIT | bundles npm packages listed with their licences in LICENSES.txt */`
   },

@@ -18,7 +18,8 @@ const { TypingSender, TypingReceiver, REFRESH_S } = require('./typing');
 const store = require('./store');
 const { resolveBase, parseRetryAfter, renewDelay, checkToken } = require('./util');
 
-const VERSION = '0.1.0';
+// Replaced by the build with package.json's version.
+const VERSION = __IMBOT_VERSION__; // eslint-disable-line no-undef
 const TEXT_TYPE = 'text/plain;charset=UTF-8';
 const ACCEPT = 'text/plain, application/im-iscomposing+xml';
 const TOO_MANY = 'Too many visitors from your address; try again in a minute.';
