@@ -49,7 +49,8 @@ type Options struct {
 	// own, such as "https://www.example.com" ("*": any). Their token requests get CORS
 	// headers; others get 403.
 	Origins []string
-	// Assets holds the widget: chat.js, chat.css and demo.html.
+	// Assets holds the widget: chat.js, chat.css and demo.html. Default: the widget built
+	// into imbot (Assets).
 	Assets fs.FS
 	// TokensPerMinute bounds the tokens one client address (an IPv6 /64) gets: a page load
 	// takes one, a renewal one. Default 20, with bursts of as many.
@@ -89,7 +90,7 @@ func Handler(o Options) (http.Handler, error) {
 	}
 	assets := o.Assets
 	if assets == nil {
-		return nil, errors.New("web: Options.Assets is required (the widget's chat.js, chat.css and demo.html)")
+		assets = Assets()
 	}
 	for _, name := range []string{"chat.js", "chat.css", "demo.html"} {
 		if _, err := fs.Stat(assets, name); err != nil {
@@ -121,6 +122,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.asset(w, r, "chat.js", "text/javascript; charset=utf-8")
 	case "chat.css":
 		h.asset(w, r, "chat.css", "text/css; charset=utf-8")
+	case "LICENSES.txt":
+		h.asset(w, r, "LICENSES.txt", "text/plain; charset=utf-8")
 	case "demo", "demo.html":
 		hdr.Set("Content-Security-Policy", h.csp)
 		hdr.Set("X-Frame-Options", "DENY")

@@ -165,6 +165,21 @@ func TestHandlerTokenLimit(t *testing.T) {
 	}
 }
 
+// TestEmbeddedAssets: the widget built into imbot is served.
+func TestEmbeddedAssets(t *testing.T) {
+	g, _ := NewGuests(NewKey(), "", time.Hour)
+	h, err := Handler(Options{Guests: g, Bot: "sip:helpdesk@127.0.0.1", WebSocket: "ws://127.0.0.1:5066"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{"/chat.js": "ImbotChat", "/chat.css": ".imbot-", "/demo": "chat.js", "/LICENSES.txt": "MIT"} {
+		rec := do(h, http.MethodGet, path, "", "", "")
+		if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("GET %s: %d, body without %q", path, rec.Code, want)
+		}
+	}
+}
+
 func TestHandlerOptions(t *testing.T) {
 	g, _ := NewGuests(NewKey(), "", time.Hour)
 	assets := fstest.MapFS{"chat.js": {}, "chat.css": {}, "demo.html": {}}
@@ -176,7 +191,6 @@ func TestHandlerOptions(t *testing.T) {
 		{"bad bot", Options{Guests: g, Bot: "a@b", WebSocket: "ws://h:1", Assets: assets}},
 		{"bad websocket", Options{Guests: g, Bot: "sip:a@b", WebSocket: "http://h:1", Assets: assets}},
 		{"bad origin", Options{Guests: g, Bot: "sip:a@b", WebSocket: "ws://h:1", Assets: assets, Origins: []string{"www.example.com"}}},
-		{"no assets", Options{Guests: g, Bot: "sip:a@b", WebSocket: "ws://h:1"}},
 		{"assets without the demo", Options{Guests: g, Bot: "sip:a@b", WebSocket: "ws://h:1", Assets: fstest.MapFS{"chat.js": {}, "chat.css": {}}}},
 	} {
 		if _, err := Handler(c.o); err == nil {
