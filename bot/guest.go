@@ -58,6 +58,27 @@ func (b *Bot) guestIdentity(req *sip.Request) (peer Peer, ref *refusal, ok bool)
 	return peer, nil, true
 }
 
+// guestReconnected takes a web visitor's OPTIONS (the widget sends one on every new
+// WebSocket connection, whose token guestIdentity accepted) as its new address: its
+// page-mode conversation, if it has one, is reached over that connection from now on, so
+// that what the bot or an agent says next reaches a visitor whose connection dropped and came
+// back before it writes again.
+func (b *Bot) guestReconnected(req *sip.Request, peer Peer) {
+	local := sip.Uri{Scheme: b.identity.Scheme, User: b.identity.User, Host: b.identity.Host, Port: b.identity.Port}
+	s := b.sessions.pageOf(b.conversationKey(local, peer))
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	moved := s.peerAddr != req.Source()
+	s.peerAddr, s.network = req.Source(), sip.NetworkToLower(req.Transport())
+	s.mu.Unlock()
+	s.unreachable.Store(false)
+	if moved {
+		b.log.Debug("web visitor reconnected", "session", s.id, "source", req.Source())
+	}
+}
+
 // originAllowed reports whether a WebSocket upgrade request with this Origin header (present
 // false: none) may go on, by Config.WebSocketOrigins: a request without Origin comes from a
 // SIP client, not a browser, and goes on; a browser's must name an origin of the list (or

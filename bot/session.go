@@ -281,6 +281,13 @@ func (t *sessionTable) page(key string, max int, mk func() *Session) (s *Session
 	return s, true, evict
 }
 
+// pageOf returns the page-mode conversation for key, nil when there is none.
+func (t *sessionTable) pageOf(key string) *Session {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.byPage[key]
+}
+
 func (t *sessionTable) remove(s *Session) {
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -245,6 +245,16 @@ func (b *Bot) admit(ctx context.Context, peer Peer, mode Mode) (int, string) {
 }
 
 func (b *Bot) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	if req.GetHeader(GuestHeader) != nil {
+		peer, ref, ok := b.guestIdentity(req)
+		if ok && ref != nil {
+			b.respondReason(req, tx, ref.code, ref.reason, ref.hdrs...)
+			return
+		}
+		if ok {
+			b.guestReconnected(req, peer)
+		}
+	}
 	b.respond(req, tx, 200, sip.NewHeader("Allow", allowMethods), acceptHeader())
 }
 

@@ -70,15 +70,18 @@ func (g guests) VerifyGuest(uri, token string) error {
 
 // TestGuests: a web visitor writes over WebSocket with its token in X-Imbot-Guest. With a
 // valid token it is Verified and Guest, and the reply comes back over its connection even
-// though the bot has an outbound proxy (which cannot reach a browser). A visitor's address
+// though the bot has an outbound proxy (which cannot reach a browser). After its connection
+// drops, the OPTIONS it sends on its new one moves its conversation there. A visitor's address
 // without its token, with another visitor's token, or a token with an address outside the
 // guest domain, get 403.
 func TestGuests(t *testing.T) {
 	peers := make(chan bot.Peer, 4)
+	convs := make(chan bot.Conversation, 4)
 	rec := newRecorder()
 	rec.before = func(ctx context.Context, w bot.Responder, ev *bot.Event) (bool, error) {
 		if ev.Kind == bot.EventMessage {
 			peers <- ev.Session.Peer()
+			convs <- ev.Session
 		}
 		return false, nil
 	}
@@ -95,6 +98,20 @@ func TestGuests(t *testing.T) {
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(deadline))
+	// answer answers the bot's MESSAGE s (read from c) 200.
+	answer := func(c net.Conn, s string) {
+		t.Helper()
+		via, _, _ := strings.Cut(s[strings.Index(s, "Via: "):], "\r\n")
+		callID, _, _ := strings.Cut(s[strings.Index(s, "Call-ID: ")+len("Call-ID: "):], "\r\n")
+		cseq, _, _ := strings.Cut(s[strings.Index(s, "CSeq: ")+len("CSeq: "):], "\r\n")
+		from, _, _ := strings.Cut(s[strings.Index(s, "From: ")+len("From: "):], "\r\n")
+		to, _, _ := strings.Cut(s[strings.Index(s, "To: ")+len("To: "):], "\r\n")
+		ok := fmt.Sprintf("SIP/2.0 200 OK\r\n%s\r\nFrom: %s\r\nTo: %s;tag=v1\r\nCall-ID: %s\r\nCSeq: %s\r\nContent-Length: 0\r\n\r\n",
+			via, from, to, callID, cseq)
+		if err := wsutil.WriteClientText(c, []byte(ok)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	send := func(from, token, text string) string {
 		t.Helper()
 		hdr := ""
@@ -135,20 +152,48 @@ func TestGuests(t *testing.T) {
 		}
 		s := string(data)
 		if strings.HasPrefix(s, "MESSAGE ") && strings.HasSuffix(s, "echo: hello from the web") {
-			via, _, _ := strings.Cut(s[strings.Index(s, "Via: "):], "\r\n")
-			callID, _, _ := strings.Cut(s[strings.Index(s, "Call-ID: ")+len("Call-ID: "):], "\r\n")
-			cseq, _, _ := strings.Cut(s[strings.Index(s, "CSeq: ")+len("CSeq: "):], "\r\n")
-			from, _, _ := strings.Cut(s[strings.Index(s, "From: ")+len("From: "):], "\r\n")
-			to, _, _ := strings.Cut(s[strings.Index(s, "To: ")+len("To: "):], "\r\n")
-			ok := fmt.Sprintf("SIP/2.0 200 OK\r\n%s\r\nFrom: %s\r\nTo: %s;tag=v1\r\nCall-ID: %s\r\nCSeq: %s\r\nContent-Length: 0\r\n\r\n",
-				via, from, to, callID, cseq)
-			if err := wsutil.WriteClientText(conn, []byte(ok)); err != nil {
-				t.Fatal(err)
-			}
+			answer(conn, s)
 			break
 		}
 	}
 	rec.waitFor(t, "message:hello from the web")
+	conv := <-convs
+
+	// The visitor's connection drops and comes back: its OPTIONS on the new connection
+	// (the widget sends one on every connection) makes the bot reach it there.
+	conn.Close()
+	conn2, _, _, err := ws.Dialer{Protocols: []string{"sip"}}.Dial(ctx, "ws://"+r.Addr("ws"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn2.Close()
+	_ = conn2.SetDeadline(time.Now().Add(deadline))
+	conn = conn2
+	opt := fmt.Sprintf("OPTIONS sip:bot@%s;transport=ws SIP/2.0\r\nVia: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bKopt1\r\n"+
+		"Max-Forwards: 70\r\nFrom: <sip:guest-1@guest.invalid>;tag=o1\r\nTo: <sip:bot@%s>\r\nCall-ID: opt1\r\nCSeq: 1 OPTIONS\r\n"+
+		"%s: t1\r\nContent-Length: 0\r\n\r\n", r.Addr("ws"), r.Addr("ws"), bot.GuestHeader)
+	if err := wsutil.WriteClientText(conn2, []byte(opt)); err != nil {
+		t.Fatal(err)
+	}
+	sent := make(chan error, 1)
+	for {
+		data, err := wsutil.ReadServerText(conn2)
+		if err != nil {
+			t.Fatalf("nothing on the new connection: %v", err)
+		}
+		s := string(data)
+		if strings.HasPrefix(s, "SIP/2.0 200 ") && strings.Contains(s, "opt1") {
+			go func() { sent <- conv.Send(ctx, "welcome back") }()
+			continue
+		}
+		if strings.HasPrefix(s, "MESSAGE ") && strings.HasSuffix(s, "welcome back") {
+			answer(conn2, s)
+			break
+		}
+	}
+	if err := <-sent; err != nil {
+		t.Fatalf("Send to the visitor after its reconnection: %v", err)
+	}
 
 	for _, c := range []struct{ name, from, token string }{
 		{"no token", "sip:guest-1@guest.invalid", ""},

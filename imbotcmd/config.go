@@ -127,6 +127,7 @@ type fileConfig struct {
 		NoMatchLimit  int           `yaml:"no_match_limit"`
 		Texts         handoffTexts  `yaml:"texts"`
 	} `yaml:"handoff"`
+	Web webSection `yaml:"web"`
 
 	file string // where it was read from, "" for the embedded default
 	// pluginsAt is where the plugins list is, for the errors about the plugins it names
@@ -425,6 +426,7 @@ func (c *fileConfig) validate() []keyError {
 	}
 	fieldErrors(handlers.RateLimitConfig{Every: c.RateLimit.Every, Burst: c.RateLimit.Burst}.Validate(), "ratelimit",
 		map[string]string{"Every": "ratelimit.every", "Burst": "ratelimit.burst"}, bad)
+	c.validateWeb(bad)
 	sort.SliceStable(errs, func(i, j int) bool { return errs[i].key < errs[j].key })
 	return errs
 }

@@ -103,6 +103,9 @@ func (c *cli) cmdRun(ctx context.Context, args []string, stdout, stderr io.Write
 	if a.httpLn != nil {
 		fmt.Fprintf(stdout, "metrics and health on http://%s/metrics /healthz /readyz\n", a.httpLn.Addr())
 	}
+	if a.webLn != nil {
+		fmt.Fprintf(stdout, "web chat on http://%s%sdemo (the widget: %schat.js)\n", a.webLn.Addr(), webPrefix, webPrefix)
+	}
 	return a.run(ctx)
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/imbot-dev/imbot/internal/netguard"
 	"github.com/imbot-dev/imbot/store"
 	"github.com/imbot-dev/imbot/store/sqlite"
+	"github.com/imbot-dev/imbot/web"
 )
 
 // Bounds of the metrics and health server (http.listen): a scraper or a probe needs a few
@@ -40,6 +41,8 @@ type app struct {
 	handoff *handlers.Handoff
 	http    *http.Server
 	httpLn  net.Listener
+	web     *http.Server // the chat widget for websites (web section)
+	webLn   net.Listener
 	closers []io.Closer
 }
 
@@ -106,6 +109,12 @@ func assemble(ctx context.Context, fc *fileConfig, log *slog.Logger, h func(*app
 			return nil, fmt.Errorf("access: %w", err)
 		}
 		cfg.Admit = acl.Admit
+	}
+	if a.webLn, err = fc.listenWeb(&cfg, log); err != nil {
+		return nil, err
+	}
+	if a.webLn != nil {
+		a.closers = append(a.closers, a.webLn)
 	}
 	if a.bot, err = bot.New(cfg); err != nil {
 		return nil, err
@@ -180,6 +189,12 @@ func assemble(ctx context.Context, fc *fileConfig, log *slog.Logger, h func(*app
 	a.bot.Use(append(chain, more...)...)
 	a.bot.Handle(handler)
 
+	if a.webLn != nil {
+		guests, _ := cfg.Trust.Guests.(*web.Guests)
+		if a.web, err = fc.webServer(a.bot, guests, log); err != nil {
+			return nil, fmt.Errorf("web: %w", err)
+		}
+	}
 	if fc.HTTP.Listen != "" {
 		ln, err := net.Listen("tcp", fc.HTTP.Listen)
 		if err != nil {
@@ -234,12 +249,18 @@ func (a *app) ready() error {
 // run serves until ctx ends, then closes everything.
 func (a *app) run(ctx context.Context) error {
 	defer a.close()
-	if a.http != nil {
-		go func() { _ = a.http.Serve(a.httpLn) }()
+	for _, s := range []struct {
+		srv *http.Server
+		ln  net.Listener
+	}{{a.http, a.httpLn}, {a.web, a.webLn}} {
+		if s.srv == nil {
+			continue
+		}
+		go func() { _ = s.srv.Serve(s.ln) }()
 		defer func() {
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			_ = a.http.Shutdown(sctx)
+			_ = s.srv.Shutdown(sctx)
 		}()
 	}
 	return a.bot.Run(ctx)
