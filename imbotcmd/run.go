@@ -93,8 +93,14 @@ func (c *cli) cmdRun(ctx context.Context, args []string, stdout, stderr io.Write
 			}
 		}()
 	}
-	fmt.Fprintf(stdout, "imbot %s listening as %s on udp %s and tcp %s (Ctrl-C to stop)\n",
-		c.version, a.bot.URI(), orNone(a.bot.Addr("udp")), orNone(a.bot.Addr("tcp")))
+	also := ""
+	for _, n := range []string{"tls", "ws", "wss"} {
+		if addr := a.bot.Addr(n); addr != "" {
+			also += ", " + n + " " + addr
+		}
+	}
+	fmt.Fprintf(stdout, "imbot %s listening as %s on udp %s and tcp %s%s (Ctrl-C to stop)\n",
+		c.version, a.bot.URI(), orNone(a.bot.Addr("udp")), orNone(a.bot.Addr("tcp")), also)
 	src := "the embedded demo rules"
 	if len(fc.Rules) > 0 {
 		src = strings.Join(fc.Rules, ", ")

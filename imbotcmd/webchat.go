@@ -164,6 +164,9 @@ func (c *fileConfig) webServer(b *bot.Bot, guests *web.Guests, log *slog.Logger)
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, webPrefix+"demo", http.StatusFound)
 	})
+	mux.HandleFunc("/favicon.ico", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent) // browsers ask for it: nothing to show
+	})
 	return &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: httpReadHeaderTimeout,

@@ -100,9 +100,13 @@ func assemble(ctx context.Context, fc *fileConfig, log *slog.Logger, h func(*app
 	if len(fc.Access.Allow) > 0 || len(fc.Access.Deny) > 0 {
 		allow := fc.Access.Allow
 		if len(allow) > 0 {
-			// Agents must always reach the bot.
+			// Agents must always reach the bot, and so must web visitors when the web chat
+			// is on (the token vouches for each).
 			for _, ag := range fc.Handoff.Agents {
 				allow = append(allow, ag.URI)
+			}
+			if fc.Web.Listen != "" {
+				allow = append(allow, cmp.Or(fc.Web.Domain, web.DefaultGuestDomain))
 			}
 		}
 		if acl, err = handlers.NewAccessList(allow, fc.Access.Deny); err != nil {

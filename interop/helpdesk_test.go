@@ -61,6 +61,7 @@ type imbotProc struct {
 	p        *proc
 	out      *lineLog
 	httpAddr string
+	webAddr  string // the web chat's HTTP address, when the config has one
 }
 
 // botPasswordEnv names the variable that holds the bot's password at Kamailio.
@@ -89,6 +90,11 @@ func startImbot(t *testing.T, k *kamailio, bin, cfg string) *imbotProc {
 	}
 	_, rest, _ := strings.Cut(line, "metrics and health on http://")
 	b.httpAddr, _, _ = strings.Cut(rest, "/")
+	for _, l := range out.Lines(0) {
+		if _, rest, ok := strings.Cut(l, "web chat on http://"); ok {
+			b.webAddr, _, _ = strings.Cut(rest, "/")
+		}
+	}
 	if _, _, err := k.log.wait(mark, toolTimeout, p.exited, containsAll("IMBOT-REGISTER user=bot")); err != nil {
 		t.Fatalf("imbot did not register: %v\n%s", err, out.String())
 	}
@@ -193,7 +199,7 @@ func baresipChatter(t *testing.T, name string, bs *baresip, botURI string) *chat
 // helpdeskConfig writes the helpdesk example's config for a bot registered with k as bot,
 // trusting k's assertions, with ivan and judy as technicians (an offer moves on after
 // offerTimeout), and returns its path.
-func helpdeskConfig(t *testing.T, k *kamailio, dir string, offerTimeout time.Duration) string {
+func helpdeskConfig(t *testing.T, k *kamailio, dir string, offerTimeout time.Duration, edit func(cfg map[string]any)) string {
 	t.Helper()
 	example := filepath.Join("..", "examples", "helpdesk")
 	rules, err := os.ReadFile(filepath.Join(example, "helpdesk.yaml"))
@@ -239,6 +245,9 @@ func helpdeskConfig(t *testing.T, k *kamailio, dir string, offerTimeout time.Dur
 	}
 	ho["offer_timeout"] = offerTimeout.String()
 	ho["answer_timeout"] = "2m"
+	if edit != nil {
+		edit(cfg)
+	}
 	out, err := yaml.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -266,7 +275,7 @@ func TestHelpdeskRealClients(t *testing.T) {
 	k := startKamailio(t, kamOptions{})
 	bin := imbotBinary(t)
 	dir := t.TempDir()
-	cfg := helpdeskConfig(t, k, dir, 3*time.Second)
+	cfg := helpdeskConfig(t, k, dir, 3*time.Second, nil)
 	b := startImbot(t, k, bin, cfg)
 
 	const botURI = "sip:bot@127.0.0.1"
