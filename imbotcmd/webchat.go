@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/imbot-dev/imbot/bot"
+	"github.com/imbot-dev/imbot/handlers"
 	"github.com/imbot-dev/imbot/internal/netguard"
 	"github.com/imbot-dev/imbot/web"
 )
@@ -27,6 +28,31 @@ type webSection struct {
 	SecretEnv       string        `yaml:"secret_env"`
 	Domain          string        `yaml:"domain"`
 	TokensPerMinute int           `yaml:"tokens_per_minute"`
+	RateLimit       struct {
+		Every time.Duration `yaml:"every"`
+		Burst int           `yaml:"burst"`
+	} `yaml:"ratelimit"`
+}
+
+// Defaults of web.ratelimit: each visitor's messages, whatever the general ratelimit says.
+const (
+	defaultVisitorEvery = time.Second
+	defaultVisitorBurst = 10
+)
+
+// visitorLimit is the rate limit of web visitors' messages (web.ratelimit), on top of the
+// general one: a visitor is anonymous and a page is easy to script. Nil when the web chat is
+// off or the limit is turned off (every: -1s).
+func (c *fileConfig) visitorLimit(reply string, relayed func(string) bool) bot.Middleware {
+	if c.Web.Listen == "" || c.Web.RateLimit.Every < 0 {
+		return nil
+	}
+	return handlers.RateLimitWith(handlers.RateLimitConfig{
+		Every: cmp.Or(c.Web.RateLimit.Every, defaultVisitorEvery),
+		Burst: cmp.Or(c.Web.RateLimit.Burst, defaultVisitorBurst),
+		Reply: reply, Relayed: relayed,
+		Exempt: func(p bot.Peer) bool { return !p.Guest },
+	})
 }
 
 // webPrefix is where imbot run serves the widget's endpoints.
@@ -72,6 +98,9 @@ func (c *fileConfig) validateWeb(bad func(key, format string, args ...any)) {
 	}
 	if w.TokensPerMinute < 0 {
 		bad("web.tokens_per_minute", "%d: must be positive (or left out for the default)", w.TokensPerMinute)
+	}
+	if w.RateLimit.Burst < 0 {
+		bad("web.ratelimit.burst", "%d: must be positive (or left out for the default)", w.RateLimit.Burst)
 	}
 	if _, err := w.key(); err != nil {
 		bad("web.secret_env", "%v", err)

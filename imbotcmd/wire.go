@@ -178,6 +178,13 @@ func assemble(ctx context.Context, fc *fileConfig, log *slog.Logger, h func(*app
 		}
 		chain = append(chain, handlers.RateLimitWith(rl))
 	}
+	var relayed func(string) bool
+	if a.handoff != nil {
+		relayed = func(key string) bool { return a.handoff.Relaying(key) || a.rooms.Relaying(key) }
+	}
+	if vl := fc.visitorLimit(cmp.Or(fc.RateLimit.Reply, "You are writing faster than I can read; give me a moment."), relayed); vl != nil {
+		chain = append(chain, vl)
+	}
 	chain = append(chain, handlers.Transcript(a.store))
 	if a.rooms != nil {
 		chain = append(chain, a.rooms.Middleware())
