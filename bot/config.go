@@ -153,6 +153,12 @@ type Config struct {
 	// "Sorry, something went wrong on my side (ref %s)."
 	Apology string
 
+	// Health, when set, says whether the bot is a healthy destination: an OPTIONS outside a
+	// dialog (a load balancer's probe, such as Kamailio's dispatcher) is answered 200 while it
+	// returns nil, and 503 with Retry-After and a Warning naming the error otherwise. A bot
+	// that is shutting down answers 503 either way. imbot run passes what /readyz reports.
+	Health func(ctx context.Context) error
+
 	// Admit, when set, is asked before a new conversation is accepted. Returning nil accepts
 	// it; returning a *Refusal refuses it with that SIP status, any other error with 403. Its
 	// context is cancelled if the peer gives up (CANCEL). It runs on the SIP path: keep it fast.

@@ -255,6 +255,21 @@ func (b *Bot) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 			b.guestReconnected(req, peer)
 		}
 	}
+	if !inDialog(req) {
+		// A probe: healthy or not (see Config.Health).
+		var why string
+		if b.closing.Load() {
+			why = "shutting down"
+		} else if b.cfg.Health != nil {
+			if err := b.cfg.Health(b.handlerCtx); err != nil {
+				why = err.Error()
+			}
+		}
+		if why != "" {
+			b.respond(req, tx, 503, retryAfter(5), sip.NewHeader("Warning", fmt.Sprintf("399 imbot %q", "not ready: "+why)))
+			return
+		}
+	}
 	b.respond(req, tx, 200, sip.NewHeader("Allow", allowMethods), acceptHeader())
 }
 

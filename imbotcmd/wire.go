@@ -96,6 +96,7 @@ func assemble(ctx context.Context, fc *fileConfig, log *slog.Logger, h func(*app
 		}
 	}
 	cfg.Observer = a.metrics
+	cfg.Health = func(context.Context) error { return a.ready() } // OPTIONS probes see what /readyz sees
 	var acl *handlers.AccessList
 	if len(fc.Access.Allow) > 0 || len(fc.Access.Deny) > 0 {
 		allow := fc.Access.Allow
