@@ -70,7 +70,7 @@ func conversationRoundTrip(t *testing.T, s Store) {
 			"tags":    []any{"vpn", 2},
 			"counter": map[string]any{"greet": 3},
 		},
-		Updated: time.Date(2025, 3, 4, 5, 6, 7, 8, time.UTC),
+		Updated: time.Date(2025, 3, 4, 5, 6, 7, 8000, time.UTC), // stores keep microseconds at least
 	}
 	if err := s.Save(c, "k1", want); err != nil {
 		t.Fatal(err)
