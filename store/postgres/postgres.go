@@ -144,8 +144,14 @@ func (db *DB) Close() error {
 	return nil
 }
 
-// Healthy reports whether the server answers, for readiness probes.
+// healthTimeout bounds Healthy: a readiness probe must get its answer in time, and a server
+// that takes longer is not one to send traffic to.
+const healthTimeout = 3 * time.Second
+
+// Healthy reports whether the server answers within 3 seconds, for readiness probes.
 func (db *DB) Healthy(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, healthTimeout)
+	defer cancel()
 	if err := db.pool.Ping(ctx); err != nil {
 		return fmt.Errorf("store: PostgreSQL %s does not answer: %w", db.where, err)
 	}

@@ -237,10 +237,7 @@ func (s *Server) Database(t testing.TB) string {
 		if s != nil && s.err != nil {
 			err = s.err
 		}
-		if errors.Is(err, ErrNotInstalled) && !Required() {
-			t.Skipf("%v; set IMBOT_POSTGRES=required to make this a failure", err)
-		}
-		t.Fatal(err)
+		skipOrFail(t, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -249,6 +246,30 @@ func (s *Server) Database(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return dsn
+}
+
+// skipOrFail ends t for a server that could not be started: a skip when PostgreSQL is not
+// installed and not required, else a failure.
+func skipOrFail(t testing.TB, err error) {
+	t.Helper()
+	if errors.Is(err, ErrNotInstalled) && !Required() {
+		t.Skipf("%v; set IMBOT_POSTGRES=required to make this a failure", err)
+	}
+	t.Fatal(err)
+}
+
+// New starts a server for one test and stops it when the test ends. When the server cannot
+// be started, t skips or fails as with Database.
+func New(t testing.TB) *Server {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, err := Start(ctx)
+	if err != nil {
+		skipOrFail(t, err)
+	}
+	t.Cleanup(s.Stop)
+	return s
 }
 
 // Stop stops the server (fast shutdown) and removes its directory.
