@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -22,6 +23,9 @@ import (
 // server is the PostgreSQL server of this package's tests, started by TestMain.
 var server *pgtest.Server
 
+// quiet are the options of stores whose migrations need not be logged.
+var quiet = Options{Logger: slog.New(slog.DiscardHandler)}
+
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m, &server)) }
 
 func testCtx(t *testing.T) context.Context {
@@ -34,7 +38,7 @@ func testCtx(t *testing.T) context.Context {
 func openNew(t *testing.T) (*DB, string) {
 	t.Helper()
 	dsn := server.Database(t)
-	db, err := Open(testCtx(t), dsn)
+	db, err := OpenWith(testCtx(t), dsn, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}

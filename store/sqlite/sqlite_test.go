@@ -363,3 +363,14 @@ func TestEmbeddedMigrations(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// BenchmarkStore is what the store costs a message (storetest.Benchmark);
+// store/postgres's BenchmarkStore compares it with PostgreSQL in one run.
+func BenchmarkStore(b *testing.B) {
+	db, err := Open(context.Background(), filepath.Join(b.TempDir(), "imbot.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	storetest.Benchmark(b, db)
+}

@@ -91,7 +91,11 @@ func isExec(p string) bool {
 
 // Start initializes a database cluster in a new temporary directory and starts a server on
 // it, on a free port of 127.0.0.1. Stop it with Stop.
-func Start(ctx context.Context) (*Server, error) {
+//
+// The server is tuned for tests: fsync, full_page_writes and synchronous_commit are off (a
+// crash of the machine may corrupt it, which does not matter for a throwaway server).
+// settings ("name=value", such as "fsync=on") override these and set others.
+func Start(ctx context.Context, settings ...string) (*Server, error) {
 	bin, err := BinDir()
 	if err != nil {
 		return nil, err
@@ -126,6 +130,9 @@ func Start(ctx context.Context) (*Server, error) {
 		}
 		opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
 			s.port, filepath.Join(s.dir, "sock"))
+		for _, kv := range settings {
+			opts += " -c " + kv // the last of a setting wins
+		}
 		if err = s.run(ctx, "pg_ctl", "start", "-w", "-t", "60", "-D", s.data(), "-l", s.logFile(), "-o", opts); err == nil {
 			break
 		}
@@ -258,13 +265,13 @@ func skipOrFail(t testing.TB, err error) {
 	t.Fatal(err)
 }
 
-// New starts a server for one test and stops it when the test ends. When the server cannot
-// be started, t skips or fails as with Database.
-func New(t testing.TB) *Server {
+// New starts a server for one test, with settings as Start takes them, and stops it when the
+// test ends. When the server cannot be started, t skips or fails as with Database.
+func New(t testing.TB, settings ...string) *Server {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	s, err := Start(ctx)
+	s, err := Start(ctx, settings...)
 	if err != nil {
 		skipOrFail(t, err)
 	}
