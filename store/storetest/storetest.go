@@ -1,6 +1,7 @@
 // Package storetest checks that a store behaves as imbot expects: the same suite runs
-// against store.Memory and store/sqlite, and against any other implementation (a
-// PostgreSQL store, say) that wants to be a drop-in replacement.
+// against store.Memory, store/sqlite and store/postgres, and against any other
+// implementation that wants to be a drop-in replacement. Times are compared to the
+// microsecond (PostgreSQL keeps no finer).
 package storetest
 
 import (
