@@ -338,3 +338,50 @@ var (
 	_ handlers.UnmatchedStore  = (*DB)(nil)
 	_ handlers.RatingStore     = (*DB)(nil)
 )
+
+// TestUpgradeHandoffs: a database of schema version 4 (handoffs without their offer fields)
+// keeps its handoffs through the upgrade to version 5, whose offer fields start empty and
+// are saved from then on.
+func TestUpgradeHandoffs(t *testing.T) {
+	ctx := testCtx(t)
+	migs, err := schema.Load(migrationFS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dsn := server.Database(t)
+	old, err := open(ctx, dsn, migs[:4], quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := time.Now().Truncate(time.Second).UTC()
+	// Written as version 4 wrote it: its columns only.
+	if _, err := old.pool.Exec(ctx, `INSERT INTO handoffs (id, user_key, user_uri, verified, user_name, reason, state, agent, started, tried)
+		VALUES (7, 'bot alice', 'sip:alice@example.com', true, 'alice', 'a human please', $1, 'sip:ann@example.com', $2, '{sip:bo@example.com}')`,
+		store.HandoffAccepted, started); err != nil {
+		t.Fatalf("a handoff in a version 4 database: %v", err)
+	}
+	old.Close()
+	db, err := OpenWith(ctx, dsn, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	got, err := db.Handoffs(ctx)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("handoffs after the upgrade: %+v, %v", got, err)
+	}
+	g := got[0]
+	if g.ID != 7 || g.UserKey != "bot alice" || g.Agent != "sip:ann@example.com" || g.State != store.HandoffAccepted || !g.Verified ||
+		!g.Started.Equal(started) || len(g.Tried) != 1 || g.Offered != nil || !g.OfferDeadline.IsZero() || g.Lapsed != nil || !g.Deadline.IsZero() {
+		t.Errorf("handoff after the upgrade: %+v", g)
+	}
+	g.State, g.Offered, g.Lapsed = store.HandoffOffered, []string{"sip:bob@example.com"}, []string{"sip:ann@example.com"}
+	g.OfferDeadline = started.Add(time.Minute)
+	if err := db.SaveHandoff(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := db.Handoffs(ctx); len(got) != 1 || len(got[0].Offered) != 1 || got[0].Offered[0] != "sip:bob@example.com" ||
+		len(got[0].Lapsed) != 1 || !got[0].OfferDeadline.Equal(started.Add(time.Minute)) {
+		t.Errorf("offer fields after the upgrade: %+v", got)
+	}
+}

@@ -13,8 +13,8 @@
 //		...
 //	}
 //
-// The binaries are looked up in the newest /usr/lib/postgresql/<version>/bin (Debian's
-// layout), then on PATH. When they are missing, tests skip, unless IMBOT_POSTGRES is
+// The binaries are looked up in IMBOT_POSTGRES_BIN when it is set, else in the newest
+// /usr/lib/postgresql/<version>/bin (Debian's layout), then on PATH. When they are missing, tests skip, unless IMBOT_POSTGRES is
 // "required" (CI sets it): then they fail. initdb refuses to run as root; run as root, the
 // server runs as the "postgres" user (Debian's package creates it), or IMBOT_POSTGRES_USER.
 package pgtest
@@ -58,9 +58,16 @@ type Server struct {
 	err   error               // why Database skips or fails, when Start failed
 }
 
-// BinDir returns the directory holding initdb and pg_ctl: the newest
-// /usr/lib/postgresql/<version>/bin, else the directory of initdb on PATH.
+// BinDir returns the directory holding initdb and pg_ctl: IMBOT_POSTGRES_BIN when it is set
+// (and only it), else the newest /usr/lib/postgresql/<version>/bin, else the directory of
+// initdb on PATH.
 func BinDir() (string, error) {
+	if d := os.Getenv("IMBOT_POSTGRES_BIN"); d != "" {
+		if isExec(filepath.Join(d, "initdb")) && isExec(filepath.Join(d, "pg_ctl")) {
+			return d, nil
+		}
+		return "", fmt.Errorf("%w in IMBOT_POSTGRES_BIN=%s", ErrNotInstalled, d)
+	}
 	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
 	version := func(d string) int {
 		v, _ := strconv.Atoi(filepath.Base(filepath.Dir(d)))
