@@ -385,3 +385,19 @@ func TestUpgradeHandoffs(t *testing.T) {
 		t.Errorf("offer fields after the upgrade: %+v", got)
 	}
 }
+
+// TestDSNSessionSetting: a setting in the DSN's query (as the README suggests for
+// synchronous_commit) reaches every session of the pool.
+func TestDSNSessionSetting(t *testing.T) {
+	ctx := testCtx(t)
+	dsn := server.Database(t) // the test server runs with synchronous_commit off
+	db, err := OpenWith(ctx, dsn+"&synchronous_commit=on", quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var got string
+	if err := db.pool.QueryRow(ctx, `SHOW synchronous_commit`).Scan(&got); err != nil || got != "on" {
+		t.Errorf("synchronous_commit = %q, %v; want on", got, err)
+	}
+}
