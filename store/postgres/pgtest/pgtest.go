@@ -164,7 +164,8 @@ func (s *Server) dropRoot() error {
 	}
 	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
 	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
-	s.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}
+	// No supplementary groups: root's are not the server's to keep.
+	s.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 	if err := os.Chown(s.dir, int(uid), int(gid)); err != nil {
 		return fmt.Errorf("pgtest: %w", err)
 	}
