@@ -122,10 +122,8 @@ func Start(ctx context.Context, settings ...string) (*Server, error) {
 			return nil, err
 		}
 	}
-	for _, d := range []string{"sock"} {
-		if err := s.mkdir(filepath.Join(s.dir, d)); err != nil {
-			return nil, err
-		}
+	if err := s.mkdir(filepath.Join(s.dir, "sock")); err != nil {
+		return nil, err
 	}
 	if err := s.run(ctx, "initdb", "-D", s.data(), "-U", "imbot", "--auth=trust", "--no-locale", "-E", "UTF8", "--no-sync"); err != nil {
 		return nil, err
