@@ -177,7 +177,7 @@ func LatestSchemaVersion() int {
 // migrate applies the migrations the database lacks, each in its own transaction, holding
 // the migration lock on one connection throughout, so that instances starting at once take
 // turns: the first applies them, the others find them applied.
-func (db *DB) migrate(ctx context.Context, migs []schema.Migration) (err error) {
+func (db *DB) migrate(ctx context.Context, migs []schema.Migration) error {
 	c, err := db.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("store: PostgreSQL %s: %w", db.where, err)
