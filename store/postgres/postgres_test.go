@@ -401,3 +401,16 @@ func TestDSNSessionSetting(t *testing.T) {
 		t.Errorf("synchronous_commit = %q, %v; want on", got, err)
 	}
 }
+
+// TestRestartContinuesFlow: a user in the middle of a flow finds it where it was after the
+// bot restarted, or another instance took over its address, on the same database.
+func TestRestartContinuesFlow(t *testing.T) {
+	dsn := server.Database(t)
+	storetest.RestartContinuesFlow(t, func(t *testing.T) (store.StateStore, func()) {
+		db, err := OpenWith(testCtx(t), dsn, quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db, func() { _ = db.Close() }
+	})
+}
