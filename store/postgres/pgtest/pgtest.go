@@ -1,5 +1,5 @@
 // Package pgtest starts a throwaway PostgreSQL server for tests, as the interop tests start
-// their own Kamailio: initdb into a temporary directory, pg_ctl start on a free port of
+// their own Kamailio: initdb into a temporary directory, postgres started on a free port of
 // 127.0.0.1 (and a Unix socket inside the directory), databases created on demand, and
 // everything stopped and removed at the end. Nothing is installed or configured system-wide,
 // and a PostgreSQL service of the machine is neither needed nor touched.
@@ -40,7 +40,7 @@ import (
 )
 
 // ErrNotInstalled is wrapped by the error of Start when the PostgreSQL binaries are not found.
-var ErrNotInstalled = errors.New("pgtest: PostgreSQL server binaries (initdb, pg_ctl) not found")
+var ErrNotInstalled = errors.New("pgtest: PostgreSQL server binaries (initdb, postgres) not found")
 
 // Required reports whether IMBOT_POSTGRES is "required": tests must fail, not skip, when
 // PostgreSQL is missing.
@@ -49,21 +49,23 @@ func Required() bool { return os.Getenv("IMBOT_POSTGRES") == "required" }
 // Server is a PostgreSQL server started by Start. Its superuser is "imbot", with trust
 // authentication from loopback only.
 type Server struct {
-	dir   string // the temporary directory: data, socket and log
-	bin   string // the directory of initdb and pg_ctl
-	port  int
-	cred  *syscall.Credential // the user the server runs as; nil: this process's
-	admin *pgx.Conn           // to the postgres database, for CREATE DATABASE
-	next  atomic.Int64        // database names
-	err   error               // why Database skips or fails, when Start failed
+	dir    string // the temporary directory: data, socket and log
+	bin    string // the directory of initdb and pg_ctl
+	port   int
+	cred   *syscall.Credential // the user the server runs as; nil: this process's
+	server *exec.Cmd           // the postmaster, while it runs
+	exited chan error          // receives the postmaster's end
+	admin  *pgx.Conn           // to the postgres database, for CREATE DATABASE
+	next   atomic.Int64        // database names
+	err    error               // why Database skips or fails, when Start failed
 }
 
-// BinDir returns the directory holding initdb and pg_ctl: IMBOT_POSTGRES_BIN when it is set
+// BinDir returns the directory holding initdb and postgres: IMBOT_POSTGRES_BIN when it is set
 // (and only it), else the newest /usr/lib/postgresql/<version>/bin, else the directory of
 // initdb on PATH.
 func BinDir() (string, error) {
 	if d := os.Getenv("IMBOT_POSTGRES_BIN"); d != "" {
-		if isExec(filepath.Join(d, "initdb")) && isExec(filepath.Join(d, "pg_ctl")) {
+		if isExec(filepath.Join(d, "initdb")) && isExec(filepath.Join(d, "postgres")) {
 			return d, nil
 		}
 		return "", fmt.Errorf("%w in IMBOT_POSTGRES_BIN=%s", ErrNotInstalled, d)
@@ -75,7 +77,7 @@ func BinDir() (string, error) {
 	}
 	slices.SortFunc(dirs, func(a, b string) int { return version(b) - version(a) })
 	for _, d := range dirs {
-		if isExec(filepath.Join(d, "initdb")) && isExec(filepath.Join(d, "pg_ctl")) {
+		if isExec(filepath.Join(d, "initdb")) && isExec(filepath.Join(d, "postgres")) {
 			return d, nil
 		}
 	}
@@ -84,7 +86,7 @@ func BinDir() (string, error) {
 			p = real
 		}
 		d := filepath.Dir(p)
-		if isExec(filepath.Join(d, "pg_ctl")) {
+		if isExec(filepath.Join(d, "postgres")) {
 			return d, nil
 		}
 	}
@@ -133,20 +135,18 @@ func Start(ctx context.Context, settings ...string) (*Server, error) {
 		if s.port, err = freePort(); err != nil {
 			return nil, err
 		}
-		opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
-			s.port, filepath.Join(s.dir, "sock"))
+		args := []string{"-D", s.data(), "-p", strconv.Itoa(s.port), "-k", filepath.Join(s.dir, "sock"),
+			"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
+			"-c", "full_page_writes=off", "-c", "max_connections=200"}
 		for _, kv := range settings {
-			opts += " -c " + kv // the last of a setting wins
+			args = append(args, "-c", kv) // the last of a setting wins
 		}
-		if err = s.run(ctx, "pg_ctl", "start", "-w", "-t", "60", "-D", s.data(), "-l", s.logFile(), "-o", opts); err == nil {
+		if err = s.startServer(ctx, args); err == nil {
 			break
 		}
 	}
 	if err != nil {
 		return nil, err
-	}
-	if s.admin, err = pgx.Connect(ctx, s.DSN("postgres")); err != nil {
-		return nil, fmt.Errorf("pgtest: connect to the server started in %s: %w", s.dir, err)
 	}
 	ok = true
 	return s, nil
@@ -204,17 +204,63 @@ func (s *Server) run(ctx context.Context, prog string, args ...string) error {
 	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		log, _ := os.ReadFile(s.logFile())
-		if len(log) > 2000 {
-			log = log[len(log)-2000:]
-		}
 		hint := ""
 		if s.cred != nil && strings.Contains(string(out), "ermission denied") {
 			hint = fmt.Sprintf(" (the server runs as uid %d: it needs to reach %s; set TMPDIR to a directory it can reach)", s.cred.Uid, s.dir)
 		}
-		return fmt.Errorf("pgtest: %s %s: %w%s\n%s\nserver log:\n%s", prog, strings.Join(args, " "), err, hint, out, log)
+		return fmt.Errorf("pgtest: %s %s: %w%s\n%s", prog, strings.Join(args, " "), err, hint, out)
 	}
 	return nil
+}
+
+// startServer runs postgres with args as a child of this process, not as a daemon (pg_ctl
+// start would make one): when this process dies, even of a test timeout's panic, the kernel
+// stops the server too (SIGQUIT: immediate shutdown). It returns once the server accepts
+// connections, with s.admin connected to it.
+func (s *Server) startServer(ctx context.Context, args []string) error {
+	logf, err := os.OpenFile(s.logFile(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("pgtest: %w", err)
+	}
+	cmd := exec.Command(filepath.Join(s.bin, "postgres"), args...)
+	cmd.Dir = s.dir
+	cmd.Env = append(os.Environ(), "LC_ALL=C", "TZ=UTC")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Pdeathsig: syscall.SIGQUIT}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("pgtest: start postgres: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() {
+		exited <- cmd.Wait()
+		logf.Close()
+	}()
+	for {
+		c, err := pgx.Connect(ctx, s.DSN("postgres"))
+		if err == nil {
+			s.admin, s.server, s.exited = c, cmd, exited
+			return nil
+		}
+		select {
+		case werr := <-exited:
+			return fmt.Errorf("pgtest: postgres %s: %v\nserver log:\n%s", strings.Join(args, " "), werr, s.logTail())
+		case <-ctx.Done():
+			_ = cmd.Process.Kill()
+			<-exited
+			return fmt.Errorf("pgtest: postgres did not accept connections in time (%w): %v\nserver log:\n%s", ctx.Err(), err, s.logTail())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// logTail returns the end of the server's log.
+func (s *Server) logTail() []byte {
+	log, _ := os.ReadFile(s.logFile())
+	if len(log) > 2000 {
+		log = log[len(log)-2000:]
+	}
+	return log
 }
 
 func freePort() (int, error) {
@@ -293,8 +339,15 @@ func (s *Server) Stop() {
 		_ = s.admin.Close(ctx)
 		s.admin = nil
 	}
-	if _, err := os.Stat(filepath.Join(s.data(), "postmaster.pid")); err == nil {
-		_ = s.run(ctx, "pg_ctl", "stop", "-w", "-m", "fast", "-D", s.data())
+	if s.server != nil {
+		_ = s.server.Process.Signal(syscall.SIGINT) // fast shutdown
+		select {
+		case <-s.exited:
+		case <-ctx.Done():
+			_ = s.server.Process.Kill()
+			<-s.exited
+		}
+		s.server = nil
 	}
 	_ = os.RemoveAll(s.dir)
 }
