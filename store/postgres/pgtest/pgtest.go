@@ -50,7 +50,7 @@ func Required() bool { return os.Getenv("IMBOT_POSTGRES") == "required" }
 // authentication from loopback only.
 type Server struct {
 	dir    string // the temporary directory: data, socket and log
-	bin    string // the directory of initdb and pg_ctl
+	bin    string // the directory of initdb and postgres
 	port   int
 	cred   *syscall.Credential // the user the server runs as; nil: this process's
 	server *exec.Cmd           // the postmaster, while it runs
