@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -99,6 +100,7 @@ type fileConfig struct {
 	Store   struct {
 		Driver string `yaml:"driver"`
 		Path   string `yaml:"path"`
+		DSNEnv string `yaml:"dsn_env"`
 	} `yaml:"store"`
 	HTTP struct {
 		Listen         string        `yaml:"listen"`
@@ -334,6 +336,26 @@ func findKey(n *yaml.Node, path string) *yaml.Node {
 	return nil
 }
 
+// defaultDSNEnv is the environment variable holding the PostgreSQL DSN when store.dsn_env
+// is left out.
+const defaultDSNEnv = "IMBOT_POSTGRES_DSN"
+
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// postgresDSN returns the DSN of the postgres store from the environment variable named by
+// store.dsn_env, or an error saying what to set. It is "" for the other drivers.
+func (c *fileConfig) postgresDSN() (string, error) {
+	if c.Store.Driver != "postgres" {
+		return "", nil
+	}
+	env := cmp.Or(c.Store.DSNEnv, defaultDSNEnv)
+	dsn := os.Getenv(env)
+	if dsn == "" {
+		return "", fmt.Errorf("store.dsn_env: the environment variable %s is not set: store.driver is postgres, and %s must hold the DSN of its database, such as postgres://imbot@db.example.com:5432/imbot", env, env)
+	}
+	return dsn, nil
+}
+
 // keyError is a bad value at a dotted key path.
 type keyError struct {
 	configError
@@ -404,9 +426,17 @@ func (c *fileConfig) validate() []keyError {
 		bad("limits.per_source_rate", "%v: want requests a second, such as 50 (0: no limit)", r)
 	}
 	switch c.Store.Driver {
-	case "", "sqlite", "memory":
+	case "", "sqlite", "memory", "postgres":
 	default:
-		bad("store.driver", "%q: want sqlite or memory", c.Store.Driver)
+		bad("store.driver", "%q: want sqlite, memory or postgres", c.Store.Driver)
+	}
+	switch {
+	case c.Store.Driver == "postgres" && c.Store.Path != "":
+		bad("store.path", "is the SQLite file; the postgres driver reads its DSN from the environment variable named by store.dsn_env (default %s): remove store.path", defaultDSNEnv)
+	case c.Store.Driver != "postgres" && c.Store.DSNEnv != "":
+		bad("store.dsn_env", "is for store.driver postgres")
+	case c.Store.DSNEnv != "" && !envName.MatchString(c.Store.DSNEnv):
+		bad("store.dsn_env", "%q: want the name of an environment variable, such as %s (the DSN itself never goes in the file)", c.Store.DSNEnv, defaultDSNEnv)
 	}
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		bad("tls", "set both cert and key")

@@ -177,3 +177,53 @@ func TestHandoffRestartTextsFromConfig(t *testing.T) {
 		t.Errorf("texts %+v, want %+v", got, want)
 	}
 }
+
+// TestConfigPostgresStore: store.driver postgres takes its DSN from the environment variable
+// named by store.dsn_env (IMBOT_POSTGRES_DSN by default), never from the file.
+func TestConfigPostgresStore(t *testing.T) {
+	tests := map[string]struct {
+		yaml string
+		env  map[string]string
+		err  string // of parseConfig, else of postgresDSN
+		dsn  string
+	}{
+		"default variable": {yaml: "store: {driver: postgres}", env: map[string]string{"IMBOT_POSTGRES_DSN": "postgres://a@h/db"},
+			dsn: "postgres://a@h/db"},
+		"own variable": {yaml: "store: {driver: postgres, dsn_env: HELPDESK_DB}", env: map[string]string{"HELPDESK_DB": "host=/run/postgresql dbname=imbot"},
+			dsn: "host=/run/postgresql dbname=imbot"},
+		"variable not set": {yaml: "store: {driver: postgres, dsn_env: IMBOT_TEST_NO_SUCH_DSN}",
+			err: "the environment variable IMBOT_TEST_NO_SUCH_DSN is not set"},
+		"default variable not set": {yaml: "store: {driver: postgres}", env: map[string]string{"IMBOT_POSTGRES_DSN": ""},
+			err: "IMBOT_POSTGRES_DSN is not set"},
+		"a DSN in the file":     {yaml: "store: {driver: postgres, dsn: postgres://a@h/db}", err: `unknown key "store.dsn"`},
+		"a DSN in dsn_env":      {yaml: "store: {driver: postgres, dsn_env: \"postgres://a@h/db\"}", err: "want the name of an environment variable"},
+		"path with postgres":    {yaml: "store: {driver: postgres, path: imbot.db}", err: "store.path: is the SQLite file"},
+		"dsn_env without it":    {yaml: "store: {driver: sqlite, dsn_env: X}", err: "store.dsn_env: is for store.driver postgres"},
+		"sqlite needs no DSN":   {yaml: "store: {driver: sqlite}"},
+		"unknown driver listed": {yaml: "store: {driver: mysql}", err: "want sqlite, memory or postgres"},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			fc, err := parseConfig("cfg.yaml", []byte(tt.yaml+"\n"))
+			if err == nil {
+				var dsn string
+				dsn, err = fc.postgresDSN()
+				if err == nil && dsn != tt.dsn {
+					t.Errorf("DSN = %q, want %q", dsn, tt.dsn)
+				}
+			}
+			if tt.err == "" {
+				if err != nil {
+					t.Errorf("error = %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("error = %v, want one containing %q", err, tt.err)
+			}
+		})
+	}
+}

@@ -93,3 +93,25 @@ type nopDialer struct{}
 func (nopDialer) Send(context.Context, string, string) (bot.Delivery, error) {
 	return bot.Delivered, nil
 }
+
+// TestCheckPostgresDSN: imbot check says which variable to set for a postgres store whose
+// DSN is missing from the environment, and passes once it is set, without connecting.
+func TestCheckPostgresDSN(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "imbot.yaml")
+	if err := os.WriteFile(path, []byte("store:\n  driver: postgres\n  dsn_env: IMBOT_TEST_CHECK_DSN\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"check", "--config", path}, &stdout, &stderr); code != 1 {
+		t.Fatalf("exit %d, want 1; stdout %s stderr %s", code, &stdout, &stderr)
+	}
+	if want := path + ": store.dsn_env: the environment variable IMBOT_TEST_CHECK_DSN is not set"; !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr\n%s\ndoes not contain\n%s", &stderr, want)
+	}
+	t.Setenv("IMBOT_TEST_CHECK_DSN", "postgres://imbot@127.0.0.1:1/imbot")
+	stdout.Reset()
+	stderr.Reset()
+	if code := run(context.Background(), []string{"check", "--config", path}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d with the variable set, want 0; stdout %s stderr %s", code, &stdout, &stderr)
+	}
+}

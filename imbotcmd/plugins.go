@@ -39,8 +39,9 @@ type Plugin struct {
 }
 
 // Store is the bot's store as plugins get it: conversation state, handoffs, rooms,
-// transcripts, tickets, unmatched messages and ratings. The stores of imbot (store/sqlite's *DB and
-// *store.Memory) have more; a plugin may look for it with a type assertion.
+// transcripts, tickets, unmatched messages and ratings. The stores of imbot (the *DB of store/sqlite and
+// of store/postgres, and *store.Memory) have more; a plugin may look for it with a type
+// assertion.
 type Store interface {
 	store.StateStore
 	store.HandoffStore

@@ -151,10 +151,11 @@ func (c *cli) cmdCheck(ctx context.Context, args []string, stdout, stderr io.Wri
 			}
 			vars[k] = v
 		}
-		// What `imbot run` checks next: the environment (passwords), the TLS files and the
-		// bot's own validation of the result, without opening any socket.
+		// What `imbot run` checks next: the environment (passwords, the store's DSN), the TLS
+		// files and the bot's own validation of the result, without opening any socket.
 		cfg, err := fc.botConfig()
-		if err = errors.Join(err, cfg.Validate()); err != nil {
+		_, dsnErr := fc.postgresDSN()
+		if err = errors.Join(err, cfg.Validate(), dsnErr); err != nil {
 			report(prefixErrors(cf, err))
 			continue
 		}

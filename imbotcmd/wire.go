@@ -17,6 +17,7 @@ import (
 	"github.com/imbot-dev/imbot/handlers"
 	"github.com/imbot-dev/imbot/internal/netguard"
 	"github.com/imbot-dev/imbot/store"
+	"github.com/imbot-dev/imbot/store/postgres"
 	"github.com/imbot-dev/imbot/store/sqlite"
 	"github.com/imbot-dev/imbot/web"
 )
@@ -48,8 +49,19 @@ type app struct {
 
 // openStore opens the configured store; log receives what the store reports.
 func openStore(ctx context.Context, fc *fileConfig, log *slog.Logger) (Store, io.Closer, error) {
-	if fc.Store.Driver == "memory" {
+	switch fc.Store.Driver {
+	case "memory":
 		return &store.Memory{}, closerFunc(func() error { return nil }), nil
+	case "postgres":
+		dsn, err := fc.postgresDSN()
+		if err != nil {
+			return nil, nil, err
+		}
+		db, err := postgres.OpenWith(ctx, dsn, postgres.Options{Logger: log})
+		if err != nil {
+			return nil, nil, fmt.Errorf("store: %w", err)
+		}
+		return db, db, nil
 	}
 	path := fc.Store.Path
 	if path == "" {
@@ -226,7 +238,7 @@ func assemble(ctx context.Context, fc *fileConfig, log *slog.Logger, h func(*app
 }
 
 // healthChecker is a store that can tell whether it can write (the SQLite store: its file
-// deleted or replaced while open and not restored).
+// deleted or replaced while open and not restored; the PostgreSQL store: its server answers).
 type healthChecker interface {
 	Healthy(ctx context.Context) error
 }

@@ -18,6 +18,9 @@ import (
 
 	"github.com/imbot-dev/imbot/bot"
 	"github.com/imbot-dev/imbot/bot/bottest"
+	"github.com/imbot-dev/imbot/store"
+	"github.com/imbot-dev/imbot/store/postgres"
+	"github.com/imbot-dev/imbot/store/postgres/pgtest"
 )
 
 // TestReadyzDuringShutdown checks that /readyz stops saying ready as soon as a shutdown
@@ -307,5 +310,47 @@ log: {level: error}
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q:\n%s", want, body)
 		}
+	}
+}
+
+// TestReadyzPostgres: store.driver postgres opens the database named by the environment
+// variable of store.dsn_env, writes there, and /readyz follows the server: 503 naming it once
+// it stopped answering.
+func TestReadyzPostgres(t *testing.T) {
+	srv := pgtest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dsn, err := srv.CreateDatabase(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("IMBOT_TEST_PG_DSN", dsn)
+	a := startApp(t, `listen: ["udp://127.0.0.1:0"]
+identity: sip:imbot@127.0.0.1
+store: {driver: postgres, dsn_env: IMBOT_TEST_PG_DSN}
+http: {listen: "127.0.0.1:0"}
+log: {level: error}
+`)
+	if _, ok := a.store.(*postgres.DB); !ok {
+		t.Fatalf("store is %T, want *postgres.DB", a.store)
+	}
+	if _, err := a.store.CreateTicket(ctx, store.Ticket{Key: "k", Summary: "through the app"}); err != nil {
+		t.Fatal(err)
+	}
+	other, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tk, err := other.Ticket(ctx, 1001); err != nil || tk.Summary != "through the app" {
+		t.Errorf("ticket in the database: %+v, %v", tk, err)
+	}
+	other.Close()
+	base := "http://" + a.httpLn.Addr().String()
+	if code, body := get(t, base+"/readyz"); code != http.StatusOK {
+		t.Fatalf("/readyz: %d %s", code, body)
+	}
+	srv.Stop()
+	if code, body := get(t, base+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "does not answer") {
+		t.Errorf("/readyz with the server stopped = %d %q, want 503 saying it does not answer", code, body)
 	}
 }

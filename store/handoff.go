@@ -65,8 +65,8 @@ func (h Handoff) Clone() Handoff {
 }
 
 // HandoffStore keeps the handoffs in progress, so that a restarted bot resumes them
-// (handlers.HandoffConfig.Store). Implementations must be safe for concurrent use. Memory
-// and store/sqlite implement it.
+// (handlers.HandoffConfig.Store). Implementations must be safe for concurrent use. Memory,
+// store/sqlite and store/postgres implement it.
 type HandoffStore interface {
 	// SaveHandoff stores h under h.ID, replacing what was there, and raises the number
 	// LastHandoffID reports to h.ID when it is lower.

@@ -30,7 +30,7 @@ func (c ConversationState) Clone() ConversationState {
 // be safe for concurrent use. Events of one conversation are handled one at a time, so a
 // Load, then a Save, of one key never race with each other inside one bot process.
 //
-// Memory and store/sqlite implement it.
+// Memory, store/sqlite and store/postgres implement it.
 type StateStore interface {
 	// Load returns the state saved under key, or a zero ConversationState and no error when
 	// there is none.

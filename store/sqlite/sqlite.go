@@ -56,14 +56,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"math"
 	"net/url"
 	"os"
-	"regexp"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -71,6 +66,7 @@ import (
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 
 	"github.com/imbot-dev/imbot/store"
+	"github.com/imbot-dev/imbot/store/internal/schema"
 )
 
 //go:embed migrations/*.sql
@@ -144,14 +140,14 @@ func Open(ctx context.Context, path string) (*DB, error) {
 
 // OpenWith is Open with options.
 func OpenWith(ctx context.Context, path string, o Options) (*DB, error) {
-	migs, err := loadMigrations(migrationFS)
+	migs, err := schema.Load(migrationFS)
 	if err != nil {
 		return nil, err
 	}
 	return open(ctx, path, migs, o)
 }
 
-func open(ctx context.Context, path string, migs []migration, o Options) (*DB, error) {
+func open(ctx context.Context, path string, migs []schema.Migration, o Options) (*DB, error) {
 	if path == "" || strings.ContainsAny(path, "?#") || strings.HasPrefix(path, "file:") || path == ":memory:" {
 		return nil, fmt.Errorf("store: database path %q: want a plain file path (no '?', '#', file: URIs or :memory:)", path)
 	}
@@ -309,53 +305,15 @@ func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
 
 // LatestSchemaVersion returns the schema version this build brings a database to.
 func LatestSchemaVersion() int {
-	migs, err := loadMigrations(migrationFS)
+	migs, err := schema.Load(migrationFS)
 	if err != nil || len(migs) == 0 {
 		return 0
 	}
-	return migs[len(migs)-1].version
-}
-
-// migration is one numbered schema change.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-var migrationName = regexp.MustCompile(`^([0-9]{4})_([a-z0-9_]+)\.sql$`)
-
-// loadMigrations reads migrations/NNNN_name.sql from fsys; versions must run 1, 2, 3...
-func loadMigrations(fsys fs.FS) ([]migration, error) {
-	names, err := fs.Glob(fsys, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	var migs []migration
-	for _, n := range names {
-		base := n[strings.LastIndex(n, "/")+1:]
-		m := migrationName.FindStringSubmatch(base)
-		if m == nil {
-			return nil, fmt.Errorf("store: migration file %s: name must look like 0001_init.sql", n)
-		}
-		v, _ := strconv.Atoi(m[1])
-		body, err := fs.ReadFile(fsys, n)
-		if err != nil {
-			return nil, err
-		}
-		migs = append(migs, migration{version: v, name: m[2], sql: string(body)})
-	}
-	sort.Slice(migs, func(i, j int) bool { return migs[i].version < migs[j].version })
-	for i, m := range migs {
-		if m.version != i+1 {
-			return nil, fmt.Errorf("store: migrations must be numbered 0001, 0002, ... without gaps or duplicates; found %04d_%s.sql at position %d", m.version, m.name, i+1)
-		}
-	}
-	return migs, nil
+	return migs[len(migs)-1].Version
 }
 
 // migrate applies the migrations the database lacks, each in its own transaction.
-func (db *DB) migrate(ctx context.Context, migs []migration) error {
+func (db *DB) migrate(ctx context.Context, migs []schema.Migration) error {
 	if _, err := db.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (
 		version INTEGER PRIMARY KEY,
 		name    TEXT NOT NULL,
@@ -380,7 +338,7 @@ func (db *DB) migrate(ctx context.Context, migs []migration) error {
 	return nil
 }
 
-func (db *DB) apply(ctx context.Context, m migration, known int) error {
+func (db *DB) apply(ctx context.Context, m schema.Migration, known int) error {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return describeOpenError(db.path, err)
@@ -393,18 +351,18 @@ func (db *DB) apply(ctx context.Context, m migration, known int) error {
 	if v > known {
 		return &VersionError{Path: db.path, Found: v, Known: known}
 	}
-	if v >= m.version {
+	if v >= m.Version {
 		return nil // applied earlier (or by another process meanwhile)
 	}
-	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-		return fmt.Errorf("store: %s: migration %04d_%s: %w", db.path, m.version, m.name, err)
+	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+		return fmt.Errorf("store: %s: migration %04d_%s: %w", db.path, m.Version, m.Name, err)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version, name, applied) VALUES (?, ?, ?)`,
-		m.version, m.name, fmtTime(time.Now())); err != nil {
-		return fmt.Errorf("store: %s: recording migration %04d: %w", db.path, m.version, err)
+		m.Version, m.Name, fmtTime(time.Now())); err != nil {
+		return fmt.Errorf("store: %s: recording migration %04d: %w", db.path, m.Version, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("store: %s: migration %04d_%s: %w", db.path, m.version, m.name, err)
+		return fmt.Errorf("store: %s: migration %04d_%s: %w", db.path, m.Version, m.Name, err)
 	}
 	return nil
 }
@@ -452,35 +410,10 @@ func (db *DB) Load(ctx context.Context, key string) (store.ConversationState, er
 		return store.ConversationState{}, fmt.Errorf("store: load conversation %q: %w", key, err)
 	}
 	c := store.ConversationState{State: state, Updated: parseTime(updated)}
-	if vars != "" && vars != "{}" && vars != "null" {
-		if err := json.Unmarshal([]byte(vars), &c.Vars); err != nil {
-			return store.ConversationState{}, fmt.Errorf("store: conversation %q: variables are not valid JSON: %w", key, err)
-		}
-		for k, v := range c.Vars {
-			c.Vars[k] = intify(v)
-		}
+	if c.Vars, err = schema.DecodeVars([]byte(vars)); err != nil {
+		return store.ConversationState{}, fmt.Errorf("store: conversation %q: variables are not valid JSON: %w", key, err)
 	}
 	return c, nil
-}
-
-// intify turns whole JSON numbers back into ints, so that a conversation reads back as it was
-// saved (conversation states hold ints for counters and ticket numbers).
-func intify(v any) any {
-	switch x := v.(type) {
-	case float64:
-		if x == math.Trunc(x) && math.Abs(x) <= 1<<53 {
-			return int(x)
-		}
-	case []any:
-		for i := range x {
-			x[i] = intify(x[i])
-		}
-	case map[string]any:
-		for k := range x {
-			x[k] = intify(x[k])
-		}
-	}
-	return v
 }
 
 // Save implements store.StateStore. Variables are stored as JSON; whole numbers read back as int.

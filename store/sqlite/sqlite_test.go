@@ -14,6 +14,7 @@ import (
 
 	"github.com/imbot-dev/imbot/handlers"
 	"github.com/imbot-dev/imbot/store"
+	"github.com/imbot-dev/imbot/store/internal/schema"
 	"github.com/imbot-dev/imbot/store/storetest"
 )
 
@@ -126,7 +127,7 @@ func TestReopen(t *testing.T) {
 // date, and its data survives.
 func TestUpgrade(t *testing.T) {
 	ctx := testCtx(t)
-	migs, err := loadMigrations(migrationFS)
+	migs, err := schema.Load(migrationFS)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +180,7 @@ func TestUpgrade(t *testing.T) {
 // before it, with nothing of the failed migration applied.
 func TestFailedMigrationRollsBack(t *testing.T) {
 	ctx := testCtx(t)
-	migs, err := loadMigrations(fstest.MapFS{
+	migs, err := schema.Load(fstest.MapFS{
 		"migrations/0001_a.sql": {Data: []byte("CREATE TABLE a (x INTEGER);")},
 		"migrations/0002_b.sql": {Data: []byte("CREATE TABLE b (x INTEGER); INSERT INTO nowhere VALUES (1);")},
 	})
@@ -201,47 +202,6 @@ func TestFailedMigrationRollsBack(t *testing.T) {
 	var n int
 	if err := db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE name = 'b'`).Scan(&n); err != nil || n != 0 {
 		t.Errorf("table b of the failed migration exists (%d, %v)", n, err)
-	}
-}
-
-func TestLoadMigrations(t *testing.T) {
-	tests := map[string]struct {
-		files fstest.MapFS
-		err   string
-	}{
-		"ok": {files: fstest.MapFS{
-			"migrations/0002_b.sql": {Data: []byte("x")},
-			"migrations/0001_a.sql": {Data: []byte("x")},
-		}},
-		"gap": {files: fstest.MapFS{
-			"migrations/0001_a.sql": {Data: []byte("x")},
-			"migrations/0003_c.sql": {Data: []byte("x")},
-		}, err: "without gaps"},
-		"duplicate": {files: fstest.MapFS{
-			"migrations/0001_a.sql": {Data: []byte("x")},
-			"migrations/0001_b.sql": {Data: []byte("x")},
-		}, err: "without gaps"},
-		"bad name": {files: fstest.MapFS{
-			"migrations/init.sql": {Data: []byte("x")},
-		}, err: "0001_init.sql"},
-	}
-	for name, tt := range tests {
-		t.Run(name, func(t *testing.T) {
-			migs, err := loadMigrations(tt.files)
-			if tt.err == "" {
-				if err != nil || len(migs) != 2 || migs[0].version != 1 || migs[1].version != 2 {
-					t.Errorf("loadMigrations = %v, %v", migs, err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tt.err) {
-				t.Errorf("error = %v, want one containing %q", err, tt.err)
-			}
-		})
-	}
-	// The embedded migrations themselves.
-	if _, err := loadMigrations(migrationFS); err != nil {
-		t.Error(err)
 	}
 }
 
@@ -350,7 +310,7 @@ var (
 // start empty and are saved from then on.
 func TestUpgradeHandoffs(t *testing.T) {
 	ctx := testCtx(t)
-	migs, err := loadMigrations(migrationFS)
+	migs, err := schema.Load(migrationFS)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,4 +355,22 @@ func TestUpgradeHandoffs(t *testing.T) {
 		len(got[0].Lapsed) != 1 || !got[0].OfferDeadline.Equal(started.Add(time.Minute)) {
 		t.Errorf("offer fields after the upgrade: %+v", got)
 	}
+}
+
+// TestEmbeddedMigrations: the files in migrations/ are numbered as schema.Load wants.
+func TestEmbeddedMigrations(t *testing.T) {
+	if _, err := schema.Load(migrationFS); err != nil {
+		t.Error(err)
+	}
+}
+
+// BenchmarkStore is what the store costs a message (storetest.Benchmark);
+// store/postgres's BenchmarkStore compares it with PostgreSQL in one run.
+func BenchmarkStore(b *testing.B) {
+	db, err := Open(context.Background(), filepath.Join(b.TempDir(), "imbot.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	storetest.Benchmark(b, db)
 }

@@ -1,6 +1,7 @@
 // Package storetest checks that a store behaves as imbot expects: the same suite runs
-// against store.Memory and store/sqlite, and against any other implementation (a
-// PostgreSQL store, say) that wants to be a drop-in replacement.
+// against store.Memory, store/sqlite and store/postgres, and against any other
+// implementation that wants to be a drop-in replacement. Times are compared to the
+// microsecond (PostgreSQL keeps no finer).
 package storetest
 
 import (
@@ -74,7 +75,7 @@ func conversationRoundTrip(t *testing.T, s Store) {
 			"tags":    []any{"vpn", 2},
 			"counter": map[string]any{"greet": 3},
 		},
-		Updated: time.Date(2025, 3, 4, 5, 6, 7, 8, time.UTC),
+		Updated: time.Date(2025, 3, 4, 5, 6, 7, 8000, time.UTC), // stores keep microseconds at least
 	}
 	if err := s.Save(c, "k1", want); err != nil {
 		t.Fatal(err)
