@@ -212,6 +212,11 @@ Flags:
 			_, err = c.SendPage(sctx, line)
 		}
 		cancel()
+		if err != nil && ctx.Err() != nil {
+			// Interrupted while waiting for the answer: the interrupt ends the chat, not
+			// this message (which may well have arrived).
+			return true
+		}
 		if err != nil {
 			refused()
 			fmt.Fprintln(stderr, "imbot chat:", explain(err, password != ""))
