@@ -207,3 +207,35 @@ func BenchmarkLoad(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLoadIdle reloads generated rule sets with nothing matching meanwhile: the cost of
+// loading alone, without a goroutine competing for the processors.
+func BenchmarkLoadIdle(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		mix  mixSpec
+		ns   []int
+	}{
+		{"words", mixSpec{}, []int{1000}},
+		{"mix", mixReal, []int{10000, 100000}},
+	} {
+		for _, n := range c.ns {
+			b.Run(fmt.Sprintf("%s/rules=%d", c.name, n), func(b *testing.B) {
+				f, _ := writeMix(b, n, c.mix)
+				e, err := New(Options{Logger: slog.New(slog.DiscardHandler)}, f...)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					if err := e.Reload(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StopTimer()
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/rule")
+			})
+		}
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/vm"
@@ -176,6 +178,9 @@ type compiling struct {
 	rs    *RuleSet
 	funcs []string
 	cur   *src // file of the rule being compiled
+	// srcs, when set, are this goroutine's copies of the files' srcs, whose problems go to e
+	// (see compileRules).
+	srcs map[*src]*src
 	// setVars are the variables something can set: a rule's `set:`, and the variables
 	// conversation tests start with (Options.testVars).
 	setVars map[string]bool
@@ -273,10 +278,9 @@ func compileSet(opts *Options, files []*fileAST, read []string, e *errs) (*RuleS
 		}
 	}
 
-	for i, ra := range asts {
-		r := cc.rule(ra, fileOf[i].typing)
+	rs.rules = cc.compileRules(asts, fileOf)
+	for i, r := range rs.rules {
 		r.order = i
-		rs.rules = append(rs.rules, r)
 	}
 	if _, ok := byName["help"]; !ok && help {
 		rs.rules = append(rs.rules, cc.helpRule(len(rs.rules)))
@@ -307,9 +311,95 @@ func suggestState(st string, gotos map[string]bool) string {
 	return ""
 }
 
+// rulesPerChunk is how many consecutive rules one goroutine of compileRules compiles at a
+// time.
+const rulesPerChunk = 1000
+
+// compileRules compiles the rules, in file order. Many rules are compiled in chunks of
+// consecutive rules on up to GOMAXPROCS goroutines, each chunk with its own list of problems;
+// the lists are then reported chunk after chunk, rule after rule, which is the order and the
+// outcome (rule.broken) of compiling the rules one after the other. A file with aliases
+// (*name) counts the aliases it resolves, up to a limit: its rules stay in one chunk, in order.
+func (cc *compiling) compileRules(asts []*ruleAST, fileOf []*fileAST) []*rule {
+	out := make([]*rule, len(asts))
+	workers := cc.opts.workers()
+	if workers < 2 || len(asts) < 2*rulesPerChunk {
+		for i, ra := range asts {
+			out[i] = cc.rule(ra, fileOf[i].typing)
+		}
+		return out
+	}
+	type chunk struct {
+		from, to int
+		e        *errs
+		ends     []int // ends[i]: the problems of rule from+i are e.list[ends[i-1]:ends[i]]
+	}
+	var chunks []*chunk
+	for from := 0; from < len(asts); {
+		to := min(from+rulesPerChunk, len(asts))
+		for to < len(asts) && fileOf[to].aliased && fileOf[to] == fileOf[to-1] {
+			to++
+		}
+		chunks = append(chunks, &chunk{from: from, to: to, e: &errs{}})
+		from = to
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(workers, len(chunks)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				k := int(next.Add(1)) - 1
+				if k >= len(chunks) {
+					return
+				}
+				ch := chunks[k]
+				w := *cc
+				w.e, w.srcs = ch.e, map[*src]*src{}
+				for i := ch.from; i < ch.to; i++ {
+					out[i] = w.rule(asts[i], fileOf[i].typing)
+					ch.ends = append(ch.ends, len(ch.e.list))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, ch := range chunks {
+		start := 0
+		for i, end := range ch.ends {
+			broken := false
+			for _, x := range ch.e.list[start:end] {
+				if cc.e.put(x) && !x.Warning {
+					broken = true
+				}
+			}
+			out[ch.from+i].broken = broken
+			start = end
+		}
+	}
+	return out
+}
+
+// srcOf returns the src through which a rule of s reports problems: s, or this goroutine's
+// copy of it (compileRules).
+func (cc *compiling) srcOf(s *src) *src {
+	if cc.srcs == nil {
+		return s
+	}
+	c, ok := cc.srcs[s]
+	if !ok {
+		cp := *s
+		cp.e = cc.e
+		c = &cp
+		cc.srcs[s] = c
+	}
+	return c
+}
+
 // rule compiles one rule, reporting problems.
 func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
-	s := ra.src
+	s := cc.srcOf(ra.src)
 	cc.cur = s
 	before := cc.e.errors()
 	defer func() { r.broken = cc.e.errors() > before }()

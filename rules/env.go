@@ -72,6 +72,8 @@ type compiler struct {
 	names []string        // function names, for suggestions
 	// done keeps the programs compiled so far by source: rules repeat expressions
 	// ({{ sender.name }}, when: conditions), and a compilation costs far more than a lookup.
+	// Rules are compiled on several goroutines (compileRules): mu guards it.
+	mu   sync.Mutex
 	done map[compiled]*vm.Program
 }
 
@@ -191,7 +193,10 @@ func (c *compiler) compile(src string, asBool bool) (*vm.Program, ast.Node, erro
 	if len(src) > maxExprLen {
 		return nil, nil, &exprError{line: 1, col: 0, msg: fmt.Sprintf("expression is %d bytes long; the limit is %d", len(src), maxExprLen)}
 	}
-	if p, ok := c.done[compiled{src, asBool}]; ok {
+	c.mu.Lock()
+	p, ok := c.done[compiled{src, asBool}]
+	c.mu.Unlock()
+	if ok {
 		return p, p.Node(), nil
 	}
 	opts := c.opts
@@ -206,7 +211,9 @@ func (c *compiler) compile(src string, asBool bool) (*vm.Program, ast.Node, erro
 		}
 		return nil, nil, &exprError{line: 1, col: 0, msg: err.Error()}
 	}
+	c.mu.Lock()
 	c.done[compiled{src, asBool}] = p
+	c.mu.Unlock()
 	return p, p.Node(), nil
 }
 

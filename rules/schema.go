@@ -39,6 +39,8 @@ type fileAST struct {
 	typing   *typingSpec
 	help     *bool
 	rules    []*ruleAST
+	// aliased: the file has aliases (*name), which its src counts as they are resolved.
+	aliased bool
 }
 
 // ruleAST is one rule as written, with the nodes kept for positions.
@@ -137,9 +139,22 @@ func (s *src) typing(n *yaml.Node) *typingSpec {
 	return &typingSpec{d: d}
 }
 
+// hasAlias reports whether the tree under n holds an alias node.
+func hasAlias(n *yaml.Node) bool {
+	if n.Kind == yaml.AliasNode {
+		return true
+	}
+	for _, c := range n.Content {
+		if hasAlias(c) {
+			return true
+		}
+	}
+	return false
+}
+
 // decodeFile walks the root node of a rule file.
 func decodeFile(s *src, root *yaml.Node) *fileAST {
-	f := &fileAST{path: s.name, src: s, vars: map[string]any{}, varPos: map[string]pos{}}
+	f := &fileAST{path: s.name, src: s, vars: map[string]any{}, varPos: map[string]pos{}, aliased: hasAlias(root)}
 	doc := root
 	if doc.Kind == yaml.DocumentNode {
 		if len(doc.Content) == 0 {

@@ -1,0 +1,144 @@
+package rules
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// genFaulty writes a rule file of n rules, most of them good, with every kind of problem
+// sprinkled in: bad patterns and regexes, bad expressions, names used twice (across files
+// too), shadowed patterns (which a broken rule does not shadow), warnings, and aliases that
+// resolve to the same node in several rules.
+func genFaulty(file, n int) string {
+	var b strings.Builder
+	b.WriteString("version: 1\n")
+	if file == 0 {
+		b.WriteString("vars: {company: Contoso}\n")
+	}
+	b.WriteString("rules:\n")
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("f%dr%d", file, i)
+		if i%997 == 5 {
+			name = fmt.Sprintf("f0r%d", i) // used in file 0 already
+		}
+		fmt.Fprintf(&b, "  - name: %s\n", name)
+		switch i % 13 {
+		case 0:
+			fmt.Fprintf(&b, "    match: \"* word%d (a|b *\"\n    reply: bad pattern\n", i)
+		case 1:
+			fmt.Fprintf(&b, "    regex: 'x%d(['\n    match: \"shared%d words\"\n    reply: bad regex\n", i, i/13)
+		case 2:
+			fmt.Fprintf(&b, "    match: \"shared%d words\"\n    reply: not shadowed by the broken rule before\n", i/13)
+		case 3:
+			fmt.Fprintf(&b, "    match: \"shared%d words\"\n    reply: shadowed\n", i/13)
+		case 4:
+			fmt.Fprintf(&b, "    match: \"hello %d\"\n    when: vars.nothing%d == 1\n    reply: \"{{ match.missing }}\"\n", i, i%3)
+		case 5:
+			fmt.Fprintf(&b, "    match: \"kind %d\"\n    when: vars.never == 2\n    reply: \"a warning only\"\n", i)
+		case 6:
+			fmt.Fprintf(&b, "    match: \"set %d\"\n    set: {n%d: \"{{ 1 + }}\"}\n    reply: ok\n", i, i%5)
+		case 7:
+			if file != 1 { // the other files have no alias: their rules are compiled in chunks
+				fmt.Fprintf(&b, "    match: \"noalias %d\"\n    reply: ok\n", i)
+				break
+			}
+			fmt.Fprintf(&b, "    match: &m%d \"alias %d\"\n    reply: ok\n", i, i)
+		case 8:
+			if file != 1 {
+				fmt.Fprintf(&b, "    match: \"noalias %d\"\n    reply: shadowed\n", i-1)
+				break
+			}
+			fmt.Fprintf(&b, "    match: *m%d\n    reply: same pattern as the rule before, through an alias\n", i-1)
+		case 9:
+			fmt.Fprintf(&b, "    match: \"goto %d\"\n    goto: nowhere\n", i)
+		case 10:
+			fmt.Fprintf(&b, "    match: \"nothing %d\"\n", i)
+		default:
+			fmt.Fprintf(&b, "    match: \"* good %d *\"\n    reply: \"Hi {{ sender.name }} from {{ vars.company }}\"\n", i)
+		}
+	}
+	return b.String()
+}
+
+// TestLoadWorkers checks that loading with several goroutines (files parsed ahead, rules
+// compiled in chunks) finds the same problems in the same order, and the same rules, as
+// loading with one.
+func TestLoadWorkers(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, src string) string {
+		t.Helper()
+		f := filepath.Join(dir, name)
+		if err := os.WriteFile(f, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	var faulty []string
+	for i := 0; i < 3; i++ {
+		faulty = append(faulty, write(fmt.Sprintf("faulty%d.yaml", i), genFaulty(i, 2*rulesPerChunk+300)))
+	}
+	good, _ := genMix(5*rulesPerChunk, mixReal)
+	goodFiles := writeSplit(t, good, 2*rulesPerChunk)
+	broken := write("broken.yaml", "version: 1\nrules:\n  - name: a\n    match: \"x\n")
+	includes := write("includes.yaml", "version: 1\ninclude: ["+filepath.Base(faulty[1])+", "+filepath.Base(broken)+", missing.yaml]\n")
+
+	for _, tt := range []struct {
+		name  string
+		files []string
+	}{
+		{"faulty", faulty},
+		{"good", goodFiles},
+		{"broken file among others", []string{faulty[0], broken, faulty[2]}},
+		{"includes", []string{faulty[0], includes, faulty[2]}},
+		{"missing file", []string{goodFiles[0], filepath.Join(dir, "missing.yaml"), goodFiles[1]}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			load := func(workers int) (string, []RuleInfo) {
+				rs, err := Load(Options{loadWorkers: workers}, tt.files...)
+				if err != nil {
+					return err.Error(), nil
+				}
+				var w strings.Builder
+				for _, x := range rs.Warnings() {
+					w.WriteString(x.Error() + "\n")
+				}
+				return w.String(), rs.Rules()
+			}
+			wantErr, wantRules := load(1)
+			if tt.name == "faulty" && strings.Count(wantErr, "\n") < 100 {
+				t.Fatalf("the faulty files have few problems:\n%s", wantErr)
+			}
+			for _, workers := range []int{2, 3, 8} {
+				gotErr, gotRules := load(workers)
+				if gotErr != wantErr {
+					t.Errorf("%d workers: problems differ from one worker's:\n%s", workers, firstDiff(gotErr, wantErr))
+				}
+				if !slices.EqualFunc(gotRules, wantRules, func(a, b RuleInfo) bool { return fmt.Sprint(a) == fmt.Sprint(b) }) {
+					t.Errorf("%d workers: %d rules, one worker %d, or in another order", workers, len(gotRules), len(wantRules))
+				}
+			}
+		})
+	}
+}
+
+// firstDiff shows the first line where two texts differ.
+func firstDiff(got, want string) string {
+	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
+	for i := 0; i < max(len(g), len(w)); i++ {
+		var a, b string
+		if i < len(g) {
+			a = g[i]
+		}
+		if i < len(w) {
+			b = w[i]
+		}
+		if a != b {
+			return fmt.Sprintf("line %d:\ngot:  %s\nwant: %s", i+1, a, b)
+		}
+	}
+	return "(same lines)"
+}
