@@ -228,13 +228,16 @@ func BenchmarkLoadIdle(b *testing.B) {
 				}
 				b.ReportAllocs()
 				b.ResetTimer()
+				cpu := cpuTime()
 				for i := 0; i < b.N; i++ {
 					if err := e.Reload(); err != nil {
 						b.Fatal(err)
 					}
 				}
+				cpu = cpuTime() - cpu
 				b.StopTimer()
 				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/rule")
+				b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 			})
 		}
 	}

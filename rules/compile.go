@@ -52,33 +52,24 @@ type rule struct {
 	name        string
 	description string
 	examples    []string
-	hidden      bool
 	pos         pos
 	rank        int
 	order       int // file order
 	priority    int
 
-	kind     bot.EventKind
 	pats     []pattern
 	res      []*regexp.Regexp
-	trigger  bool // has match or regex
 	capNames []string
 	lits     [][]string // for each regex, literals one of which its matches contain (nil: none)
 	when     *vm.Program
-	anyState bool
 	states   []string // stored names ("" for start)
-	fallback bool
 
 	msgs    [][]*template
-	pick    pickMode
 	typing  *typingSpec
 	set     []setter
-	hasGoto bool
 	goTo    string // stored name
 	call    *vm.Program
 	handler string
-	end     bool
-	cont    bool
 	// needsEnv: the rule's actions evaluate expressions.
 	needsEnv bool
 	// broken: an error was reported in the rule, so it does not load; the analyses that
@@ -87,12 +78,23 @@ type rule struct {
 	// badTrigger: a pattern or regex of the rule failed to parse, so its captures are not
 	// known.
 	badTrigger bool
+
+	// Small fields last, packed together.
+	hidden   bool
+	kind     bot.EventKind
+	trigger  bool // has match or regex
+	anyState bool
+	fallback bool
+	pick     pickMode
+	hasGoto  bool
+	end      bool
+	cont     bool
 }
 
 type pattern struct {
 	src  string
 	flat flatPattern
-	node *yaml.Node
+	node *yaml.Node // where it is written, until the rule set is compiled
 }
 
 type setter struct {
@@ -293,6 +295,11 @@ func compileSet(opts *Options, files []*fileAST, read []string, e *errs) (*RuleS
 	if err := e.err(); err != nil {
 		return nil, err
 	}
+	for _, r := range rs.rules {
+		for i := range r.pats {
+			r.pats[i].node = nil // only shadowing needs it: let the YAML tree go
+		}
+	}
 	rs.warnings = e.warnings()
 	rs.buildIndex()
 	rs.help = rs.makeHelp()
@@ -416,9 +423,9 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 
 	// Triggers.
 	if r.kind != bot.EventMessage && (len(ra.match) > 0 || len(ra.regex) > 0) {
-		k := ra.has["match"].k
+		k := ra.has.at("match").k
 		if k == nil {
-			k = ra.has["regex"].k
+			k = ra.has.at("regex").k
 		}
 		s.errf(k, "%s is 'on: %s': 'match' and 'regex' apply to messages only; remove them or the 'on'", what, onName)
 	}
@@ -445,7 +452,7 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 		}
 	}
 	for _, n := range ra.regex {
-		re, lits, err := compileRegexLits(n.Value)
+		re, lits, err := cc.c.regex(n.Value)
 		if err != nil {
 			at := s.pos(n)
 			if se := (*syntax.Error)(nil); errors.As(err, &se) {
@@ -505,9 +512,9 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 
 	// Actions.
 	if r.kind == bot.EventSessionEnd && len(ra.msgs) > 0 {
-		k := ra.has["reply"].k
+		k := ra.has.at("reply").k
 		if k == nil {
-			k = ra.has["messages"].k
+			k = ra.has.at("messages").k
 		}
 		s.errf(k, "%s is 'on: session.end': the conversation is over and cannot be answered; say goodbye in a rule 'on: idle' instead", what)
 	}
@@ -598,7 +605,7 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 	}
 	acts := 0
 	for _, k := range []string{"reply", "messages", "set", "goto", "call", "handler", "end"} {
-		if _, ok := ra.has[k]; ok {
+		if _, ok := ra.has.get(k); ok {
 			acts++
 		}
 	}
@@ -806,18 +813,37 @@ func compileRegexLits(src string) (*regexp.Regexp, []string, error) {
 		return nil, nil, err
 	}
 	simple := re.Simplify()
-	prog, err := syntax.Compile(simple)
-	if err != nil {
-		return nil, nil, err
-	}
-	if len(prog.Inst) > maxRegexInsts {
-		return nil, nil, fmt.Errorf("it compiles to %d instructions; the limit is %d: simplify the repetitions", len(prog.Inst), maxRegexInsts)
+	if instBound(simple) > maxRegexInsts {
+		// Maybe over the limit: count exactly.
+		prog, err := syntax.Compile(simple)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(prog.Inst) > maxRegexInsts {
+			return nil, nil, fmt.Errorf("it compiles to %d instructions; the limit is %d: simplify the repetitions", len(prog.Inst), maxRegexInsts)
+		}
 	}
 	rx, err := regexp.Compile(full)
 	if err != nil {
 		return nil, nil, err
 	}
 	return rx, requiredLits(simple), nil
+}
+
+// instBound returns at least the number of instructions syntax.Compile makes of re, a
+// simplified regexp, without compiling it: a node makes one instruction per rune of a
+// literal, at most two otherwise (a capture, a star), and an alternation one per branch;
+// Compile adds two (fail and match).
+func instBound(re *syntax.Regexp) int {
+	var walk func(re *syntax.Regexp) int
+	walk = func(re *syntax.Regexp) int {
+		n := 2 + len(re.Rune) + len(re.Sub)
+		for _, sub := range re.Sub {
+			n += walk(sub)
+		}
+		return n
+	}
+	return 2 + walk(re)
 }
 
 // regexMsg is a regex error without Go's "error parsing regexp: ".

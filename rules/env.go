@@ -75,6 +75,33 @@ type compiler struct {
 	// Rules are compiled on several goroutines (compileRules): mu guards it.
 	mu   sync.Mutex
 	done map[compiled]*vm.Program
+	// regexes keeps the regexes compiled so far by source, with their literals (mu guards
+	// it too): a rule set repeats its order-number and e-mail regexes across states.
+	regexes map[string]compiledRegex
+}
+
+type compiledRegex struct {
+	re   *regexp.Regexp
+	lits []string
+}
+
+// regex compiles a `regex:` (compileRegexLits), once for each source. A *regexp.Regexp is
+// safe for concurrent use, so rules share it; lits are only read.
+func (c *compiler) regex(src string) (*regexp.Regexp, []string, error) {
+	c.mu.Lock()
+	x, ok := c.regexes[src]
+	c.mu.Unlock()
+	if ok {
+		return x.re, x.lits, nil
+	}
+	re, lits, err := compileRegexLits(src)
+	if err != nil {
+		return nil, nil, err
+	}
+	c.mu.Lock()
+	c.regexes[src] = compiledRegex{re, lits}
+	c.mu.Unlock()
+	return re, lits, nil
 }
 
 type compiled struct {
@@ -126,7 +153,7 @@ func dottedName(n ast.Node) (string, bool) {
 }
 
 func newCompiler(user Funcs, builtins Funcs) (*compiler, error) {
-	c := &compiler{funcs: map[string]bool{}, done: map[compiled]*vm.Program{}}
+	c := &compiler{funcs: map[string]bool{}, done: map[compiled]*vm.Program{}, regexes: map[string]compiledRegex{}}
 	c.opts = []expr.Option{
 		expr.Env(exprEnv{}),
 		expr.DisableBuiltin("now"),

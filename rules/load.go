@@ -270,7 +270,7 @@ func (l *loader) file(name string, from pos, depth int) {
 
 // newSrc returns the src of a file's data.
 func newSrc(name string, data []byte, e *errs) *src {
-	return &src{name: name, lines: strings.Split(string(data), "\n"), e: e}
+	return &src{name: name, text: string(data), e: e}
 }
 
 // readAhead starts reading, parsing and walking the files that the loader is about to visit,
@@ -330,7 +330,7 @@ func (l *loader) readFile(name string) ([]byte, error) {
 }
 
 func readLimited(fsys fs.FS, name string) ([]byte, error) {
-	var f io.ReadCloser
+	var f fs.File
 	var err error
 	if fsys != nil {
 		f, err = fsys.Open(name)
@@ -344,7 +344,11 @@ func readLimited(fsys fs.FS, name string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	var buf []byte
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() <= MaxFileSize {
+		buf = make([]byte, 0, fi.Size()+512) // room to see the end of the file without growing
+	}
+	data, err := readAll(io.LimitReader(f, MaxFileSize+1), buf)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", name, err)
 	}
@@ -352,6 +356,26 @@ func readLimited(fsys fs.FS, name string) ([]byte, error) {
 		return nil, fmt.Errorf("file %s is larger than %d MiB", name, MaxFileSize>>20)
 	}
 	return data, nil
+}
+
+// readAll is io.ReadAll into buf.
+func readAll(r io.Reader, buf []byte) ([]byte, error) {
+	if buf == nil {
+		return io.ReadAll(r)
+	}
+	for {
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)] // grow
+		}
+	}
 }
 
 var yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)

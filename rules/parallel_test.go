@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp/syntax"
 	"slices"
 	"strings"
 	"testing"
@@ -141,4 +142,32 @@ func firstDiff(got, want string) string {
 		}
 	}
 	return "(same lines)"
+}
+
+// TestInstBound checks that instBound never counts fewer instructions than syntax.Compile
+// makes (it decides when a regex need not be compiled twice to check maxRegexInsts), and
+// that a regex over the limit is still refused.
+func TestInstBound(t *testing.T) {
+	for _, src := range []string{
+		``, `a`, `abc`, `a*`, `(a*)*`, `(?:a|)*`, `a+?b??c*?`, `[a-z]+@\w+\.(?:com|org)`,
+		`\b(\w+)\s+(x)?`, `^$`, `(?:x|y|z){3,7}`, `(a|b|c|d)(e|f)?(g*)+`, `.{2,5}[^x]\B`,
+		`(?:(?:a{2,3}){2,3}){2,3}`, `\d{3,8}`, `(?s).*?x`, `[[:alpha:]]{0,9}|\pL+`,
+	} {
+		re, err := syntax.Parse("(?i)"+src, syntax.Perl)
+		if err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		simple := re.Simplify()
+		prog, err := syntax.Compile(simple)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b := instBound(simple); b < len(prog.Inst) {
+			t.Errorf("instBound(%s) = %d; Compile makes %d", src, b, len(prog.Inst))
+		}
+	}
+	_, _, err := compileRegexLits(`(?:[a-c]x){1,900}(?:[d-f]y){1,900}(?:[g-i]z){1,900}`)
+	if err == nil || !strings.Contains(err.Error(), "instructions; the limit is 5000") {
+		t.Errorf("a huge regex: got %v, want an error on its instructions", err)
+	}
 }
