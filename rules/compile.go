@@ -9,6 +9,7 @@ import (
 	"regexp/syntax"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -418,7 +419,7 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 	if r.typing == nil {
 		r.typing = fileTyping
 	}
-	what := fmt.Sprintf("rule '%s'", ra.name)
+	what := "rule '" + ra.name + "'"
 	onName := r.kind.String()
 
 	// Triggers.
@@ -435,7 +436,6 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 	if r.fallback && (len(ra.match) > 0 || len(ra.regex) > 0) {
 		s.errf(ra.fallbackN, "%s has 'fallback: true' and a 'match' or 'regex': a fallback answers when nothing matched, so remove one of them", what)
 	}
-	caps := map[string]bool{}
 	for _, n := range ra.match {
 		flats, err := parsePattern(n.Value)
 		if err != nil {
@@ -444,10 +444,13 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 			r.badTrigger = true
 			continue
 		}
+		if r.pats == nil {
+			r.pats = make([]pattern, 0, len(flats)*len(ra.match))
+		}
 		for _, fp := range flats {
 			r.pats = append(r.pats, pattern{src: n.Value, flat: fp, node: n})
-			for _, c := range fp.capNames() {
-				caps[c] = true
+			for _, c := range fp.caps {
+				r.capNames = append(r.capNames, c.name)
 			}
 		}
 	}
@@ -469,16 +472,14 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 				continue
 			}
 			if name == "" {
-				name = fmt.Sprintf("group%d", i)
+				name = "group" + strconv.Itoa(i)
 			}
-			caps[name] = true
+			r.capNames = append(r.capNames, name)
 		}
 	}
 	r.trigger = len(ra.match)+len(ra.regex) > 0
-	for c := range caps {
-		r.capNames = append(r.capNames, c)
-	}
 	sort.Strings(r.capNames)
+	r.capNames = slices.Clip(slices.Compact(r.capNames))
 
 	// States.
 	if len(ra.states) == 0 {
@@ -663,6 +664,9 @@ func (cc *compiling) compileExpr(src string, asBool bool, check func(string, ast
 // report adds the problems of the expression (or template) of node n, each message after
 // the prefix format makes. It reports whether one of them is an error.
 func (cc *compiling) report(n *yaml.Node, probs []*exprError, format string, args ...any) (failed bool) {
+	if len(probs) == 0 {
+		return false
+	}
 	prefix := fmt.Sprintf(format, args...)
 	for _, pr := range probs {
 		at := cc.cur.at(n, pr.line, pr.col)

@@ -396,6 +396,9 @@ func parseYAML(name string, data []byte, e *errs) (root *yaml.Node) {
 		e.add(pos{file: name, line: 1, col: 1}, "file is empty: a rule file starts with 'version: 1' and has a 'rules:' list")
 		return nil
 	}
+	if n := fastYAML(data); n != nil {
+		return n // the common forms, read as yaml.v3 reads them
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			e.add(pos{file: name, line: 1, col: 1}, "the YAML parser failed: %v", r)

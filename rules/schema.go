@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -246,12 +247,12 @@ func decodeRule(s *src, rn *yaml.Node, i int) *ruleAST {
 	}
 	r := &ruleAST{src: s, node: rn, on: bot.EventMessage}
 	// Find the name first, so that every other message can mention it.
-	what := fmt.Sprintf("rule #%d", i+1)
+	what := "rule #" + strconv.Itoa(i+1)
 	if rn.Kind == yaml.MappingNode {
 		for j := 0; j+1 < len(rn.Content); j += 2 {
 			if rn.Content[j].Value == "name" {
 				if v := s.resolve(rn.Content[j+1]); v != nil && v.Kind == yaml.ScalarNode && v.Value != "" {
-					what = fmt.Sprintf("rule '%s'", v.Value)
+					what = "rule '" + v.Value + "'"
 				}
 			}
 		}
