@@ -292,7 +292,15 @@ func compileSet(opts *Options, files []*fileAST, read []string, e *errs) (*RuleS
 	for i, r := range rs.rules {
 		r.rank = i
 	}
+	// The index and the help do not depend on what shadowing finds: when nothing failed so
+	// far, build them meanwhile (and drop them if shadowing finds an error).
+	var indexed sync.WaitGroup
+	early := e.errors() == 0 && opts.workers() > 1
+	if early {
+		indexed.Go(rs.indexAndHelp)
+	}
 	cc.shadowing()
+	indexed.Wait()
 	if err := e.err(); err != nil {
 		return nil, err
 	}
@@ -302,9 +310,16 @@ func compileSet(opts *Options, files []*fileAST, read []string, e *errs) (*RuleS
 		}
 	}
 	rs.warnings = e.warnings()
+	if !early {
+		rs.indexAndHelp()
+	}
+	return rs, nil
+}
+
+// indexAndHelp builds the index and the help.
+func (rs *RuleSet) indexAndHelp() {
 	rs.buildIndex()
 	rs.help = rs.makeHelp()
-	return rs, nil
 }
 
 func suggestState(st string, gotos map[string]bool) string {

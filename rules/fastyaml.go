@@ -417,7 +417,7 @@ func (p *fastParser) flowScalar(l *fastLine, at int) (*yaml.Node, int, bool) {
 		return nil, 0, false
 	}
 	i := at
-	for i < l.end && strings.IndexByte(",[]{}:#", t[i]) < 0 {
+	for i < l.end && strings.IndexByte(",[]{}:#?", t[i]) < 0 { // what ends a plain scalar in a flow, for yaml.v3
 		i++
 	}
 	if i < l.end && strings.IndexByte("[{#", t[i]) >= 0 {
