@@ -46,6 +46,8 @@ type RuleSet struct {
 	help     string
 	hasState map[string]bool
 	warnings ErrorList
+	// compiled counts the expressions and regexes compiled to load the set (tests).
+	compiled struct{ programs, regexes int }
 }
 
 // rule is one compiled rule.
@@ -310,6 +312,7 @@ func compileSet(opts *Options, files []*fileAST, read []string, e *errs) (*RuleS
 		}
 	}
 	rs.warnings = e.warnings()
+	rs.compiled.programs, rs.compiled.regexes = c.programs, c.regexCount
 	if !early {
 		rs.indexAndHelp()
 	}

@@ -78,6 +78,9 @@ type compiler struct {
 	// regexes keeps the regexes compiled so far by source, with their literals (mu guards
 	// it too): a rule set repeats its order-number and e-mail regexes across states.
 	regexes map[string]compiledRegex
+	// programs and regexCount count the expressions and regexes compiled (mu guards them):
+	// a source compiles once, or once on each goroutine that meets it at the same time.
+	programs, regexCount int
 }
 
 type compiledRegex struct {
@@ -100,6 +103,7 @@ func (c *compiler) regex(src string) (*regexp.Regexp, []string, error) {
 	}
 	c.mu.Lock()
 	c.regexes[src] = compiledRegex{re, lits}
+	c.regexCount++
 	c.mu.Unlock()
 	return re, lits, nil
 }
@@ -240,6 +244,7 @@ func (c *compiler) compile(src string, asBool bool) (*vm.Program, ast.Node, erro
 	}
 	c.mu.Lock()
 	c.done[compiled{src, asBool}] = p
+	c.programs++
 	c.mu.Unlock()
 	return p, p.Node(), nil
 }

@@ -171,3 +171,37 @@ func TestInstBound(t *testing.T) {
 		t.Errorf("a huge regex: got %v, want an error on its instructions", err)
 	}
 }
+
+// TestCompileOnce checks that an expression or a regex that many rules repeat is compiled
+// once (once on each goroutine that meets it at the same time), however many rules repeat
+// it: compiling each occurrence made loading cost grow with the rules times the cost of a
+// compilation, which dwarfs the rest.
+func TestCompileOnce(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("version: 1\nrules:\n")
+	const n = 3 * rulesPerChunk
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "  - name: r%d\n    match: \"word%d *\"\n    when: session.turns > 3\n    reply: \"Hi {{ sender.name }}, {{ match.star1 }}\"\n", i, i)
+		if i%3 == 0 {
+			fmt.Fprintf(&b, "    regex: '\\border\\s+(\\d+)'\n")
+		}
+	}
+	f := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(f, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// session.turns > 3, sender.name, match.star1, and help() of the built-in help rule.
+	const programs, regexes = 4, 1
+	for _, workers := range []int{1, 2, 4} {
+		rs, err := Load(Options{loadWorkers: workers}, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := rs.compiled.programs; got < programs || got > programs*workers {
+			t.Errorf("%d workers: %d expressions compiled for %d rules; want %d (at most %d)", workers, got, n, programs, programs*workers)
+		}
+		if got := rs.compiled.regexes; got < regexes || got > regexes*workers {
+			t.Errorf("%d workers: %d regexes compiled for %d rules; want %d (at most %d)", workers, got, n/3, regexes, regexes*workers)
+		}
+	}
+}
