@@ -84,13 +84,13 @@ type compiler struct {
 }
 
 type compiledRegex struct {
-	re   *regexp.Regexp
+	re   *lazyRegex
 	lits []string
 }
 
-// regex compiles a `regex:` (compileRegexLits), once for each source. A *regexp.Regexp is
-// safe for concurrent use, so rules share it; lits are only read.
-func (c *compiler) regex(src string) (*regexp.Regexp, []string, error) {
+// regex checks a `regex:` (compileRegexLits), once for each source. A lazyRegex is safe for
+// concurrent use, so rules share it; lits are only read.
+func (c *compiler) regex(src string) (*lazyRegex, []string, error) {
 	c.mu.Lock()
 	x, ok := c.regexes[src]
 	c.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"regexp/syntax"
 	"slices"
 	"strings"
@@ -202,6 +203,34 @@ func TestCompileOnce(t *testing.T) {
 		}
 		if got := rs.compiled.regexes; got < regexes || got > regexes*workers {
 			t.Errorf("%d workers: %d regexes compiled for %d rules; want %d (at most %d)", workers, got, n/3, regexes, regexes*workers)
+		}
+	}
+}
+
+// TestLazyRegex checks that a regex compiled on first use has the groups and the source
+// regexp gives it, and that goroutines asking for it at once get one compiled regex.
+func TestLazyRegex(t *testing.T) {
+	for _, src := range []string{`(\d+)`, `(?P<n>\w+)@(x|y)(?:z)`, `a(b)?(?P<c>c)*`, `(?-i)Abc`} {
+		lr, _, err := compileRegexLits(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := regexp.MustCompile("(?i)" + src)
+		if !slices.Equal(lr.names, want.SubexpNames()) || lr.full[4:] != src {
+			t.Errorf("%s: names %q, source %q; regexp says %q", src, lr.names, lr.full[4:], want.SubexpNames())
+		}
+		got := make(chan *regexp.Regexp, 8)
+		for range 8 {
+			go func() { got <- lr.get() }()
+		}
+		first := <-got
+		for range 7 {
+			if re := <-got; re != first {
+				t.Errorf("%s: two compiled regexes", src)
+			}
+		}
+		if first.String() != want.String() {
+			t.Errorf("%s: compiled %s, want %s", src, first, want)
 		}
 	}
 }
