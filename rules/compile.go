@@ -1018,19 +1018,29 @@ func (rs *RuleSet) IndexStats() IndexStats { return rs.idx }
 // whose words or literals it contains, and the rules nothing anchors that apply in its
 // state.
 func (rs *RuleSet) buildIndex() {
-	freq := map[string]int{}
+	words := 0
+	for _, r := range rs.rules {
+		words += len(r.pats)
+	}
+	freq := make(map[string]int, 2*words)
 	for _, r := range rs.rules {
 		if r.kind != bot.EventMessage || r.fallback {
 			continue
 		}
 		for _, p := range r.pats {
-			for _, w := range p.flat.words() {
-				freq[w]++
+			for _, e := range p.flat.elems {
+				if e.kind == elWord {
+					freq[e.word]++
+				}
 			}
 		}
 	}
+	if len(rs.index) == 0 {
+		rs.index = make(map[string][]int32, words)
+	}
 	var lits []litEntry
 	var always []*rule
+	var anchors []string // of a rule's patterns
 	st := &rs.idx
 	for _, r := range rs.rules {
 		rank := int32(r.rank)
@@ -1054,12 +1064,15 @@ func (rs *RuleSet) buildIndex() {
 				st.WeakRegexes++
 			}
 		}
-		var anchors []string
+		anchors = anchors[:0]
 		for _, p := range r.pats {
 			best, bestN := "", 0
-			for _, w := range p.flat.words() {
-				if best == "" || freq[w] < bestN {
-					best, bestN = w, freq[w]
+			for _, e := range p.flat.elems {
+				if e.kind != elWord {
+					continue
+				}
+				if n := freq[e.word]; best == "" || n < bestN {
+					best, bestN = e.word, n
 				}
 			}
 			if best == "" {
