@@ -56,7 +56,7 @@ func TestFastYAML(t *testing.T) {
 	}
 	for _, mix := range []mixSpec{{}, mixRegex10, mixReal} {
 		src, _ := genMix(300, mix)
-		if fastYAML([]byte(src)) == nil {
+		if fastYAML(src) == nil {
 			t.Errorf("fastYAML does not read the generated rules (%+v)", mix)
 		}
 		docs = append(docs, src)
@@ -78,7 +78,7 @@ func TestFastYAML(t *testing.T) {
 // read it.
 func checkFastYAML(t *testing.T, doc string) bool {
 	t.Helper()
-	fast := fastYAML([]byte(doc))
+	fast := fastYAML(doc)
 	if fast == nil {
 		return false
 	}

@@ -237,9 +237,10 @@ func (l *loader) file(name string, from pos, depth int) {
 			s.e = l.e
 		}
 	} else {
-		root = parseYAML(name, data, l.e)
+		text := string(data)
+		root = parseYAMLText(name, data, text, l.e)
 		if root != nil {
-			s = newSrc(name, data, l.e)
+			s = newSrc(name, text, l.e)
 			f = decodeFile(s, root)
 		}
 	}
@@ -268,9 +269,9 @@ func (l *loader) file(name string, from pos, depth int) {
 	l.files = append(l.files, f)
 }
 
-// newSrc returns the src of a file's data.
-func newSrc(name string, data []byte, e *errs) *src {
-	return &src{name: name, text: string(data), e: e}
+// newSrc returns the src of a file's text.
+func newSrc(name, text string, e *errs) *src {
+	return &src{name: name, text: text, e: e}
 }
 
 // readAhead starts reading, parsing and walking the files that the loader is about to visit,
@@ -307,11 +308,12 @@ func (l *loader) readAhead(names []string) {
 				return
 			}
 			p.data = data
-			p.root = parseYAML(name, data, &p.e)
+			text := string(data)
+			p.root = parseYAMLText(name, data, text, &p.e)
 			if p.root == nil {
 				return
 			}
-			p.s = newSrc(name, data, &p.e)
+			p.s = newSrc(name, text, &p.e)
 			p.f = decodeFile(p.s, p.root)
 		}()
 	}
@@ -382,6 +384,12 @@ var yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 // parseYAML parses one YAML document into a node tree, reporting syntax errors.
 func parseYAML(name string, data []byte, e *errs) (root *yaml.Node) {
+	return parseYAMLText(name, data, string(data), e)
+}
+
+// parseYAMLText is parseYAML with the data as text too: the loader keeps the text (src),
+// which the tree fastYAML makes shares.
+func parseYAMLText(name string, data []byte, text string, e *errs) (root *yaml.Node) {
 	if bytes.IndexByte(data, 0) >= 0 || !isUTF8(data) {
 		line, col := firstInvalidUTF8(data)
 		if i := bytes.IndexByte(data, 0); i >= 0 {
@@ -396,7 +404,7 @@ func parseYAML(name string, data []byte, e *errs) (root *yaml.Node) {
 		e.add(pos{file: name, line: 1, col: 1}, "file is empty: a rule file starts with 'version: 1' and has a 'rules:' list")
 		return nil
 	}
-	if n := fastYAML(data); n != nil {
+	if n := fastYAML(text); n != nil {
 		return n // the common forms, read as yaml.v3 reads them
 	}
 	defer func() {

@@ -75,13 +75,20 @@ func parsePattern(src string) ([]flatPattern, error) {
 	if len(src) > maxPatternLen {
 		return nil, &patternError{0, fmt.Sprintf("pattern is %d bytes long; the limit is %d", len(src), maxPatternLen)}
 	}
-	p := &pparser{r: []rune(src), src: src, ascii: len(src) == utf8.RuneCountInString(src)}
+	p := &pparser{src: src, n: len(src)}
+	for i := 0; i < len(src); i++ {
+		if src[i] >= utf8.RuneSelf {
+			p.r = []rune(src) // offsets are in runes; an ASCII pattern needs no copy
+			p.n = len(p.r)
+			break
+		}
+	}
 	seq, err := p.seq(0)
 	if err != nil {
 		return nil, err
 	}
-	if p.i < len(p.r) {
-		return nil, &patternError{p.i, fmt.Sprintf("unexpected '%c': it closes nothing", p.r[p.i])}
+	if p.i < p.n {
+		return nil, &patternError{p.i, fmt.Sprintf("unexpected '%c': it closes nothing", p.at(p.i))}
 	}
 	exp, err := expand(seq)
 	if err != nil {
@@ -116,15 +123,23 @@ func parsePattern(src string) ([]flatPattern, error) {
 }
 
 type pparser struct {
-	r     []rune
-	i     int
-	src   string
-	ascii bool // rune offsets in r are byte offsets in src
+	src string
+	r   []rune // the runes of src, unless it is ASCII
+	n   int    // runes
+	i   int
 }
 
-// str returns the runes r[from:to] as a string: a part of src when it is ASCII.
+// at returns the rune at offset i.
+func (p *pparser) at(i int) rune {
+	if p.r == nil {
+		return rune(p.src[i])
+	}
+	return p.r[i]
+}
+
+// str returns the runes [from:to] as a string: a part of src when it is ASCII.
 func (p *pparser) str(from, to int) string {
-	if p.ascii {
+	if p.r == nil {
 		return p.src[from:to]
 	}
 	return string(p.r[from:to])
@@ -152,8 +167,8 @@ func (p *pparser) seq(depth int) ([]pnode, error) {
 		return nil, &patternError{p.i, "pattern nests ( ) and [ ] more than 8 deep"}
 	}
 	var out []pnode
-	for p.i < len(p.r) {
-		c := p.r[p.i]
+	for p.i < p.n {
+		c := p.at(p.i)
 		switch {
 		case isPatternSpace(c):
 			p.i++
@@ -169,14 +184,14 @@ func (p *pparser) seq(depth int) ([]pnode, error) {
 					return nil, err
 				}
 				alts = append(alts, s)
-				if p.i >= len(p.r) {
+				if p.i >= p.n {
 					want := ')'
 					if c == '[' {
 						want = ']'
 					}
 					return nil, &patternError{start, fmt.Sprintf("'%c' is never closed: add '%c'", c, want)}
 				}
-				d := p.r[p.i]
+				d := p.at(p.i)
 				p.i++
 				if d == '|' {
 					continue
@@ -199,10 +214,10 @@ func (p *pparser) seq(depth int) ([]pnode, error) {
 		case c == '{':
 			start := p.i
 			end := start + 1
-			for end < len(p.r) && p.r[end] != '}' {
+			for end < p.n && p.at(end) != '}' {
 				end++
 			}
-			if end >= len(p.r) {
+			if end >= p.n {
 				return nil, &patternError{start, "'{' is never closed: a capture is written {name}"}
 			}
 			name := p.str(start+1, end)
@@ -210,7 +225,7 @@ func (p *pparser) seq(depth int) ([]pnode, error) {
 				return nil, &patternError{start, fmt.Sprintf("capture name %q is not a name: use letters, digits and _, such as {city}", name)}
 			}
 			p.i = end + 1
-			if p.i < len(p.r) && !unicode.IsSpace(p.r[p.i]) && !strings.ContainsRune(")]|", p.r[p.i]) {
+			if p.i < p.n && !unicode.IsSpace(p.at(p.i)) && !strings.ContainsRune(")]|", p.at(p.i)) {
 				return nil, &patternError{start, fmt.Sprintf("capture {%s} must stand alone as a word: put a space after it", name)}
 			}
 			out = append(out, pnode{kind: 'c', text: name, col: int32(start)})
@@ -218,13 +233,13 @@ func (p *pparser) seq(depth int) ([]pnode, error) {
 			return nil, &patternError{p.i, "'}' closes nothing"}
 		default:
 			start := p.i
-			for p.i < len(p.r) && !isPatternSpace(p.r[p.i]) && !isPatternSyntax(p.r[p.i]) {
+			for p.i < p.n && !isPatternSpace(p.at(p.i)) && !isPatternSyntax(p.at(p.i)) {
 				p.i++
 			}
 			if out == nil {
 				out = make([]pnode, 0, 4)
 			}
-			if p.i == start+1 && p.r[start] == '*' {
+			if p.i == start+1 && p.at(start) == '*' {
 				out = append(out, pnode{kind: '*', col: int32(start)})
 			} else {
 				out = append(out, pnode{kind: 'w', text: p.str(start, p.i), col: int32(start)})
