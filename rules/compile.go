@@ -919,39 +919,36 @@ func (cc *compiling) helpRule(order int) *rule {
 // condition, matches exactly the same messages in the same states.
 func (cc *compiling) shadowing() {
 	type owner struct{ r *rule }
-	first := map[string][]owner{}
+	first := make(map[string][]owner, len(cc.rs.rules))
+	// A pattern written with ( ) or [ ] has several expansions: it is dead only when every
+	// one of them is.
+	type verdict struct {
+		p     *pattern
+		dead  int
+		total int
+		by    *rule
+	}
+	var byNode []verdict // of a rule's patterns
+	var keys []string    // of a rule's patterns
 	for _, r := range cc.rs.rules {
 		if r.kind != bot.EventMessage || r.fallback {
 			continue
 		}
-		// A pattern written with ( ) or [ ] has several expansions: it is dead only when
-		// every one of them is.
-		type verdict struct {
-			p     *pattern
-			dead  int
-			total int
-			by    *rule
-		}
-		var byNode []*verdict
-		find := func(p *pattern) *verdict {
-			for _, v := range byNode {
-				if v.p.node == p.node && v.p.src == p.src {
-					return v
-				}
-			}
-			v := &verdict{p: p}
-			byNode = append(byNode, v)
-			return v
-		}
+		byNode, keys = byNode[:0], keys[:0]
 		for i := range r.pats {
 			p := &r.pats[i]
-			v := find(p)
-			v.total++
+			v := slices.IndexFunc(byNode, func(v verdict) bool { return v.p.node == p.node && v.p.src == p.src })
+			if v < 0 {
+				byNode = append(byNode, verdict{p: p})
+				v = len(byNode) - 1
+			}
+			byNode[v].total++
 			k := p.flat.key()
+			keys = append(keys, k)
 			for _, o := range first[k] {
 				if o.r != r && covers(o.r, r) {
-					v.dead++
-					v.by = o.r
+					byNode[v].dead++
+					byNode[v].by = o.r
 					break
 				}
 			}
@@ -964,8 +961,7 @@ func (cc *compiling) shadowing() {
 			}
 		}
 		if r.when == nil && !r.cont && !r.broken {
-			for i := range r.pats {
-				k := r.pats[i].flat.key()
+			for _, k := range keys {
 				first[k] = append(first[k], owner{r})
 			}
 		}

@@ -367,6 +367,14 @@ func isFolded(s string) bool {
 // key identifies a flat pattern for duplicate detection.
 func (fp flatPattern) key() string {
 	var b strings.Builder
+	size := 2 * len(fp.elems)
+	for _, e := range fp.elems {
+		size += len(e.word)
+		for _, g := range e.glob {
+			size += len(g) + 1
+		}
+	}
+	b.Grow(size)
 	for i, e := range fp.elems {
 		if i > 0 {
 			b.WriteByte(' ')
