@@ -52,27 +52,16 @@ type RuleSet struct {
 
 // rule is one compiled rule.
 type rule struct {
-	name        string
-	description string
-	examples    []string
-	pos         pos
-	rank        int
-	order       int // file order
-	priority    int
-
-	pats     []pattern
-	res      []*lazyRegex
-	capNames []string
-	lits     [][]string // for each regex, literals one of which its matches contain (nil: none)
-	when     *vm.Program
-	states   []string // stored names ("" for start)
-
-	msgs    [][]*template
-	typing  *typingSpec
-	set     []setter
-	goTo    string // stored name
-	call    *vm.Program
-	handler string
+	// What matching reads of every candidate rule comes first, close together.
+	kind     bot.EventKind
+	anyState bool
+	cont     bool
+	fallback bool
+	trigger  bool // has match or regex
+	hidden   bool
+	hasGoto  bool
+	end      bool
+	pick     pickMode
 	// needsEnv: the rule's actions evaluate expressions.
 	needsEnv bool
 	// broken: an error was reported in the rule, so it does not load; the analyses that
@@ -81,17 +70,28 @@ type rule struct {
 	// badTrigger: a pattern or regex of the rule failed to parse, so its captures are not
 	// known.
 	badTrigger bool
+	states     []string // stored names ("" for start)
+	pats       []pattern
+	res        []*lazyRegex
+	when       *vm.Program
 
-	// Small fields last, packed together.
-	hidden   bool
-	kind     bot.EventKind
-	trigger  bool // has match or regex
-	anyState bool
-	fallback bool
-	pick     pickMode
-	hasGoto  bool
-	end      bool
-	cont     bool
+	name        string
+	description string
+	examples    []string
+	pos         pos
+	rank        int
+	order       int // file order
+	priority    int
+
+	capNames []string
+	lits     [][]string // for each regex, literals one of which its matches contain (nil: none)
+
+	msgs    [][]*template
+	typing  *typingSpec
+	set     []setter
+	goTo    string // stored name
+	call    *vm.Program
+	handler string
 }
 
 type pattern struct {
