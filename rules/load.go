@@ -36,7 +36,9 @@ const (
 // operating system, conversations live in a store.Memory, and time is the local time.
 type Options struct {
 	// FS, when set, is where rule files (and their includes) are read from, with slash
-	// paths; otherwise they are read from the operating system.
+	// paths; otherwise they are read from the operating system. Loading reads several files
+	// at once, so FS must be safe for concurrent use (os.DirFS, embed.FS and fstest.MapFS
+	// are).
 	FS fs.FS
 	// Funcs are the Go functions rules may call.
 	Funcs Funcs
