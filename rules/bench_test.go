@@ -128,15 +128,22 @@ func BenchmarkMatch(b *testing.B) {
 	} {
 		for _, n := range c.ns {
 			b.Run(fmt.Sprintf("%s/rules=%d", c.name, n), func(b *testing.B) {
-				f, msgs := writeMix(b, n, c.mix)
-				e, err := New(Options{Logger: slog.New(slog.DiscardHandler)}, f...)
-				if err != nil {
-					b.Fatal(err)
-				}
+				e, msgs := benchEngine(b, n, c.mix)
 				benchProcess(b, e, msgs)
 			})
 		}
 	}
+}
+
+// benchEngine loads a generated rule set of n rules of the mix, and returns the messages
+// to match.
+func benchEngine(b *testing.B, n int, mix mixSpec) (*Engine, []benchMsg) {
+	f, msgs := writeMix(b, n, mix)
+	e, err := New(Options{Logger: slog.New(slog.DiscardHandler)}, f...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return e, msgs
 }
 
 func writeMix(b testing.TB, n int, mix mixSpec) ([]string, []benchMsg) {
@@ -144,19 +151,22 @@ func writeMix(b testing.TB, n int, mix mixSpec) ([]string, []benchMsg) {
 	return writeSplit(b, src, 20000), msgs
 }
 
+// loadCases are the rule sets BenchmarkLoad and BenchmarkLoadIdle reload.
+var loadCases = []struct {
+	name string
+	mix  mixSpec
+	ns   []int
+}{
+	{"words", mixSpec{}, []int{1000, 10000}},
+	{"mix", mixReal, []int{10000, 100000}},
+}
+
 // BenchmarkLoad reloads generated rule sets while a goroutine keeps matching messages
 // against the engine: every message must be answered, by the old rules or the new. It
 // reports the heap the loaded rules hold per rule (B/rule) and how many messages were
 // answered during the reloads.
 func BenchmarkLoad(b *testing.B) {
-	for _, c := range []struct {
-		name string
-		mix  mixSpec
-		ns   []int
-	}{
-		{"words", mixSpec{}, []int{1000, 10000}},
-		{"mix", mixReal, []int{10000, 100000}},
-	} {
+	for _, c := range loadCases {
 		for _, n := range c.ns {
 			b.Run(fmt.Sprintf("%s/rules=%d", c.name, n), func(b *testing.B) {
 				f, msgs := writeMix(b, n, c.mix)
@@ -203,6 +213,30 @@ func BenchmarkLoad(b *testing.B) {
 				answered := <-done
 				b.ReportMetric(perRule, "B/rule")
 				b.ReportMetric(float64(answered)/float64(b.N), "answered/reload")
+			})
+		}
+	}
+}
+
+// BenchmarkLoadIdle reloads generated rule sets with nothing matching meanwhile: the cost of
+// loading alone, without a goroutine competing for the processors.
+func BenchmarkLoadIdle(b *testing.B) {
+	for _, c := range loadCases {
+		for _, n := range c.ns {
+			b.Run(fmt.Sprintf("%s/rules=%d", c.name, n), func(b *testing.B) {
+				e, _ := benchEngine(b, n, c.mix)
+				b.ReportAllocs()
+				b.ResetTimer()
+				cpu := cpuTime()
+				for i := 0; i < b.N; i++ {
+					if err := e.Reload(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				cpu = cpuTime() - cpu
+				b.StopTimer()
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/rule")
+				b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 			})
 		}
 	}

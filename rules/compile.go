@@ -9,7 +9,10 @@ import (
 	"regexp/syntax"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/vm"
@@ -43,41 +46,22 @@ type RuleSet struct {
 	help     string
 	hasState map[string]bool
 	warnings ErrorList
+	// compiled counts the expressions and regexes compiled to load the set (tests).
+	compiled struct{ programs, regexes int }
 }
 
 // rule is one compiled rule.
 type rule struct {
-	name        string
-	description string
-	examples    []string
-	hidden      bool
-	pos         pos
-	rank        int
-	order       int // file order
-	priority    int
-
+	// What matching reads of every candidate rule comes first, close together.
 	kind     bot.EventKind
-	pats     []pattern
-	res      []*regexp.Regexp
-	trigger  bool // has match or regex
-	capNames []string
-	lits     [][]string // for each regex, literals one of which its matches contain (nil: none)
-	when     *vm.Program
 	anyState bool
-	states   []string // stored names ("" for start)
+	cont     bool
 	fallback bool
-
-	msgs    [][]*template
-	pick    pickMode
-	typing  *typingSpec
-	set     []setter
-	hasGoto bool
-	goTo    string // stored name
-	call    *vm.Program
-	handler string
-	invite  *template // the address `invite:` brings into the conversation
-	end     bool
-	cont    bool
+	trigger  bool // has match or regex
+	hidden   bool
+	hasGoto  bool
+	end      bool
+	pick     pickMode
 	// needsEnv: the rule's actions evaluate expressions.
 	needsEnv bool
 	// broken: an error was reported in the rule, so it does not load; the analyses that
@@ -86,12 +70,35 @@ type rule struct {
 	// badTrigger: a pattern or regex of the rule failed to parse, so its captures are not
 	// known.
 	badTrigger bool
+	states     []string // stored names ("" for start)
+	pats       []pattern
+	res        []*lazyRegex
+	when       *vm.Program
+
+	name        string
+	description string
+	examples    []string
+	pos         pos
+	rank        int
+	order       int // file order
+	priority    int
+
+	capNames []string
+	lits     [][]string // for each regex, literals one of which its matches contain (nil: none)
+
+	msgs    [][]*template
+	typing  *typingSpec
+	set     []setter
+	goTo    string // stored name
+	call    *vm.Program
+	handler string
+	invite  *template // the address `invite:` brings into the conversation
 }
 
 type pattern struct {
 	src  string
 	flat flatPattern
-	node *yaml.Node
+	node *yaml.Node // where it is written, until the rule set is compiled
 }
 
 type setter struct {
@@ -177,6 +184,9 @@ type compiling struct {
 	rs    *RuleSet
 	funcs []string
 	cur   *src // file of the rule being compiled
+	// srcs, when set, are this goroutine's copies of the files' srcs, whose problems go to e
+	// (see compileRules).
+	srcs map[*src]*src
 	// setVars are the variables something can set: a rule's `set:`, and the variables
 	// conversation tests start with (Options.testVars).
 	setVars map[string]bool
@@ -274,10 +284,9 @@ func compileSet(opts *Options, files []*fileAST, read []string, e *errs) (*RuleS
 		}
 	}
 
-	for i, ra := range asts {
-		r := cc.rule(ra, fileOf[i].typing)
+	rs.rules = cc.compileRules(asts, fileOf)
+	for i, r := range rs.rules {
 		r.order = i
-		rs.rules = append(rs.rules, r)
 	}
 	if _, ok := byName["help"]; !ok && help {
 		rs.rules = append(rs.rules, cc.helpRule(len(rs.rules)))
@@ -286,14 +295,35 @@ func compileSet(opts *Options, files []*fileAST, read []string, e *errs) (*RuleS
 	for i, r := range rs.rules {
 		r.rank = i
 	}
+	// The index and the help do not depend on what shadowing finds: when nothing failed so
+	// far, build them meanwhile (and drop them if shadowing finds an error).
+	var indexed sync.WaitGroup
+	early := e.errors() == 0 && opts.workers() > 1
+	if early {
+		indexed.Go(rs.indexAndHelp)
+	}
 	cc.shadowing()
+	indexed.Wait()
 	if err := e.err(); err != nil {
 		return nil, err
 	}
+	for _, r := range rs.rules {
+		for i := range r.pats {
+			r.pats[i].node = nil // only shadowing needs it: let the YAML tree go
+		}
+	}
 	rs.warnings = e.warnings()
+	rs.compiled.programs, rs.compiled.regexes = c.programs, c.regexCount
+	if !early {
+		rs.indexAndHelp()
+	}
+	return rs, nil
+}
+
+// indexAndHelp builds the index and the help.
+func (rs *RuleSet) indexAndHelp() {
 	rs.buildIndex()
 	rs.help = rs.makeHelp()
-	return rs, nil
 }
 
 func suggestState(st string, gotos map[string]bool) string {
@@ -308,9 +338,95 @@ func suggestState(st string, gotos map[string]bool) string {
 	return ""
 }
 
+// rulesPerChunk is how many consecutive rules one goroutine of compileRules compiles at a
+// time.
+const rulesPerChunk = 1000
+
+// compileRules compiles the rules, in file order. Many rules are compiled in chunks of
+// consecutive rules on up to GOMAXPROCS goroutines, each chunk with its own list of problems;
+// the lists are then reported chunk after chunk, rule after rule, which is the order and the
+// outcome (rule.broken) of compiling the rules one after the other. A file with aliases
+// (*name) counts the aliases it resolves, up to a limit: its rules stay in one chunk, in order.
+func (cc *compiling) compileRules(asts []*ruleAST, fileOf []*fileAST) []*rule {
+	out := make([]*rule, len(asts))
+	workers := cc.opts.workers()
+	if workers < 2 || len(asts) < 2*rulesPerChunk {
+		for i, ra := range asts {
+			out[i] = cc.rule(ra, fileOf[i].typing)
+		}
+		return out
+	}
+	type chunk struct {
+		from, to int
+		e        *errs
+		ends     []int // ends[i]: the problems of rule from+i are e.list[ends[i-1]:ends[i]]
+	}
+	var chunks []*chunk
+	for from := 0; from < len(asts); {
+		to := min(from+rulesPerChunk, len(asts))
+		for to < len(asts) && fileOf[to].aliased && fileOf[to] == fileOf[to-1] {
+			to++
+		}
+		chunks = append(chunks, &chunk{from: from, to: to, e: &errs{}})
+		from = to
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(workers, len(chunks)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				k := int(next.Add(1)) - 1
+				if k >= len(chunks) {
+					return
+				}
+				ch := chunks[k]
+				w := *cc
+				w.e, w.srcs = ch.e, map[*src]*src{}
+				for i := ch.from; i < ch.to; i++ {
+					out[i] = w.rule(asts[i], fileOf[i].typing)
+					ch.ends = append(ch.ends, len(ch.e.list))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, ch := range chunks {
+		start := 0
+		for i, end := range ch.ends {
+			broken := false
+			for _, x := range ch.e.list[start:end] {
+				if cc.e.put(x) && !x.Warning {
+					broken = true
+				}
+			}
+			out[ch.from+i].broken = broken
+			start = end
+		}
+	}
+	return out
+}
+
+// srcOf returns the src through which a rule of s reports problems: s, or this goroutine's
+// copy of it (compileRules).
+func (cc *compiling) srcOf(s *src) *src {
+	if cc.srcs == nil {
+		return s
+	}
+	c, ok := cc.srcs[s]
+	if !ok {
+		cp := *s
+		cp.e = cc.e
+		c = &cp
+		cc.srcs[s] = c
+	}
+	return c
+}
+
 // rule compiles one rule, reporting problems.
 func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
-	s := ra.src
+	s := cc.srcOf(ra.src)
 	cc.cur = s
 	before := cc.e.errors()
 	defer func() { r.broken = cc.e.errors() > before }()
@@ -322,14 +438,14 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 	if r.typing == nil {
 		r.typing = fileTyping
 	}
-	what := fmt.Sprintf("rule '%s'", ra.name)
+	what := "rule '" + ra.name + "'"
 	onName := r.kind.String()
 
 	// Triggers.
 	if r.kind != bot.EventMessage && (len(ra.match) > 0 || len(ra.regex) > 0) {
-		k := ra.has["match"].k
+		k := ra.has.at("match").k
 		if k == nil {
-			k = ra.has["regex"].k
+			k = ra.has.at("regex").k
 		}
 		s.errf(k, "%s is 'on: %s': 'match' and 'regex' apply to messages only; remove them or the 'on'", what, onName)
 	}
@@ -339,7 +455,6 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 	if r.fallback && (len(ra.match) > 0 || len(ra.regex) > 0) {
 		s.errf(ra.fallbackN, "%s has 'fallback: true' and a 'match' or 'regex': a fallback answers when nothing matched, so remove one of them", what)
 	}
-	caps := map[string]bool{}
 	for _, n := range ra.match {
 		flats, err := parsePattern(n.Value)
 		if err != nil {
@@ -348,15 +463,18 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 			r.badTrigger = true
 			continue
 		}
+		if r.pats == nil {
+			r.pats = make([]pattern, 0, len(flats)*len(ra.match))
+		}
 		for _, fp := range flats {
 			r.pats = append(r.pats, pattern{src: n.Value, flat: fp, node: n})
-			for _, c := range fp.capNames() {
-				caps[c] = true
+			for _, c := range fp.caps {
+				r.capNames = append(r.capNames, c.name)
 			}
 		}
 	}
 	for _, n := range ra.regex {
-		re, lits, err := compileRegexLits(n.Value)
+		re, lits, err := cc.c.regex(n.Value)
 		if err != nil {
 			at := s.pos(n)
 			if se := (*syntax.Error)(nil); errors.As(err, &se) {
@@ -368,21 +486,19 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 		}
 		r.res = append(r.res, re)
 		r.lits = append(r.lits, lits)
-		for i, name := range re.SubexpNames() {
+		for i, name := range re.names {
 			if i == 0 {
 				continue
 			}
 			if name == "" {
-				name = fmt.Sprintf("group%d", i)
+				name = "group" + strconv.Itoa(i)
 			}
-			caps[name] = true
+			r.capNames = append(r.capNames, name)
 		}
 	}
 	r.trigger = len(ra.match)+len(ra.regex) > 0
-	for c := range caps {
-		r.capNames = append(r.capNames, c)
-	}
 	sort.Strings(r.capNames)
+	r.capNames = slices.Clip(slices.Compact(r.capNames))
 
 	// States.
 	if len(ra.states) == 0 {
@@ -416,9 +532,9 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 
 	// Actions.
 	if r.kind == bot.EventSessionEnd && len(ra.msgs) > 0 {
-		k := ra.has["reply"].k
+		k := ra.has.at("reply").k
 		if k == nil {
-			k = ra.has["messages"].k
+			k = ra.has.at("messages").k
 		}
 		s.errf(k, "%s is 'on: session.end': the conversation is over and cannot be answered; say goodbye in a rule 'on: idle' instead", what)
 	}
@@ -514,7 +630,7 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 	}
 	acts := 0
 	for _, k := range []string{"reply", "messages", "set", "goto", "call", "handler", "invite", "end"} {
-		if _, ok := ra.has[k]; ok {
+		if _, ok := ra.has.get(k); ok {
 			acts++
 		}
 	}
@@ -572,6 +688,9 @@ func (cc *compiling) compileExpr(src string, asBool bool, check func(string, ast
 // report adds the problems of the expression (or template) of node n, each message after
 // the prefix format makes. It reports whether one of them is an error.
 func (cc *compiling) report(n *yaml.Node, probs []*exprError, format string, args ...any) (failed bool) {
+	if len(probs) == 0 {
+		return false
+	}
 	prefix := fmt.Sprintf(format, args...)
 	for _, pr := range probs {
 		at := cc.cur.at(n, pr.line, pr.col)
@@ -701,14 +820,14 @@ func locErr(src string, n ast.Node, msg string) *exprError {
 	return &exprError{line: line, col: col, msg: msg}
 }
 
-func compileRegex(src string) (*regexp.Regexp, error) {
+func compileRegex(src string) (*lazyRegex, error) {
 	re, _, err := compileRegexLits(src)
 	return re, err
 }
 
 // compileRegexLits compiles a `regex:` (case-insensitive unless it says otherwise) and
 // returns the literals one of which its matches contain, in canonical case (requiredLits).
-func compileRegexLits(src string) (*regexp.Regexp, []string, error) {
+func compileRegexLits(src string) (*lazyRegex, []string, error) {
 	if len(src) > maxRegexLen {
 		return nil, nil, fmt.Errorf("it is %d bytes long; the limit is %d", len(src), maxRegexLen)
 	}
@@ -722,18 +841,53 @@ func compileRegexLits(src string) (*regexp.Regexp, []string, error) {
 		return nil, nil, err
 	}
 	simple := re.Simplify()
-	prog, err := syntax.Compile(simple)
-	if err != nil {
-		return nil, nil, err
+	if instBound(simple) > maxRegexInsts {
+		// Maybe over the limit: count exactly.
+		prog, err := syntax.Compile(simple)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(prog.Inst) > maxRegexInsts {
+			return nil, nil, fmt.Errorf("it compiles to %d instructions; the limit is %d: simplify the repetitions", len(prog.Inst), maxRegexInsts)
+		}
 	}
-	if len(prog.Inst) > maxRegexInsts {
-		return nil, nil, fmt.Errorf("it compiles to %d instructions; the limit is %d: simplify the repetitions", len(prog.Inst), maxRegexInsts)
+	return &lazyRegex{full: full, names: re.CapNames()}, requiredLits(simple), nil
+}
+
+// lazyRegex is a `regex:` checked when the rules load (it parses, within the limits) and
+// compiled by package regexp the first time a message needs it: the literal prefilter runs
+// few of the regexes of a large rule set, and compiling them all was a tenth of loading
+// 100,000 rules. It is safe for concurrent use.
+type lazyRegex struct {
+	full  string   // the source, with its (?i)
+	names []string // the names of its groups, as regexp.Regexp.SubexpNames
+	re    atomic.Pointer[regexp.Regexp]
+}
+
+// get returns the compiled regex.
+func (l *lazyRegex) get() *regexp.Regexp {
+	if re := l.re.Load(); re != nil {
+		return re
 	}
-	rx, err := regexp.Compile(full)
-	if err != nil {
-		return nil, nil, err
+	// The source parsed with the same flags when the rules loaded: it compiles.
+	l.re.CompareAndSwap(nil, regexp.MustCompile(l.full))
+	return l.re.Load()
+}
+
+// instBound returns at least the number of instructions syntax.Compile makes of re, a
+// simplified regexp, without compiling it: a node makes one instruction per rune of a
+// literal, at most two otherwise (a capture, a star), and an alternation one per branch;
+// Compile adds two (fail and match).
+func instBound(re *syntax.Regexp) int {
+	var walk func(re *syntax.Regexp) int
+	walk = func(re *syntax.Regexp) int {
+		n := 2 + len(re.Rune) + len(re.Sub)
+		for _, sub := range re.Sub {
+			n += walk(sub)
+		}
+		return n
 	}
-	return rx, requiredLits(simple), nil
+	return 2 + walk(re)
 }
 
 // regexMsg is a regex error without Go's "error parsing regexp: ".
@@ -771,39 +925,36 @@ func (cc *compiling) helpRule(order int) *rule {
 // condition, matches exactly the same messages in the same states.
 func (cc *compiling) shadowing() {
 	type owner struct{ r *rule }
-	first := map[string][]owner{}
+	first := make(map[string][]owner, len(cc.rs.rules))
+	// A pattern written with ( ) or [ ] has several expansions: it is dead only when every
+	// one of them is.
+	type verdict struct {
+		p     *pattern
+		dead  int
+		total int
+		by    *rule
+	}
+	var byNode []verdict // of a rule's patterns
+	var keys []string    // of a rule's patterns
 	for _, r := range cc.rs.rules {
 		if r.kind != bot.EventMessage || r.fallback {
 			continue
 		}
-		// A pattern written with ( ) or [ ] has several expansions: it is dead only when
-		// every one of them is.
-		type verdict struct {
-			p     *pattern
-			dead  int
-			total int
-			by    *rule
-		}
-		var byNode []*verdict
-		find := func(p *pattern) *verdict {
-			for _, v := range byNode {
-				if v.p.node == p.node && v.p.src == p.src {
-					return v
-				}
-			}
-			v := &verdict{p: p}
-			byNode = append(byNode, v)
-			return v
-		}
+		byNode, keys = byNode[:0], keys[:0]
 		for i := range r.pats {
 			p := &r.pats[i]
-			v := find(p)
-			v.total++
+			v := slices.IndexFunc(byNode, func(v verdict) bool { return v.p.node == p.node && v.p.src == p.src })
+			if v < 0 {
+				byNode = append(byNode, verdict{p: p})
+				v = len(byNode) - 1
+			}
+			byNode[v].total++
 			k := p.flat.key()
+			keys = append(keys, k)
 			for _, o := range first[k] {
 				if o.r != r && covers(o.r, r) {
-					v.dead++
-					v.by = o.r
+					byNode[v].dead++
+					byNode[v].by = o.r
 					break
 				}
 			}
@@ -816,8 +967,7 @@ func (cc *compiling) shadowing() {
 			}
 		}
 		if r.when == nil && !r.cont && !r.broken {
-			for i := range r.pats {
-				k := r.pats[i].flat.key()
+			for _, k := range keys {
 				first[k] = append(first[k], owner{r})
 			}
 		}
@@ -870,19 +1020,29 @@ func (rs *RuleSet) IndexStats() IndexStats { return rs.idx }
 // whose words or literals it contains, and the rules nothing anchors that apply in its
 // state.
 func (rs *RuleSet) buildIndex() {
-	freq := map[string]int{}
+	words := 0
+	for _, r := range rs.rules {
+		words += len(r.pats)
+	}
+	freq := make(map[string]int, 2*words)
 	for _, r := range rs.rules {
 		if r.kind != bot.EventMessage || r.fallback {
 			continue
 		}
 		for _, p := range r.pats {
-			for _, w := range p.flat.words() {
-				freq[w]++
+			for _, e := range p.flat.elems {
+				if e.kind == elWord {
+					freq[e.word]++
+				}
 			}
 		}
 	}
+	if len(rs.index) == 0 {
+		rs.index = make(map[string][]int32, words)
+	}
 	var lits []litEntry
 	var always []*rule
+	var anchors []string // of a rule's patterns
 	st := &rs.idx
 	for _, r := range rs.rules {
 		rank := int32(r.rank)
@@ -906,12 +1066,15 @@ func (rs *RuleSet) buildIndex() {
 				st.WeakRegexes++
 			}
 		}
-		var anchors []string
+		anchors = anchors[:0]
 		for _, p := range r.pats {
 			best, bestN := "", 0
-			for _, w := range p.flat.words() {
-				if best == "" || freq[w] < bestN {
-					best, bestN = w, freq[w]
+			for _, e := range p.flat.elems {
+				if e.kind != elWord {
+					continue
+				}
+				if n := freq[e.word]; best == "" || n < bestN {
+					best, bestN = e.word, n
 				}
 			}
 			if best == "" {

@@ -388,7 +388,7 @@ func parseTestFile(fsFS fsys.FS, name string) (*TestFile, error) {
 	if root == nil {
 		return nil, e.err()
 	}
-	s := &src{name: name, lines: strings.Split(string(data), "\n"), e: e}
+	s := &src{name: name, text: string(data), e: e}
 	tf := &TestFile{Path: name}
 	doc := root
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {

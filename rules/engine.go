@@ -406,12 +406,12 @@ func (p *proc) rule(r *rule) (bool, error) {
 		}
 	}
 	for _, re := range r.res {
-		m := re.FindStringSubmatchIndex(p.in.Text)
+		m := re.get().FindStringSubmatchIndex(p.in.Text)
 		if m == nil {
 			continue
 		}
 		caps := map[string]string{}
-		for k, name := range re.SubexpNames() {
+		for k, name := range re.names {
 			if k == 0 {
 				continue
 			}
@@ -424,7 +424,7 @@ func (p *proc) rule(r *rule) (bool, error) {
 				caps[name] = ""
 			}
 		}
-		if ok, err := p.attempt(r, caps, whyEntry{r: r, how: re.String()[4:], regex: true}); ok || err != nil {
+		if ok, err := p.attempt(r, caps, whyEntry{r: r, how: re.full[4:], regex: true}); ok || err != nil {
 			return ok, err
 		}
 	}

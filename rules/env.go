@@ -72,7 +72,40 @@ type compiler struct {
 	names []string        // function names, for suggestions
 	// done keeps the programs compiled so far by source: rules repeat expressions
 	// ({{ sender.name }}, when: conditions), and a compilation costs far more than a lookup.
+	// Rules are compiled on several goroutines (compileRules): mu guards it.
+	mu   sync.Mutex
 	done map[compiled]*vm.Program
+	// regexes keeps the regexes compiled so far by source, with their literals (mu guards
+	// it too): a rule set repeats its order-number and e-mail regexes across states.
+	regexes map[string]compiledRegex
+	// programs and regexCount count the expressions and regexes compiled (mu guards them):
+	// a source compiles once, or once on each goroutine that meets it at the same time.
+	programs, regexCount int
+}
+
+type compiledRegex struct {
+	re   *lazyRegex
+	lits []string
+}
+
+// regex checks a `regex:` (compileRegexLits), once for each source. A lazyRegex is safe for
+// concurrent use, so rules share it; lits are only read.
+func (c *compiler) regex(src string) (*lazyRegex, []string, error) {
+	c.mu.Lock()
+	x, ok := c.regexes[src]
+	c.mu.Unlock()
+	if ok {
+		return x.re, x.lits, nil
+	}
+	re, lits, err := compileRegexLits(src)
+	if err != nil {
+		return nil, nil, err
+	}
+	c.mu.Lock()
+	c.regexes[src] = compiledRegex{re, lits}
+	c.regexCount++
+	c.mu.Unlock()
+	return re, lits, nil
 }
 
 type compiled struct {
@@ -124,7 +157,7 @@ func dottedName(n ast.Node) (string, bool) {
 }
 
 func newCompiler(user Funcs, builtins Funcs) (*compiler, error) {
-	c := &compiler{funcs: map[string]bool{}, done: map[compiled]*vm.Program{}}
+	c := &compiler{funcs: map[string]bool{}, done: map[compiled]*vm.Program{}, regexes: map[string]compiledRegex{}}
 	c.opts = []expr.Option{
 		expr.Env(exprEnv{}),
 		expr.DisableBuiltin("now"),
@@ -191,7 +224,10 @@ func (c *compiler) compile(src string, asBool bool) (*vm.Program, ast.Node, erro
 	if len(src) > maxExprLen {
 		return nil, nil, &exprError{line: 1, col: 0, msg: fmt.Sprintf("expression is %d bytes long; the limit is %d", len(src), maxExprLen)}
 	}
-	if p, ok := c.done[compiled{src, asBool}]; ok {
+	c.mu.Lock()
+	p, ok := c.done[compiled{src, asBool}]
+	c.mu.Unlock()
+	if ok {
 		return p, p.Node(), nil
 	}
 	opts := c.opts
@@ -206,7 +242,10 @@ func (c *compiler) compile(src string, asBool bool) (*vm.Program, ast.Node, erro
 		}
 		return nil, nil, &exprError{line: 1, col: 0, msg: err.Error()}
 	}
+	c.mu.Lock()
 	c.done[compiled{src, asBool}] = p
+	c.programs++
+	c.mu.Unlock()
 	return p, p.Node(), nil
 }
 

@@ -86,6 +86,9 @@ func Errors(err error) []error {
 type errs struct {
 	list ErrorList
 	seen map[string]bool
+	// nerr counts the entries of list that are errors (not warnings): rules ask after each
+	// one whether it added an error, so the count is kept rather than recounted.
+	nerr int
 }
 
 func (c *errs) add(p pos, format string, args ...any) {
@@ -97,36 +100,30 @@ func (c *errs) warn(p pos, format string, args ...any) {
 	c.put(&Error{File: p.file, Line: p.line, Col: p.col, Msg: fmt.Sprintf(format, args...), Warning: true})
 }
 
-func (c *errs) put(e *Error) {
+// put records a problem unless the same one (same place, same message) is recorded
+// already, and reports whether it did.
+func (c *errs) put(e *Error) bool {
 	k := e.Error()
 	if c.seen == nil {
 		c.seen = map[string]bool{}
 	}
 	if c.seen[k] {
-		return
+		return false
 	}
 	c.seen[k] = true
 	c.list = append(c.list, e)
+	if !e.Warning {
+		c.nerr++
+	}
+	return true
 }
 
 // errors counts the errors found so far, warnings aside.
-func (c *errs) errors() int {
-	n := 0
-	for _, e := range c.list {
-		if !e.Warning {
-			n++
-		}
-	}
-	return n
-}
+func (c *errs) errors() int { return c.nerr }
 
 // err returns every problem, warnings included, or nil when none is an error.
 func (c *errs) err() error {
-	failed := false
-	for _, e := range c.list {
-		failed = failed || !e.Warning
-	}
-	if !failed {
+	if c.nerr == 0 {
 		return nil
 	}
 	return c.sorted()

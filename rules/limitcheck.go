@@ -209,9 +209,9 @@ func sizeText(f float64) string {
 // than the replies to an event may hold.
 func (cc *compiling) replyLimits(r *rule, ra *ruleAST, what string) {
 	lim := cc.opts.Limits.withDefaults()
-	k := ra.has["messages"].k
+	k := ra.has.at("messages").k
 	if k == nil {
-		k = ra.has["reply"].k
+		k = ra.has.at("reply").k
 	}
 	if len(r.msgs) > lim.Replies {
 		cc.cur.errf(k, "%s sends %d messages in a row; the rules may send %d for an event (Limits.Replies)", what, len(r.msgs), lim.Replies)

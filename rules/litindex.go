@@ -39,8 +39,12 @@ func newLitIndex(entries []litEntry) *litIndex {
 		node int32
 		b    byte
 	}
-	child := map[key]int32{}
-	outs := [][]int32{nil}
+	size := 0 // trie nodes at most
+	for _, e := range entries {
+		size += len(e.lit)
+	}
+	child := make(map[key]int32, size)
+	outs := make([][]int32, 1, size+1)
 	n := int32(1)
 	for _, e := range entries {
 		s := int32(0)

@@ -12,8 +12,10 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -35,7 +37,9 @@ const (
 // operating system, conversations live in a store.Memory, and time is the local time.
 type Options struct {
 	// FS, when set, is where rule files (and their includes) are read from, with slash
-	// paths; otherwise they are read from the operating system.
+	// paths; otherwise they are read from the operating system. Loading reads several files
+	// at once, so FS must be safe for concurrent use (os.DirFS, embed.FS and fstest.MapFS
+	// are).
 	FS fs.FS
 	// Funcs are the Go functions rules may call.
 	Funcs Funcs
@@ -84,6 +88,17 @@ type Options struct {
 	// testVars are the variables conversation tests start with (tests[].vars): a rule may
 	// read them although nothing in the rule files sets them.
 	testVars []string
+	// loadWorkers, when above zero, is how many goroutines parse files and compile rules
+	// instead of GOMAXPROCS; tests compare the outcome of one with that of several.
+	loadWorkers int
+}
+
+// workers returns how many goroutines parse files and compile rules.
+func (o *Options) workers() int {
+	if o.loadWorkers > 0 {
+		return o.loadWorkers
+	}
+	return runtime.GOMAXPROCS(0)
 }
 
 // clock returns the time by Now, or the time.
@@ -111,16 +126,39 @@ type loader struct {
 	total  int
 	read   []string
 	broken bool // a file could not be read or parsed
+
+	// ahead holds the files being read and parsed ahead of the walk, by clean name, on up to
+	// GOMAXPROCS goroutines (slots); aheadBytes counts what they read, within maxTotalSize.
+	ahead      map[string]*parsed
+	slots      chan struct{}
+	aheadBytes int64
+	aheadMu    sync.Mutex
+	aheadWG    sync.WaitGroup
+}
+
+// parsed is a file read, parsed and walked ahead of the loader, with the problems found in
+// it, which the loader reports when its walk reaches the file: in the order, and with the
+// outcome, of parsing it there.
+type parsed struct {
+	done chan struct{}
+	data []byte // nil: not read ahead (an error, or over the budget); the walk reads it
+	e    errs
+	root *yaml.Node
+	s    *src
+	f    *fileAST
 }
 
 // Load reads, validates and compiles the rule files (and what they include) into a rule
 // set. Every problem found is reported: the error is then an ErrorList with file:line:col
 // positions.
 func Load(opts Options, files ...string) (*RuleSet, error) {
-	l := &loader{opts: &opts, e: &errs{}, seen: map[string]bool{}}
+	l := &loader{opts: &opts, e: &errs{}, seen: map[string]bool{}, ahead: map[string]*parsed{},
+		slots: make(chan struct{}, opts.workers())}
 	if len(files) == 0 {
 		return nil, errors.New("rules: no rule file given")
 	}
+	defer l.aheadWG.Wait()
+	l.readAhead(files)
 	for _, f := range files {
 		l.file(f, pos{}, 0)
 	}
@@ -170,11 +208,22 @@ func (l *loader) file(name string, from pos, depth int) {
 		l.e.add(from, "more than %d files included", maxFiles)
 		return
 	}
-	data, err := l.readFile(name)
-	if err != nil {
-		l.e.add(orFile(from, name), "%v", err)
-		l.broken = true
-		return
+	ahead := l.ahead[name]
+	if ahead != nil {
+		<-ahead.done
+	}
+	var data []byte
+	if ahead != nil && ahead.data != nil {
+		data = ahead.data
+	} else {
+		var err error
+		data, err = l.readFile(name)
+		if err != nil {
+			l.e.add(orFile(from, name), "%v", err)
+			l.broken = true
+			return
+		}
+		ahead = nil
 	}
 	l.read = append(l.read, name)
 	l.total += len(data)
@@ -182,19 +231,33 @@ func (l *loader) file(name string, from pos, depth int) {
 		l.e.add(pos{file: name}, "rule files add up to more than %d MiB", maxTotalSize>>20)
 		return
 	}
-	root := parseYAML(name, data, l.e)
-	if root == nil {
-		l.broken = true
-		return
+	var root *yaml.Node
+	var s *src
+	var f *fileAST
+	if ahead != nil {
+		// Report what parsing found, as if it had been parsed here.
+		for _, x := range ahead.e.list {
+			l.e.put(x)
+		}
+		root, s, f = ahead.root, ahead.s, ahead.f
+		if s != nil {
+			s.e = l.e
+		}
+	} else {
+		text := string(data)
+		root = parseYAMLText(name, data, text, l.e)
+		if root != nil {
+			s = newSrc(name, text, l.e)
+			f = decodeFile(s, root)
+		}
 	}
-	s := &src{name: name, lines: strings.Split(string(data), "\n"), e: l.e}
-	f := decodeFile(s, root)
-	if f == nil {
+	if root == nil || f == nil {
 		l.broken = true
 		return
 	}
 	l.stack = append(l.stack, name)
-	for _, inc := range f.includes {
+	targets := make([]string, len(f.includes))
+	for i, inc := range f.includes {
 		target := inc.Value
 		if l.opts.FS != nil {
 			if !path.IsAbs(target) {
@@ -203,10 +266,64 @@ func (l *loader) file(name string, from pos, depth int) {
 		} else if !filepath.IsAbs(target) {
 			target = filepath.Join(filepath.Dir(name), target)
 		}
-		l.file(target, s.pos(inc), depth+1)
+		targets[i] = target
+	}
+	l.readAhead(targets)
+	for i, inc := range f.includes {
+		l.file(targets[i], s.pos(inc), depth+1)
 	}
 	l.stack = l.stack[:len(l.stack)-1]
 	l.files = append(l.files, f)
+}
+
+// newSrc returns the src of a file's text.
+func newSrc(name, text string, e *errs) *src {
+	return &src{name: name, text: text, e: e}
+}
+
+// readAhead starts reading, parsing and walking the files that the loader is about to visit,
+// on up to GOMAXPROCS goroutines: parsing YAML is most of the cost of loading, and the files
+// are independent. Each file's problems are kept apart until the walk reaches it (file);
+// files the walk never reaches (an include cycle, a limit) were parsed for nothing. A file
+// is read ahead only while what was read ahead stays within maxTotalSize.
+func (l *loader) readAhead(names []string) {
+	if cap(l.slots) < 2 || len(names) < 2 && len(l.ahead) == 0 {
+		return // nothing to overlap
+	}
+	for _, name := range names {
+		name = l.clean(name)
+		if l.seen[name] || l.ahead[name] != nil || len(l.ahead) >= maxFiles {
+			continue
+		}
+		p := &parsed{done: make(chan struct{})}
+		l.ahead[name] = p
+		l.aheadWG.Add(1)
+		go func() {
+			defer l.aheadWG.Done()
+			defer close(p.done)
+			l.slots <- struct{}{}
+			defer func() { <-l.slots }()
+			data, err := l.readFile(name)
+			if err != nil {
+				return // the walk reads it again and reports the error in its place
+			}
+			l.aheadMu.Lock()
+			l.aheadBytes += int64(len(data))
+			over := l.aheadBytes > maxTotalSize
+			l.aheadMu.Unlock()
+			if over {
+				return
+			}
+			p.data = data
+			text := string(data)
+			p.root = parseYAMLText(name, data, text, &p.e)
+			if p.root == nil {
+				return
+			}
+			p.s = newSrc(name, text, &p.e)
+			p.f = decodeFile(p.s, p.root)
+		}()
+	}
 }
 
 func orFile(p pos, name string) pos {
@@ -222,7 +339,7 @@ func (l *loader) readFile(name string) ([]byte, error) {
 }
 
 func readLimited(fsys fs.FS, name string) ([]byte, error) {
-	var f io.ReadCloser
+	var f fs.File
 	var err error
 	if fsys != nil {
 		f, err = fsys.Open(name)
@@ -236,7 +353,11 @@ func readLimited(fsys fs.FS, name string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	var buf []byte
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() <= MaxFileSize {
+		buf = make([]byte, 0, fi.Size()+512) // room to see the end of the file without growing
+	}
+	data, err := readAll(io.LimitReader(f, MaxFileSize+1), buf)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", name, err)
 	}
@@ -246,10 +367,36 @@ func readLimited(fsys fs.FS, name string) ([]byte, error) {
 	return data, nil
 }
 
+// readAll is io.ReadAll into buf.
+func readAll(r io.Reader, buf []byte) ([]byte, error) {
+	if buf == nil {
+		return io.ReadAll(r)
+	}
+	for {
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)] // grow
+		}
+	}
+}
+
 var yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 // parseYAML parses one YAML document into a node tree, reporting syntax errors.
 func parseYAML(name string, data []byte, e *errs) (root *yaml.Node) {
+	return parseYAMLText(name, data, string(data), e)
+}
+
+// parseYAMLText is parseYAML with the data as text too: the loader keeps the text (src),
+// which the tree fastYAML makes shares.
+func parseYAMLText(name string, data []byte, text string, e *errs) (root *yaml.Node) {
 	if bytes.IndexByte(data, 0) >= 0 || !isUTF8(data) {
 		line, col := firstInvalidUTF8(data)
 		if i := bytes.IndexByte(data, 0); i >= 0 {
@@ -263,6 +410,9 @@ func parseYAML(name string, data []byte, e *errs) (root *yaml.Node) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		e.add(pos{file: name, line: 1, col: 1}, "file is empty: a rule file starts with 'version: 1' and has a 'rules:' list")
 		return nil
+	}
+	if n := fastYAML(text); n != nil {
+		return n // the common forms, read as yaml.v3 reads them
 	}
 	defer func() {
 		if r := recover(); r != nil {

@@ -2,6 +2,8 @@ package rules
 
 import (
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -55,11 +57,10 @@ type flatPattern struct {
 
 // pnode is a parsed pattern before expansion.
 type pnode struct {
-	kind  byte // 'w' word text, '*' star, 'c' capture, 'a' alternatives, 'o' optional
-	text  string
-	alts  [][]pnode
-	col   int // rune offset in the pattern, for errors
-	named string
+	kind byte   // 'w' word text, '*' star, 'c' capture, 'a' alternatives, 'o' optional
+	col  int32  // rune offset in the pattern, for errors
+	text string // the word ('w'), the capture's name ('c')
+	alts [][]pnode
 }
 
 type patternError struct {
@@ -74,30 +75,45 @@ func parsePattern(src string) ([]flatPattern, error) {
 	if len(src) > maxPatternLen {
 		return nil, &patternError{0, fmt.Sprintf("pattern is %d bytes long; the limit is %d", len(src), maxPatternLen)}
 	}
-	p := &pparser{r: []rune(src)}
+	p := &pparser{src: src, n: len(src)}
+	for i := 0; i < len(src); i++ {
+		if src[i] >= utf8.RuneSelf {
+			p.r = []rune(src) // offsets are in runes; an ASCII pattern needs no copy
+			p.n = len(p.r)
+			break
+		}
+	}
 	seq, err := p.seq(0)
 	if err != nil {
 		return nil, err
 	}
-	if p.i < len(p.r) {
-		return nil, &patternError{p.i, fmt.Sprintf("unexpected '%c': it closes nothing", p.r[p.i])}
+	if p.i < p.n {
+		return nil, &patternError{p.i, fmt.Sprintf("unexpected '%c': it closes nothing", p.at(p.i))}
 	}
 	exp, err := expand(seq)
 	if err != nil {
 		return nil, err
 	}
-	var out []flatPattern
-	seen := map[string]bool{}
+	out := make([]flatPattern, 0, len(exp))
+	var seen map[string]bool // keys of the expansions, when there are several
+	if len(exp) > 1 {
+		seen = make(map[string]bool, len(exp))
+	}
 	for _, e := range exp {
 		fp, err := flatten(e)
 		if err != nil {
 			return nil, err
 		}
-		k := fp.key()
-		if seen[k] || len(fp.elems) == 0 {
+		if len(fp.elems) == 0 {
 			continue
 		}
-		seen[k] = true
+		if seen != nil {
+			k := fp.key()
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+		}
 		out = append(out, fp)
 	}
 	if len(out) == 0 {
@@ -107,8 +123,43 @@ func parsePattern(src string) ([]flatPattern, error) {
 }
 
 type pparser struct {
-	r []rune
-	i int
+	src string
+	r   []rune // the runes of src, unless it is ASCII
+	n   int    // runes
+	i   int
+}
+
+// at returns the rune at offset i.
+func (p *pparser) at(i int) rune {
+	if p.r == nil {
+		return rune(p.src[i])
+	}
+	return p.r[i]
+}
+
+// str returns the runes [from:to] as a string: a part of src when it is ASCII.
+func (p *pparser) str(from, to int) string {
+	if p.r == nil {
+		return p.src[from:to]
+	}
+	return string(p.r[from:to])
+}
+
+// isPatternSpace reports whether c separates the words of a pattern.
+func isPatternSpace(c rune) bool {
+	if c < utf8.RuneSelf {
+		return c == ' ' || '\t' <= c && c <= '\r'
+	}
+	return unicode.IsSpace(c)
+}
+
+// isPatternSyntax reports whether c is one of ( ) [ ] { } |.
+func isPatternSyntax(c rune) bool {
+	switch c {
+	case '(', ')', '[', ']', '{', '}', '|':
+		return true
+	}
+	return false
 }
 
 func (p *pparser) seq(depth int) ([]pnode, error) {
@@ -116,10 +167,10 @@ func (p *pparser) seq(depth int) ([]pnode, error) {
 		return nil, &patternError{p.i, "pattern nests ( ) and [ ] more than 8 deep"}
 	}
 	var out []pnode
-	for p.i < len(p.r) {
-		c := p.r[p.i]
+	for p.i < p.n {
+		c := p.at(p.i)
 		switch {
-		case unicode.IsSpace(c):
+		case isPatternSpace(c):
 			p.i++
 		case c == ')' || c == ']' || c == '|':
 			return out, nil
@@ -133,14 +184,14 @@ func (p *pparser) seq(depth int) ([]pnode, error) {
 					return nil, err
 				}
 				alts = append(alts, s)
-				if p.i >= len(p.r) {
+				if p.i >= p.n {
 					want := ')'
 					if c == '[' {
 						want = ']'
 					}
 					return nil, &patternError{start, fmt.Sprintf("'%c' is never closed: add '%c'", c, want)}
 				}
-				d := p.r[p.i]
+				d := p.at(p.i)
 				p.i++
 				if d == '|' {
 					continue
@@ -159,37 +210,39 @@ func (p *pparser) seq(depth int) ([]pnode, error) {
 					return nil, &patternError{start, "empty alternative in ( ): use [ ] for an optional word"}
 				}
 			}
-			out = append(out, pnode{kind: kind, alts: alts, col: start})
+			out = append(out, pnode{kind: kind, alts: alts, col: int32(start)})
 		case c == '{':
 			start := p.i
 			end := start + 1
-			for end < len(p.r) && p.r[end] != '}' {
+			for end < p.n && p.at(end) != '}' {
 				end++
 			}
-			if end >= len(p.r) {
+			if end >= p.n {
 				return nil, &patternError{start, "'{' is never closed: a capture is written {name}"}
 			}
-			name := string(p.r[start+1 : end])
+			name := p.str(start+1, end)
 			if !isIdent(name) {
 				return nil, &patternError{start, fmt.Sprintf("capture name %q is not a name: use letters, digits and _, such as {city}", name)}
 			}
 			p.i = end + 1
-			if p.i < len(p.r) && !unicode.IsSpace(p.r[p.i]) && !strings.ContainsRune(")]|", p.r[p.i]) {
+			if p.i < p.n && !unicode.IsSpace(p.at(p.i)) && !strings.ContainsRune(")]|", p.at(p.i)) {
 				return nil, &patternError{start, fmt.Sprintf("capture {%s} must stand alone as a word: put a space after it", name)}
 			}
-			out = append(out, pnode{kind: 'c', named: name, col: start})
+			out = append(out, pnode{kind: 'c', text: name, col: int32(start)})
 		case c == '}':
 			return nil, &patternError{p.i, "'}' closes nothing"}
 		default:
 			start := p.i
-			for p.i < len(p.r) && !unicode.IsSpace(p.r[p.i]) && !strings.ContainsRune("()[]{}|", p.r[p.i]) {
+			for p.i < p.n && !isPatternSpace(p.at(p.i)) && !isPatternSyntax(p.at(p.i)) {
 				p.i++
 			}
-			w := string(p.r[start:p.i])
-			if w == "*" {
-				out = append(out, pnode{kind: '*', col: start})
+			if out == nil {
+				out = make([]pnode, 0, 4)
+			}
+			if p.i == start+1 && p.at(start) == '*' {
+				out = append(out, pnode{kind: '*', col: int32(start)})
 			} else {
-				out = append(out, pnode{kind: 'w', text: w, col: start})
+				out = append(out, pnode{kind: 'w', text: p.str(start, p.i), col: int32(start)})
 			}
 		}
 	}
@@ -198,6 +251,9 @@ func (p *pparser) seq(depth int) ([]pnode, error) {
 
 // expand turns alternatives and optionals into every combination.
 func expand(seq []pnode) ([][]pnode, error) {
+	if !slices.ContainsFunc(seq, func(n pnode) bool { return n.kind == 'a' || n.kind == 'o' }) {
+		return [][]pnode{seq}, nil // one expansion: the sequence itself
+	}
 	res := [][]pnode{nil}
 	for _, n := range seq {
 		if n.kind != 'a' && n.kind != 'o' {
@@ -219,7 +275,7 @@ func expand(seq []pnode) ([][]pnode, error) {
 			choices = append(choices, nil)
 		}
 		if len(res)*len(choices) > maxPatternExpansions {
-			return nil, &patternError{n.col, fmt.Sprintf("pattern has more than %d combinations of ( ) and [ ]: split it into several patterns", maxPatternExpansions)}
+			return nil, &patternError{int(n.col), fmt.Sprintf("pattern has more than %d combinations of ( ) and [ ]: split it into several patterns", maxPatternExpansions)}
 		}
 		var next [][]pnode
 		for _, r := range res {
@@ -235,10 +291,15 @@ func expand(seq []pnode) ([][]pnode, error) {
 }
 
 func flatten(seq []pnode) (flatPattern, error) {
-	var fp flatPattern
-	stars := 0
-	names := map[string]bool{}
+	size := len(seq) // elements, most likely: a word or a * one each, a capture two
 	for _, n := range seq {
+		if n.kind == 'c' {
+			size++
+		}
+	}
+	fp := flatPattern{elems: make([]elem, 0, size)}
+	stars := 0
+	for i, n := range seq {
 		switch n.kind {
 		case '*':
 			stars++
@@ -246,14 +307,13 @@ func flatten(seq []pnode) (flatPattern, error) {
 			if l := len(fp.elems); l > 0 && fp.elems[l-1].kind == elStar && (len(fp.caps) == 0 || fp.caps[len(fp.caps)-1].to != l) {
 				continue
 			}
-			fp.caps = append(fp.caps, capture{name: fmt.Sprintf("star%d", stars), from: len(fp.elems), to: len(fp.elems) + 1})
+			fp.caps = append(fp.caps, capture{name: starName(stars), from: len(fp.elems), to: len(fp.elems) + 1})
 			fp.elems = append(fp.elems, elem{kind: elStar})
 		case 'c':
-			if names[n.named] {
-				return fp, &patternError{n.col, fmt.Sprintf("capture {%s} appears twice in one pattern", n.named)}
+			if slices.ContainsFunc(seq[:i], func(m pnode) bool { return m.kind == 'c' && m.text == n.text }) {
+				return fp, &patternError{int(n.col), fmt.Sprintf("capture {%s} appears twice in one pattern", n.text)}
 			}
-			names[n.named] = true
-			fp.caps = append(fp.caps, capture{name: n.named, from: len(fp.elems), to: len(fp.elems) + 2})
+			fp.caps = append(fp.caps, capture{name: n.text, from: len(fp.elems), to: len(fp.elems) + 2})
 			fp.elems = append(fp.elems, elem{kind: elAny1}, elem{kind: elStar})
 		case 'w':
 			if strings.Contains(n.text, "*") {
@@ -262,6 +322,10 @@ func flatten(seq []pnode) (flatPattern, error) {
 					parts[i] = strings.Join(foldWords(p), "")
 				}
 				fp.elems = append(fp.elems, elem{kind: elGlob, glob: parts})
+				continue
+			}
+			if isFolded(n.text) {
+				fp.elems = append(fp.elems, elem{kind: elWord, word: n.text})
 				continue
 			}
 			for _, w := range foldWords(n.text) {
@@ -275,9 +339,42 @@ func flatten(seq []pnode) (flatPattern, error) {
 	return fp, nil
 }
 
+// starNames are the names of the first unnamed * captures.
+var starNames = [...]string{"star0", "star1", "star2", "star3", "star4", "star5", "star6", "star7", "star8"}
+
+// starName names the k-th unnamed * capture (match.star1, ...).
+func starName(k int) string {
+	if k < len(starNames) {
+		return starNames[k]
+	}
+	return "star" + strconv.Itoa(k)
+}
+
+// isFolded reports whether s is one word as folding leaves it: lower-case ASCII letters and
+// digits (foldWords(s) is then exactly s).
+func isFolded(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
 // key identifies a flat pattern for duplicate detection.
 func (fp flatPattern) key() string {
 	var b strings.Builder
+	size := 2 * len(fp.elems)
+	for _, e := range fp.elems {
+		size += len(e.word)
+		for _, g := range e.glob {
+			size += len(g) + 1
+		}
+	}
+	b.Grow(size)
 	for i, e := range fp.elems {
 		if i > 0 {
 			b.WriteByte(' ')

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,6 +40,8 @@ type fileAST struct {
 	typing   *typingSpec
 	help     *bool
 	rules    []*ruleAST
+	// aliased: the file has aliases (*name), which its src counts as they are resolved.
+	aliased bool
 }
 
 // ruleAST is one rule as written, with the nodes kept for positions.
@@ -69,7 +72,7 @@ type ruleAST struct {
 	invite      *yaml.Node
 	end         bool
 	cont        bool
-	has         map[string]field
+	has         fields
 }
 
 type setAST struct {
@@ -138,9 +141,22 @@ func (s *src) typing(n *yaml.Node) *typingSpec {
 	return &typingSpec{d: d}
 }
 
+// hasAlias reports whether the tree under n holds an alias node.
+func hasAlias(n *yaml.Node) bool {
+	if n.Kind == yaml.AliasNode {
+		return true
+	}
+	for _, c := range n.Content {
+		if hasAlias(c) {
+			return true
+		}
+	}
+	return false
+}
+
 // decodeFile walks the root node of a rule file.
 func decodeFile(s *src, root *yaml.Node) *fileAST {
-	f := &fileAST{path: s.name, src: s, vars: map[string]any{}, varPos: map[string]pos{}}
+	f := &fileAST{path: s.name, src: s, vars: map[string]any{}, varPos: map[string]pos{}, aliased: hasAlias(root)}
 	doc := root
 	if doc.Kind == yaml.DocumentNode {
 		if len(doc.Content) == 0 {
@@ -232,22 +248,22 @@ func decodeRule(s *src, rn *yaml.Node, i int) *ruleAST {
 	}
 	r := &ruleAST{src: s, node: rn, on: bot.EventMessage}
 	// Find the name first, so that every other message can mention it.
-	what := fmt.Sprintf("rule #%d", i+1)
+	what := "rule #" + strconv.Itoa(i+1)
 	if rn.Kind == yaml.MappingNode {
 		for j := 0; j+1 < len(rn.Content); j += 2 {
 			if rn.Content[j].Value == "name" {
 				if v := s.resolve(rn.Content[j+1]); v != nil && v.Kind == yaml.ScalarNode && v.Value != "" {
-					what = fmt.Sprintf("rule '%s'", v.Value)
+					what = "rule '" + v.Value + "'"
 				}
 			}
 		}
 	}
-	fs := s.mapping(rn, what, ruleKeys)
+	fs := s.fields(rn, what, ruleKeys)
 	if fs == nil {
 		return nil
 	}
 	r.has = fs
-	if v, ok := fs["name"]; ok {
+	if v, ok := fs.get("name"); ok {
 		if name, ok := s.str(v.v, "'name'"); ok {
 			if name == "" || strings.ContainsAny(name, " \t\n") {
 				s.errf(v.v, "rule name %q must be one word, such as reset-password", name)
@@ -258,21 +274,21 @@ func decodeRule(s *src, rn *yaml.Node, i int) *ruleAST {
 		s.errf(rn, "%s has no 'name': every rule needs a unique name, such as 'name: greet'", what)
 		r.name = fmt.Sprintf("#%d", i+1)
 	}
-	if v, ok := fs["description"]; ok {
+	if v, ok := fs.get("description"); ok {
 		r.description, _ = s.str(v.v, "'description'")
 	}
-	if v, ok := fs["examples"]; ok {
+	if v, ok := fs.get("examples"); ok {
 		for _, n := range s.strs(v.v, "'examples'") {
 			r.examples = append(r.examples, n.Value)
 		}
 	}
-	if v, ok := fs["hidden"]; ok {
+	if v, ok := fs.get("hidden"); ok {
 		r.hidden, _ = s.boolean(v.v, "'hidden'")
 	}
-	if v, ok := fs["priority"]; ok {
+	if v, ok := fs.get("priority"); ok {
 		r.priority, _ = s.integer(v.v, "'priority'", -1_000_000, 1_000_000)
 	}
-	if v, ok := fs["on"]; ok {
+	if v, ok := fs.get("on"); ok {
 		if on, ok := s.str(v.v, "'on'"); ok {
 			r.onNode = v.v
 			k, found := eventKind(on)
@@ -283,34 +299,34 @@ func decodeRule(s *src, rn *yaml.Node, i int) *ruleAST {
 			}
 		}
 	}
-	if v, ok := fs["match"]; ok {
+	if v, ok := fs.get("match"); ok {
 		r.match = s.strs(v.v, "'match'")
 	}
-	if v, ok := fs["regex"]; ok {
+	if v, ok := fs.get("regex"); ok {
 		r.regex = s.strs(v.v, "'regex'")
 	}
-	if v, ok := fs["when"]; ok {
+	if v, ok := fs.get("when"); ok {
 		if _, ok := s.str(v.v, "'when'"); ok {
 			r.when = s.resolve(v.v)
 		}
 	}
-	if v, ok := fs["state"]; ok {
+	if v, ok := fs.get("state"); ok {
 		r.states = s.strs(v.v, "'state'")
 	}
-	if v, ok := fs["fallback"]; ok {
+	if v, ok := fs.get("fallback"); ok {
 		r.fallback, _ = s.boolean(v.v, "'fallback'")
 		r.fallbackN = v.v
 	}
-	_, hasReply := fs["reply"]
-	_, hasMsgs := fs["messages"]
+	_, hasReply := fs.get("reply")
+	_, hasMsgs := fs.get("messages")
 	if hasReply && hasMsgs {
-		s.errf(fs["messages"].k, "%s has both 'reply' and 'messages': use 'messages' alone to send several messages in a row", what)
+		s.errf(fs.at("messages").k, "%s has both 'reply' and 'messages': use 'messages' alone to send several messages in a row", what)
 	} else if hasReply {
-		if alts := s.alternatives(fs["reply"].v, "'reply'"); alts != nil {
+		if alts := s.alternatives(fs.at("reply").v, "'reply'"); alts != nil {
 			r.msgs = [][]*yaml.Node{alts}
 		}
 	} else if hasMsgs {
-		n := s.resolve(fs["messages"].v)
+		n := s.resolve(fs.at("messages").v)
 		if n != nil && n.Kind != yaml.SequenceNode {
 			s.errf(n, "'messages' must be a list of messages sent in a row; for one message use 'reply'")
 		} else if n != nil {
@@ -324,7 +340,7 @@ func decodeRule(s *src, rn *yaml.Node, i int) *ruleAST {
 			}
 		}
 	}
-	if v, ok := fs["pick"]; ok {
+	if v, ok := fs.get("pick"); ok {
 		if p, ok := s.str(v.v, "'pick'"); ok {
 			switch p {
 			case "random":
@@ -336,10 +352,10 @@ func decodeRule(s *src, rn *yaml.Node, i int) *ruleAST {
 			}
 		}
 	}
-	if v, ok := fs["typing"]; ok {
+	if v, ok := fs.get("typing"); ok {
 		r.typing = s.typing(v.v)
 	}
-	if v, ok := fs["set"]; ok {
+	if v, ok := fs.get("set"); ok {
 		n := s.resolve(v.v)
 		if n != nil && n.Kind != yaml.MappingNode {
 			s.errf(n, "'set' must be a mapping of variable: value, such as 'set: {topic: billing}'")
@@ -364,7 +380,7 @@ func decodeRule(s *src, rn *yaml.Node, i int) *ruleAST {
 		}
 	}
 	for _, key := range []string{"goto", "call", "handler", "invite"} {
-		v, ok := fs[key]
+		v, ok := fs.get(key)
 		if !ok {
 			continue
 		}
@@ -383,10 +399,10 @@ func decodeRule(s *src, rn *yaml.Node, i int) *ruleAST {
 			r.invite = n
 		}
 	}
-	if v, ok := fs["end"]; ok {
+	if v, ok := fs.get("end"); ok {
 		r.end, _ = s.boolean(v.v, "'end'")
 	}
-	if v, ok := fs["continue"]; ok {
+	if v, ok := fs.get("continue"); ok {
 		r.cont, _ = s.boolean(v.v, "'continue'")
 	}
 	return r

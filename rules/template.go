@@ -82,6 +82,9 @@ func (t tmplExpr) shift(e *exprError) *exprError {
 // extra checks (captures that do not exist, constant arguments, limits). It returns the
 // problems found, warnings included, and a nil template when one of them is an error.
 func (c *compiler) compileTemplate(s string, typed bool, check func(string, ast.Node) []*exprError) (*template, []*exprError) {
+	if !strings.Contains(s, "{{") {
+		return &template{lit: s, plain: true}, nil // what splitTemplate would find
+	}
 	lits, exprs, err := splitTemplate(s)
 	if err != nil {
 		return nil, []*exprError{err}

@@ -20,7 +20,7 @@ const (
 // src is one file being walked: its name, lines (for block-scalar columns) and budgets.
 type src struct {
 	name     string
-	lines    []string
+	text     string // the file, for the lines of block scalars (see at)
 	aliases  int
 	aliasErr bool // the alias budget was exceeded and reported
 	e        *errs
@@ -86,6 +86,39 @@ type field struct {
 // mapping checks that n is a mapping with only known keys, and returns its fields by key.
 // what names the mapping in messages ("rule 'greet'", "the file").
 func (s *src) mapping(n *yaml.Node, what string, known []string) map[string]field {
+	fs := s.fields(n, what, known)
+	if fs == nil {
+		return nil
+	}
+	out := make(map[string]field, len(fs))
+	for _, f := range fs {
+		out[f.key] = f
+	}
+	return out
+}
+
+// fields are the fields of a mapping, in order: what mapping returns by key, for the
+// mappings read most (rules), which have few keys, without a map to build.
+type fields []field
+
+// get returns the field of a key.
+func (fs fields) get(key string) (field, bool) {
+	for _, f := range fs {
+		if f.key == key {
+			return f, true
+		}
+	}
+	return field{}, false
+}
+
+// at returns the field of a key, or the zero field.
+func (fs fields) at(key string) field {
+	f, _ := fs.get(key)
+	return f
+}
+
+// fields is mapping, returning the fields in order (not nil when n is a mapping).
+func (s *src) fields(n *yaml.Node, what string, known []string) fields {
 	n = s.resolve(n)
 	if n == nil {
 		return nil
@@ -94,7 +127,7 @@ func (s *src) mapping(n *yaml.Node, what string, known []string) map[string]fiel
 		s.errf(n, "%s must be a mapping of keys (key: value), not %s", what, kindName(n))
 		return nil
 	}
-	out := make(map[string]field, len(n.Content)/2)
+	out := make(fields, 0, len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := s.resolve(n.Content[i]), n.Content[i+1]
 		if k == nil {
@@ -108,7 +141,7 @@ func (s *src) mapping(n *yaml.Node, what string, known []string) map[string]fiel
 			s.errf(k, "merge keys (<<) are not supported in %s: write the keys out", what)
 			continue
 		}
-		if prev, dup := out[k.Value]; dup {
+		if prev, dup := out.get(k.Value); dup {
 			s.errf(k, "key '%s' appears twice in %s (first at line %d)", k.Value, what, prev.k.Line)
 			continue
 		}
@@ -123,7 +156,7 @@ func (s *src) mapping(n *yaml.Node, what string, known []string) map[string]fiel
 			s.errf(k, "unknown key '%s' in %s%s", k.Value, what, keyHint(k.Value, known))
 			continue
 		}
-		out[k.Value] = field{key: k.Value, k: k, v: v, valid: true}
+		out = append(out, field{key: k.Value, k: k, v: v, valid: true})
 	}
 	return out
 }
@@ -287,8 +320,9 @@ func (s *src) at(n *yaml.Node, line, col int) pos {
 		p.line = l
 		p.col = 1 + col
 		// The block's indentation is that of its first non-empty line.
-		for i := n.Line; i < len(s.lines) && i < n.Line+1000; i++ {
-			if src := s.lines[i]; strings.TrimSpace(src) != "" {
+		lines := strings.SplitN(s.text, "\n", n.Line+1001)
+		for i := n.Line; i < len(lines) && i < n.Line+1000; i++ {
+			if src := lines[i]; strings.TrimSpace(src) != "" {
 				p.col = 1 + len(src) - len(strings.TrimLeft(src, " ")) + col
 				break
 			}
