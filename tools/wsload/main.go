@@ -7,10 +7,11 @@
 // The bot is an in-process echo bot set up as imbot run sets up a web chat (ws:// listener,
 // guest tokens from package web, Trust.Guests); the clients run in the same process, on
 // loopback. For each transport it opens every connection, reads the heap the bot holds with
-// them all open and idle, then has every client chat for the duration: a page-mode MESSAGE,
-// its 200, the bot's echo (answered 200), the next MESSAGE. It prints the round trips a
-// second, their latency p50 and p99, and the heap per open connection, then the ratios
-// WebSocket/TCP. Figures are for one machine with clients and bot sharing its CPUs.
+// them all open and idle, then has every client chat for the duration, a message every
+// -interval (as people chat; 0: as fast as answers come): a page-mode MESSAGE, its 200, the
+// bot's echo (answered 200). It prints the round trips a second, the messages answered 503
+// (the bot behind), the latency p50 and p99, and the heap per open connection, then the
+// ratios WebSocket/TCP. Figures are for one machine with clients and bot sharing its CPUs.
 package main
 
 import (
@@ -22,6 +23,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"runtime"
@@ -43,9 +45,10 @@ import (
 func main() {
 	visitors := flag.Int("visitors", 1000, "clients of each transport, each on its own connection")
 	duration := flag.Duration("duration", 10*time.Second, "how long every client chats")
+	interval := flag.Duration("interval", time.Second, "each client sends a message this often (0: the next as soon as the last is answered)")
 	flag.Parse()
 	sip.SetDefaultLogger(slog.New(slog.DiscardHandler)) // sipgo's own lines about closing connections
-	if err := run(*visitors, *duration); err != nil {
+	if err := run(*visitors, *duration, *interval); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -54,13 +57,14 @@ func main() {
 type result struct {
 	name          string
 	trips         int64
+	busy          int64 // messages answered 503 (the bot was behind)
 	rate          float64
 	p50, p99      time.Duration
 	heapPerConn   float64 // bytes
 	goroutinesPer float64
 }
 
-func run(n int, d time.Duration) error {
+func run(n int, d, every time.Duration) error {
 	guests, err := web.NewGuests(web.NewKey(), "", time.Hour)
 	if err != nil {
 		return err
@@ -89,16 +93,16 @@ func run(n int, d time.Duration) error {
 
 	var results []result
 	for _, tr := range []string{"ws", "tcp"} {
-		r, err := measure(ctx, b, guests, tr, n, d)
+		r, err := measure(ctx, b, guests, tr, n, d, every)
 		if err != nil {
 			return fmt.Errorf("%s: %w", tr, err)
 		}
 		results = append(results, r)
 	}
-	fmt.Printf("wsload: %d clients per transport, %v of chat each, bot and clients on %d CPUs\n", n, d, runtime.NumCPU())
-	fmt.Printf("%-10s %10s %10s %9s %9s %14s %12s\n", "transport", "trips", "trips/s", "p50_ms", "p99_ms", "heap/conn_KB", "goroutines/conn")
+	fmt.Printf("wsload: %d clients per transport, each a message every %v for %v, bot and clients on %d CPUs\n", n, every, d, runtime.NumCPU())
+	fmt.Printf("%-10s %10s %10s %8s %9s %9s %14s %12s\n", "transport", "trips", "trips/s", "503", "p50_ms", "p99_ms", "heap/conn_KB", "goroutines/conn")
 	for _, r := range results {
-		fmt.Printf("%-10s %10d %10.0f %9.2f %9.2f %14.1f %12.2f\n", r.name, r.trips, r.rate,
+		fmt.Printf("%-10s %10d %10.0f %8d %9.2f %9.2f %14.1f %12.2f\n", r.name, r.trips, r.rate, r.busy,
 			ms(r.p50), ms(r.p99), r.heapPerConn/1024, r.goroutinesPer)
 	}
 	w, t := results[0], results[1]
@@ -182,6 +186,9 @@ func header(msg, name string) string {
 	return ""
 }
 
+// errBusy is a message answered 503.
+var errBusy = errors.New("503")
+
 // trip sends one message and waits for its 200 and the echo, which it answers.
 func (c *client) trip(b *bot.Bot, transport string) error {
 	c.seq++
@@ -212,6 +219,8 @@ func (c *client) trip(b *bot.Bot, transport string) error {
 		switch {
 		case strings.HasPrefix(in, "SIP/2.0 200") && header(in, "Call-ID") == callID:
 			okd = true
+		case strings.HasPrefix(in, "SIP/2.0 503") && header(in, "Call-ID") == callID:
+			return errBusy
 		case strings.HasPrefix(in, "SIP/2.0 "):
 			return fmt.Errorf("answered %s", strings.SplitN(in, "\r\n", 2)[0])
 		case strings.HasPrefix(in, "MESSAGE ") && strings.HasSuffix(in, "\r\n\r\n"+text):
@@ -226,7 +235,7 @@ func (c *client) trip(b *bot.Bot, transport string) error {
 	return nil
 }
 
-func measure(ctx context.Context, b *bot.Bot, guests *web.Guests, transport string, n int, d time.Duration) (result, error) {
+func measure(ctx context.Context, b *bot.Bot, guests *web.Guests, transport string, n int, d, every time.Duration) (result, error) {
 	r := result{name: transport}
 	runtime.GC()
 	var before, after runtime.MemStats
@@ -262,6 +271,7 @@ func measure(ctx context.Context, b *bot.Bot, guests *web.Guests, transport stri
 		mu    sync.Mutex
 		lat   []time.Duration
 		trips atomic.Int64
+		busy  atomic.Int64
 		first error
 		wg    sync.WaitGroup
 	)
@@ -272,9 +282,19 @@ func measure(ctx context.Context, b *bot.Bot, guests *web.Guests, transport stri
 		go func() {
 			defer wg.Done()
 			var mine []time.Duration
+			next := time.Now().Add(time.Duration(rand.Int64N(int64(every) + 1))) // spread the clients
 			for time.Now().Before(stop) {
+				if wait := time.Until(next); wait > 0 {
+					time.Sleep(wait)
+				}
+				next = next.Add(every)
 				t0 := time.Now()
-				if err := c.trip(b, transport); err != nil {
+				err := c.trip(b, transport)
+				if errors.Is(err, errBusy) {
+					busy.Add(1)
+					continue
+				}
+				if err != nil {
 					mu.Lock()
 					if first == nil && !errors.Is(err, net.ErrClosed) {
 						first = err
@@ -296,7 +316,7 @@ func measure(ctx context.Context, b *bot.Bot, guests *web.Guests, transport stri
 		return r, first
 	}
 	slices.Sort(lat)
-	r.trips = trips.Load()
+	r.trips, r.busy = trips.Load(), busy.Load()
 	r.rate = float64(r.trips) / elapsed.Seconds()
 	if len(lat) > 0 {
 		r.p50, r.p99 = lat[len(lat)/2], lat[len(lat)*99/100]
