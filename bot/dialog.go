@@ -193,15 +193,7 @@ func (d *dialog) render(w *bytes.Buffer, b *Bot, branch string, cseq uint32, met
 		d.contact.StringWrite(w)
 		w.WriteString("\r\n")
 	}
-	if contentType != "" {
-		w.WriteString("Content-Type: ")
-		w.WriteString(contentType)
-		w.WriteString("\r\n")
-	}
-	w.WriteString("Content-Length: ")
-	w.WriteString(strconv.Itoa(len(body)))
-	w.WriteString("\r\n\r\n")
-	w.Write(body)
+	renderBody(w, contentType, body)
 }
 
 // udpViaBytes is room for the Via header written with the request.

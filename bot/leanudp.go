@@ -439,6 +439,12 @@ func (s *Session) renderPage(w *bytes.Buffer, branch string, method sip.RequestM
 	w.WriteByte(' ')
 	w.WriteString(string(method))
 	w.WriteString("\r\nMax-Forwards: 70\r\n")
+	renderBody(w, contentType, body)
+}
+
+// renderBody ends a rendered request: Content-Type (when there is one), Content-Length, the
+// empty line and the body.
+func renderBody(w *bytes.Buffer, contentType string, body []byte) {
 	if contentType != "" {
 		w.WriteString("Content-Type: ")
 		w.WriteString(contentType)
