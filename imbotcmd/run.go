@@ -27,6 +27,7 @@ func (c *cli) cmdRun(ctx context.Context, args []string, stdout, stderr io.Write
 	addr := fs.String("addr", "127.0.0.1", "IP address to listen on (overrides listen in the config)")
 	port := fs.Int("port", 5060, "port to listen on, for UDP and TCP; 0 picks a free one (overrides listen)")
 	logLevel := fs.String("log-level", "", "log level: debug, info, warn or error (overrides log.level)")
+	webAddr := fs.String("web", "", "serve the web chat widget and its demo page on this HTTP address, such as 127.0.0.1:8080 (overrides web.listen; adds a WebSocket listen address when there is none)")
 	var ruleFiles multiFlag
 	fs.Var(&ruleFiles, "r", "a rule file to serve (repeatable; overrides rules in the config)")
 	fs.Usage = func() {
@@ -51,6 +52,19 @@ func (c *cli) cmdRun(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	if *logLevel != "" {
 		fc.Log.Level = *logLevel
+	}
+	if *webAddr != "" {
+		fc.Web.Listen = *webAddr
+		if wsListen(fc.Listen) == "" && fc.Web.WebSocket == "" {
+			host, _, err := net.SplitHostPort(*webAddr)
+			if err != nil {
+				return fmt.Errorf("--web %q: want host:port, such as 127.0.0.1:8080", *webAddr)
+			}
+			fc.Listen = append(fc.Listen, "ws://"+net.JoinHostPort(host, "0")) // a free port
+		}
+		if errs := fc.validate(); len(errs) > 0 {
+			return fmt.Errorf("--web: %s", errs[0])
+		}
 	}
 	log, err := newLogger(stderr, fc.Log.Level, fc.Log.Format)
 	if err != nil {

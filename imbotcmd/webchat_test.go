@@ -1,10 +1,14 @@
 package imbotcmd
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -116,5 +120,54 @@ web:
 	}
 	if texts := p.Texts(); len(texts) != 0 {
 		t.Errorf("the SIP client got %q; the visitors' limit is not for it", texts)
+	}
+}
+
+// TestRunWebFlag: `imbot run --web ADDR` on the default config serves the web chat, with a
+// WebSocket listen address of its own on a free port, and says where.
+func TestRunWebFlag(t *testing.T) {
+	t.Chdir(t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	runCtx, stop := context.WithCancel(ctx)
+	outR, outW := io.Pipe()
+	var stderr bytes.Buffer
+	exit := make(chan int, 1)
+	go func() {
+		code := run(runCtx, []string{"run", "-port", "0", "-web", "127.0.0.1:0", "-log-level", "warn"}, outW, &stderr)
+		outW.Close()
+		exit <- code
+	}()
+	br := bufio.NewReader(outR)
+	var web string
+	var banner []string
+	for web == "" {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("no web chat in the banner %q: %v (stderr: %s)", banner, err, stderr.String())
+		}
+		banner = append(banner, line)
+		if _, rest, ok := strings.Cut(line, "web chat on "); ok {
+			web, _, _ = strings.Cut(rest, " ")
+		}
+	}
+	go io.Copy(io.Discard, br)
+	if !regexp.MustCompile(`ws 127\.0\.0\.1:[1-9]\d*`).MatchString(banner[0]) {
+		t.Errorf("the banner %q names no WebSocket address", banner[0])
+	}
+	base := strings.TrimSuffix(web, "demo")
+	res, err := http.Post(base+"token", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct{ WS string }
+	_ = json.NewDecoder(res.Body).Decode(&tok)
+	res.Body.Close()
+	if !regexp.MustCompile(`^ws://127\.0\.0\.1:[1-9]\d*$`).MatchString(tok.WS) {
+		t.Errorf("the widget would connect to %q", tok.WS)
+	}
+	stop()
+	if code := <-exit; code != 0 {
+		t.Errorf("imbot run exited %d; stderr: %s", code, stderr.String())
 	}
 }
