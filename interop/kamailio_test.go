@@ -3,6 +3,7 @@ package interop
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -24,6 +25,10 @@ type kamOptions struct {
 	MinExpires int
 	// SHA256 makes the digest challenges use algorithm=SHA-256.
 	SHA256 bool
+	// Dispatch lists bot instances (host:port): requests for sip:bot@127.0.0.1 go to them
+	// through the dispatcher module, which probes them with OPTIONS, instead of to a
+	// registered bot.
+	Dispatch []string
 }
 
 // kamailio is a Kamailio process serving UDP and TCP on one free loopback port.
@@ -86,6 +91,17 @@ func (k *kamailio) start() error {
 	}
 	if k.opts.SHA256 {
 		args = append(args, "-A", "AUTH_SHA256")
+	}
+	if len(k.opts.Dispatch) > 0 {
+		var list strings.Builder
+		for _, d := range k.opts.Dispatch {
+			fmt.Fprintf(&list, "1 sip:%s\n", d)
+		}
+		path := filepath.Join(k.dir, "dispatcher.list")
+		if err := os.WriteFile(path, []byte(list.String()), 0o644); err != nil {
+			return err
+		}
+		args = append(args, "-A", fmt.Sprintf("DSLIST=%q", path))
 	}
 	mark := k.log.Len()
 	proc, err := startProc("kamailio", k.dir, nil, k.log, k.bin, args...)
