@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -152,4 +155,36 @@ func dispatcherStates(out string) map[string]string {
 		}
 	}
 	return states
+}
+
+// TestDeployKamailioConfig checks that deploy/kamailio/kamailio.cfg, the documented front of
+// several instances, is a configuration Kamailio accepts (kamailio -c), with its dispatcher
+// list at a path of the test's.
+func TestDeployKamailioConfig(t *testing.T) {
+	bin := requireTool(t, "kamailio", "kamailio")
+	dir := t.TempDir()
+	cfg, err := os.ReadFile(filepath.Join("..", "deploy", "kamailio", "kamailio.cfg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := os.ReadFile(filepath.Join("..", "deploy", "kamailio", "dispatcher.list"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	listPath := filepath.Join(dir, "dispatcher.list")
+	if err := os.WriteFile(listPath, list, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(cfg), "/etc/kamailio/dispatcher.list") {
+		t.Fatal("deploy/kamailio/kamailio.cfg does not name /etc/kamailio/dispatcher.list")
+	}
+	cfg = []byte(strings.ReplaceAll(string(cfg), "/etc/kamailio/dispatcher.list", listPath))
+	cfgPath := filepath.Join(dir, "kamailio.cfg")
+	if err := os.WriteFile(cfgPath, cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "-c", "-f", cfgPath).CombinedOutput()
+	if err != nil {
+		t.Fatalf("kamailio -c refuses deploy/kamailio/kamailio.cfg: %v\n%s", err, out)
+	}
 }
