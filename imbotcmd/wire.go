@@ -151,6 +151,18 @@ func assemble(ctx context.Context, fc *fileConfig, log *slog.Logger, h func(*app
 	}
 
 	chain := []bot.Middleware{handlers.Logging(log), a.metrics.Middleware()}
+	if fc.Store.Driver == "postgres" {
+		// Instances that share the database take turns on each conversation (deploy/).
+		ls, ok := a.store.(store.LeaseStore)
+		if !ok {
+			return nil, errors.New("store: the PostgreSQL store hands out no conversation leases")
+		}
+		ex, err := handlers.Exclusive(handlers.ExclusiveConfig{Leases: ls, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		chain = append([]bot.Middleware{ex}, chain...)
+	}
 	if acl != nil {
 		chain = append(chain, acl.Middleware())
 	}

@@ -26,6 +26,7 @@ type Memory struct {
 	lastHO     int64 // the highest handoff ID saved
 	rooms      map[string]Room
 	deliveries map[string][]RoomDelivery // by room, by Seq
+	leases     map[string]lease          // by conversation key
 }
 
 func now(t time.Time) time.Time {

@@ -965,3 +965,37 @@ func (db *DB) RoomDeliveries(ctx context.Context, room string) ([]store.RoomDeli
 }
 
 var _ store.RoomStore = (*DB)(nil)
+
+// AcquireLease implements store.LeaseStore in one statement: the row is written only when it
+// is new, its lease has ended, or owner holds it.
+func (db *DB) AcquireLease(ctx context.Context, key, owner string, now time.Time, ttl time.Duration) (bool, error) {
+	w, done, err := db.writer(ctx)
+	if err != nil {
+		return false, fmt.Errorf("store: lease on %q: %w", key, err)
+	}
+	defer done()
+	res, err := w.ExecContext(ctx, `INSERT INTO conversation_leases (key, owner, until) VALUES (?, ?, ?)
+		ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, until = excluded.until
+		WHERE conversation_leases.until <= ? OR conversation_leases.owner = excluded.owner`,
+		key, owner, fmtTime(now.Add(ttl)), fmtTime(now))
+	if err != nil {
+		return false, fmt.Errorf("store: lease on %q: %w", key, err)
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
+}
+
+// ReleaseLease implements store.LeaseStore.
+func (db *DB) ReleaseLease(ctx context.Context, key, owner string) error {
+	w, done, err := db.writer(ctx)
+	if err != nil {
+		return fmt.Errorf("store: release the lease on %q: %w", key, err)
+	}
+	defer done()
+	if _, err := w.ExecContext(ctx, `DELETE FROM conversation_leases WHERE key = ? AND owner = ?`, key, owner); err != nil {
+		return fmt.Errorf("store: release the lease on %q: %w", key, err)
+	}
+	return nil
+}
+
+var _ store.LeaseStore = (*DB)(nil)

@@ -22,6 +22,7 @@ type Store interface {
 	store.StateStore
 	store.HandoffStore
 	store.RoomStore
+	store.LeaseStore
 	AppendTranscript(ctx context.Context, e store.TranscriptEntry) error
 	Transcript(ctx context.Context, key string, limit int) ([]store.TranscriptEntry, error)
 	CreateTicket(ctx context.Context, t store.Ticket) (int64, error)
@@ -51,6 +52,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		"handoff numbering":        handoffNumbering,
 		"rooms":                    rooms,
 		"room deliveries":          roomDeliveries,
+		"leases":                   leases,
 	}
 	for name, f := range tests {
 		t.Run(name, func(t *testing.T) { f(t, open(t)) })
@@ -646,4 +648,39 @@ func roomDeliveries(t *testing.T, s Store) {
 	}
 	check("delivered", "r", d("r", 1, "sip:b@x", "A: one"), two)
 	check("other room untouched", "q", d("q", 1, "sip:z@x", "Y: hey"))
+}
+
+// leases: one owner at a time; the holder renews; another gets it once it is released or
+// has ended; releasing another's lease does nothing.
+func leases(t *testing.T, s Store) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	ttl := 10 * time.Second
+	steps := []struct {
+		what string
+		do   func() (bool, error)
+		want bool
+	}{
+		{"a takes k", func() (bool, error) { return s.AcquireLease(ctx, "k", "a", t0, ttl) }, true},
+		{"b may not take k", func() (bool, error) { return s.AcquireLease(ctx, "k", "b", t0.Add(time.Second), ttl) }, false},
+		{"b takes another key", func() (bool, error) { return s.AcquireLease(ctx, "k2", "b", t0, ttl) }, true},
+		{"a renews k", func() (bool, error) { return s.AcquireLease(ctx, "k", "a", t0.Add(5*time.Second), ttl) }, true},
+		{"b may not take k before the renewed end", func() (bool, error) { return s.AcquireLease(ctx, "k", "b", t0.Add(12*time.Second), ttl) }, false},
+		{"b releasing k does nothing", func() (bool, error) {
+			return true, s.ReleaseLease(ctx, "k", "b")
+		}, true},
+		{"so b still may not take k", func() (bool, error) { return s.AcquireLease(ctx, "k", "b", t0.Add(13*time.Second), ttl) }, false},
+		{"b takes k once a's lease has ended", func() (bool, error) { return s.AcquireLease(ctx, "k", "b", t0.Add(15*time.Second), ttl) }, true},
+		{"b releases k", func() (bool, error) { return true, s.ReleaseLease(ctx, "k", "b") }, true},
+		{"a takes k at once", func() (bool, error) { return s.AcquireLease(ctx, "k", "a", t0.Add(16*time.Second), ttl) }, true},
+	}
+	for _, st := range steps {
+		got, err := st.do()
+		if err != nil {
+			t.Fatalf("%s: %v", st.what, err)
+		}
+		if got != st.want {
+			t.Fatalf("%s: got %v, want %v", st.what, got, st.want)
+		}
+	}
 }

@@ -1,0 +1,8 @@
+-- Leases on conversations (store.LeaseStore): the instance that handles a conversation's
+-- event holds its lease until it is done, or until the lease ends if it crashed.
+
+CREATE TABLE conversation_leases (
+    key   text PRIMARY KEY,
+    owner text NOT NULL,
+    until timestamptz NOT NULL
+);
