@@ -67,7 +67,9 @@ func TestExclusive(t *testing.T) {
 	defer cancel()
 	handle := func(h bot.Handler, text string, conv []bottest.ConversationOption) <-chan error {
 		done := make(chan error, 1)
-		go func() { done <- h.Handle(ctx, bottest.NewRecorder(), bottest.NewEvent(bot.EventMessage, text, conv...)) }()
+		go func() {
+			done <- h.Handle(ctx, bottest.NewRecorder(), bottest.NewEvent(bot.EventMessage, text, conv...))
+		}()
 		return done
 	}
 
