@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/imbot-dev/imbot/internal/origin"
 )
 
 // Config configures a Bot. The zero value of every field is a usable default, so
@@ -340,8 +342,8 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("bot config: %w", err))
 	}
 	for _, o := range cfg.WebSocketOrigins {
-		if err := validOrigin(o); err != nil {
-			errs = append(errs, fmt.Errorf("bot config: %w", err))
+		if err := origin.Valid(o); err != nil {
+			errs = append(errs, fmt.Errorf("bot config: web socket %w", err))
 		}
 	}
 	if _, err := newTrust(cfg.Trust, hosts); err != nil {

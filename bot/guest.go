@@ -2,10 +2,11 @@ package bot
 
 import (
 	"fmt"
-	"net/url"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/imbot-dev/imbot/internal/origin"
 )
 
 // GuestHeader is the SIP header in which a web visitor's requests carry the token that
@@ -83,28 +84,6 @@ func (b *Bot) guestReconnected(req *sip.Request, peer Peer) {
 // false: none) may go on, by Config.WebSocketOrigins: a request without Origin comes from a
 // SIP client, not a browser, and goes on; a browser's must name an origin of the list (or
 // the list holds "*").
-func originAllowed(allowed []string, origin string, present bool) bool {
-	if !present || len(allowed) == 0 {
-		return true
-	}
-	o := strings.ToLower(strings.TrimRight(strings.TrimSpace(origin), "/"))
-	for _, a := range allowed {
-		if a == "*" || strings.EqualFold(strings.TrimRight(a, "/"), o) {
-			return true
-		}
-	}
-	return false
-}
-
-// validOrigin checks one entry of Config.WebSocketOrigins: "*" or scheme://host[:port].
-func validOrigin(o string) error {
-	if o == "*" {
-		return nil
-	}
-	u, err := url.Parse(o)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
-		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return fmt.Errorf("web socket origin %q: want scheme://host[:port] such as https://www.example.com, or *", o)
-	}
-	return nil
+func originAllowed(allowed []string, o string, present bool) bool {
+	return !present || len(allowed) == 0 || origin.Listed(allowed, o)
 }

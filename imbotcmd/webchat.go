@@ -14,6 +14,7 @@ import (
 
 	"github.com/imbot-dev/imbot/bot"
 	"github.com/imbot-dev/imbot/handlers"
+	"github.com/imbot-dev/imbot/internal/origin"
 	"github.com/imbot-dev/imbot/internal/netguard"
 	"github.com/imbot-dev/imbot/web"
 )
@@ -89,8 +90,8 @@ func (c *fileConfig) validateWeb(bad func(key, format string, args ...any)) {
 		}
 	}
 	for _, o := range w.Origins {
-		if u, err := url.Parse(o); o != "*" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/")) {
-			bad("web.origins", "%q: want scheme://host[:port] such as https://www.example.com, or *", o)
+		if err := origin.Valid(o); err != nil {
+			bad("web.origins", "%v", err)
 		}
 	}
 	if w.TokenTTL != 0 && w.TokenTTL < time.Minute {

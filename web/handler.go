@@ -31,6 +31,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/imbot-dev/imbot/internal/origin"
 )
 
 // Options configures Handler.
@@ -83,9 +85,9 @@ func Handler(o Options) (http.Handler, error) {
 	if err != nil || (ws.Scheme != "ws" && ws.Scheme != "wss") || ws.Host == "" {
 		return nil, fmt.Errorf("web: WebSocket %q: want the bot's ws:// or wss:// address as browsers reach it, such as wss://chat.example.com:8443", o.WebSocket)
 	}
-	for _, origin := range o.Origins {
-		if u, err := url.Parse(origin); origin != "*" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/")) {
-			return nil, fmt.Errorf("web: origin %q: want scheme://host[:port] such as https://www.example.com, or *", origin)
+	for _, o := range o.Origins {
+		if err := origin.Valid(o); err != nil {
+			return nil, fmt.Errorf("web: %w", err)
 		}
 	}
 	assets := o.Assets
@@ -228,23 +230,14 @@ func (h *handler) token(w http.ResponseWriter, r *http.Request) {
 		Bot: h.o.Bot, Name: h.o.Name, Expires: g.Expires.UTC()})
 }
 
-// originAllowed reports whether a page of origin may ask for a token: this server's own
+// originAllowed reports whether a page of origin o may ask for a token: this server's own
 // pages, and those of Options.Origins.
-func (h *handler) originAllowed(origin string, r *http.Request) bool {
-	o := strings.ToLower(strings.TrimRight(origin, "/"))
+func (h *handler) originAllowed(o string, r *http.Request) bool {
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	if o == scheme+"://"+strings.ToLower(r.Host) {
-		return true
-	}
-	for _, a := range h.o.Origins {
-		if a == "*" || strings.EqualFold(strings.TrimRight(a, "/"), o) {
-			return true
-		}
-	}
-	return false
+	return origin.Listed([]string{scheme + "://" + r.Host}, o) || origin.Listed(h.o.Origins, o)
 }
 
 // clientAddr is the key of a client in the token limit: its IP address, an IPv6 one by its
