@@ -8,19 +8,20 @@ import (
 	"github.com/emiago/sipgo/sip"
 )
 
-// A page-mode MESSAGE over UDP is a transaction of its own: sipgo keeps each one, with its
+// A MESSAGE (or BYE) over UDP is a transaction of its own, which sipgo would keep, with its
 // request, its 200 and its timers, for 32 s after the 200 (Timer J) to absorb the sender's
-// retransmissions. At thousands of messages a second that is most of the bot's memory and a
-// good part of its garbage collection. The bot ends the transaction once the 200 is written
-// and remembers only the request's transaction key (RFC 3261 §17.2.3: branch, sent-by,
-// method) and the To tag of its 200, in two generations of 32 s: a retransmission is
-// answered with the same 200 again and is not handled twice.
+// retransmissions: at thousands of messages a second, most of the bot's memory and a good
+// part of its garbage collection. The bot remembers only the request's transaction key
+// (RFC 3261 §17.2.3: branch, sent-by, method) and the To tag of its 200, in two generations
+// of 32 s: the lean path's read loop (leanudp.go) answers a retransmission with the same 200
+// again, and it is not handled twice.
 
 // answeredMemory is how long a page-mode request's key is remembered at least: Timer J,
 // 64·T1 (T1 = 500 ms), the longest a client retransmits a non-INVITE request.
 const answeredMemory = 32 * time.Second
 
-// answered remembers the keys of page-mode requests the bot answered 200.
+// answered remembers the keys of the requests over UDP the bot answered 200: page-mode
+// MESSAGEs (respondPage) and in-dialog ones (leanServerTx.Respond).
 type answered struct {
 	mu       sync.Mutex
 	cur, old map[string]string // key -> To tag of the 200
@@ -95,23 +96,4 @@ func (b *Bot) respondTagged(req *sip.Request, tx sip.ServerTransaction, tag stri
 		to.Params.Add("tag", tag)
 	}
 	b.sendResponse(req, tx, res)
-}
-
-// reanswer answers a retransmission of a page-mode request the bot answered 200 and whose
-// transaction it ended, with the same 200, and reports whether req was one.
-func (b *Bot) reanswer(req *sip.Request, tx sip.ServerTransaction) bool {
-	if sip.IsReliable(req.Transport()) {
-		return false
-	}
-	key := txKey(req)
-	if key == "" {
-		return false
-	}
-	tag, ok := b.answered.get(key)
-	if !ok {
-		return false
-	}
-	b.respondTagged(req, tx, tag)
-	tx.Terminate()
-	return true
 }

@@ -28,7 +28,8 @@ import (
 //   - A MESSAGE (page mode, or in a session the bot has), or a BYE, is parsed there and handed, with
 //     a leanServerTx, to a small pool of long-lived workers that run the usual handler
 //     (guard, onMessage). Its retransmissions are absorbed while it is handled (busy) and
-//     answered from the answered memory after (answered.go), as sipgo's transaction would.
+//     answered from the answered memory after (answered.go), in the read loop, as sipgo's
+//     transaction would.
 //     An in-dialog one gets its place in the dialog's order (onArrival) in the read loop,
 //     as a request sipgo reads does.
 //   - A page-mode request of the bot's own toward an address it knows (the peer's source,
@@ -139,11 +140,9 @@ func (l *leanUDP) work() {
 
 func (l *leanUDP) run(j leanJob) {
 	defer func() {
-		if j.tx.owner {
-			l.mu.Lock()
-			delete(l.busy, j.tx.key)
-			l.mu.Unlock()
-		}
+		l.mu.Lock()
+		delete(l.busy, j.tx.key)
+		l.mu.Unlock()
 		j.tx.Terminate()
 	}()
 	j.h(j.req, j.tx)
@@ -190,17 +189,17 @@ func (l *leanUDP) take(c *udpReader, data []byte, from net.Addr) bool {
 		}
 		req.SetTransport("UDP")
 		req.SetSource(from.String())
-		if dialog {
-			if tag, ok := l.b.answered.get(key); ok {
-				// A retransmission of a request answered 200 (a BYE's, after its session
-				// ended): it gets the 200 again.
-				t := leanServerTx{conn: c.PacketConn, to: from, key: key}
-				_ = t.respondOK(req, tag)
-				return true
+		if tag, ok := l.b.answered.get(key); ok {
+			// A retransmission of a request answered 200 (a BYE's even after its session
+			// ended): it gets the same 200 again, and is not handled twice.
+			t := leanServerTx{conn: c.PacketConn, to: from, key: key}
+			if t.respondOK(req, tag) == nil {
+				l.b.observeResponse(200)
 			}
-			if l.b.lookup(req) == nil {
-				return false // no such session: sipgo's path answers 481
-			}
+			return true
+		}
+		if dialog && l.b.lookup(req) == nil {
+			return false // no such session: sipgo's path answers 481
 		}
 		l.mu.Lock()
 		_, dup := l.busy[key]
@@ -209,11 +208,7 @@ func (l *leanUDP) take(c *udpReader, data []byte, from net.Addr) bool {
 		}
 		l.mu.Unlock()
 		if dup {
-			if _, ok := l.b.answered.get(key); !ok || dialog {
-				return true // a retransmission of a request being handled: it will be answered
-			}
-			// Page mode, answered 200 while its handler still runs: onMessage answers the
-			// copy from answered.
+			return true // a retransmission of a request being handled: it will be answered
 		}
 		if dialog {
 			l.b.onArrival(req) // its place in the dialog's order, as sipgo's read loop gives it
@@ -222,7 +217,7 @@ func (l *leanUDP) take(c *udpReader, data []byte, from net.Addr) bool {
 		if req.Method == sip.BYE {
 			h = l.onBye
 		}
-		j := leanJob{req: req, h: h, tx: &leanServerTx{conn: c.PacketConn, to: from, key: key, owner: !dup,
+		j := leanJob{req: req, h: h, tx: &leanServerTx{conn: c.PacketConn, to: from, key: key,
 			remember: dialog, answered: &l.b.answered, done: make(chan struct{})}}
 		select {
 		case l.jobs <- j:
@@ -240,10 +235,9 @@ func (l *leanUDP) take(c *udpReader, data []byte, from net.Addr) bool {
 // them. A non-2xx final response is not kept: a retransmission of a refused request is
 // refused again.
 type leanServerTx struct {
-	conn  net.PacketConn
-	to    net.Addr
-	key   string
-	owner bool // the first copy of the request, which holds its key in leanUDP.busy
+	conn net.PacketConn
+	to   net.Addr
+	key  string
 	// remember: a 2xx is recorded in answered, so that a retransmission of the request
 	// gets it again (in a dialog; page mode records its 200s itself, see respondPage).
 	remember bool

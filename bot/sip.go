@@ -561,8 +561,6 @@ func (b *Bot) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 			b.respond(req, tx, 481)
 			return
 		}
-	} else if b.reanswer(req, tx) {
-		return // a retransmission of a message answered 200 and handled
 	} else if b.closing.Load() {
 		b.respond(req, tx, 503, retryAfter(5))
 		return
