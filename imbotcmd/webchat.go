@@ -35,6 +35,10 @@ type webSection struct {
 	} `yaml:"ratelimit"`
 }
 
+// defaultSlowDown is what a visitor past web.ratelimit is told when ratelimit.reply says
+// nothing (default.yaml's ratelimit.reply).
+const defaultSlowDown = "You are writing faster than I can read; give me a moment."
+
 // Defaults of web.ratelimit: each visitor's messages, whatever the general ratelimit says.
 const (
 	defaultVisitorEvery = time.Second

@@ -193,21 +193,20 @@ func assemble(ctx context.Context, fc *fileConfig, log *slog.Logger, h func(*app
 			return nil, fmt.Errorf("handoff: %w", err)
 		}
 	}
-	if fc.RateLimit.Every > 0 {
-		rl := handlers.RateLimitConfig{Every: fc.RateLimit.Every, Burst: max(fc.RateLimit.Burst, 1), Reply: fc.RateLimit.Reply}
-		if a.handoff != nil {
-			// Agents' words are relayed to users: never throttled. A user's words in a
-			// handoff or a room are meant for people: each one refused is answered.
-			rl.Exempt = a.handoff.IsAgent
-			rl.Relayed = func(key string) bool { return a.handoff.Relaying(key) || a.rooms.Relaying(key) }
-		}
-		chain = append(chain, handlers.RateLimitWith(rl))
-	}
+	// A user's words in a handoff or a room are meant for people: each one a rate limit
+	// refuses is answered.
 	var relayed func(string) bool
 	if a.handoff != nil {
 		relayed = func(key string) bool { return a.handoff.Relaying(key) || a.rooms.Relaying(key) }
 	}
-	if vl := fc.visitorLimit(cmp.Or(fc.RateLimit.Reply, "You are writing faster than I can read; give me a moment."), relayed); vl != nil {
+	if fc.RateLimit.Every > 0 {
+		rl := handlers.RateLimitConfig{Every: fc.RateLimit.Every, Burst: max(fc.RateLimit.Burst, 1), Reply: fc.RateLimit.Reply, Relayed: relayed}
+		if a.handoff != nil {
+			rl.Exempt = a.handoff.IsAgent // agents' words are relayed to users: never throttled
+		}
+		chain = append(chain, handlers.RateLimitWith(rl))
+	}
+	if vl := fc.visitorLimit(cmp.Or(fc.RateLimit.Reply, defaultSlowDown), relayed); vl != nil {
 		chain = append(chain, vl)
 	}
 	chain = append(chain, handlers.Transcript(a.store))
