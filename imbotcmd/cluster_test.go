@@ -14,23 +14,6 @@ import (
 	"github.com/imbot-dev/imbot/store/postgres/pgtest"
 )
 
-// clusterRules is a two-step flow: its state lives in the store.
-const clusterRules = `version: 1
-rules:
-  - name: order
-    match: ["order {item}"]
-    set: {item: "{{ match.item }}"}
-    reply: "One {{ vars.item }}. What size?"
-    goto: ask-size
-  - name: size
-    state: ask-size
-    regex: '^(?P<size>small|large)$'
-    reply: "One {{ match.size }} {{ vars.item }}, coming up."
-    goto: start
-  - name: sorry
-    fallback: true
-    reply: "Sorry?"
-`
 
 // TestFlowAcrossInstances runs two instances of imbot run on one PostgreSQL database: a user
 // (sip:alice@example.com) starts a rule flow on one, which then stops; its next message, sent
@@ -46,7 +29,11 @@ func TestFlowAcrossInstances(t *testing.T) {
 	}
 	t.Setenv("IMBOT_TEST_PG_DSN", dsn)
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "rules.yaml"), []byte(clusterRules), 0o644); err != nil {
+	rules, err := os.ReadFile(filepath.Join("testdata", "cluster_rules.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "rules.yaml"), rules, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cfg := filepath.Join(dir, "imbot.yaml")

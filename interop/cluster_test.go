@@ -16,23 +16,6 @@ import (
 	"github.com/imbot-dev/imbot/store/postgres/pgtest"
 )
 
-// clusterRules is a two-step flow whose state lives in the store.
-const clusterRules = `version: 1
-rules:
-  - name: order
-    match: ["order {item}"]
-    set: {item: "{{ match.item }}"}
-    reply: "One {{ vars.item }}. What size?"
-    goto: ask-size
-  - name: size
-    state: ask-size
-    regex: '^(?P<size>small|large)$'
-    reply: "One {{ match.size }} {{ vars.item }}, coming up."
-    goto: start
-  - name: sorry
-    fallback: true
-    reply: "Sorry?"
-`
 
 // TestClusterFailover runs the deployment of deploy/: Kamailio's dispatcher in front of two
 // imbot processes that share a PostgreSQL database (started by the test, as the Kamailio tests
@@ -54,7 +37,11 @@ func TestClusterFailover(t *testing.T) {
 	t.Setenv("IMBOT_TEST_PG_DSN", dsn)
 	bin := imbotBinary(t)
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "rules.yaml"), []byte(clusterRules), 0o644); err != nil {
+	rules, err := os.ReadFile(filepath.Join("..", "imbotcmd", "testdata", "cluster_rules.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "rules.yaml"), rules, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	addrs := []string{fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))}
