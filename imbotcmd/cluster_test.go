@@ -14,7 +14,6 @@ import (
 	"github.com/imbot-dev/imbot/store/postgres/pgtest"
 )
 
-
 // TestFlowAcrossInstances runs two instances of imbot run on one PostgreSQL database: a user
 // (sip:alice@example.com) starts a rule flow on one, which then stops; its next message, sent
 // to the other (as a dispatcher does once the first is gone), continues the flow there. Each

@@ -14,8 +14,8 @@ import (
 
 	"github.com/imbot-dev/imbot/bot"
 	"github.com/imbot-dev/imbot/handlers"
-	"github.com/imbot-dev/imbot/internal/origin"
 	"github.com/imbot-dev/imbot/internal/netguard"
+	"github.com/imbot-dev/imbot/internal/origin"
 	"github.com/imbot-dev/imbot/web"
 )
 

@@ -16,7 +16,6 @@ import (
 	"github.com/imbot-dev/imbot/store/postgres/pgtest"
 )
 
-
 // TestClusterFailover runs the deployment of deploy/: Kamailio's dispatcher in front of two
 // imbot processes that share a PostgreSQL database (started by the test, as the Kamailio tests
 // start their own Kamailio). Users begin a two-step rule flow through Kamailio, spread over
