@@ -182,21 +182,12 @@ func verifiedPeer(uri sip.Uri, display string) Peer {
 	return p
 }
 
-// target resolves a peer address to the Request-URI, the next hop and the transport.
+// target resolves a peer address to the Request-URI, the next hop and the transport: the
+// outbound proxy when one is set.
 func (b *Bot) target(to string) (uri sip.Uri, dest, network string, err error) {
-	if !strings.HasPrefix(strings.ToLower(to), "sip:") && !strings.HasPrefix(strings.ToLower(to), "sips:") {
-		to = "sip:" + to
-	}
-	if err := sip.ParseUri(to, &uri); err != nil || uri.Host == "" || strings.ContainsAny(to, "\r\n") {
+	uri, dest, network, err = b.directTarget(to)
+	if err != nil {
 		return uri, "", "", fmt.Errorf("%q is not a SIP address such as sip:alice@example.com", to)
-	}
-	network = "udp"
-	if t, ok := uri.UriParams.Get("transport"); ok && t != "" {
-		network = strings.ToLower(t)
-	}
-	dest = uri.HostPort()
-	if uri.Port == 0 {
-		dest = uri.Host + ":5060"
 	}
 	if b.proxyAddr != "" {
 		dest, network = b.proxyAddr, b.proxyTp

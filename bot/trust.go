@@ -351,6 +351,7 @@ func (b *Bot) identify(ctx context.Context, req *sip.Request) (Peer, *refusal) {
 	// Anyone may write P-Asserted-Identity: only a trusted proxy's counts. Drop it so that
 	// no handler reading the request mistakes it for an assertion.
 	req.RemoveHeader("P-Asserted-Identity")
+	req.RemoveHeader(ForwardHeader)
 	// A From that names a user must prove it; so must every sender when only users may
 	// write. Credentials sent unasked are checked too.
 	if t.digest() && (!t.unverified || t.userURIs[peerFromURI(from.Address, "").URI] || req.GetHeader("Authorization") != nil) {

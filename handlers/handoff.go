@@ -477,6 +477,11 @@ func words(s string) []string {
 
 // start opens a handoff for the user of conversation c, whose handler runs now.
 func (h *Handoff) start(ctx context.Context, w bot.Responder, ev *bot.Event, c conv) error {
+	if h.cfg.Delegate != nil {
+		if done, err := h.cfg.Delegate(ctx, ev, intentHandoff); done {
+			return err
+		}
+	}
 	h.mu.Lock()
 	if ho := h.byUser[c.Key]; ho != nil || h.closed {
 		h.mu.Unlock()

@@ -1,12 +1,14 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"time"
 
+	"github.com/imbot-dev/imbot/bot"
 	"github.com/imbot-dev/imbot/store"
 )
 
@@ -86,6 +88,11 @@ type HandoffConfig struct {
 	// Rooms' Middleware before the Handoff's, and with a Store, restore the Rooms before the
 	// Handoff. nil: /invite is not available.
 	Rooms *Rooms
+	// Delegate, when set, is asked first whenever a handoff would start (a trigger, the
+	// NoMatchLimit, Handler), with the intent "handoff": when it reports true, another
+	// instance starts it and this one does nothing more. Instances that share a store set it
+	// to their Leader's Delegate.
+	Delegate func(ctx context.Context, ev *bot.Event, intent string) (bool, error)
 }
 
 // DefaultUnverifiedAgentText is the default HandoffConfig.UnverifiedAgent.

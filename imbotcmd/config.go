@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -16,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/imbot-dev/imbot/bot"
@@ -102,6 +105,10 @@ type fileConfig struct {
 		Path   string `yaml:"path"`
 		DSNEnv string `yaml:"dsn_env"`
 	} `yaml:"store"`
+	Cluster struct {
+		Address string        `yaml:"address"`
+		Lease   time.Duration `yaml:"lease"`
+	} `yaml:"cluster"`
 	HTTP struct {
 		Listen         string        `yaml:"listen"`
 		IdleTimeout    time.Duration `yaml:"idle_timeout"`
@@ -342,6 +349,51 @@ const defaultDSNEnv = "IMBOT_POSTGRES_DSN"
 
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
+// clustered reports whether this instance runs a helpdesk with other instances: a handoff
+// on a store they share. One instance leads it (handlers.Leader).
+func (c *fileConfig) clustered() bool {
+	return c.Store.Driver == "postgres" && len(c.Handoff.Agents) > 0
+}
+
+// clusterAddress returns where the other instances reach this one: cluster.address, else
+// the first listen address when it names one IP (with the advertise host when it does not).
+func (c *fileConfig) clusterAddress() (string, error) {
+	if a := c.Cluster.Address; a != "" {
+		var u sip.Uri
+		if err := sip.ParseUri(a, &u); err != nil || u.Scheme != "sip" || u.Host == "" || u.User != "" || strings.ContainsAny(a, "\r\n") {
+			return "", fmt.Errorf("%q: want this instance's SIP address as the other instances reach it, such as sip:10.0.0.11:5060", a)
+		}
+		return a, nil
+	}
+	want := errors.New("set it to this instance's SIP address as the other instances reach it, such as sip:10.0.0.11:5060: " +
+		"a helpdesk on several instances needs it (store.driver postgres with handoff.agents)")
+	if len(c.Listen) == 0 {
+		return "", want
+	}
+	scheme, hostport, ok := strings.Cut(c.Listen[0], "://")
+	if !ok {
+		scheme, hostport = "udp", c.Listen[0]
+	}
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil || port == "0" || (scheme != "udp" && scheme != "tcp") {
+		return "", want
+	}
+	if ip, err := netip.ParseAddr(host); err != nil || ip.IsUnspecified() {
+		if c.Advertise == "" {
+			return "", want
+		}
+		host = c.Advertise
+		if h, _, err := net.SplitHostPort(c.Advertise); err == nil {
+			host = h
+		}
+	}
+	a := "sip:" + net.JoinHostPort(host, port)
+	if scheme == "tcp" {
+		a += ";transport=tcp"
+	}
+	return a, nil
+}
+
 // postgresDSN returns the DSN of the postgres store from the environment variable named by
 // store.dsn_env, or an error saying what to set. It is "" for the other drivers.
 func (c *fileConfig) postgresDSN() (string, error) {
@@ -440,6 +492,16 @@ func (c *fileConfig) validate() []keyError {
 	}
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		bad("tls", "set both cert and key")
+	}
+	if c.Cluster.Lease < 0 {
+		bad("cluster.lease", "%v: must be positive (or left out for the default)", c.Cluster.Lease)
+	}
+	if c.Cluster.Address != "" || c.clustered() {
+		if c.Store.Driver != "postgres" {
+			bad("cluster", "is for instances that share a store: set store.driver to postgres")
+		} else if _, err := c.clusterAddress(); err != nil {
+			bad("cluster.address", "%v", err)
+		}
 	}
 	for _, l := range c.Listen {
 		if (strings.HasPrefix(l, "tls://") || strings.HasPrefix(l, "wss://")) && c.TLS.Cert == "" {

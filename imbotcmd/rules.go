@@ -431,6 +431,14 @@ func (c *cli) ruleChain(ctx context.Context, a *app, fc *fileConfig, log *slog.L
 	opts.AutoTypingMax = fc.Typing.AutoMax
 	if a.rooms != nil {
 		opts.Invite = a.rooms.InviteInto // a rule's `invite:`
+		if ld := a.leader; ld != nil {
+			opts.Invite = func(ctx context.Context, ev *bot.Event, to string) error {
+				if done, err := ld.Delegate(ctx, ev, "invite "+to); done {
+					return err // the leader hosts the rooms
+				}
+				return a.rooms.InviteInto(ctx, ev, to)
+			}
+		}
 	}
 	e, err := newEngine(fc, opts)
 	if err != nil {

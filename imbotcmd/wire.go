@@ -40,6 +40,8 @@ type app struct {
 	metrics *handlers.Metrics
 	rooms   *handlers.Rooms
 	handoff *handlers.Handoff
+	leader  *handlers.Leader // with other instances: who leads the helpdesk (cluster)
+	lost    chan string      // the holder that took the lead from this instance
 	http    *http.Server
 	httpLn  net.Listener
 	web     *http.Server // the chat widget for websites (web section)
@@ -167,30 +169,12 @@ func assemble(ctx context.Context, fc *fileConfig, log *slog.Logger, h func(*app
 		chain = append(chain, acl.Middleware())
 	}
 	if len(fc.Handoff.Agents) > 0 {
-		// Agents bring supervisors and colleagues into a handoff (/invite): a room each,
-		// restored before the handoffs that use them.
-		a.rooms, err = handlers.NewRooms(handlers.RoomsConfig{
-			Bot: a.bot, Store: a.store, Ready: a.bot.Ready(), Transcript: a.store, Logger: log,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("rooms: %w", err)
+		if err := a.helpdesk(ctx, fc, log); err != nil {
+			return nil, err
 		}
-		a.closers = append(a.closers, closerFunc(func() error { a.rooms.Close(); return nil }))
-		if err := a.rooms.Restore(ctx); err != nil {
-			return nil, fmt.Errorf("rooms: %w", err)
-		}
-		hc := fc.handoffConfig()
-		hc.Dialer, hc.Rooms = a.bot, a.rooms
-		hc.Transcript, hc.Tickets, hc.Observer, hc.Logger = a.store, a.store, a.metrics, log
-		// Handoffs in progress outlive a restart; what Restore sends waits for Run.
-		hc.Store, hc.Ready = a.store, a.bot.Ready()
-		a.handoff, err = handlers.NewHandoff(hc)
-		if err != nil {
-			return nil, fmt.Errorf("handoff: %w", err)
-		}
-		a.closers = append(a.closers, closerFunc(func() error { a.handoff.Close(); return nil }))
-		if err := a.handoff.Restore(ctx); err != nil {
-			return nil, fmt.Errorf("handoff: %w", err)
+		if a.leader != nil {
+			// First, before the conversation leases: what the leader handles, it leases.
+			chain = append([]bot.Middleware{a.leader.Middleware()}, chain...)
 		}
 	}
 	// A user's words in a handoff or a room are meant for people: each one a rate limit
@@ -248,6 +232,70 @@ func assemble(ctx context.Context, fc *fileConfig, log *slog.Logger, h func(*app
 	return a, nil
 }
 
+// helpdesk makes the rooms and the handoff. On one instance it restores what a previous
+// process left open; with other instances (fc.clustered) the instance that takes the lead
+// does (handlers.Leader), once the bot runs.
+func (a *app) helpdesk(ctx context.Context, fc *fileConfig, log *slog.Logger) error {
+	// Agents bring supervisors and colleagues into a handoff (/invite): a room each,
+	// restored before the handoffs that use them.
+	var err error
+	a.rooms, err = handlers.NewRooms(handlers.RoomsConfig{
+		Bot: a.bot, Store: a.store, Ready: a.bot.Ready(), Transcript: a.store, Logger: log,
+	})
+	if err != nil {
+		return fmt.Errorf("rooms: %w", err)
+	}
+	a.closers = append(a.closers, closerFunc(func() error { a.rooms.Close(); return nil }))
+	hc := fc.handoffConfig()
+	hc.Dialer, hc.Rooms = a.bot, a.rooms
+	hc.Transcript, hc.Tickets, hc.Observer, hc.Logger = a.store, a.store, a.metrics, log
+	// Handoffs in progress outlive a restart; what Restore sends waits for Run.
+	hc.Store, hc.Ready = a.store, a.bot.Ready()
+	hc.Delegate = func(ctx context.Context, ev *bot.Event, intent string) (bool, error) {
+		if a.leader == nil {
+			return false, nil // one instance: it runs the helpdesk
+		}
+		return a.leader.Delegate(ctx, ev, intent)
+	}
+	a.handoff, err = handlers.NewHandoff(hc)
+	if err != nil {
+		return fmt.Errorf("handoff: %w", err)
+	}
+	a.closers = append(a.closers, closerFunc(func() error { a.handoff.Close(); return nil }))
+	if !fc.clustered() {
+		if err := a.rooms.Restore(ctx); err != nil {
+			return fmt.Errorf("rooms: %w", err)
+		}
+		if err := a.handoff.Restore(ctx); err != nil {
+			return fmt.Errorf("handoff: %w", err)
+		}
+		return nil
+	}
+	addr, err := fc.clusterAddress()
+	if err != nil {
+		return fmt.Errorf("cluster.address: %w", err)
+	}
+	ls, ok := a.store.(handlers.LeaderStore)
+	if !ok {
+		return errors.New("store: this store cannot elect a helpdesk leader")
+	}
+	a.lost = make(chan string, 1)
+	a.leader, err = handlers.NewLeader(handlers.LeaderConfig{
+		Store: ls, Address: addr, Forwarder: a.bot, Handoff: a.handoff, Rooms: a.rooms,
+		TTL: fc.Cluster.Lease, Logger: log,
+		OnLost: func(holder string) {
+			select {
+			case a.lost <- holder:
+			default:
+			}
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	return nil
+}
+
 // healthChecker is a store that can tell whether it can write (the SQLite store: its file
 // deleted or replaced while open and not restored; the PostgreSQL store: its server answers).
 type healthChecker interface {
@@ -298,7 +346,33 @@ func (a *app) run(ctx context.Context) error {
 			_ = s.srv.Shutdown(sctx)
 		}()
 	}
-	return a.bot.Run(ctx)
+	if a.leader == nil {
+		return a.bot.Run(ctx)
+	}
+	// The instance that leads the helpdesk restores it, with the bot running; one that
+	// lost the lead stops (its helpdesk is stale), to start again as a follower.
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	done := make(chan struct{})
+	defer func() { <-done }()
+	go func() {
+		defer close(done)
+		if err := a.leader.Run(ctx); err != nil && ctx.Err() == nil {
+			stop(err)
+		}
+	}()
+	go func() {
+		select {
+		case holder := <-a.lost:
+			stop(fmt.Errorf("cluster: %s took the helpdesk lead from this instance, which could not renew it in time: restart it", holder))
+		case <-ctx.Done():
+		}
+	}()
+	err := a.bot.Run(ctx)
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	return err
 }
 
 func (a *app) close() {

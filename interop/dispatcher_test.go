@@ -43,27 +43,7 @@ func TestKamailioDispatcher(t *testing.T) {
 	k := startKamailio(t, kamOptions{Dispatch: addrs})
 	// Each instance answers its users at the request's source, Kamailio, which relays the
 	// reply as addressed (and asks no password of the instances it dispatches to).
-	// waitProbed waits until the dispatcher holds instance i in state want[i] ("AP": active,
-	// "IP": inactive; P: probed).
-	waitProbed := func(want ...string) {
-		t.Helper()
-		deadline := time.Now().Add(toolTimeout)
-		for {
-			out, err := k.kamcmd("dispatcher.list")
-			states := dispatcherStates(out)
-			ok := err == nil
-			for i, w := range want {
-				ok = ok && states["sip:"+addrs[i]] == w
-			}
-			if ok {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("dispatcher states %v, want %q for %q:\n%s (%v)", states, want, addrs, out, err)
-			}
-			time.Sleep(50 * time.Millisecond) // polling Kamailio: nothing to wait on
-		}
-	}
+	waitProbed := func(want ...string) { t.Helper(); k.waitProbed(t, addrs, want...) }
 	waitProbed("AP", "AP")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -138,6 +118,28 @@ func TestKamailioDispatcher(t *testing.T) {
 		}
 	}
 	k.expect(0, "IMBOT-FAILOVER MESSAGE")
+}
+
+// waitProbed waits until the dispatcher holds instance addrs[i] in state want[i] ("AP":
+// active, "IP": inactive; P: probed).
+func (k *kamailio) waitProbed(t *testing.T, addrs []string, want ...string) {
+	t.Helper()
+	deadline := time.Now().Add(toolTimeout)
+	for {
+		out, err := k.kamcmd("dispatcher.list")
+		states := dispatcherStates(out)
+		ok := err == nil
+		for i, w := range want {
+			ok = ok && states["sip:"+addrs[i]] == w
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dispatcher states %v, want %q for %q:\n%s (%v)", states, want, addrs, out, err)
+		}
+		time.Sleep(50 * time.Millisecond) // polling Kamailio: nothing to wait on
+	}
 }
 
 // dispatcherStates returns the FLAGS of each destination in kamcmd's dispatcher.list, by

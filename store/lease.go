@@ -19,6 +19,8 @@ type LeaseStore interface {
 	// ReleaseLease ends owner's lease on key; releasing one that owner does not hold is not
 	// an error.
 	ReleaseLease(ctx context.Context, key, owner string) error
+	// LeaseHolder returns the owner of the lease on key that runs at now; "" when none does.
+	LeaseHolder(ctx context.Context, key string, now time.Time) (string, error)
 }
 
 // lease is a lease as Memory keeps it.
@@ -49,6 +51,16 @@ func (m *Memory) ReleaseLease(ctx context.Context, key, owner string) error {
 		delete(m.leases, key)
 	}
 	return nil
+}
+
+// LeaseHolder implements LeaseStore.
+func (m *Memory) LeaseHolder(ctx context.Context, key string, now time.Time) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if l, ok := m.leases[key]; ok && now.Before(l.until) {
+		return l.owner, nil
+	}
+	return "", nil
 }
 
 var _ LeaseStore = (*Memory)(nil)

@@ -36,4 +36,17 @@ func (db *DB) ReleaseLease(ctx context.Context, key, owner string) error {
 	return nil
 }
 
+// LeaseHolder implements store.LeaseStore.
+func (db *DB) LeaseHolder(ctx context.Context, key string, now time.Time) (string, error) {
+	var owner string
+	err := db.pool.QueryRow(ctx, `SELECT owner FROM conversation_leases WHERE key = $1 AND until > $2`, key, now).Scan(&owner)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: holder of the lease on %q: %w", key, err)
+	}
+	return owner, nil
+}
+
 var _ store.LeaseStore = (*DB)(nil)

@@ -998,4 +998,19 @@ func (db *DB) ReleaseLease(ctx context.Context, key, owner string) error {
 	return nil
 }
 
+// LeaseHolder implements store.LeaseStore.
+func (db *DB) LeaseHolder(ctx context.Context, key string, now time.Time) (string, error) {
+	r, done := db.reader()
+	defer done()
+	var owner string
+	err := r.QueryRowContext(ctx, `SELECT owner FROM conversation_leases WHERE key = ? AND until > ?`, key, fmtTime(now)).Scan(&owner)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: holder of the lease on %q: %w", key, err)
+	}
+	return owner, nil
+}
+
 var _ store.LeaseStore = (*DB)(nil)

@@ -683,4 +683,24 @@ func leases(t *testing.T, s Store) {
 			t.Fatalf("%s: got %v, want %v", st.what, got, st.want)
 		}
 	}
+	holders := []struct {
+		key  string
+		at   time.Time
+		want string
+	}{
+		{"k", t0.Add(17 * time.Second), "a"},
+		{"k", t0.Add(26*time.Second - time.Millisecond), "a"},
+		{"k", t0.Add(26 * time.Second), ""}, // a's lease has ended
+		{"k2", t0, "b"},
+		{"never", t0, ""},
+	}
+	for _, h := range holders {
+		got, err := s.LeaseHolder(ctx, h.key, h.at)
+		if err != nil {
+			t.Fatalf("LeaseHolder(%q): %v", h.key, err)
+		}
+		if got != h.want {
+			t.Errorf("LeaseHolder(%q) at %v: %q, want %q", h.key, h.at.Sub(t0), got, h.want)
+		}
+	}
 }

@@ -1,0 +1,211 @@
+package interop
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/imbot-dev/imbot/store/postgres"
+	"github.com/imbot-dev/imbot/store/postgres/pgtest"
+)
+
+// TestClusterHelpdesk runs the helpdesk on two imbot instances behind Kamailio's dispatcher,
+// sharing a PostgreSQL database, with real clients: a customer on baresip and a technician on
+// linphonec whom the dispatcher sends to different instances. One instance leads the
+// helpdesk (handlers.Leader); the other forwards it the messages of the handoff. The customer
+// asks for a person, the technician accepts, and they chat across the two instances; the
+// technician invites a supervisor (linphonec) into the room. The leader is killed with
+// SIGKILL: the other instance takes the lead, restores the room from the database, tells
+// everyone once, and the chat goes on; the killed instance comes back as a follower, and
+// is killed again, which the chat does not notice. Every line reaches each of the others
+// exactly once.
+func TestClusterHelpdesk(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs PostgreSQL, Kamailio, baresip, two linphonec and two imbot processes")
+	}
+	srv := pgtest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	dsn, err := srv.CreateDatabase(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("IMBOT_TEST_PG_DSN", dsn)
+	bin := imbotBinary(t)
+	addrs := []string{fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+	k := startKamailio(t, kamOptions{Dispatch: addrs})
+	cfgs := make([]string, 2)
+	for i, addr := range addrs {
+		dir := filepath.Join(t.TempDir(), fmt.Sprint("instance", i))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cfgs[i] = helpdeskConfig(t, k, dir, time.Minute, func(cfg map[string]any) {
+			cfg["listen"] = []string{"udp://" + addr}
+			delete(cfg, "registration") // the dispatcher knows the instances
+			cfg["store"] = map[string]any{"driver": "postgres", "dsn_env": "IMBOT_TEST_PG_DSN"}
+			cfg["cluster"] = map[string]any{"lease": "2s"}
+			cfg["log"] = map[string]any{"level": "debug"}
+			ho := cfg["handoff"].(map[string]any)
+			ho["agents"] = []map[string]any{{"uri": "sip:judy@127.0.0.1", "name": "Judy", "max": 2}}
+		})
+	}
+	bots := make([]*imbotProc, 2)
+	// The first instance leads: it is up before the second one tries.
+	bots[0] = startImbot(t, nil, bin, cfgs[0])
+	if _, _, err := bots[0].out.wait(0, toolTimeout, bots[0].p.exited, containsAll("this instance leads the helpdesk")); err != nil {
+		t.Fatalf("the first instance did not take the lead: %v", err)
+	}
+	bots[1] = startImbot(t, nil, bin, cfgs[1])
+	if _, _, err := bots[1].out.wait(0, toolTimeout, bots[1].p.exited, containsAll("the helpdesk is led by another instance")); err != nil {
+		t.Fatalf("the second instance did not follow the first: %v", err)
+	}
+
+	const botURI = "sip:bot@127.0.0.1"
+	judy := linphoneChatter(t, "Judy", startLinphone(t, k, "judy", "judypw"), botURI)
+	kate := linphoneChatter(t, "Kate", startLinphone(t, k, "kate", "katepw"), botURI)
+	alice := baresipChatter(t, "Alice", startBaresip(t, k, "alice", "alicepw", `"Helpdesk" <`+botURI+`>`), botURI)
+
+	// instanceOf returns the instance the dispatcher sent user's last request to.
+	instanceOf := func(user string) int {
+		t.Helper()
+		var to string
+		for _, l := range k.log.Lines(0) {
+			if strings.Contains(l, "IMBOT-DISPATCH MESSAGE from=sip:"+user+"@") {
+				_, to, _ = strings.Cut(l, " to=")
+			}
+		}
+		for i, a := range addrs {
+			if strings.Contains(to, a) {
+				return i
+			}
+		}
+		t.Fatalf("Kamailio dispatched no MESSAGE of %s", user)
+		return -1
+	}
+
+	alice.say("Hello")
+	alice.expect("I am the Contoso IT helpdesk bot")
+	alice.say("I want to talk to a person")
+	alice.expect("Let me find a person to help you.")
+	judy.expect("#1 ")
+	judy.say("/accept")
+	judy.expect("You are now talking with")
+	alice.expect("Judy is now with you.")
+	home := map[string]int{"alice": instanceOf("alice"), "judy": instanceOf("judy")}
+	t.Logf("the dispatcher sends alice to instance %d and judy to instance %d", home["alice"], home["judy"])
+	if home["alice"] == home["judy"] {
+		t.Fatalf("the dispatcher sent alice and judy to the same instance (%d): the test needs them apart", home["alice"])
+	}
+	judy.say("Hello, Judy here. What is wrong?")
+	alice.expect("Judy: Hello, Judy here. What is wrong?")
+	alice.say("My screen stays black")
+	judy.expect(": My screen stays black")
+	judy.say("/invite sip:kate@127.0.0.1")
+	kate.expect("invited you to a conversation with")
+	alice.expect("kate joined the conversation.")
+	kate.say("Kate from the service desk, following along.")
+	alice.expect("kate: Kate from the service desk, following along.")
+	judy.expect("kate: Kate from the service desk, following along.")
+	home["kate"] = instanceOf("kate")
+	// The follower forwarded the messages of whoever it serves.
+	follower := 1
+	if _, _, ch := bots[follower].out.find(0, containsAll("message forwarded to the leader")); ch != nil {
+		t.Fatalf("the follower forwarded nothing to the leader")
+	}
+
+	// The leader dies: the follower takes the lead, restores the room, and everyone is told.
+	waitDeliveredPG(t, ctx, dsn)
+	bots[0].signal(syscall.SIGKILL)
+	if _, _, err := bots[1].out.wait(0, toolTimeout, bots[1].p.exited, containsAll("this instance leads the helpdesk")); err != nil {
+		t.Fatalf("the second instance did not take the lead: %v", err)
+	}
+	judy.expect("(The helpdesk restarted; your conversation #1 with")
+	alice.expect("(The helpdesk restarted; your conversation #1 with Judy continues.)")
+	kate.expect("restarted")
+	judy.say("Is the power LED on?")
+	alice.expect("Judy: Is the power LED on?")
+	kate.expect("Judy: Is the power LED on?")
+	alice.say("Yes, it is orange")
+	judy.expect(": Yes, it is orange")
+	kate.expect(": Yes, it is orange")
+
+	// The killed instance comes back, now a follower; it dies again, and nobody notices but
+	// the dispatcher.
+	bots[0] = startImbot(t, nil, bin, cfgs[0])
+	if _, _, err := bots[0].out.wait(0, toolTimeout, bots[0].p.exited, containsAll("the helpdesk is led by another instance")); err != nil {
+		t.Fatalf("the restarted instance did not follow: %v", err)
+	}
+	k.waitProbed(t, addrs, "AP", "AP")
+	alice.say("Now it is green and the screen works")
+	judy.expect(": Now it is green and the screen works")
+	kate.expect(": Now it is green and the screen works")
+	judy.say("Great, thanks Kate")
+	alice.expect("Judy: Great, thanks Kate")
+	kate.expect("Judy: Great, thanks Kate")
+	waitDeliveredPG(t, ctx, dsn)
+	bots[0].signal(syscall.SIGKILL)
+	kate.say("You are welcome.")
+	alice.expect("kate: You are welcome.")
+	judy.expect("kate: You are welcome.")
+	judy.say("Bye!")
+	alice.expect("Judy: Bye!")
+	kate.expect("Judy: Bye!")
+
+	for _, c := range []struct {
+		who   *chatter
+		lines []string // lines of the others'
+	}{
+		{alice, []string{"Hello, Judy here", "Kate from the service desk", "Is the power LED on?", "Great, thanks Kate", "You are welcome.", "Bye!"}},
+		{judy, []string{"My screen stays black", "Kate from the service desk", "Yes, it is orange", "Now it is green", "You are welcome."}},
+		{kate, []string{"Is the power LED on?", "Yes, it is orange", "Now it is green", "Great, thanks Kate", "Bye!"}},
+	} {
+		if n := c.who.count("restarted"); n != 1 {
+			t.Errorf("%s was told of a restart %d times, want once (the leader's death)", c.who.name, n)
+		}
+		for _, l := range c.lines {
+			if n := c.who.count(l); n != 1 {
+				t.Errorf("%s got %q %d times, want once", c.who.name, l, n)
+			}
+		}
+	}
+	t.Logf("homes: %v", home)
+}
+
+// waitDeliveredPG waits until the database at dsn holds no relayed line still to deliver:
+// killing an instance then loses nothing in flight.
+func waitDeliveredPG(t *testing.T, ctx context.Context, dsn string) {
+	t.Helper()
+	db, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	deadline := time.Now().Add(toolTimeout)
+	for {
+		rooms, err := db.Rooms(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		left := 0
+		for _, r := range rooms {
+			ds, err := db.RoomDeliveries(ctx, r.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			left += len(ds)
+		}
+		if left == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d relayed lines still undelivered after %v", left, toolTimeout)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the database: nothing to wait on
+	}
+}
