@@ -85,7 +85,9 @@ func (b *Bot) Forward(ctx context.Context, ev *Event, dest, intent string) error
 // Forwarded reports whether the event is a message another instance forwarded (Bot.Forward)
 // through a trusted source, and with which intent.
 func (e *Event) Forwarded() (intent string, ok bool) {
-	if e.req == nil {
+	// Forwarded messages are page-mode ones, which the trust model vetted (see
+	// ForwardHeader); a request inside a dialog is not.
+	if e.req == nil || e.Session == nil || e.Session.Mode() != ModePage {
 		return "", false
 	}
 	h := e.req.GetHeader(ForwardHeader)
