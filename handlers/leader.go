@@ -96,6 +96,7 @@ type Leader struct {
 	mu       sync.Mutex
 	leading  bool          // this instance leads, its helpdesk restored
 	holder   string        // the leader's address as last read; "" when unknown
+	followed string        // the leader last logged
 	promoted chan struct{} // closed once this instance leads
 	kick     chan struct{} // asks Run to try for the lead now
 }
@@ -196,8 +197,8 @@ func (l *Leader) step(ctx context.Context) error {
 		return nil
 	}
 	l.mu.Lock()
-	was, changed := l.leading, l.holder != holder
-	l.holder, l.leading = holder, false
+	was, changed := l.leading, l.followed != holder
+	l.holder, l.followed, l.leading = holder, holder, false
 	l.mu.Unlock()
 	if was {
 		l.log.Error("another instance took the helpdesk lead: this one could not renew it in time", "leader", holder)
