@@ -102,8 +102,8 @@ func TestLeaderElection(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name, from, key, text string
-		verified             bool
-		forwarded            string // "" when handled here
+		verified              bool
+		forwarded             string // "" when handled here
 	}{
 		{"an agent", agentX, "bot xavier", "/accept", true, leaderA + " message /accept"},
 		{"a user in a handoff", "sip:carol@example.com", "bot carol", "still there?", true, leaderA + " message still there?"},
