@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imbot-dev/imbot/bot/bottest"
 	"github.com/imbot-dev/imbot/store/postgres"
 	"github.com/imbot-dev/imbot/store/postgres/pgtest"
 )
@@ -48,6 +49,7 @@ func TestClusterHelpdesk(t *testing.T) {
 		cfgs[i] = helpdeskConfig(t, k, dir, time.Minute, func(cfg map[string]any) {
 			cfg["listen"] = []string{"udp://" + addr}
 			delete(cfg, "registration") // the dispatcher knows the instances
+			delete(cfg, "access")       // visitors who did not sign in too
 			cfg["store"] = map[string]any{"driver": "postgres", "dsn_env": "IMBOT_TEST_PG_DSN"}
 			cfg["cluster"] = map[string]any{"lease": "2s"}
 			cfg["log"] = map[string]any{"level": "debug"}
@@ -113,6 +115,40 @@ func TestClusterHelpdesk(t *testing.T) {
 	alice.expect("kate: Kate from the service desk, following along.")
 	judy.expect("kate: Kate from the service desk, following along.")
 	home["kate"] = instanceOf("kate")
+
+	// A visitor whom the dispatcher sends to the follower asks for a person: the follower's
+	// rule answers, and hands the handoff to the leader, which offers it to Judy (#2). She
+	// passes.
+	var visitor *bottest.Peer
+	for i := 0; visitor == nil; i++ {
+		if i == 16 {
+			t.Fatal("none of 16 visitors was sent to the follower")
+		}
+		p := bottest.NewPeer(t, bottest.Options{User: fmt.Sprint("visitor", i), Bot: k.addr(), BotURI: botURI})
+		if res, err := p.SendPage(ctx, "Hello"); err != nil || res.StatusCode != 200 {
+			t.Fatalf("%s: Hello answered %v, %v", p.URI(), res, err)
+		}
+		if _, err := p.Wait(ctx, func(r bottest.Record) bool { return r.Kind == bottest.KindText }); err != nil {
+			t.Fatalf("%s: no answer to Hello: %v", p.URI(), err)
+		}
+		if instanceOf(fmt.Sprint("visitor", i)) == 1 {
+			visitor = p
+		}
+	}
+	if res, err := visitor.SendPage(ctx, "I want to talk to a person"); err != nil || res.StatusCode != 200 {
+		t.Fatalf("answered %v, %v", res, err)
+	}
+	if _, err := visitor.Wait(ctx, func(r bottest.Record) bool { return strings.Contains(r.Text, "Let me find a person to help you.") }); err != nil {
+		t.Fatalf("the leader did not take the visitor's handoff: %v (got %q)", err, visitor.Texts())
+	}
+	if _, _, ch := bots[1].out.find(0, containsAll("message forwarded to the leader", "intent=handoff")); ch != nil {
+		t.Fatalf("the follower did not hand the handoff to the leader")
+	}
+	judy.expect("#2 ")
+	judy.say("/pass 2")
+	if _, err := visitor.Wait(ctx, func(r bottest.Record) bool { return strings.Contains(r.Text, "nobody is available") }); err != nil {
+		t.Fatalf("the visitor was not told that nobody took it: %v (got %q)", err, visitor.Texts())
+	}
 	// The follower forwarded the messages of whoever it serves.
 	follower := 1
 	if _, _, ch := bots[follower].out.find(0, containsAll("message forwarded to the leader")); ch != nil {
