@@ -292,15 +292,24 @@ func TestClusterRealClients(t *testing.T) {
 		t.Logf("sipp error trace:\n%s", res.Errors)
 		t.Fatalf("sipp: exit code %d, %d of %d calls successful, %d failed; want every call successful", res.ExitCode, ok, calls, failed)
 	}
+	// A reply counts once its 200 is in, which may be just after sipp exited: wait until the
+	// counters reach the calls (more would be messages handled twice).
 	var per [2]int
-	var replies float64
-	for i, b := range bots {
-		per[i] = int(b.metric("imbot_messages_in_total") - in0[i])
-		replies += b.metric("imbot_messages_out_total") - out0[i]
+	var replies int
+	for deadline := time.Now().Add(toolTimeout); ; {
+		replies = 0
+		for i, b := range bots {
+			per[i] = int(b.metric("imbot_messages_in_total") - in0[i])
+			replies += int(b.metric("imbot_messages_out_total") - out0[i])
+		}
+		if per[0]+per[1] >= calls && replies >= calls || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // polling /metrics: nothing to wait on
 	}
-	t.Logf("messages handled per instance: %v; replies accepted: %v", per, replies)
-	if per[0]+per[1] != calls || int(replies) != calls {
-		t.Errorf("the instances handled %d messages (%v) and sent %v replies, want %d of each (each call's message once)", per[0]+per[1], per, replies, calls)
+	t.Logf("messages handled per instance: %v; replies accepted: %d", per, replies)
+	if per[0]+per[1] != calls || replies != calls {
+		t.Errorf("the instances handled %d messages (%v) and sent %d replies, want %d of each (each call's message once)", per[0]+per[1], per, replies, calls)
 	}
 	for i, n := range per {
 		if n < calls/5 {
