@@ -154,18 +154,8 @@ log: {level: info}
 		}
 		c.bots = append(c.bots, startImbot(t, nil, bin, cfg))
 	}
-	deadline := time.Now().Add(toolTimeout)
-	for {
-		out, err := c.k.kamcmd("dispatcher.list")
-		states := dispatcherStates(out)
-		if err == nil && states["sip:"+c.addrs[0]] == "AP" && states["sip:"+c.addrs[1]] == "AP" {
-			return c
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the dispatcher does not hold both instances %q as active and probed (AP): %v\n%s (%v)", c.addrs, states, out, err)
-		}
-		time.Sleep(50 * time.Millisecond) // polling Kamailio: nothing to wait on
-	}
+	c.k.waitProbed(t, c.addrs, "AP", "AP")
+	return c
 }
 
 // metric returns the sum of the samples of the counter name (all label sets) in the
