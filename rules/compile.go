@@ -708,77 +708,152 @@ func (cc *compiling) report(n *yaml.Node, probs []*exprError, format string, arg
 // that something sets (a warning otherwise), business hours that parse, and what is sure to
 // go over the Limits (staticLimits; reply is set for the {{ }} of replies).
 func (cc *compiling) checker(r *rule, what string, reply bool) func(string, ast.Node) []*exprError {
-	lim := cc.opts.Limits.withDefaults()
 	return func(src string, tree ast.Node) []*exprError {
+		facts := cc.c.factsOf(src, tree)
 		var found *exprError
 		var unset []*exprError
-		v := &visitor{fn: func(n ast.Node) {
-			if found != nil {
-				return
+		for _, f := range facts.events {
+			if f.err != nil {
+				found = f.err
+				break
 			}
-			switch x := n.(type) {
-			case *ast.MemberNode:
-				id, ok := x.Node.(*ast.IdentifierNode)
-				prop, ok2 := x.Property.(*ast.StringNode)
-				if !ok || !ok2 {
-					return
+			x := f.member
+			if f.vars {
+				if w := cc.unsetVar(src, x, f.prop); w != nil {
+					unset = append(unset, w)
 				}
-				if id.Value == "vars" {
-					if w := cc.unsetVar(src, x, prop.Value); w != nil {
-						unset = append(unset, w)
-					}
-					return
-				}
-				if id.Value != "match" || r.badTrigger {
-					return // with a bad pattern or regex, the capture may be in it
-				}
-				if slices.Contains(r.capNames, prop.Value) {
-					return
-				}
-				var msg string
-				switch {
-				case !r.trigger:
-					msg = fmt.Sprintf("match.%s is always empty: %s has no 'match' or 'regex'", prop.Value, what)
-				case len(r.capNames) == 0:
-					msg = fmt.Sprintf("match.%s is always empty: the patterns of %s capture nothing (use {name} or *)", prop.Value, what)
-				default:
-					msg = fmt.Sprintf("match.%s is always empty: %s captures %s%s", prop.Value, what, oneOf(r.capNames), suggest(prop.Value, r.capNames))
-				}
-				found = locErr(src, x, msg)
-			case *ast.CallNode:
-				id, ok := x.Callee.(*ast.IdentifierNode)
-				if !ok || id.Value != "business_hours" {
-					return
-				}
-				args := x.Arguments[1:] // [0] is the context
-				if len(args) >= 1 {
-					if sn, ok := args[0].(*ast.StringNode); ok {
-						if _, err := parseHours(sn.Value); err != nil {
-							found = locErr(src, sn, err.Error())
-							return
-						}
-					}
-				}
-				if len(args) >= 2 {
-					if sn, ok := args[1].(*ast.StringNode); ok {
-						if _, err := cachedZone(sn.Value); err != nil {
-							found = locErr(src, sn, err.Error())
-						}
-					}
-				}
+				continue
 			}
-		}}
-		ast.Walk(&tree, v)
+			if r.badTrigger {
+				continue // with a bad pattern or regex, the capture may be in it
+			}
+			if slices.Contains(r.capNames, f.prop) {
+				continue
+			}
+			var msg string
+			switch {
+			case !r.trigger:
+				msg = fmt.Sprintf("match.%s is always empty: %s has no 'match' or 'regex'", f.prop, what)
+			case len(r.capNames) == 0:
+				msg = fmt.Sprintf("match.%s is always empty: the patterns of %s capture nothing (use {name} or *)", f.prop, what)
+			default:
+				msg = fmt.Sprintf("match.%s is always empty: %s captures %s%s", f.prop, what, oneOf(r.capNames), suggest(f.prop, r.capNames))
+			}
+			found = locErr(src, x, msg)
+			break
+		}
 		var probs []*exprError
 		if found != nil {
 			probs = append(probs, found)
 		}
 		probs = append(probs, unset...)
 		if !cc.opts.noStaticLimits {
-			probs = append(probs, staticLimits(src, tree, lim, reply)...)
+			probs = append(probs, cc.c.limitsOf(src, tree, facts, cc.opts.Limits, reply)...)
 		}
 		return probs
 	}
+}
+
+// exprFacts is what the checks of checker read of an expression's tree, in the order of a
+// walk: the same for every rule that has the expression, so found once.
+type exprFacts struct {
+	// events are the members vars.x and match.x, and the first problem with the arguments of
+	// business_hours; the walk stops at that problem.
+	events []exprFact
+	// limits are what staticLimits finds, for other expressions and for replies, once known.
+	limits     [2][]*exprError
+	limitsDone [2]bool
+}
+
+// exprFact is one event of exprFacts: a member vars.prop (vars) or match.prop, or err.
+type exprFact struct {
+	member *ast.MemberNode
+	prop   string
+	vars   bool
+	err    *exprError
+}
+
+// factsOf returns the facts of an expression's tree, found once for each tree (compiled
+// expressions are shared: see compile).
+func (c *compiler) factsOf(src string, tree ast.Node) *exprFacts {
+	c.mu.Lock()
+	f, ok := c.facts[tree]
+	c.mu.Unlock()
+	if ok {
+		return f
+	}
+	f = &exprFacts{}
+	stop := false
+	v := &visitor{fn: func(n ast.Node) {
+		if stop {
+			return
+		}
+		switch x := n.(type) {
+		case *ast.MemberNode:
+			id, ok := x.Node.(*ast.IdentifierNode)
+			prop, ok2 := x.Property.(*ast.StringNode)
+			if !ok || !ok2 || id.Value != "vars" && id.Value != "match" {
+				return
+			}
+			f.events = append(f.events, exprFact{member: x, prop: prop.Value, vars: id.Value == "vars"})
+		case *ast.CallNode:
+			id, ok := x.Callee.(*ast.IdentifierNode)
+			if !ok || id.Value != "business_hours" {
+				return
+			}
+			args := x.Arguments[1:] // [0] is the context
+			var found *exprError
+			if len(args) >= 1 {
+				if sn, ok := args[0].(*ast.StringNode); ok {
+					if _, err := parseHours(sn.Value); err != nil {
+						found = locErr(src, sn, err.Error())
+					}
+				}
+			}
+			if found == nil && len(args) >= 2 {
+				if sn, ok := args[1].(*ast.StringNode); ok {
+					if _, err := cachedZone(sn.Value); err != nil {
+						found = locErr(src, sn, err.Error())
+					}
+				}
+			}
+			if found != nil {
+				f.events = append(f.events, exprFact{err: found})
+				stop = true
+			}
+		}
+	}}
+	ast.Walk(&tree, v)
+	c.mu.Lock()
+	if c.facts == nil {
+		c.facts = map[ast.Node]*exprFacts{}
+	}
+	if prev, ok := c.facts[tree]; ok {
+		f = prev
+	} else {
+		c.facts[tree] = f
+	}
+	c.mu.Unlock()
+	return f
+}
+
+// limitsOf returns staticLimits of an expression's tree, found once for each tree and kind.
+func (c *compiler) limitsOf(src string, tree ast.Node, f *exprFacts, lim Limits, reply bool) []*exprError {
+	k := 0
+	if reply {
+		k = 1
+	}
+	c.mu.Lock()
+	probs, done := f.limits[k], f.limitsDone[k]
+	c.mu.Unlock()
+	if done {
+		return probs
+	}
+	probs = staticLimits(src, tree, lim.withDefaults(), reply)
+	c.mu.Lock()
+	f.limits[k], f.limitsDone[k] = probs, true
+	c.mu.Unlock()
+	return probs
 }
 
 // unsetVar returns a warning for vars.name when nothing can ever give the variable a value:

@@ -90,6 +90,8 @@ type compiler struct {
 	// cost more than the compilation itself. A configuration keeps a cache of types, so one
 	// goroutine uses it at a time.
 	confs [2][]*conf.Config
+	// facts keeps what the checks read of each compiled expression's tree (mu guards it).
+	facts map[ast.Node]*exprFacts
 }
 
 type compiledRegex struct {
