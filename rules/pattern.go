@@ -75,11 +75,15 @@ func parsePattern(src string) ([]flatPattern, error) {
 	if len(src) > maxPatternLen {
 		return nil, &patternError{0, fmt.Sprintf("pattern is %d bytes long; the limit is %d", len(src), maxPatternLen)}
 	}
-	p := &pparser{src: src, n: len(src)}
+	p := &pparser{src: src, n: len(src), ascii: true}
 	for i := 0; i < len(src); i++ {
 		if src[i] >= utf8.RuneSelf {
-			p.r = []rune(src) // offsets are in runes; an ASCII pattern needs no copy
-			p.n = len(p.r)
+			p.ascii = false
+			if strings.ContainsFunc(src[i:], func(r rune) bool { return r >= utf8.RuneSelf && unicode.IsSpace(r) }) {
+				// Offsets are in runes: only a space that is not ASCII needs the runes.
+				p.r = []rune(src)
+				p.n = len(p.r)
+			}
 			break
 		}
 	}
@@ -88,7 +92,18 @@ func parsePattern(src string) ([]flatPattern, error) {
 		return nil, err
 	}
 	if p.i < p.n {
-		return nil, &patternError{p.i, fmt.Sprintf("unexpected '%c': it closes nothing", p.at(p.i))}
+		return nil, &patternError{p.col(p.i), fmt.Sprintf("unexpected '%c': it closes nothing", p.at(p.i))}
+	}
+	if !slices.ContainsFunc(seq, func(n pnode) bool { return n.kind == 'a' || n.kind == 'o' }) {
+		// One expansion: the sequence itself.
+		fp, err := flatten(seq)
+		if err != nil {
+			return nil, err
+		}
+		if len(fp.elems) == 0 {
+			return nil, &patternError{0, "pattern is empty"}
+		}
+		return []flatPattern{fp}, nil
 	}
 	exp, err := expand(seq)
 	if err != nil {
@@ -122,19 +137,34 @@ func parsePattern(src string) ([]flatPattern, error) {
 	return out, nil
 }
 
+// pparser parses a pattern. Its offsets are of bytes, unless the pattern has a space that is
+// not ASCII: they are then of runes (r).
 type pparser struct {
-	src string
-	r   []rune // the runes of src, unless it is ASCII
-	n   int    // runes
-	i   int
+	src   string
+	r     []rune // the runes of src, when it has a space that is not ASCII
+	n     int    // bytes or runes
+	i     int
+	ascii bool // src is ASCII: offsets are columns
 }
 
-// at returns the rune at offset i.
+// at returns the rune at offset i; in bytes, a byte of a rune that is not ASCII is
+// utf8.RuneError, a part of a word like any letter.
 func (p *pparser) at(i int) rune {
 	if p.r == nil {
-		return rune(p.src[i])
+		if c := p.src[i]; c < utf8.RuneSelf {
+			return rune(c)
+		}
+		return utf8.RuneError
 	}
 	return p.r[i]
+}
+
+// col returns the rune offset of offset i, for errors.
+func (p *pparser) col(i int) int {
+	if p.r != nil || p.ascii {
+		return i
+	}
+	return utf8.RuneCountInString(p.src[:i])
 }
 
 // str returns the runes [from:to] as a string: a part of src when it is ASCII.
@@ -164,7 +194,7 @@ func isPatternSyntax(c rune) bool {
 
 func (p *pparser) seq(depth int) ([]pnode, error) {
 	if depth > 8 {
-		return nil, &patternError{p.i, "pattern nests ( ) and [ ] more than 8 deep"}
+		return nil, &patternError{p.col(p.i), "pattern nests ( ) and [ ] more than 8 deep"}
 	}
 	var out []pnode
 	for p.i < p.n {
@@ -189,7 +219,7 @@ func (p *pparser) seq(depth int) ([]pnode, error) {
 					if c == '[' {
 						want = ']'
 					}
-					return nil, &patternError{start, fmt.Sprintf("'%c' is never closed: add '%c'", c, want)}
+					return nil, &patternError{p.col(start), fmt.Sprintf("'%c' is never closed: add '%c'", c, want)}
 				}
 				d := p.at(p.i)
 				p.i++
@@ -197,7 +227,7 @@ func (p *pparser) seq(depth int) ([]pnode, error) {
 					continue
 				}
 				if c == '(' && d != ')' || c == '[' && d != ']' {
-					return nil, &patternError{p.i - 1, fmt.Sprintf("'%c' closes '%c' opened at column %d", d, c, start+1)}
+					return nil, &patternError{p.col(p.i - 1), fmt.Sprintf("'%c' closes '%c' opened at column %d", d, c, p.col(start)+1)}
 				}
 				break
 			}
@@ -207,10 +237,10 @@ func (p *pparser) seq(depth int) ([]pnode, error) {
 			}
 			for _, a := range alts {
 				if len(a) == 0 && kind == 'a' {
-					return nil, &patternError{start, "empty alternative in ( ): use [ ] for an optional word"}
+					return nil, &patternError{p.col(start), "empty alternative in ( ): use [ ] for an optional word"}
 				}
 			}
-			out = append(out, pnode{kind: kind, alts: alts, col: int32(start)})
+			out = append(out, pnode{kind: kind, alts: alts, col: int32(p.col(start))})
 		case c == '{':
 			start := p.i
 			end := start + 1
@@ -218,31 +248,38 @@ func (p *pparser) seq(depth int) ([]pnode, error) {
 				end++
 			}
 			if end >= p.n {
-				return nil, &patternError{start, "'{' is never closed: a capture is written {name}"}
+				return nil, &patternError{p.col(start), "'{' is never closed: a capture is written {name}"}
 			}
 			name := p.str(start+1, end)
 			if !isIdent(name) {
-				return nil, &patternError{start, fmt.Sprintf("capture name %q is not a name: use letters, digits and _, such as {city}", name)}
+				return nil, &patternError{p.col(start), fmt.Sprintf("capture name %q is not a name: use letters, digits and _, such as {city}", name)}
 			}
 			p.i = end + 1
 			if p.i < p.n && !unicode.IsSpace(p.at(p.i)) && !strings.ContainsRune(")]|", p.at(p.i)) {
-				return nil, &patternError{start, fmt.Sprintf("capture {%s} must stand alone as a word: put a space after it", name)}
+				return nil, &patternError{p.col(start), fmt.Sprintf("capture {%s} must stand alone as a word: put a space after it", name)}
 			}
-			out = append(out, pnode{kind: 'c', text: name, col: int32(start)})
+			out = append(out, pnode{kind: 'c', text: name, col: int32(p.col(start))})
 		case c == '}':
-			return nil, &patternError{p.i, "'}' closes nothing"}
+			return nil, &patternError{p.col(p.i), "'}' closes nothing"}
 		default:
 			start := p.i
 			for p.i < p.n && !isPatternSpace(p.at(p.i)) && !isPatternSyntax(p.at(p.i)) {
 				p.i++
 			}
 			if out == nil {
-				out = make([]pnode, 0, 4)
+				// Room for the words left, most likely.
+				n := 1
+				for j := p.i; j < p.n && n < 16; j++ {
+					if p.at(j) == ' ' {
+						n++
+					}
+				}
+				out = make([]pnode, 0, n)
 			}
 			if p.i == start+1 && p.at(start) == '*' {
-				out = append(out, pnode{kind: '*', col: int32(start)})
+				out = append(out, pnode{kind: '*', col: int32(p.col(start))})
 			} else {
-				out = append(out, pnode{kind: 'w', text: p.str(start, p.i), col: int32(start)})
+				out = append(out, pnode{kind: 'w', text: p.str(start, p.i), col: int32(p.col(start))})
 			}
 		}
 	}
@@ -255,15 +292,19 @@ func expand(seq []pnode) ([][]pnode, error) {
 		return [][]pnode{seq}, nil // one expansion: the sequence itself
 	}
 	res := [][]pnode{nil}
-	for _, n := range seq {
+	for k, n := range seq {
 		if n.kind != 'a' && n.kind != 'o' {
 			for i := range res {
 				res[i] = append(res[i], n)
 			}
 			continue
 		}
-		var choices [][]pnode
+		choices := make([][]pnode, 0, len(n.alts)+1)
 		for _, a := range n.alts {
+			if !slices.ContainsFunc(a, func(n pnode) bool { return n.kind == 'a' || n.kind == 'o' }) {
+				choices = append(choices, a) // what expand(a) returns
+				continue
+			}
 			sub, err := expand(a)
 			if err != nil {
 				return nil, err
@@ -277,10 +318,11 @@ func expand(seq []pnode) ([][]pnode, error) {
 		if len(res)*len(choices) > maxPatternExpansions {
 			return nil, &patternError{int(n.col), fmt.Sprintf("pattern has more than %d combinations of ( ) and [ ]: split it into several patterns", maxPatternExpansions)}
 		}
-		var next [][]pnode
+		next := make([][]pnode, 0, len(res)*len(choices))
 		for _, r := range res {
 			for _, c := range choices {
-				x := make([]pnode, 0, len(r)+len(c))
+				// Room for the nodes after n too, most likely plain.
+				x := make([]pnode, 0, len(r)+len(c)+len(seq)-k-1)
 				x = append(append(x, r...), c...)
 				next = append(next, x)
 			}
@@ -292,12 +334,20 @@ func expand(seq []pnode) ([][]pnode, error) {
 
 func flatten(seq []pnode) (flatPattern, error) {
 	size := len(seq) // elements, most likely: a word or a * one each, a capture two
+	ncaps := 0
 	for _, n := range seq {
-		if n.kind == 'c' {
+		switch n.kind {
+		case 'c':
 			size++
+			ncaps++
+		case '*':
+			ncaps++
 		}
 	}
 	fp := flatPattern{elems: make([]elem, 0, size)}
+	if ncaps > 0 {
+		fp.caps = make([]capture, 0, ncaps)
+	}
 	stars := 0
 	for i, n := range seq {
 		switch n.kind {
@@ -328,8 +378,9 @@ func flatten(seq []pnode) (flatPattern, error) {
 				fp.elems = append(fp.elems, elem{kind: elWord, word: n.text})
 				continue
 			}
-			for _, w := range foldWords(n.text) {
-				fp.elems = append(fp.elems, elem{kind: elWord, word: w})
+			var buf [4]token
+			for _, t := range tokenize(n.text, buf[:0]) {
+				fp.elems = append(fp.elems, elem{kind: elWord, word: t.norm})
 			}
 		}
 	}
