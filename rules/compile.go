@@ -438,7 +438,7 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 	if r.typing == nil {
 		r.typing = fileTyping
 	}
-	what := "rule '" + ra.name + "'"
+	what := ruleWhat(ra.name)
 	onName := r.kind.String()
 
 	// Triggers.
@@ -455,6 +455,10 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 	if r.fallback && (len(ra.match) > 0 || len(ra.regex) > 0) {
 		s.errf(ra.fallbackN, "%s has 'fallback: true' and a 'match' or 'regex': a fallback answers when nothing matched, so remove one of them", what)
 	}
+	if len(ra.regex) > 0 {
+		r.res = make([]*lazyRegex, 0, len(ra.regex))
+		r.lits = make([][]string, 0, len(ra.regex))
+	}
 	for _, n := range ra.match {
 		flats, err := parsePattern(n.Value)
 		if err != nil {
@@ -465,6 +469,15 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 		}
 		if r.pats == nil {
 			r.pats = make([]pattern, 0, len(flats)*len(ra.match))
+		}
+		if r.capNames == nil {
+			n := 0
+			for _, fp := range flats {
+				n += len(fp.caps)
+			}
+			if n > 0 {
+				r.capNames = make([]string, 0, n*len(ra.match)+len(ra.regex))
+			}
 		}
 		for _, fp := range flats {
 			r.pats = append(r.pats, pattern{src: n.Value, flat: fp, node: n})
@@ -526,7 +539,9 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 	check := cc.checker(r, what, false)
 	if ra.when != nil {
 		p, probs := cc.compileExpr(ra.when.Value, true, check)
-		cc.report(ra.when, probs, "in 'when' of %s", what)
+		if len(probs) > 0 {
+			cc.report(ra.when, probs, "in 'when' of %s", what)
+		}
 		r.when = p
 	}
 
@@ -539,11 +554,16 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 		s.errf(k, "%s is 'on: session.end': the conversation is over and cannot be answered; say goodbye in a rule 'on: idle' instead", what)
 	}
 	replyCheck := cc.checker(r, what, true)
+	if len(ra.msgs) > 0 {
+		r.msgs = make([][]*template, 0, len(ra.msgs))
+	}
 	for _, alts := range ra.msgs {
-		var ts []*template
+		ts := make([]*template, 0, len(alts))
 		for _, n := range alts {
 			t, probs := cc.c.compileTemplate(n.Value, false, replyCheck)
-			cc.report(n, probs, "in the reply of %s", what)
+			if len(probs) > 0 {
+				cc.report(n, probs, "in the reply of %s", what)
+			}
 			if t != nil {
 				ts = append(ts, t)
 			}
@@ -568,7 +588,9 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 			set.del = true
 		case v.Kind == yaml.ScalarNode && v.Tag == "!!str":
 			t, probs := cc.c.compileTemplate(v.Value, true, check)
-			cc.report(v, probs, "in 'set: %s' of %s", st.name, what)
+			if len(probs) > 0 {
+				cc.report(v, probs, "in 'set: %s' of %s", st.name, what)
+			}
 			if t == nil {
 				continue
 			}
@@ -619,7 +641,9 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 	}
 	if ra.invite != nil {
 		t, probs := cc.c.compileTemplate(ra.invite.Value, false, check)
-		cc.report(ra.invite, probs, "in 'invite' of %s", what)
+		if len(probs) > 0 {
+			cc.report(ra.invite, probs, "in 'invite' of %s", what)
+		}
 		r.invite = t
 	}
 	r.needsEnv = r.call != nil || len(r.set) > 0 || r.invite != nil && !r.invite.plain
@@ -640,8 +664,13 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 	return r
 }
 
+// ruleWhat names a rule in messages: "rule 'name'".
+type ruleWhat string
+
+func (w ruleWhat) String() string { return "rule '" + string(w) + "'" }
+
 // callExpr compiles `call: name` or `call: name(args)`.
-func (cc *compiling) callExpr(n *yaml.Node, what string, check func(string, ast.Node) []*exprError) *vm.Program {
+func (cc *compiling) callExpr(n *yaml.Node, what ruleWhat, check func(string, ast.Node) []*exprError) *vm.Program {
 	src := strings.TrimSpace(n.Value)
 	name := src
 	if i := strings.IndexByte(src, '('); i >= 0 {
@@ -707,7 +736,7 @@ func (cc *compiling) report(n *yaml.Node, probs []*exprError, format string, arg
 // checker returns the extra checks of the expressions of r: captures that exist, variables
 // that something sets (a warning otherwise), business hours that parse, and what is sure to
 // go over the Limits (staticLimits; reply is set for the {{ }} of replies).
-func (cc *compiling) checker(r *rule, what string, reply bool) func(string, ast.Node) []*exprError {
+func (cc *compiling) checker(r *rule, what ruleWhat, reply bool) func(string, ast.Node) []*exprError {
 	return func(src string, tree ast.Node) []*exprError {
 		facts := cc.c.factsOf(src, tree)
 		var found *exprError
@@ -782,7 +811,12 @@ func (c *compiler) factsOf(src string, tree ast.Node) *exprFacts {
 	if ok {
 		return f
 	}
-	f = &exprFacts{}
+	return c.findFacts(src, tree)
+}
+
+// findFacts finds the facts of an expression's tree (factsOf).
+func (c *compiler) findFacts(src string, tree ast.Node) *exprFacts {
+	f := &exprFacts{}
 	stop := false
 	v := &visitor{fn: func(n ast.Node) {
 		if stop {
