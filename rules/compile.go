@@ -1133,7 +1133,12 @@ func (rs *RuleSet) buildIndex() {
 	for _, r := range rs.rules {
 		words += len(r.pats)
 	}
-	freq := make(map[string]int, 2*words)
+	// Number the words, count them, and keep the number of each word of each pattern in
+	// order (seq), so that choosing the anchors needs no map.
+	ids := make(map[string]int32, 2*words)
+	var names []string
+	var freq []int32
+	seq := make([]int32, 0, 3*words)
 	for _, r := range rs.rules {
 		if r.kind != bot.EventMessage || r.fallback {
 			continue
@@ -1141,18 +1146,25 @@ func (rs *RuleSet) buildIndex() {
 		for _, p := range r.pats {
 			for _, e := range p.flat.elems {
 				if e.kind == elWord {
-					freq[e.word]++
+					id, ok := ids[e.word]
+					if !ok {
+						id = int32(len(names))
+						ids[e.word] = id
+						names = append(names, e.word)
+						freq = append(freq, 0)
+					}
+					freq[id]++
+					seq = append(seq, id)
 				}
 			}
 		}
 	}
-	if len(rs.index) == 0 {
-		rs.index = make(map[string][]int32, words)
-	}
+	byWord := make([][]int32, len(names)) // by word number: the ranks of the rules it anchors
 	var lits []litEntry
 	var always []*rule
-	var anchors []string // of a rule's patterns
+	var anchors []int32 // of a rule's patterns: a word number, or -1
 	st := &rs.idx
+	next := 0 // in seq
 	for _, r := range rs.rules {
 		rank := int32(r.rank)
 		switch {
@@ -1177,16 +1189,18 @@ func (rs *RuleSet) buildIndex() {
 		}
 		anchors = anchors[:0]
 		for _, p := range r.pats {
-			best, bestN := "", 0
+			best, bestN := int32(-1), int32(0)
 			for _, e := range p.flat.elems {
 				if e.kind != elWord {
 					continue
 				}
-				if n := freq[e.word]; best == "" || n < bestN {
-					best, bestN = e.word, n
+				id := seq[next]
+				next++
+				if n := freq[id]; best < 0 || n < bestN {
+					best, bestN = id, n
 				}
 			}
-			if best == "" {
+			if best < 0 {
 				anchored = false
 			}
 			anchors = append(anchors, best)
@@ -1197,15 +1211,29 @@ func (rs *RuleSet) buildIndex() {
 		}
 		st.Indexed++
 		for _, w := range anchors {
-			l := rs.index[w]
+			l := byWord[w]
 			if len(l) == 0 || l[len(l)-1] != rank {
-				rs.index[w] = append(l, rank)
+				byWord[w] = append(l, rank)
 			}
 		}
 		for _, set := range r.lits {
 			for _, lit := range set {
 				lits = append(lits, litEntry{lit: lit, rank: rank})
 			}
+		}
+	}
+	n := 0
+	for _, l := range byWord {
+		if l != nil {
+			n++
+		}
+	}
+	if len(rs.index) == 0 {
+		rs.index = make(map[string][]int32, n)
+	}
+	for w, l := range byWord {
+		if l != nil {
+			rs.index[names[w]] = l
 		}
 	}
 	rs.lits = newLitIndex(lits)
