@@ -58,7 +58,7 @@ type flatPattern struct {
 // pnode is a parsed pattern before expansion.
 type pnode struct {
 	kind byte   // 'w' word text, '*' star, 'c' capture, 'a' alternatives, 'o' optional
-	col  int32  // rune offset in the pattern, for errors
+	col  int32  // offset in the pattern (pparser's), for errors
 	text string // the word ('w'), the capture's name ('c')
 	alts [][]pnode
 }
@@ -98,7 +98,7 @@ func parsePattern(src string) ([]flatPattern, error) {
 		// One expansion: the sequence itself.
 		fp, err := flatten(seq)
 		if err != nil {
-			return nil, err
+			return nil, p.colOf(err)
 		}
 		if len(fp.elems) == 0 {
 			return nil, &patternError{0, "pattern is empty"}
@@ -107,7 +107,7 @@ func parsePattern(src string) ([]flatPattern, error) {
 	}
 	exp, err := expand(seq)
 	if err != nil {
-		return nil, err
+		return nil, p.colOf(err)
 	}
 	out := make([]flatPattern, 0, len(exp))
 	var seen map[string]bool // keys of the expansions, when there are several
@@ -117,7 +117,7 @@ func parsePattern(src string) ([]flatPattern, error) {
 	for _, e := range exp {
 		fp, err := flatten(e)
 		if err != nil {
-			return nil, err
+			return nil, p.colOf(err)
 		}
 		if len(fp.elems) == 0 {
 			continue
@@ -157,6 +157,15 @@ func (p *pparser) at(i int) rune {
 		return utf8.RuneError
 	}
 	return p.r[i]
+}
+
+// colOf turns the offset of a pattern error from expand or flatten, a pnode's, into a
+// rune offset.
+func (p *pparser) colOf(err error) error {
+	if pe, ok := err.(*patternError); ok {
+		pe.col = p.col(pe.col)
+	}
+	return err
 }
 
 // col returns the rune offset of offset i, for errors.
@@ -240,7 +249,7 @@ func (p *pparser) seq(depth int) ([]pnode, error) {
 					return nil, &patternError{p.col(start), "empty alternative in ( ): use [ ] for an optional word"}
 				}
 			}
-			out = append(out, pnode{kind: kind, alts: alts, col: int32(p.col(start))})
+			out = append(out, pnode{kind: kind, alts: alts, col: int32(start)})
 		case c == '{':
 			start := p.i
 			end := start + 1
@@ -258,7 +267,7 @@ func (p *pparser) seq(depth int) ([]pnode, error) {
 			if p.i < p.n && !unicode.IsSpace(p.at(p.i)) && !strings.ContainsRune(")]|", p.at(p.i)) {
 				return nil, &patternError{p.col(start), fmt.Sprintf("capture {%s} must stand alone as a word: put a space after it", name)}
 			}
-			out = append(out, pnode{kind: 'c', text: name, col: int32(p.col(start))})
+			out = append(out, pnode{kind: 'c', text: name, col: int32(start)})
 		case c == '}':
 			return nil, &patternError{p.col(p.i), "'}' closes nothing"}
 		default:
@@ -277,9 +286,9 @@ func (p *pparser) seq(depth int) ([]pnode, error) {
 				out = make([]pnode, 0, n)
 			}
 			if p.i == start+1 && p.at(start) == '*' {
-				out = append(out, pnode{kind: '*', col: int32(p.col(start))})
+				out = append(out, pnode{kind: '*', col: int32(start)})
 			} else {
-				out = append(out, pnode{kind: 'w', text: p.str(start, p.i), col: int32(p.col(start))})
+				out = append(out, pnode{kind: 'w', text: p.str(start, p.i), col: int32(start)})
 			}
 		}
 	}

@@ -148,6 +148,7 @@ func TestPatternErrorColumns(t *testing.T) {
 		{"là\u00a0{x} {x}", 7, "capture {x} appears twice in one pattern"},
 		{"ça (|b) c", 3, "empty alternative in ( ): use [ ] for an optional word"},
 		{"ça va}", 5, "'}' closes nothing"},
+		{"été (a|b) (c|d) (e|f) (g|h) (i|j) (k|l) (m|n) (o|p)", 46, "pattern has more than 128 combinations of ( ) and [ ]: split it into several patterns"},
 		{"Åà {x}y", 3, "capture {x} must stand alone as a word: put a space after it"},
 	} {
 		_, err := parsePattern(tt.pat)
