@@ -75,16 +75,14 @@ type rule struct {
 	res        []*lazyRegex
 	when       *vm.Program
 
-	name        string
-	description string
-	examples    []string
-	pos         pos
-	rank        int
-	order       int // file order
-	priority    int
+	name     string
+	doc      *ruleDoc // nil: no description and no examples
+	pos      pos
+	rank     int32
+	order    int32 // file order
+	priority int32
 
 	capNames []string
-	lits     [][]string // for each regex, literals one of which its matches contain (nil: none)
 
 	msgs    [][]*template
 	typing  *typingSpec
@@ -93,6 +91,28 @@ type rule struct {
 	call    *vm.Program
 	handler string
 	invite  *template // the address `invite:` brings into the conversation
+}
+
+// ruleDoc is what a rule says of itself, for the help and tools.
+type ruleDoc struct {
+	description string
+	examples    []string
+}
+
+// description returns the rule's description, or "".
+func (r *rule) description() string {
+	if r.doc == nil {
+		return ""
+	}
+	return r.doc.description
+}
+
+// examples returns the rule's examples.
+func (r *rule) examples() []string {
+	if r.doc == nil {
+		return nil
+	}
+	return r.doc.examples
 }
 
 type pattern struct {
@@ -156,8 +176,8 @@ func (rs *RuleSet) Rules() []RuleInfo {
 		if r.anyState {
 			st = []string{AnyState}
 		}
-		out[i] = RuleInfo{Name: r.name, Description: r.description, Examples: slices.Clone(r.examples),
-			Event: r.kind, States: st, Priority: r.priority, Fallback: r.fallback, File: r.pos.file, Line: r.pos.line}
+		out[i] = RuleInfo{Name: r.name, Description: r.description(), Examples: slices.Clone(r.examples()),
+			Event: r.kind, States: st, Priority: int(r.priority), Fallback: r.fallback, File: r.pos.file, Line: r.pos.line}
 	}
 	return out
 }
@@ -286,14 +306,14 @@ func compileSet(opts *Options, files []*fileAST, read []string, e *errs) (*RuleS
 
 	rs.rules = cc.compileRules(asts, fileOf)
 	for i, r := range rs.rules {
-		r.order = i
+		r.order = int32(i)
 	}
 	if _, ok := byName["help"]; !ok && help {
 		rs.rules = append(rs.rules, cc.helpRule(len(rs.rules)))
 	}
 	sort.SliceStable(rs.rules, func(i, j int) bool { return rs.rules[i].priority > rs.rules[j].priority })
 	for i, r := range rs.rules {
-		r.rank = i
+		r.rank = int32(i)
 	}
 	// The index and the help do not depend on what shadowing finds: when nothing failed so
 	// far, build them meanwhile (and drop them if shadowing finds an error).
@@ -431,12 +451,15 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 	before := cc.e.errors()
 	defer func() { r.broken = cc.e.errors() > before }()
 	r = &rule{
-		name: ra.name, description: ra.description, examples: ra.examples, hidden: ra.hidden,
-		pos: s.pos(ra.node), priority: ra.priority, kind: ra.on, fallback: ra.fallback,
+		name: ra.name, hidden: ra.hidden,
+		pos: s.pos(ra.node), priority: int32(ra.priority), kind: ra.on, fallback: ra.fallback,
 		pick: ra.pick, typing: ra.typing, end: ra.end, cont: ra.cont,
 	}
 	if r.typing == nil {
 		r.typing = fileTyping
+	}
+	if ra.description != "" || ra.examples != nil {
+		r.doc = &ruleDoc{description: ra.description, examples: ra.examples}
 	}
 	what := ruleWhat(ra.name)
 	onName := r.kind.String()
@@ -457,7 +480,6 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 	}
 	if len(ra.regex) > 0 {
 		r.res = make([]*lazyRegex, 0, len(ra.regex))
-		r.lits = make([][]string, 0, len(ra.regex))
 	}
 	for _, n := range ra.match {
 		flats, err := parsePattern(n.Value)
@@ -487,7 +509,7 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 		}
 	}
 	for _, n := range ra.regex {
-		re, lits, err := cc.c.regex(n.Value)
+		re, _, err := cc.c.regex(n.Value)
 		if err != nil {
 			at := s.pos(n)
 			if se := (*syntax.Error)(nil); errors.As(err, &se) {
@@ -498,7 +520,6 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 			continue
 		}
 		r.res = append(r.res, re)
-		r.lits = append(r.lits, lits)
 		for i, name := range re.names {
 			if i == 0 {
 				continue
@@ -960,7 +981,8 @@ func compileRegexLits(src string) (*lazyRegex, []string, error) {
 			return nil, nil, fmt.Errorf("it compiles to %d instructions; the limit is %d: simplify the repetitions", len(prog.Inst), maxRegexInsts)
 		}
 	}
-	return &lazyRegex{full: full, names: re.CapNames()}, requiredLits(simple), nil
+	lits := requiredLits(simple)
+	return &lazyRegex{full: full, names: re.CapNames(), lits: lits}, lits, nil
 }
 
 // lazyRegex is a `regex:` checked when the rules load (it parses, within the limits) and
@@ -970,6 +992,7 @@ func compileRegexLits(src string) (*lazyRegex, []string, error) {
 type lazyRegex struct {
 	full  string   // the source, with its (?i)
 	names []string // the names of its groups, as regexp.Regexp.SubexpNames
+	lits  []string // literals one of which its matches contain (nil: none), read only
 	re    atomic.Pointer[regexp.Regexp]
 }
 
@@ -1016,7 +1039,7 @@ func regexCol(src, fragment string) int {
 
 // helpRule is the built-in `help` rule, added when the files define none.
 func (cc *compiling) helpRule(order int) *rule {
-	r := &rule{name: "help", anyState: true, kind: bot.EventMessage, trigger: true, order: order, hidden: true,
+	r := &rule{name: "help", anyState: true, kind: bot.EventMessage, trigger: true, order: int32(order), hidden: true,
 		pos: pos{file: "(built-in)"}}
 	for _, p := range []string{"help", "[show] [the] (commands|menu)", "what can you do"} {
 		flats, _ := parsePattern(p)
@@ -1136,8 +1159,8 @@ func (rs *RuleSet) buildIndex() {
 	// Number the words, count them, and keep the number of each word of each pattern in
 	// order (seq), so that choosing the anchors needs no map.
 	ids := make(map[string]int32, 2*words)
-	var names []string
-	var freq []int32
+	names := make([]string, 0, 2*words)
+	freq := make([]int32, 0, 2*words)
 	seq := make([]int32, 0, 3*words)
 	for _, r := range rs.rules {
 		if r.kind != bot.EventMessage || r.fallback {
@@ -1166,7 +1189,7 @@ func (rs *RuleSet) buildIndex() {
 	st := &rs.idx
 	next := 0 // in seq
 	for _, r := range rs.rules {
-		rank := int32(r.rank)
+		rank := r.rank
 		switch {
 		case r.fallback:
 			rs.fallback = append(rs.fallback, rank)
@@ -1178,8 +1201,8 @@ func (rs *RuleSet) buildIndex() {
 		st.Rules++
 		st.Regexes += len(r.res)
 		anchored := r.trigger
-		for _, l := range r.lits {
-			switch {
+		for _, re := range r.res {
+			switch l := re.lits; {
 			case l == nil:
 				st.UnindexedRegexes++
 				anchored = false
@@ -1216,8 +1239,8 @@ func (rs *RuleSet) buildIndex() {
 				byWord[w] = append(l, rank)
 			}
 		}
-		for _, set := range r.lits {
-			for _, lit := range set {
+		for _, re := range r.res {
+			for _, lit := range re.lits {
 				lits = append(lits, litEntry{lit: lit, rank: rank})
 			}
 		}
@@ -1243,7 +1266,7 @@ func (rs *RuleSet) buildIndex() {
 		st.Always++
 		if r.anyState {
 			st.AlwaysAnyState++
-			rs.alwaysAt = append(rs.alwaysAt, int32(r.rank))
+			rs.alwaysAt = append(rs.alwaysAt, r.rank)
 		}
 	}
 	for _, r := range always {
@@ -1254,7 +1277,7 @@ func (rs *RuleSet) buildIndex() {
 			if _, ok := rs.always[s]; !ok {
 				rs.always[s] = slices.Clone(rs.alwaysAt)
 			}
-			rs.always[s] = append(rs.always[s], int32(r.rank))
+			rs.always[s] = append(rs.always[s], r.rank)
 		}
 	}
 	for s, l := range rs.always {
@@ -1281,16 +1304,16 @@ func (rs *RuleSet) makeHelp() string {
 	sort.SliceStable(byOrder, func(i, j int) bool { return byOrder[i].order < byOrder[j].order })
 	var b strings.Builder
 	for _, r := range byOrder {
-		if r.hidden || r.description == "" {
+		if r.hidden || r.description() == "" {
 			continue
 		}
 		if b.Len() == 0 {
 			b.WriteString("Here is what I can help with:")
 		}
 		b.WriteString("\n- ")
-		b.WriteString(r.description)
-		if len(r.examples) > 0 {
-			fmt.Fprintf(&b, " (try \"%s\")", r.examples[0])
+		b.WriteString(r.description())
+		if ex := r.examples(); len(ex) > 0 {
+			fmt.Fprintf(&b, " (try \"%s\")", ex[0])
 		}
 	}
 	if b.Len() == 0 {
