@@ -39,8 +39,8 @@ const (
 
 type elem struct {
 	kind elemKind
-	word string   // elWord
-	glob []string // elGlob: the literal pieces around the *s
+	word string    // elWord
+	glob *[]string // elGlob: the literal pieces around the *s (behind a pointer: elements are mostly words)
 }
 
 // capture names a span of elements [from, to).
@@ -380,7 +380,7 @@ func flatten(seq []pnode) (flatPattern, error) {
 				for i, p := range parts {
 					parts[i] = strings.Join(foldWords(p), "")
 				}
-				fp.elems = append(fp.elems, elem{kind: elGlob, glob: parts})
+				fp.elems = append(fp.elems, elem{kind: elGlob, glob: &parts})
 				continue
 			}
 			if isFolded(n.text) {
@@ -430,7 +430,7 @@ func (fp flatPattern) key() string {
 	size := 2 * len(fp.elems)
 	for _, e := range fp.elems {
 		size += len(e.word)
-		for _, g := range e.glob {
+		for _, g := range e.globParts() {
 			size += len(g) + 1
 		}
 	}
@@ -443,7 +443,7 @@ func (fp flatPattern) key() string {
 		case elWord:
 			b.WriteString(e.word)
 		case elGlob:
-			b.WriteString(strings.Join(e.glob, "*"))
+			b.WriteString(strings.Join(*e.glob, "*"))
 		case elAny1:
 			b.WriteString("?")
 		case elStar:
@@ -513,6 +513,14 @@ func (fp *flatPattern) match(toks []token, at []int32) bool {
 	return true
 }
 
+// globParts returns the pieces of an elGlob (nil for another element).
+func (e *elem) globParts() []string {
+	if e.glob == nil {
+		return nil
+	}
+	return *e.glob
+}
+
 func (e *elem) matchTok(w string) bool {
 	switch e.kind {
 	case elWord:
@@ -520,7 +528,7 @@ func (e *elem) matchTok(w string) bool {
 	case elAny1:
 		return true
 	case elGlob:
-		return globMatch(e.glob, w)
+		return globMatch(*e.glob, w)
 	}
 	return false
 }
