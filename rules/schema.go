@@ -168,7 +168,7 @@ func hasAlias(n *yaml.Node) bool {
 
 // decodeFile walks the root node of a rule file.
 func decodeFile(s *src, root *yaml.Node) *fileAST {
-	f := &fileAST{path: s.name, src: s, vars: map[string]any{}, varPos: map[string]pos{}, aliased: hasAlias(root)}
+	f := &fileAST{path: s.name, src: s, vars: map[string]any{}, varPos: map[string]pos{}, aliased: !s.noAlias && hasAlias(root)}
 	doc := root
 	if doc.Kind == yaml.DocumentNode {
 		if len(doc.Content) == 0 {

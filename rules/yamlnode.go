@@ -24,6 +24,8 @@ type src struct {
 	aliases  int
 	aliasErr bool // the alias budget was exceeded and reported
 	e        *errs
+	// noAlias: the tree was made by fastYAML, which reads no alias.
+	noAlias bool
 }
 
 func (s *src) pos(n *yaml.Node) pos {
