@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -1056,8 +1057,13 @@ func (cc *compiling) helpRule(order int) *rule {
 // shadowing reports patterns that can never match because an earlier rule, with no
 // condition, matches exactly the same messages in the same states.
 func (cc *compiling) shadowing() {
-	type owner struct{ r *rule }
-	first := make(map[string][]owner, len(cc.rs.rules))
+	// The patterns are filed by the hash of their key (flatPattern.key), and compared by
+	// key when the hashes are equal.
+	type owner struct {
+		r *rule
+		p *pattern
+	}
+	first := make(map[uint64][]owner, len(cc.rs.rules))
 	// A pattern written with ( ) or [ ] has several expansions: it is dead only when every
 	// one of them is.
 	type verdict struct {
@@ -1066,8 +1072,9 @@ func (cc *compiling) shadowing() {
 		total int
 		by    *rule
 	}
-	var byNode []verdict // of a rule's patterns
-	var keys []string    // of a rule's patterns
+	var byNode []verdict  // of a rule's patterns
+	var keys []uint64     // of a rule's patterns
+	var key, other []byte // keys of patterns
 	for _, r := range cc.rs.rules {
 		if r.kind != bot.EventMessage || r.fallback {
 			continue
@@ -1081,9 +1088,13 @@ func (cc *compiling) shadowing() {
 				v = len(byNode) - 1
 			}
 			byNode[v].total++
-			k := p.flat.key()
+			key = p.flat.appendKey(key[:0])
+			k := fnv64(key)
 			keys = append(keys, k)
 			for _, o := range first[k] {
+				if other = o.p.flat.appendKey(other[:0]); !bytes.Equal(other, key) {
+					continue // another key with the same hash
+				}
 				if o.r != r && covers(o.r, r) {
 					byNode[v].dead++
 					byNode[v].by = o.r
@@ -1099,11 +1110,20 @@ func (cc *compiling) shadowing() {
 			}
 		}
 		if r.when == nil && !r.cont && !r.broken {
-			for _, k := range keys {
-				first[k] = append(first[k], owner{r})
+			for i, k := range keys {
+				first[k] = append(first[k], owner{r, &r.pats[i]})
 			}
 		}
 	}
+}
+
+// fnv64 returns the FNV-1a hash of b.
+func fnv64(b []byte) uint64 {
+	h := uint64(14695981039346656037)
+	for _, c := range b {
+		h = (h ^ uint64(c)) * 1099511628211
+	}
+	return h
 }
 
 // covers reports whether a applies in every state b applies in.

@@ -426,7 +426,6 @@ func isFolded(s string) bool {
 
 // key identifies a flat pattern for duplicate detection.
 func (fp flatPattern) key() string {
-	var b strings.Builder
 	size := 2 * len(fp.elems)
 	for _, e := range fp.elems {
 		size += len(e.word)
@@ -434,23 +433,32 @@ func (fp flatPattern) key() string {
 			size += len(g) + 1
 		}
 	}
-	b.Grow(size)
+	return string(fp.appendKey(make([]byte, 0, size)))
+}
+
+// appendKey appends key() to b.
+func (fp flatPattern) appendKey(b []byte) []byte {
 	for i, e := range fp.elems {
 		if i > 0 {
-			b.WriteByte(' ')
+			b = append(b, ' ')
 		}
 		switch e.kind {
 		case elWord:
-			b.WriteString(e.word)
+			b = append(b, e.word...)
 		case elGlob:
-			b.WriteString(strings.Join(*e.glob, "*"))
+			for j, g := range *e.glob {
+				if j > 0 {
+					b = append(b, '*')
+				}
+				b = append(b, g...)
+			}
 		case elAny1:
-			b.WriteString("?")
+			b = append(b, '?')
 		case elStar:
-			b.WriteString("*")
+			b = append(b, '*')
 		}
 	}
-	return b.String()
+	return b
 }
 
 // words returns the literal words every match must contain.
