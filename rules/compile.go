@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -75,16 +76,14 @@ type rule struct {
 	res        []*lazyRegex
 	when       *vm.Program
 
-	name        string
-	description string
-	examples    []string
-	pos         pos
-	rank        int
-	order       int // file order
-	priority    int
+	name     string
+	doc      *ruleDoc // nil: no description and no examples
+	pos      pos
+	rank     int32
+	order    int32 // file order
+	priority int32
 
 	capNames []string
-	lits     [][]string // for each regex, literals one of which its matches contain (nil: none)
 
 	msgs    [][]*template
 	typing  *typingSpec
@@ -93,6 +92,28 @@ type rule struct {
 	call    *vm.Program
 	handler string
 	invite  *template // the address `invite:` brings into the conversation
+}
+
+// ruleDoc is what a rule says of itself, for the help and tools.
+type ruleDoc struct {
+	description string
+	examples    []string
+}
+
+// description returns the rule's description, or "".
+func (r *rule) description() string {
+	if r.doc == nil {
+		return ""
+	}
+	return r.doc.description
+}
+
+// examples returns the rule's examples.
+func (r *rule) examples() []string {
+	if r.doc == nil {
+		return nil
+	}
+	return r.doc.examples
 }
 
 type pattern struct {
@@ -156,8 +177,8 @@ func (rs *RuleSet) Rules() []RuleInfo {
 		if r.anyState {
 			st = []string{AnyState}
 		}
-		out[i] = RuleInfo{Name: r.name, Description: r.description, Examples: slices.Clone(r.examples),
-			Event: r.kind, States: st, Priority: r.priority, Fallback: r.fallback, File: r.pos.file, Line: r.pos.line}
+		out[i] = RuleInfo{Name: r.name, Description: r.description(), Examples: slices.Clone(r.examples()),
+			Event: r.kind, States: st, Priority: int(r.priority), Fallback: r.fallback, File: r.pos.file, Line: r.pos.line}
 	}
 	return out
 }
@@ -286,14 +307,14 @@ func compileSet(opts *Options, files []*fileAST, read []string, e *errs) (*RuleS
 
 	rs.rules = cc.compileRules(asts, fileOf)
 	for i, r := range rs.rules {
-		r.order = i
+		r.order = int32(i)
 	}
 	if _, ok := byName["help"]; !ok && help {
 		rs.rules = append(rs.rules, cc.helpRule(len(rs.rules)))
 	}
 	sort.SliceStable(rs.rules, func(i, j int) bool { return rs.rules[i].priority > rs.rules[j].priority })
 	for i, r := range rs.rules {
-		r.rank = i
+		r.rank = int32(i)
 	}
 	// The index and the help do not depend on what shadowing finds: when nothing failed so
 	// far, build them meanwhile (and drop them if shadowing finds an error).
@@ -431,14 +452,17 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 	before := cc.e.errors()
 	defer func() { r.broken = cc.e.errors() > before }()
 	r = &rule{
-		name: ra.name, description: ra.description, examples: ra.examples, hidden: ra.hidden,
-		pos: s.pos(ra.node), priority: ra.priority, kind: ra.on, fallback: ra.fallback,
+		name: ra.name, hidden: ra.hidden,
+		pos: s.pos(ra.node), priority: int32(ra.priority), kind: ra.on, fallback: ra.fallback,
 		pick: ra.pick, typing: ra.typing, end: ra.end, cont: ra.cont,
 	}
 	if r.typing == nil {
 		r.typing = fileTyping
 	}
-	what := "rule '" + ra.name + "'"
+	if ra.description != "" || ra.examples != nil {
+		r.doc = &ruleDoc{description: ra.description, examples: ra.examples}
+	}
+	what := ruleWhat(ra.name)
 	onName := r.kind.String()
 
 	// Triggers.
@@ -455,6 +479,9 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 	if r.fallback && (len(ra.match) > 0 || len(ra.regex) > 0) {
 		s.errf(ra.fallbackN, "%s has 'fallback: true' and a 'match' or 'regex': a fallback answers when nothing matched, so remove one of them", what)
 	}
+	if len(ra.regex) > 0 {
+		r.res = make([]*lazyRegex, 0, len(ra.regex))
+	}
 	for _, n := range ra.match {
 		flats, err := parsePattern(n.Value)
 		if err != nil {
@@ -466,6 +493,15 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 		if r.pats == nil {
 			r.pats = make([]pattern, 0, len(flats)*len(ra.match))
 		}
+		if r.capNames == nil {
+			n := 0
+			for _, fp := range flats {
+				n += len(fp.caps)
+			}
+			if n > 0 {
+				r.capNames = make([]string, 0, n*len(ra.match)+len(ra.regex))
+			}
+		}
 		for _, fp := range flats {
 			r.pats = append(r.pats, pattern{src: n.Value, flat: fp, node: n})
 			for _, c := range fp.caps {
@@ -474,7 +510,7 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 		}
 	}
 	for _, n := range ra.regex {
-		re, lits, err := cc.c.regex(n.Value)
+		re, _, err := cc.c.regex(n.Value)
 		if err != nil {
 			at := s.pos(n)
 			if se := (*syntax.Error)(nil); errors.As(err, &se) {
@@ -485,7 +521,6 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 			continue
 		}
 		r.res = append(r.res, re)
-		r.lits = append(r.lits, lits)
 		for i, name := range re.names {
 			if i == 0 {
 				continue
@@ -526,7 +561,9 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 	check := cc.checker(r, what, false)
 	if ra.when != nil {
 		p, probs := cc.compileExpr(ra.when.Value, true, check)
-		cc.report(ra.when, probs, "in 'when' of %s", what)
+		if len(probs) > 0 {
+			cc.report(ra.when, probs, "in 'when' of %s", what)
+		}
 		r.when = p
 	}
 
@@ -539,11 +576,16 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 		s.errf(k, "%s is 'on: session.end': the conversation is over and cannot be answered; say goodbye in a rule 'on: idle' instead", what)
 	}
 	replyCheck := cc.checker(r, what, true)
+	if len(ra.msgs) > 0 {
+		r.msgs = make([][]*template, 0, len(ra.msgs))
+	}
 	for _, alts := range ra.msgs {
-		var ts []*template
+		ts := make([]*template, 0, len(alts))
 		for _, n := range alts {
 			t, probs := cc.c.compileTemplate(n.Value, false, replyCheck)
-			cc.report(n, probs, "in the reply of %s", what)
+			if len(probs) > 0 {
+				cc.report(n, probs, "in the reply of %s", what)
+			}
 			if t != nil {
 				ts = append(ts, t)
 			}
@@ -568,7 +610,9 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 			set.del = true
 		case v.Kind == yaml.ScalarNode && v.Tag == "!!str":
 			t, probs := cc.c.compileTemplate(v.Value, true, check)
-			cc.report(v, probs, "in 'set: %s' of %s", st.name, what)
+			if len(probs) > 0 {
+				cc.report(v, probs, "in 'set: %s' of %s", st.name, what)
+			}
 			if t == nil {
 				continue
 			}
@@ -619,7 +663,9 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 	}
 	if ra.invite != nil {
 		t, probs := cc.c.compileTemplate(ra.invite.Value, false, check)
-		cc.report(ra.invite, probs, "in 'invite' of %s", what)
+		if len(probs) > 0 {
+			cc.report(ra.invite, probs, "in 'invite' of %s", what)
+		}
 		r.invite = t
 	}
 	r.needsEnv = r.call != nil || len(r.set) > 0 || r.invite != nil && !r.invite.plain
@@ -640,8 +686,13 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 	return r
 }
 
+// ruleWhat names a rule in messages: "rule 'name'".
+type ruleWhat string
+
+func (w ruleWhat) String() string { return "rule '" + string(w) + "'" }
+
 // callExpr compiles `call: name` or `call: name(args)`.
-func (cc *compiling) callExpr(n *yaml.Node, what string, check func(string, ast.Node) []*exprError) *vm.Program {
+func (cc *compiling) callExpr(n *yaml.Node, what ruleWhat, check func(string, ast.Node) []*exprError) *vm.Program {
 	src := strings.TrimSpace(n.Value)
 	name := src
 	if i := strings.IndexByte(src, '('); i >= 0 {
@@ -707,78 +758,158 @@ func (cc *compiling) report(n *yaml.Node, probs []*exprError, format string, arg
 // checker returns the extra checks of the expressions of r: captures that exist, variables
 // that something sets (a warning otherwise), business hours that parse, and what is sure to
 // go over the Limits (staticLimits; reply is set for the {{ }} of replies).
-func (cc *compiling) checker(r *rule, what string, reply bool) func(string, ast.Node) []*exprError {
-	lim := cc.opts.Limits.withDefaults()
+func (cc *compiling) checker(r *rule, what ruleWhat, reply bool) func(string, ast.Node) []*exprError {
 	return func(src string, tree ast.Node) []*exprError {
+		facts := cc.c.factsOf(src, tree)
 		var found *exprError
 		var unset []*exprError
-		v := &visitor{fn: func(n ast.Node) {
-			if found != nil {
-				return
+		for _, f := range facts.events {
+			if f.err != nil {
+				found = f.err
+				break
 			}
-			switch x := n.(type) {
-			case *ast.MemberNode:
-				id, ok := x.Node.(*ast.IdentifierNode)
-				prop, ok2 := x.Property.(*ast.StringNode)
-				if !ok || !ok2 {
-					return
+			x := f.member
+			if f.vars {
+				if w := cc.unsetVar(src, x, f.prop); w != nil {
+					unset = append(unset, w)
 				}
-				if id.Value == "vars" {
-					if w := cc.unsetVar(src, x, prop.Value); w != nil {
-						unset = append(unset, w)
-					}
-					return
-				}
-				if id.Value != "match" || r.badTrigger {
-					return // with a bad pattern or regex, the capture may be in it
-				}
-				if slices.Contains(r.capNames, prop.Value) {
-					return
-				}
-				var msg string
-				switch {
-				case !r.trigger:
-					msg = fmt.Sprintf("match.%s is always empty: %s has no 'match' or 'regex'", prop.Value, what)
-				case len(r.capNames) == 0:
-					msg = fmt.Sprintf("match.%s is always empty: the patterns of %s capture nothing (use {name} or *)", prop.Value, what)
-				default:
-					msg = fmt.Sprintf("match.%s is always empty: %s captures %s%s", prop.Value, what, oneOf(r.capNames), suggest(prop.Value, r.capNames))
-				}
-				found = locErr(src, x, msg)
-			case *ast.CallNode:
-				id, ok := x.Callee.(*ast.IdentifierNode)
-				if !ok || id.Value != "business_hours" {
-					return
-				}
-				args := x.Arguments[1:] // [0] is the context
-				if len(args) >= 1 {
-					if sn, ok := args[0].(*ast.StringNode); ok {
-						if _, err := parseHours(sn.Value); err != nil {
-							found = locErr(src, sn, err.Error())
-							return
-						}
-					}
-				}
-				if len(args) >= 2 {
-					if sn, ok := args[1].(*ast.StringNode); ok {
-						if _, err := cachedZone(sn.Value); err != nil {
-							found = locErr(src, sn, err.Error())
-						}
-					}
-				}
+				continue
 			}
-		}}
-		ast.Walk(&tree, v)
+			if r.badTrigger {
+				continue // with a bad pattern or regex, the capture may be in it
+			}
+			if slices.Contains(r.capNames, f.prop) {
+				continue
+			}
+			var msg string
+			switch {
+			case !r.trigger:
+				msg = fmt.Sprintf("match.%s is always empty: %s has no 'match' or 'regex'", f.prop, what)
+			case len(r.capNames) == 0:
+				msg = fmt.Sprintf("match.%s is always empty: the patterns of %s capture nothing (use {name} or *)", f.prop, what)
+			default:
+				msg = fmt.Sprintf("match.%s is always empty: %s captures %s%s", f.prop, what, oneOf(r.capNames), suggest(f.prop, r.capNames))
+			}
+			found = locErr(src, x, msg)
+			break
+		}
 		var probs []*exprError
 		if found != nil {
 			probs = append(probs, found)
 		}
 		probs = append(probs, unset...)
 		if !cc.opts.noStaticLimits {
-			probs = append(probs, staticLimits(src, tree, lim, reply)...)
+			probs = append(probs, cc.c.limitsOf(src, tree, facts, cc.opts.Limits, reply)...)
 		}
 		return probs
 	}
+}
+
+// exprFacts is what the checks of checker read of an expression's tree, in the order of a
+// walk: the same for every rule that has the expression, so found once.
+type exprFacts struct {
+	// events are the members vars.x and match.x, and the first problem with the arguments of
+	// business_hours; the walk stops at that problem.
+	events []exprFact
+	// limits are what staticLimits finds, for other expressions and for replies, once known.
+	limits     [2][]*exprError
+	limitsDone [2]bool
+}
+
+// exprFact is one event of exprFacts: a member vars.prop (vars) or match.prop, or err.
+type exprFact struct {
+	member *ast.MemberNode
+	prop   string
+	vars   bool
+	err    *exprError
+}
+
+// factsOf returns the facts of an expression's tree, found once for each tree (compiled
+// expressions are shared: see compile).
+func (c *compiler) factsOf(src string, tree ast.Node) *exprFacts {
+	c.mu.Lock()
+	f, ok := c.facts[tree]
+	c.mu.Unlock()
+	if ok {
+		return f
+	}
+	return c.findFacts(src, tree)
+}
+
+// findFacts finds the facts of an expression's tree (factsOf).
+func (c *compiler) findFacts(src string, tree ast.Node) *exprFacts {
+	f := &exprFacts{}
+	stop := false
+	v := &visitor{fn: func(n ast.Node) {
+		if stop {
+			return
+		}
+		switch x := n.(type) {
+		case *ast.MemberNode:
+			id, ok := x.Node.(*ast.IdentifierNode)
+			prop, ok2 := x.Property.(*ast.StringNode)
+			if !ok || !ok2 || id.Value != "vars" && id.Value != "match" {
+				return
+			}
+			f.events = append(f.events, exprFact{member: x, prop: prop.Value, vars: id.Value == "vars"})
+		case *ast.CallNode:
+			id, ok := x.Callee.(*ast.IdentifierNode)
+			if !ok || id.Value != "business_hours" {
+				return
+			}
+			args := x.Arguments[1:] // [0] is the context
+			var found *exprError
+			if len(args) >= 1 {
+				if sn, ok := args[0].(*ast.StringNode); ok {
+					if _, err := parseHours(sn.Value); err != nil {
+						found = locErr(src, sn, err.Error())
+					}
+				}
+			}
+			if found == nil && len(args) >= 2 {
+				if sn, ok := args[1].(*ast.StringNode); ok {
+					if _, err := cachedZone(sn.Value); err != nil {
+						found = locErr(src, sn, err.Error())
+					}
+				}
+			}
+			if found != nil {
+				f.events = append(f.events, exprFact{err: found})
+				stop = true
+			}
+		}
+	}}
+	ast.Walk(&tree, v)
+	c.mu.Lock()
+	if c.facts == nil {
+		c.facts = map[ast.Node]*exprFacts{}
+	}
+	if prev, ok := c.facts[tree]; ok {
+		f = prev
+	} else {
+		c.facts[tree] = f
+	}
+	c.mu.Unlock()
+	return f
+}
+
+// limitsOf returns staticLimits of an expression's tree, found once for each tree and kind.
+func (c *compiler) limitsOf(src string, tree ast.Node, f *exprFacts, lim Limits, reply bool) []*exprError {
+	k := 0
+	if reply {
+		k = 1
+	}
+	c.mu.Lock()
+	probs, done := f.limits[k], f.limitsDone[k]
+	c.mu.Unlock()
+	if done {
+		return probs
+	}
+	probs = staticLimits(src, tree, lim.withDefaults(), reply)
+	c.mu.Lock()
+	f.limits[k], f.limitsDone[k] = probs, true
+	c.mu.Unlock()
+	return probs
 }
 
 // unsetVar returns a warning for vars.name when nothing can ever give the variable a value:
@@ -851,7 +982,8 @@ func compileRegexLits(src string) (*lazyRegex, []string, error) {
 			return nil, nil, fmt.Errorf("it compiles to %d instructions; the limit is %d: simplify the repetitions", len(prog.Inst), maxRegexInsts)
 		}
 	}
-	return &lazyRegex{full: full, names: re.CapNames()}, requiredLits(simple), nil
+	lits := requiredLits(simple)
+	return &lazyRegex{full: full, names: re.CapNames(), lits: lits}, lits, nil
 }
 
 // lazyRegex is a `regex:` checked when the rules load (it parses, within the limits) and
@@ -861,6 +993,7 @@ func compileRegexLits(src string) (*lazyRegex, []string, error) {
 type lazyRegex struct {
 	full  string   // the source, with its (?i)
 	names []string // the names of its groups, as regexp.Regexp.SubexpNames
+	lits  []string // literals one of which its matches contain (nil: none), read only
 	re    atomic.Pointer[regexp.Regexp]
 }
 
@@ -907,7 +1040,7 @@ func regexCol(src, fragment string) int {
 
 // helpRule is the built-in `help` rule, added when the files define none.
 func (cc *compiling) helpRule(order int) *rule {
-	r := &rule{name: "help", anyState: true, kind: bot.EventMessage, trigger: true, order: order, hidden: true,
+	r := &rule{name: "help", anyState: true, kind: bot.EventMessage, trigger: true, order: int32(order), hidden: true,
 		pos: pos{file: "(built-in)"}}
 	for _, p := range []string{"help", "[show] [the] (commands|menu)", "what can you do"} {
 		flats, _ := parsePattern(p)
@@ -924,8 +1057,13 @@ func (cc *compiling) helpRule(order int) *rule {
 // shadowing reports patterns that can never match because an earlier rule, with no
 // condition, matches exactly the same messages in the same states.
 func (cc *compiling) shadowing() {
-	type owner struct{ r *rule }
-	first := make(map[string][]owner, len(cc.rs.rules))
+	// The patterns are filed by the hash of their key (flatPattern.key), and compared by
+	// key when the hashes are equal.
+	type owner struct {
+		r *rule
+		p *pattern
+	}
+	first := make(map[uint64][]owner, len(cc.rs.rules))
 	// A pattern written with ( ) or [ ] has several expansions: it is dead only when every
 	// one of them is.
 	type verdict struct {
@@ -934,8 +1072,9 @@ func (cc *compiling) shadowing() {
 		total int
 		by    *rule
 	}
-	var byNode []verdict // of a rule's patterns
-	var keys []string    // of a rule's patterns
+	var byNode []verdict  // of a rule's patterns
+	var keys []uint64     // of a rule's patterns
+	var key, other []byte // keys of patterns
 	for _, r := range cc.rs.rules {
 		if r.kind != bot.EventMessage || r.fallback {
 			continue
@@ -949,9 +1088,13 @@ func (cc *compiling) shadowing() {
 				v = len(byNode) - 1
 			}
 			byNode[v].total++
-			k := p.flat.key()
+			key = p.flat.appendKey(key[:0])
+			k := fnv64(key)
 			keys = append(keys, k)
 			for _, o := range first[k] {
+				if other = o.p.flat.appendKey(other[:0]); !bytes.Equal(other, key) {
+					continue // another key with the same hash
+				}
 				if o.r != r && covers(o.r, r) {
 					byNode[v].dead++
 					byNode[v].by = o.r
@@ -967,11 +1110,20 @@ func (cc *compiling) shadowing() {
 			}
 		}
 		if r.when == nil && !r.cont && !r.broken {
-			for _, k := range keys {
-				first[k] = append(first[k], owner{r})
+			for i, k := range keys {
+				first[k] = append(first[k], owner{r, &r.pats[i]})
 			}
 		}
 	}
+}
+
+// fnv64 returns the FNV-1a hash of b.
+func fnv64(b []byte) uint64 {
+	h := uint64(14695981039346656037)
+	for _, c := range b {
+		h = (h ^ uint64(c)) * 1099511628211
+	}
+	return h
 }
 
 // covers reports whether a applies in every state b applies in.
@@ -1024,7 +1176,12 @@ func (rs *RuleSet) buildIndex() {
 	for _, r := range rs.rules {
 		words += len(r.pats)
 	}
-	freq := make(map[string]int, 2*words)
+	// Number the words, count them, and keep the number of each word of each pattern in
+	// order (seq), so that choosing the anchors needs no map.
+	ids := make(map[string]int32, 2*words)
+	names := make([]string, 0, 2*words)
+	freq := make([]int32, 0, 2*words)
+	seq := make([]int32, 0, 3*words)
 	for _, r := range rs.rules {
 		if r.kind != bot.EventMessage || r.fallback {
 			continue
@@ -1032,20 +1189,27 @@ func (rs *RuleSet) buildIndex() {
 		for _, p := range r.pats {
 			for _, e := range p.flat.elems {
 				if e.kind == elWord {
-					freq[e.word]++
+					id, ok := ids[e.word]
+					if !ok {
+						id = int32(len(names))
+						ids[e.word] = id
+						names = append(names, e.word)
+						freq = append(freq, 0)
+					}
+					freq[id]++
+					seq = append(seq, id)
 				}
 			}
 		}
 	}
-	if len(rs.index) == 0 {
-		rs.index = make(map[string][]int32, words)
-	}
+	byWord := make([][]int32, len(names)) // by word number: the ranks of the rules it anchors
 	var lits []litEntry
 	var always []*rule
-	var anchors []string // of a rule's patterns
+	var anchors []int32 // of a rule's patterns: a word number, or -1
 	st := &rs.idx
+	next := 0 // in seq
 	for _, r := range rs.rules {
-		rank := int32(r.rank)
+		rank := r.rank
 		switch {
 		case r.fallback:
 			rs.fallback = append(rs.fallback, rank)
@@ -1057,8 +1221,8 @@ func (rs *RuleSet) buildIndex() {
 		st.Rules++
 		st.Regexes += len(r.res)
 		anchored := r.trigger
-		for _, l := range r.lits {
-			switch {
+		for _, re := range r.res {
+			switch l := re.lits; {
 			case l == nil:
 				st.UnindexedRegexes++
 				anchored = false
@@ -1068,16 +1232,18 @@ func (rs *RuleSet) buildIndex() {
 		}
 		anchors = anchors[:0]
 		for _, p := range r.pats {
-			best, bestN := "", 0
+			best, bestN := int32(-1), int32(0)
 			for _, e := range p.flat.elems {
 				if e.kind != elWord {
 					continue
 				}
-				if n := freq[e.word]; best == "" || n < bestN {
-					best, bestN = e.word, n
+				id := seq[next]
+				next++
+				if n := freq[id]; best < 0 || n < bestN {
+					best, bestN = id, n
 				}
 			}
-			if best == "" {
+			if best < 0 {
 				anchored = false
 			}
 			anchors = append(anchors, best)
@@ -1088,15 +1254,29 @@ func (rs *RuleSet) buildIndex() {
 		}
 		st.Indexed++
 		for _, w := range anchors {
-			l := rs.index[w]
+			l := byWord[w]
 			if len(l) == 0 || l[len(l)-1] != rank {
-				rs.index[w] = append(l, rank)
+				byWord[w] = append(l, rank)
 			}
 		}
-		for _, set := range r.lits {
-			for _, lit := range set {
+		for _, re := range r.res {
+			for _, lit := range re.lits {
 				lits = append(lits, litEntry{lit: lit, rank: rank})
 			}
+		}
+	}
+	n := 0
+	for _, l := range byWord {
+		if l != nil {
+			n++
+		}
+	}
+	if len(rs.index) == 0 {
+		rs.index = make(map[string][]int32, n)
+	}
+	for w, l := range byWord {
+		if l != nil {
+			rs.index[names[w]] = l
 		}
 	}
 	rs.lits = newLitIndex(lits)
@@ -1106,7 +1286,7 @@ func (rs *RuleSet) buildIndex() {
 		st.Always++
 		if r.anyState {
 			st.AlwaysAnyState++
-			rs.alwaysAt = append(rs.alwaysAt, int32(r.rank))
+			rs.alwaysAt = append(rs.alwaysAt, r.rank)
 		}
 	}
 	for _, r := range always {
@@ -1117,7 +1297,7 @@ func (rs *RuleSet) buildIndex() {
 			if _, ok := rs.always[s]; !ok {
 				rs.always[s] = slices.Clone(rs.alwaysAt)
 			}
-			rs.always[s] = append(rs.always[s], int32(r.rank))
+			rs.always[s] = append(rs.always[s], r.rank)
 		}
 	}
 	for s, l := range rs.always {
@@ -1144,16 +1324,16 @@ func (rs *RuleSet) makeHelp() string {
 	sort.SliceStable(byOrder, func(i, j int) bool { return byOrder[i].order < byOrder[j].order })
 	var b strings.Builder
 	for _, r := range byOrder {
-		if r.hidden || r.description == "" {
+		if r.hidden || r.description() == "" {
 			continue
 		}
 		if b.Len() == 0 {
 			b.WriteString("Here is what I can help with:")
 		}
 		b.WriteString("\n- ")
-		b.WriteString(r.description)
-		if len(r.examples) > 0 {
-			fmt.Fprintf(&b, " (try \"%s\")", r.examples[0])
+		b.WriteString(r.description())
+		if ex := r.examples(); len(ex) > 0 {
+			fmt.Fprintf(&b, " (try \"%s\")", ex[0])
 		}
 	}
 	if b.Len() == 0 {

@@ -12,7 +12,11 @@ import (
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/checker"
+	exprcompiler "github.com/expr-lang/expr/compiler"
+	"github.com/expr-lang/expr/conf"
 	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/optimizer"
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/imbot-dev/imbot/bot"
@@ -81,6 +85,13 @@ type compiler struct {
 	// programs and regexCount count the expressions and regexes compiled (mu guards them):
 	// a source compiles once, or once on each goroutine that meets it at the same time.
 	programs, regexCount int
+	// confs are the expr configurations not in use, for values and for conditions (AsBool)
+	// (mu guards them): expr.Compile builds one from the options for every expression, which
+	// cost more than the compilation itself. A configuration keeps a cache of types, so one
+	// goroutine uses it at a time.
+	confs [2][]*conf.Config
+	// facts keeps what the checks read of each compiled expression's tree (mu guards it).
+	facts map[ast.Node]*exprFacts
 }
 
 type compiledRegex struct {
@@ -230,11 +241,7 @@ func (c *compiler) compile(src string, asBool bool) (*vm.Program, ast.Node, erro
 	if ok {
 		return p, p.Node(), nil
 	}
-	opts := c.opts
-	if asBool {
-		opts = append(opts[:len(opts):len(opts)], expr.AsBool())
-	}
-	p, err := expr.Compile(src, opts...)
+	p, err := c.exprCompile(src, asBool)
 	if err != nil {
 		var fe *file.Error
 		if errors.As(err, &fe) {
@@ -247,6 +254,56 @@ func (c *compiler) compile(src string, asBool bool) (*vm.Program, ast.Node, erro
 	c.programs++
 	c.mu.Unlock()
 	return p, p.Node(), nil
+}
+
+// exprCompile is expr.Compile(src, c.opts...) (with expr.AsBool() when asBool), with a
+// configuration made once for many expressions.
+func (c *compiler) exprCompile(src string, asBool bool) (*vm.Program, error) {
+	k := 0
+	if asBool {
+		k = 1
+	}
+	c.mu.Lock()
+	var config *conf.Config
+	if n := len(c.confs[k]); n > 0 {
+		config = c.confs[k][n-1]
+		c.confs[k] = c.confs[k][:n-1]
+	}
+	c.mu.Unlock()
+	if config == nil {
+		// What expr.Compile does before it parses.
+		config = conf.CreateNew()
+		for _, op := range c.opts {
+			op(config)
+		}
+		if asBool {
+			expr.AsBool()(config)
+		}
+		for name := range config.Disabled {
+			delete(config.Builtins, name)
+		}
+		config.Check()
+	}
+	defer func() {
+		c.mu.Lock()
+		c.confs[k] = append(c.confs[k], config)
+		c.mu.Unlock()
+	}()
+	// What expr.Compile does next.
+	tree, err := checker.ParseCheck(src, config)
+	if err != nil {
+		return nil, err
+	}
+	if config.Optimize {
+		if err := optimizer.Optimize(&tree.Node, config); err != nil {
+			var fileError *file.Error
+			if errors.As(err, &fileError) {
+				return nil, fileError.Bind(tree.Source)
+			}
+			return nil, err
+		}
+	}
+	return exprcompiler.Compile(tree, config)
 }
 
 var vmPool = sync.Pool{New: func() any { return new(vm.VM) }}

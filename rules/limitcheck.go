@@ -207,7 +207,7 @@ func sizeText(f float64) string {
 // replyLimits refuses a rule whose replies are always over Limits.Replies or
 // Limits.ReplyBytes: more messages in a row than an event may send, or more literal text
 // than the replies to an event may hold.
-func (cc *compiling) replyLimits(r *rule, ra *ruleAST, what string) {
+func (cc *compiling) replyLimits(r *rule, ra *ruleAST, what ruleWhat) {
 	lim := cc.opts.Limits.withDefaults()
 	k := ra.has.at("messages").k
 	if k == nil {

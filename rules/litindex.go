@@ -1,6 +1,9 @@
 package rules
 
-import "slices"
+import (
+	"slices"
+	"strings"
+)
 
 // litIndex finds which of many literals occur in a text in one pass (Aho-Corasick over
 // bytes). Each literal carries the rank of the rule it stands for.
@@ -34,50 +37,74 @@ func newLitIndex(entries []litEntry) *litIndex {
 	if len(entries) == 0 {
 		return nil
 	}
-	// The trie, with a map for children while building.
-	type key struct {
-		node int32
-		b    byte
-	}
+	// The trie, built from the literals in order: a literal shares with the one before it
+	// the nodes of their common prefix, and the children of a node come in byte order.
+	sorted := slices.Clone(entries)
+	slices.SortStableFunc(sorted, func(a, b litEntry) int { return strings.Compare(a.lit, b.lit) })
 	size := 0 // trie nodes at most
-	for _, e := range entries {
+	for _, e := range sorted {
 		size += len(e.lit)
 	}
-	child := make(map[key]int32, size)
+	type edge struct {
+		from int32
+		acEdge
+	}
+	made := make([]edge, 0, size) // in the order the nodes were made
 	outs := make([][]int32, 1, size+1)
-	n := int32(1)
-	for _, e := range entries {
+	var path []int32 // path[i]: the node of the previous literal's first i+1 bytes
+	prev := ""
+	for _, e := range sorted {
+		common := 0
+		for common < len(prev) && common < len(e.lit) && prev[common] == e.lit[common] {
+			common++
+		}
+		path = path[:common]
 		s := int32(0)
-		for i := 0; i < len(e.lit); i++ {
-			k := key{s, e.lit[i]}
-			t, ok := child[k]
-			if !ok {
-				t = n
-				n++
-				child[k] = t
-				outs = append(outs, nil)
-			}
+		if common > 0 {
+			s = path[common-1]
+		}
+		for i := common; i < len(e.lit); i++ {
+			t := int32(len(outs))
+			outs = append(outs, nil)
+			made = append(made, edge{s, acEdge{e.lit[i], t}})
+			path = append(path, t)
 			s = t
 		}
+		prev = e.lit
 		if l := outs[s]; len(l) == 0 || l[len(l)-1] != e.rank {
 			outs[s] = append(l, e.rank)
 		}
 	}
-	x := &litIndex{nodes: make([]acNode, n), edges: make([]acEdge, 0, len(child))}
-	byNode := make([][]acEdge, n)
-	for k, t := range child {
-		byNode[k.node] = append(byNode[k.node], acEdge{k.b, t})
+	n := int32(len(outs))
+	x := &litIndex{nodes: make([]acNode, n), edges: make([]acEdge, len(made))}
+	// Each node's edges together, in byte order (the order they were made in).
+	for _, e := range made {
+		x.nodes[e.from].edgeHi++
 	}
+	at := int32(0)
 	for i := range x.nodes {
-		es := byNode[i]
-		slices.SortFunc(es, func(a, b acEdge) int { return int(a.b) - int(b.b) })
 		nd := &x.nodes[i]
-		nd.edgeLo = int32(len(x.edges))
-		x.edges = append(x.edges, es...)
-		nd.edgeHi = int32(len(x.edges))
-		slices.Sort(outs[i])
+		nd.edgeLo, at = at, at+nd.edgeHi
+		nd.edgeHi = nd.edgeLo
+	}
+	for _, e := range made {
+		nd := &x.nodes[e.from]
+		x.edges[nd.edgeHi] = e.acEdge
+		nd.edgeHi++
+	}
+	total := 0
+	for i, o := range outs {
+		slices.Sort(o)
+		outs[i] = slices.Compact(o)
+		total += len(outs[i])
+	}
+	x.ranks = make([]int32, 0, total)
+	byNode := make([][]acEdge, n)
+	for i := range x.nodes {
+		nd := &x.nodes[i]
+		byNode[i] = x.edges[nd.edgeLo:nd.edgeHi]
 		nd.outLo = int32(len(x.ranks))
-		x.ranks = append(x.ranks, slices.Compact(outs[i])...)
+		x.ranks = append(x.ranks, outs[i]...)
 		nd.outHi = int32(len(x.ranks))
 		nd.dict = -1
 	}

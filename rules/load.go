@@ -245,9 +245,11 @@ func (l *loader) file(name string, from pos, depth int) {
 		}
 	} else {
 		text := string(data)
-		root = parseYAMLText(name, data, text, l.e)
+		var fast bool
+		root, fast = parseYAMLFast(name, data, text, l.e)
 		if root != nil {
 			s = newSrc(name, text, l.e)
+			s.noAlias = fast
 			f = decodeFile(s, root)
 		}
 	}
@@ -316,11 +318,13 @@ func (l *loader) readAhead(names []string) {
 			}
 			p.data = data
 			text := string(data)
-			p.root = parseYAMLText(name, data, text, &p.e)
+			var fast bool
+			p.root, fast = parseYAMLFast(name, data, text, &p.e)
 			if p.root == nil {
 				return
 			}
 			p.s = newSrc(name, text, &p.e)
+			p.s.noAlias = fast
 			p.f = decodeFile(p.s, p.root)
 		}()
 	}
@@ -397,27 +401,34 @@ func parseYAML(name string, data []byte, e *errs) (root *yaml.Node) {
 // parseYAMLText is parseYAML with the data as text too: the loader keeps the text (src),
 // which the tree fastYAML makes shares.
 func parseYAMLText(name string, data []byte, text string, e *errs) (root *yaml.Node) {
+	root, _ = parseYAMLFast(name, data, text, e)
+	return root
+}
+
+// parseYAMLFast is parseYAMLText, and reports whether fastYAML made the tree (which then
+// holds no alias).
+func parseYAMLFast(name string, data []byte, text string, e *errs) (root *yaml.Node, fast bool) {
 	if bytes.IndexByte(data, 0) >= 0 || !isUTF8(data) {
 		line, col := firstInvalidUTF8(data)
 		if i := bytes.IndexByte(data, 0); i >= 0 {
 			line, col = lineColBytes(data, i)
 			e.add(pos{file: name, line: line, col: col}, "the file contains a NUL byte: is it a text file?")
-			return nil
+			return nil, false
 		}
 		e.add(pos{file: name, line: line, col: col}, "the file is not valid UTF-8: save it as UTF-8")
-		return nil
+		return nil, false
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
 		e.add(pos{file: name, line: 1, col: 1}, "file is empty: a rule file starts with 'version: 1' and has a 'rules:' list")
-		return nil
+		return nil, false
 	}
 	if n := fastYAML(text); n != nil {
-		return n // the common forms, read as yaml.v3 reads them
+		return n, true // the common forms, read as yaml.v3 reads them
 	}
 	defer func() {
 		if r := recover(); r != nil {
 			e.add(pos{file: name, line: 1, col: 1}, "the YAML parser failed: %v", r)
-			root = nil
+			root, fast = nil, false
 		}
 	}()
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -425,20 +436,20 @@ func parseYAMLText(name string, data []byte, text string, e *errs) (root *yaml.N
 	if err := dec.Decode(&n); err != nil {
 		if errors.Is(err, io.EOF) {
 			e.add(pos{file: name, line: 1, col: 1}, "file is empty: a rule file starts with 'version: 1' and has a 'rules:' list")
-			return nil
+			return nil, false
 		}
 		yamlErr(name, data, err, e)
-		return nil
+		return nil, false
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
 		e.add(pos{file: name, line: extra.Line, col: extra.Column}, "the file holds several YAML documents (---): keep one document per file")
-		return nil
+		return nil, false
 	} else if !errors.Is(err, io.EOF) {
 		yamlErr(name, data, err, e)
-		return nil
+		return nil, false
 	}
-	return &n
+	return &n, false
 }
 
 // yamlErr reports a YAML syntax error. yaml.v3 names the line where the construct it was

@@ -82,8 +82,13 @@ func slowFold(b []byte, r rune) []byte {
 // tokenize splits s into folded words, appending them to toks. The folded words share one
 // allocation.
 func tokenize(s string, toks []token) []token {
-	// Fast path: pure ASCII lower case needs no copy.
-	buf := make([]byte, 0, len(s))
+	// The folded words are built in buf, then copied into one string: on the stack for a
+	// short text.
+	var stack [128]byte
+	buf := stack[:0]
+	if len(s) > len(stack) {
+		buf = make([]byte, 0, len(s))
+	}
 	type span struct{ a, b, start, end int }
 	var spans [32]span
 	sp := spans[:0]

@@ -39,8 +39,8 @@ const (
 
 type elem struct {
 	kind elemKind
-	word string   // elWord
-	glob []string // elGlob: the literal pieces around the *s
+	word string    // elWord
+	glob *[]string // elGlob: the literal pieces around the *s (behind a pointer: elements are mostly words)
 }
 
 // capture names a span of elements [from, to).
@@ -58,7 +58,7 @@ type flatPattern struct {
 // pnode is a parsed pattern before expansion.
 type pnode struct {
 	kind byte   // 'w' word text, '*' star, 'c' capture, 'a' alternatives, 'o' optional
-	col  int32  // rune offset in the pattern, for errors
+	col  int32  // offset in the pattern (pparser's), for errors
 	text string // the word ('w'), the capture's name ('c')
 	alts [][]pnode
 }
@@ -75,11 +75,15 @@ func parsePattern(src string) ([]flatPattern, error) {
 	if len(src) > maxPatternLen {
 		return nil, &patternError{0, fmt.Sprintf("pattern is %d bytes long; the limit is %d", len(src), maxPatternLen)}
 	}
-	p := &pparser{src: src, n: len(src)}
+	p := &pparser{src: src, n: len(src), ascii: true}
 	for i := 0; i < len(src); i++ {
 		if src[i] >= utf8.RuneSelf {
-			p.r = []rune(src) // offsets are in runes; an ASCII pattern needs no copy
-			p.n = len(p.r)
+			p.ascii = false
+			if strings.ContainsFunc(src[i:], func(r rune) bool { return r >= utf8.RuneSelf && unicode.IsSpace(r) }) {
+				// Offsets are in runes: only a space that is not ASCII needs the runes.
+				p.r = []rune(src)
+				p.n = len(p.r)
+			}
 			break
 		}
 	}
@@ -88,11 +92,22 @@ func parsePattern(src string) ([]flatPattern, error) {
 		return nil, err
 	}
 	if p.i < p.n {
-		return nil, &patternError{p.i, fmt.Sprintf("unexpected '%c': it closes nothing", p.at(p.i))}
+		return nil, &patternError{p.col(p.i), fmt.Sprintf("unexpected '%c': it closes nothing", p.at(p.i))}
+	}
+	if !slices.ContainsFunc(seq, func(n pnode) bool { return n.kind == 'a' || n.kind == 'o' }) {
+		// One expansion: the sequence itself.
+		fp, err := flatten(seq)
+		if err != nil {
+			return nil, p.colOf(err)
+		}
+		if len(fp.elems) == 0 {
+			return nil, &patternError{0, "pattern is empty"}
+		}
+		return []flatPattern{fp}, nil
 	}
 	exp, err := expand(seq)
 	if err != nil {
-		return nil, err
+		return nil, p.colOf(err)
 	}
 	out := make([]flatPattern, 0, len(exp))
 	var seen map[string]bool // keys of the expansions, when there are several
@@ -102,7 +117,7 @@ func parsePattern(src string) ([]flatPattern, error) {
 	for _, e := range exp {
 		fp, err := flatten(e)
 		if err != nil {
-			return nil, err
+			return nil, p.colOf(err)
 		}
 		if len(fp.elems) == 0 {
 			continue
@@ -122,19 +137,43 @@ func parsePattern(src string) ([]flatPattern, error) {
 	return out, nil
 }
 
+// pparser parses a pattern. Its offsets are of bytes, unless the pattern has a space that is
+// not ASCII: they are then of runes (r).
 type pparser struct {
-	src string
-	r   []rune // the runes of src, unless it is ASCII
-	n   int    // runes
-	i   int
+	src   string
+	r     []rune // the runes of src, when it has a space that is not ASCII
+	n     int    // bytes or runes
+	i     int
+	ascii bool // src is ASCII: offsets are columns
 }
 
-// at returns the rune at offset i.
+// at returns the rune at offset i; in bytes, a byte of a rune that is not ASCII is
+// utf8.RuneError, a part of a word like any letter.
 func (p *pparser) at(i int) rune {
 	if p.r == nil {
-		return rune(p.src[i])
+		if c := p.src[i]; c < utf8.RuneSelf {
+			return rune(c)
+		}
+		return utf8.RuneError
 	}
 	return p.r[i]
+}
+
+// colOf turns the offset of a pattern error from expand or flatten, a pnode's, into a
+// rune offset.
+func (p *pparser) colOf(err error) error {
+	if pe, ok := err.(*patternError); ok {
+		pe.col = p.col(pe.col)
+	}
+	return err
+}
+
+// col returns the rune offset of offset i, for errors.
+func (p *pparser) col(i int) int {
+	if p.r != nil || p.ascii {
+		return i
+	}
+	return utf8.RuneCountInString(p.src[:i])
 }
 
 // str returns the runes [from:to] as a string: a part of src when it is ASCII.
@@ -164,7 +203,7 @@ func isPatternSyntax(c rune) bool {
 
 func (p *pparser) seq(depth int) ([]pnode, error) {
 	if depth > 8 {
-		return nil, &patternError{p.i, "pattern nests ( ) and [ ] more than 8 deep"}
+		return nil, &patternError{p.col(p.i), "pattern nests ( ) and [ ] more than 8 deep"}
 	}
 	var out []pnode
 	for p.i < p.n {
@@ -189,7 +228,7 @@ func (p *pparser) seq(depth int) ([]pnode, error) {
 					if c == '[' {
 						want = ']'
 					}
-					return nil, &patternError{start, fmt.Sprintf("'%c' is never closed: add '%c'", c, want)}
+					return nil, &patternError{p.col(start), fmt.Sprintf("'%c' is never closed: add '%c'", c, want)}
 				}
 				d := p.at(p.i)
 				p.i++
@@ -197,7 +236,7 @@ func (p *pparser) seq(depth int) ([]pnode, error) {
 					continue
 				}
 				if c == '(' && d != ')' || c == '[' && d != ']' {
-					return nil, &patternError{p.i - 1, fmt.Sprintf("'%c' closes '%c' opened at column %d", d, c, start+1)}
+					return nil, &patternError{p.col(p.i - 1), fmt.Sprintf("'%c' closes '%c' opened at column %d", d, c, p.col(start)+1)}
 				}
 				break
 			}
@@ -207,7 +246,7 @@ func (p *pparser) seq(depth int) ([]pnode, error) {
 			}
 			for _, a := range alts {
 				if len(a) == 0 && kind == 'a' {
-					return nil, &patternError{start, "empty alternative in ( ): use [ ] for an optional word"}
+					return nil, &patternError{p.col(start), "empty alternative in ( ): use [ ] for an optional word"}
 				}
 			}
 			out = append(out, pnode{kind: kind, alts: alts, col: int32(start)})
@@ -218,26 +257,33 @@ func (p *pparser) seq(depth int) ([]pnode, error) {
 				end++
 			}
 			if end >= p.n {
-				return nil, &patternError{start, "'{' is never closed: a capture is written {name}"}
+				return nil, &patternError{p.col(start), "'{' is never closed: a capture is written {name}"}
 			}
 			name := p.str(start+1, end)
 			if !isIdent(name) {
-				return nil, &patternError{start, fmt.Sprintf("capture name %q is not a name: use letters, digits and _, such as {city}", name)}
+				return nil, &patternError{p.col(start), fmt.Sprintf("capture name %q is not a name: use letters, digits and _, such as {city}", name)}
 			}
 			p.i = end + 1
 			if p.i < p.n && !unicode.IsSpace(p.at(p.i)) && !strings.ContainsRune(")]|", p.at(p.i)) {
-				return nil, &patternError{start, fmt.Sprintf("capture {%s} must stand alone as a word: put a space after it", name)}
+				return nil, &patternError{p.col(start), fmt.Sprintf("capture {%s} must stand alone as a word: put a space after it", name)}
 			}
 			out = append(out, pnode{kind: 'c', text: name, col: int32(start)})
 		case c == '}':
-			return nil, &patternError{p.i, "'}' closes nothing"}
+			return nil, &patternError{p.col(p.i), "'}' closes nothing"}
 		default:
 			start := p.i
 			for p.i < p.n && !isPatternSpace(p.at(p.i)) && !isPatternSyntax(p.at(p.i)) {
 				p.i++
 			}
 			if out == nil {
-				out = make([]pnode, 0, 4)
+				// Room for the words left, most likely.
+				n := 1
+				for j := p.i; j < p.n && n < 16; j++ {
+					if p.at(j) == ' ' {
+						n++
+					}
+				}
+				out = make([]pnode, 0, n)
 			}
 			if p.i == start+1 && p.at(start) == '*' {
 				out = append(out, pnode{kind: '*', col: int32(start)})
@@ -255,15 +301,19 @@ func expand(seq []pnode) ([][]pnode, error) {
 		return [][]pnode{seq}, nil // one expansion: the sequence itself
 	}
 	res := [][]pnode{nil}
-	for _, n := range seq {
+	for k, n := range seq {
 		if n.kind != 'a' && n.kind != 'o' {
 			for i := range res {
 				res[i] = append(res[i], n)
 			}
 			continue
 		}
-		var choices [][]pnode
+		choices := make([][]pnode, 0, len(n.alts)+1)
 		for _, a := range n.alts {
+			if !slices.ContainsFunc(a, func(n pnode) bool { return n.kind == 'a' || n.kind == 'o' }) {
+				choices = append(choices, a) // what expand(a) returns
+				continue
+			}
 			sub, err := expand(a)
 			if err != nil {
 				return nil, err
@@ -277,10 +327,11 @@ func expand(seq []pnode) ([][]pnode, error) {
 		if len(res)*len(choices) > maxPatternExpansions {
 			return nil, &patternError{int(n.col), fmt.Sprintf("pattern has more than %d combinations of ( ) and [ ]: split it into several patterns", maxPatternExpansions)}
 		}
-		var next [][]pnode
+		next := make([][]pnode, 0, len(res)*len(choices))
 		for _, r := range res {
 			for _, c := range choices {
-				x := make([]pnode, 0, len(r)+len(c))
+				// Room for the nodes after n too, most likely plain.
+				x := make([]pnode, 0, len(r)+len(c)+len(seq)-k-1)
 				x = append(append(x, r...), c...)
 				next = append(next, x)
 			}
@@ -292,12 +343,20 @@ func expand(seq []pnode) ([][]pnode, error) {
 
 func flatten(seq []pnode) (flatPattern, error) {
 	size := len(seq) // elements, most likely: a word or a * one each, a capture two
+	ncaps := 0
 	for _, n := range seq {
-		if n.kind == 'c' {
+		switch n.kind {
+		case 'c':
 			size++
+			ncaps++
+		case '*':
+			ncaps++
 		}
 	}
 	fp := flatPattern{elems: make([]elem, 0, size)}
+	if ncaps > 0 {
+		fp.caps = make([]capture, 0, ncaps)
+	}
 	stars := 0
 	for i, n := range seq {
 		switch n.kind {
@@ -321,15 +380,16 @@ func flatten(seq []pnode) (flatPattern, error) {
 				for i, p := range parts {
 					parts[i] = strings.Join(foldWords(p), "")
 				}
-				fp.elems = append(fp.elems, elem{kind: elGlob, glob: parts})
+				fp.elems = append(fp.elems, elem{kind: elGlob, glob: &parts})
 				continue
 			}
 			if isFolded(n.text) {
 				fp.elems = append(fp.elems, elem{kind: elWord, word: n.text})
 				continue
 			}
-			for _, w := range foldWords(n.text) {
-				fp.elems = append(fp.elems, elem{kind: elWord, word: w})
+			var buf [4]token
+			for _, t := range tokenize(n.text, buf[:0]) {
+				fp.elems = append(fp.elems, elem{kind: elWord, word: t.norm})
 			}
 		}
 	}
@@ -366,31 +426,39 @@ func isFolded(s string) bool {
 
 // key identifies a flat pattern for duplicate detection.
 func (fp flatPattern) key() string {
-	var b strings.Builder
 	size := 2 * len(fp.elems)
 	for _, e := range fp.elems {
 		size += len(e.word)
-		for _, g := range e.glob {
+		for _, g := range e.globParts() {
 			size += len(g) + 1
 		}
 	}
-	b.Grow(size)
+	return string(fp.appendKey(make([]byte, 0, size)))
+}
+
+// appendKey appends key() to b.
+func (fp flatPattern) appendKey(b []byte) []byte {
 	for i, e := range fp.elems {
 		if i > 0 {
-			b.WriteByte(' ')
+			b = append(b, ' ')
 		}
 		switch e.kind {
 		case elWord:
-			b.WriteString(e.word)
+			b = append(b, e.word...)
 		case elGlob:
-			b.WriteString(strings.Join(e.glob, "*"))
+			for j, g := range *e.glob {
+				if j > 0 {
+					b = append(b, '*')
+				}
+				b = append(b, g...)
+			}
 		case elAny1:
-			b.WriteString("?")
+			b = append(b, '?')
 		case elStar:
-			b.WriteString("*")
+			b = append(b, '*')
 		}
 	}
-	return b.String()
+	return b
 }
 
 // words returns the literal words every match must contain.
@@ -453,6 +521,14 @@ func (fp *flatPattern) match(toks []token, at []int32) bool {
 	return true
 }
 
+// globParts returns the pieces of an elGlob (nil for another element).
+func (e *elem) globParts() []string {
+	if e.glob == nil {
+		return nil
+	}
+	return *e.glob
+}
+
 func (e *elem) matchTok(w string) bool {
 	switch e.kind {
 	case elWord:
@@ -460,7 +536,7 @@ func (e *elem) matchTok(w string) bool {
 	case elAny1:
 		return true
 	case elGlob:
-		return globMatch(e.glob, w)
+		return globMatch(*e.glob, w)
 	}
 	return false
 }

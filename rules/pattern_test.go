@@ -128,3 +128,43 @@ func TestBusinessHours(t *testing.T) {
 }
 
 func timeParse(s string) (time.Time, error) { return time.Parse(time.RFC3339, s) }
+
+// TestPatternErrorColumns checks the columns (rune offsets) of pattern errors in patterns
+// with letters that are not ASCII, with and without spaces that are not ASCII.
+func TestPatternErrorColumns(t *testing.T) {
+	for _, tt := range []struct {
+		pat string
+		col int
+		msg string
+	}{
+		{"café (thé|lait", 5, "'(' is never closed: add ')'"},
+		{"café\u00a0(thé|lait", 5, "'(' is never closed: add ')'"},
+		{"déjà vu)", 7, "unexpected ')': it closes nothing"},
+		{"déjà\u2003vu)", 7, "unexpected ')': it closes nothing"},
+		{"éé (a] b", 5, "']' closes '(' opened at column 4"},
+		{"éé\u3000(a] b", 5, "']' closes '(' opened at column 4"},
+		{"où {été}", 3, `capture name "été" is not a name: use letters, digits and _, such as {city}`},
+		{"là {x} {x}", 7, "capture {x} appears twice in one pattern"},
+		{"là\u00a0{x} {x}", 7, "capture {x} appears twice in one pattern"},
+		{"ça (|b) c", 3, "empty alternative in ( ): use [ ] for an optional word"},
+		{"ça va}", 5, "'}' closes nothing"},
+		{"été (a|b) (c|d) (e|f) (g|h) (i|j) (k|l) (m|n) (o|p)", 46, "pattern has more than 128 combinations of ( ) and [ ]: split it into several patterns"},
+		{"Åà {x}y", 3, "capture {x} must stand alone as a word: put a space after it"},
+	} {
+		_, err := parsePattern(tt.pat)
+		pe, ok := err.(*patternError)
+		if !ok || pe.col != tt.col || pe.msg != tt.msg {
+			t.Errorf("parsePattern(%q) = %v, want %q at %d", tt.pat, err, tt.msg, tt.col)
+			if ok {
+				t.Logf("column %d", pe.col)
+			}
+		}
+	}
+	// Letters whose UTF-8 bytes are spaces as runes (U+0085, U+00A0) are letters.
+	for _, pat := range []string{"Å à", "Åà", "ÅÅ"} {
+		fps, err := parsePattern(pat)
+		if err != nil || len(fps) != 1 {
+			t.Errorf("parsePattern(%q) = %v, %v", pat, fps, err)
+		}
+	}
+}

@@ -73,6 +73,18 @@ type ruleAST struct {
 	end         bool
 	cont        bool
 	has         fields
+	// index and whatName are the place of the rule in its file and the name found first,
+	// for messages (String).
+	index    int
+	whatName string
+}
+
+// String names the rule in messages: "rule 'name'", or "rule #n" when it has no name.
+func (r *ruleAST) String() string {
+	if r.whatName != "" {
+		return "rule '" + r.whatName + "'"
+	}
+	return "rule #" + strconv.Itoa(r.index+1)
 }
 
 type setAST struct {
@@ -156,7 +168,7 @@ func hasAlias(n *yaml.Node) bool {
 
 // decodeFile walks the root node of a rule file.
 func decodeFile(s *src, root *yaml.Node) *fileAST {
-	f := &fileAST{path: s.name, src: s, vars: map[string]any{}, varPos: map[string]pos{}, aliased: hasAlias(root)}
+	f := &fileAST{path: s.name, src: s, vars: map[string]any{}, varPos: map[string]pos{}, aliased: !s.noAlias && hasAlias(root)}
 	doc := root
 	if doc.Kind == yaml.DocumentNode {
 		if len(doc.Content) == 0 {
@@ -246,18 +258,18 @@ func decodeRule(s *src, rn *yaml.Node, i int) *ruleAST {
 	if rn == nil {
 		return nil
 	}
-	r := &ruleAST{src: s, node: rn, on: bot.EventMessage}
-	// Find the name first, so that every other message can mention it.
-	what := "rule #" + strconv.Itoa(i+1)
+	r := &ruleAST{src: s, node: rn, on: bot.EventMessage, index: i}
+	// Find the name first, so that every other message can mention it (what).
 	if rn.Kind == yaml.MappingNode {
 		for j := 0; j+1 < len(rn.Content); j += 2 {
 			if rn.Content[j].Value == "name" {
 				if v := s.resolve(rn.Content[j+1]); v != nil && v.Kind == yaml.ScalarNode && v.Value != "" {
-					what = "rule '" + v.Value + "'"
+					r.whatName = v.Value
 				}
 			}
 		}
 	}
+	what := r
 	fs := s.fields(rn, what, ruleKeys)
 	if fs == nil {
 		return nil

@@ -31,6 +31,9 @@ type tmplExpr struct {
 func splitTemplate(s string) (lits []string, exprs []tmplExpr, err *exprError) {
 	rest := s
 	off := 0
+	if n := strings.Count(s, "{{"); n > 0 {
+		lits, exprs = make([]string, 0, n+1), make([]tmplExpr, 0, n)
+	}
 	for {
 		i := strings.Index(rest, "{{")
 		if i < 0 {
@@ -94,6 +97,7 @@ func (c *compiler) compileTemplate(s string, typed bool, check func(string, ast.
 		t.lit, t.plain = s, true
 		return t, nil
 	}
+	t.parts = make([]tmplPart, 0, len(lits)+len(exprs))
 	var probs []*exprError
 	for i, e := range exprs {
 		p, tree, cerr := c.compile(e.src, false)

@@ -24,6 +24,8 @@ type src struct {
 	aliases  int
 	aliasErr bool // the alias budget was exceeded and reported
 	e        *errs
+	// noAlias: the tree was made by fastYAML, which reads no alias.
+	noAlias bool
 }
 
 func (s *src) pos(n *yaml.Node) pos {
@@ -118,7 +120,7 @@ func (fs fields) at(key string) field {
 }
 
 // fields is mapping, returning the fields in order (not nil when n is a mapping).
-func (s *src) fields(n *yaml.Node, what string, known []string) fields {
+func (s *src) fields(n *yaml.Node, what any, known []string) fields {
 	n = s.resolve(n)
 	if n == nil {
 		return nil
@@ -191,18 +193,21 @@ func (s *src) strs(n *yaml.Node, what string) []*yaml.Node {
 	if n == nil {
 		return nil
 	}
-	var items []*yaml.Node
+	items := n.Content
 	if n.Kind == yaml.SequenceNode {
-		for _, c := range n.Content {
-			items = append(items, c)
-		}
 		if len(items) == 0 {
 			s.errf(n, "%s is an empty list: give at least one, or remove the key", what)
 		}
 	} else {
-		items = []*yaml.Node{n}
+		if _, ok := s.str(n, what); ok {
+			return []*yaml.Node{n}
+		}
+		return nil
 	}
 	var out []*yaml.Node
+	if len(items) > 0 {
+		out = make([]*yaml.Node, 0, len(items))
+	}
 	for _, c := range items {
 		c = s.resolve(c)
 		if c == nil {
