@@ -2,10 +2,12 @@ package handlers
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/imbot-dev/imbot/bot"
 	"github.com/imbot-dev/imbot/store"
 )
 
@@ -177,4 +179,37 @@ func TestHandoffRestoreNumbering(t *testing.T) {
 	r.restart(HandoffConfig{})
 	r.say("sip:carol@x", "agent")
 	r.d.wait(t, testCtx(t), agent2, "#3 carol", "/accept 3")
+}
+
+// TestHandoffRestoreEnded: a handoff its agent ended stays in the Store until the user's next
+// message, which a restarted bot (or another instance that leads) still knows to be the
+// answer to the survey: EndedHandoff names the handoff and its agent. Then it is gone.
+func TestHandoffRestoreEnded(t *testing.T) {
+	const alice = "sip:alice@x"
+	r := newRig(t, HandoffConfig{})
+	r.restart(HandoffConfig{})
+	r.verify(alice)
+	expect(t, "trigger", r.say(alice, "I want a human"), "find a person")
+	expect(t, "accept", r.say(agent1, "/accept"), "You are now talking with alice (#1)")
+	expect(t, "done", r.say(agent1, "/done"), "Conversation #1 with alice ended")
+	hs, err := r.mem.Handoffs(context.Background())
+	if err != nil || len(hs) != 1 || hs[0].State != store.HandoffEnded || hs[0].Agent != agent1 || hs[0].UserURI != alice {
+		t.Fatalf("stored after /done: %+v, %v; want handoff 1 ended by %s", hs, err, agent1)
+	}
+
+	r.restart(HandoffConfig{})
+	if l := r.h.List(); len(l) != 0 {
+		t.Errorf("an ended handoff was restored as open: %+v", l)
+	}
+	r.next = Transcript(r.mem)(r.h.Middleware()(bot.HandlerFunc(func(ctx context.Context, w bot.Responder, ev *bot.Event) error {
+		if i, ok := EndedHandoff(ctx); ok {
+			return w.Reply(ctx, fmt.Sprintf("rated #%d of %s", i.ID, i.Agent))
+		}
+		return w.Reply(ctx, "echo: "+ev.Text)
+	})))
+	expect(t, "the rating", r.say(alice, "5"), "rated #1 of "+agent1)
+	expect(t, "then nothing", r.say(alice, "thanks"), "echo: thanks")
+	if hs, _ := r.mem.Handoffs(context.Background()); len(hs) != 0 {
+		t.Errorf("stored after the user's next message: %+v", hs)
+	}
 }

@@ -37,6 +37,9 @@ func (h *Handoff) flush(ctx context.Context) {
 		if ho := h.byID[id]; ho != nil {
 			r := h.record(ho)
 			w.rec = &r
+		} else if i, ok := h.endedID[id]; ok {
+			w.rec = &store.Handoff{ID: int64(id), UserKey: i.UserKey, UserURI: i.User, State: store.HandoffEnded,
+				Agent: i.Agent, Started: i.Started}
 		}
 		ws = append(ws, w)
 	}
@@ -128,6 +131,14 @@ func (h *Handoff) Restore(ctx context.Context) error {
 		h.nextID = max(h.nextID, id)
 		if h.byID[id] != nil || h.byUser[r.UserKey] != nil {
 			continue // restored already
+		}
+		if r.State == store.HandoffEnded {
+			// The user has yet to write after its agent ended it: that message may rate it.
+			info := HandoffInfo{ID: id, User: r.UserURI, UserKey: r.UserKey, Agent: r.Agent, Accepted: true, Started: r.Started}
+			if _, ok := h.ended[r.UserKey]; !ok {
+				h.ended[r.UserKey], h.last[r.UserKey], h.endedID[id] = info, info, info
+			}
+			continue
 		}
 		ho := &handoff{
 			id: id, userKey: r.UserKey, userURI: r.UserURI, name: r.UserName, verified: r.Verified,

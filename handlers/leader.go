@@ -85,9 +85,12 @@ type LeaderConfig struct {
 //	b.Use(ld.Middleware(), exclusive, ...)
 //	go ld.Run(ctx)
 //
-// What the leader keeps in memory only is lost with it: the handoff a user's rating
-// answers (handoff.ended()), typing indications, and a BYE that ends a participant's
-// session on a follower (the participant leaves when idle, or with /leave). A web visitor
+// A handoff its agent ended stays in the store until the user's next message
+// (store.HandoffEnded), so that a rating given then reaches the leader, which knows whose
+// handoff it rates. Typing indications are not forwarded, nor a BYE that ends a
+// participant's session on a follower (the participant leaves when idle, or with /leave),
+// nor what follows the user's first message after the end of a handoff (LastHandoff: a
+// rating given later is stored without its agent). A web visitor
 // (bot.Peer.Guest) is reached over its own connection only: its messages are not forwarded.
 type Leader struct {
 	cfg LeaderConfig

@@ -210,6 +210,32 @@ func TestClusterHelpdesk(t *testing.T) {
 			}
 		}
 	}
+
+	// The killed instance comes back once more, a follower. Judy ends the conversation, and
+	// Alice, whom the dispatcher sends to that follower again, rates it: the follower
+	// forwards the rating to the leader, which knows whose handoff it rates.
+	bots[0] = startImbot(t, nil, bin, cfgs[0])
+	k.waitProbed(t, addrs, "AP", "AP")
+	judy.say("/done")
+	judy.expect("Conversation #1 with")
+	alice.expect("Judy has left the conversation.")
+	alice.say("5")
+	alice.expect("Thank you for your rating!")
+	if i := instanceOf("alice"); i != 0 {
+		t.Errorf("the dispatcher sent alice's rating to instance %d, want the follower 0", i)
+	}
+	db, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ratings, err := db.Ratings(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ratings) != 1 || ratings[0].Score != 5 || ratings[0].Agent != "sip:judy@127.0.0.1" || ratings[0].HandoffID != 1 {
+		t.Errorf("ratings %+v; want one 5 for sip:judy@127.0.0.1, handoff 1", ratings)
+	}
 	t.Logf("homes: %v", home)
 }
 

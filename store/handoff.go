@@ -14,6 +14,9 @@ const (
 	HandoffOffered = "offered"
 	// HandoffAccepted is a handoff an agent accepted: the two talk through the bot.
 	HandoffAccepted = "accepted"
+	// HandoffEnded is a handoff its agent ended, kept until the user's next message (which
+	// may rate it: handlers.EndedHandoff) or the end of the user's conversation.
+	HandoffEnded = "ended"
 )
 
 // Handoff is a handoff to a human agent in progress (see handlers.Handoff), as a
@@ -30,7 +33,7 @@ type Handoff struct {
 	UserName string
 	// Reason is the message that started the handoff.
 	Reason string
-	// State is HandoffWaiting, HandoffOffered or HandoffAccepted.
+	// State is HandoffWaiting, HandoffOffered, HandoffAccepted or HandoffEnded.
 	State string
 	// Agent is the address of the agent it is offered to (the first one, when offered to
 	// several) or accepted by; "" while waiting.
