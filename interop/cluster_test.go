@@ -410,3 +410,90 @@ func txnOf(line string) string {
 	}
 	return strings.Join(f[1:], " ")
 }
+
+// TestClusterSessionFailover: an IM session stays on the instance that accepted it (Kamailio
+// record-routes the INVITE); when that instance dies, the next message in the session gets
+// 481 from Kamailio (no answer within 2 s: the session is gone), and the client's next
+// session, dispatched to the other instance, goes on with the conversation's rule flow from
+// PostgreSQL. The message answered 481 was not handled; the shared transcript holds each
+// message answered 2xx once.
+func TestClusterSessionFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs PostgreSQL, Kamailio and two imbot processes")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := startCluster(t)
+	p := bottest.NewPeer(t, bottest.Options{User: "sam", Bot: c.k.addr(), BotURI: "sip:bot@127.0.0.1"})
+	s, err := p.OpenSession(ctx, bottest.DialectIETF)
+	if err != nil {
+		t.Fatalf("the session was not opened through the dispatcher: %v", err)
+	}
+	send := func(s *bottest.Session, text string) int {
+		t.Helper()
+		res, err := s.Send(ctx, text)
+		if err != nil {
+			t.Fatalf("%q: %v", text, err)
+		}
+		return res.StatusCode
+	}
+	if code := send(s, "order tea"); code != 200 {
+		t.Fatalf("order tea answered %d", code)
+	}
+	if _, err := s.WaitText(ctx, "One tea. What size?"); err != nil {
+		t.Fatalf("no answer in the session: %v (got %q)", err, p.Texts())
+	}
+	// The instance that took the INVITE serves the session.
+	home := -1
+	for _, l := range c.k.log.Lines(0) {
+		if _, to, ok := strings.Cut(l, "IMBOT-DISPATCH INVITE from=sip:sam@"); ok {
+			for i, a := range c.addrs {
+				if strings.Contains(to, "to=sip:"+a) {
+					home = i
+				}
+			}
+		}
+	}
+	if home < 0 {
+		t.Fatal("Kamailio dispatched no INVITE of sam")
+	}
+	c.bots[home].signal(syscall.SIGKILL)
+	t0 := time.Now()
+	if code := send(s, "large"); code != 481 {
+		t.Fatalf("a message in the session of a dead instance answered %d, want 481", code)
+	}
+	c.k.expect(0, "IMBOT-DIALOGLOST MESSAGE")
+
+	// A new session: the other instance, the same flow.
+	s2, err := p.OpenSession(ctx, bottest.DialectIETF)
+	if err != nil {
+		t.Fatalf("the second session was not opened: %v", err)
+	}
+	if code := send(s2, "large"); code != 200 {
+		t.Fatalf("large answered %d in the new session", code)
+	}
+	t.Logf("from the kill to the flow going on in a new session: %v", time.Since(t0))
+	if _, err := s2.WaitText(ctx, "One large tea, coming up."); err != nil {
+		t.Fatalf("the flow did not go on in the new session: %v (got %q)", err, p.Texts())
+	}
+
+	db, err := postgres.Open(ctx, c.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	key := "sip:bot@127.0.0.1 " + strings.Split(p.URI(), ";")[0] + " unverified"
+	entries, err := db.Transcript(ctx, key, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in []string
+	for _, e := range entries {
+		if e.Direction == store.In {
+			in = append(in, e.Text)
+		}
+	}
+	if strings.Join(in, "|") != "order tea|large" {
+		t.Errorf("%s: messages in the transcript %q, want \"order tea\" and \"large\" once each", key, in)
+	}
+}
