@@ -43,6 +43,9 @@
 #   STOP_AFTER=1    stop a setup's stepping after this many failing steps in a row (0: never)
 #   SETUPS="sqlite pg-1 pg-2"   which setups to measure
 #   LOG_LEVEL=info  imbot's log level (info logs a line per message, as deployed)
+#   HELPDESK=0      1: every instance has a handoff agent (no one writes as it), so that with
+#                   PostgreSQL one instance leads the helpdesk and the other looks up, for each
+#                   message, whether it belongs to the leader (handlers.Leader)
 #   KAM_SHM=512     Kamailio's shared memory, MiB (-m): the tests' 64 runs out from about 600
 #                   calls/s (each transaction lingers a few seconds in tm's wait timer; past
 #                   that Kamailio answers 500 "server error occurred")
@@ -58,6 +61,7 @@ set -euo pipefail
 RATES=${RATES:-200 400 600 800 1000 1200 1400 1700 2000 2500 3000}
 STEP_SECS=${STEP_SECS:-5}
 LIMIT=${LIMIT:-500}
+HELPDESK=${HELPDESK:-0}
 KEEP_PCT=${KEEP_PCT:-95}
 STOP_AFTER=${STOP_AFTER:-1}
 SETUPS=${SETUPS:-sqlite pg-1 pg-2}
@@ -221,6 +225,7 @@ start_imbot() {
 			echo "store: $store"
 			echo "http: {listen: \"127.0.0.1:0\"}"
 			echo "log: {level: $LOG_LEVEL}"
+			[[ $HELPDESK != 1 ]] || echo "handoff: {agents: [{uri: \"sip:agent@127.0.0.1\"}]}"
 		} >"$cfg"
 		IMBOT_PG_DSN=$DSN "$WORK/imbot" run --config "$cfg" >"$log" 2>&1 &
 		pid=$!
