@@ -87,10 +87,9 @@ type LeaderConfig struct {
 //
 // A handoff its agent ended stays in the store until the user's next message
 // (store.HandoffEnded), so that a rating given then reaches the leader, which knows whose
-// handoff it rates. Typing indications are not forwarded, nor a BYE that ends a
-// participant's session on a follower (the participant leaves when idle, or with /leave),
-// nor what follows the user's first message after the end of a handoff (LastHandoff: a
-// rating given later is stored without its agent). A web visitor
+// handoff it rates; a rating given later is stored without its agent (LastHandoff). A BYE
+// that ends a participant's IM session on a follower is not forwarded: the participant
+// leaves when idle, or with /leave. A web visitor
 // (bot.Peer.Guest) is reached over its own connection only: its messages are not forwarded.
 type Leader struct {
 	cfg LeaderConfig
