@@ -103,6 +103,11 @@ type Leader struct {
 	kick     chan struct{} // asks Run to try for the lead now
 }
 
+// ErrNotForwardable is returned by Leader.Delegate for a web visitor's event on a follower:
+// the visitor is reached over its own connection to this instance only, which the leader
+// cannot use. The Handoff tells the visitor that nobody is available (HandoffTexts.NoAgentLater).
+var ErrNotForwardable = errors.New("handlers: a web visitor's conversation cannot be handed to the leading instance")
+
 // DefaultLeaderKey is the lease the instances elect their leader with.
 const DefaultLeaderKey = "imbot helpdesk"
 
@@ -252,6 +257,9 @@ func (l *Leader) handle(ctx context.Context, w bot.Responder, ev *bot.Event, nex
 	if l.Leading() {
 		return next.Handle(ctx, w, ev)
 	}
+	if c.Peer.Guest {
+		return next.Handle(ctx, w, ev) // reached over its connection to this instance only
+	}
 	in, err := l.involved(ctx, c)
 	if err != nil {
 		l.log.Warn("helpdesk: the store did not say whether the message is the leader's: handled here", "from", c.Peer.URI, "err", err)
@@ -316,6 +324,11 @@ func (l *Leader) awaitLead(ctx context.Context) bool {
 func (l *Leader) Delegate(ctx context.Context, ev *bot.Event, intent string) (bool, error) {
 	if l.Leading() {
 		return false, nil
+	}
+	if ev.Session != nil && ev.Session.Peer().Guest {
+		l.log.Warn("helpdesk: a web visitor's conversation stays on this instance, which does not lead: it cannot be handed over",
+			"from", ev.Session.Peer().URI, "intent", intent)
+		return true, ErrNotForwardable
 	}
 	return l.delegate(ctx, ev, intent)
 }

@@ -31,6 +31,7 @@ type Conversation struct {
 	mode     bot.Mode
 	peer     bot.Peer
 	verified bool
+	guest    bool
 	started  time.Time
 
 	mu    sync.Mutex
@@ -64,6 +65,12 @@ func WithPeer(addr string) ConversationOption {
 // tickets, an allow list). It combines with WithPeer in any order.
 func Verified() ConversationOption {
 	return func(c *Conversation) { c.verified = true }
+}
+
+// Guest makes the conversation's peer a web visitor (bot.Peer.Guest), reached over its own
+// connection only. It combines with WithPeer and Verified in any order.
+func Guest() ConversationOption {
+	return func(c *Conversation) { c.guest = true }
 }
 
 // WithMode sets the conversation's mode (bot.ModePage when not set).
@@ -105,6 +112,7 @@ func NewConversation(opts ...ConversationOption) *Conversation {
 		c.peer, _ = parsePeer(defaultPeer)
 	}
 	c.peer.Verified = c.verified
+	c.peer.Guest = c.guest
 	if c.key == "" {
 		c.key = defaultBot + " " + c.peer.URI
 	}
