@@ -16,7 +16,8 @@ import (
 // anyone else it is removed, as P-Asserted-Identity is.
 const ForwardHeader = "X-Imbot-Forward"
 
-// Forward sends the message of ev to another instance of the bot, at dest (its SIP address,
+// Forward sends the message of ev (or the end of its conversation: a message whose intent
+// says so) to another instance of the bot, at dest (its SIP address,
 // such as sip:10.0.0.12:5060 or sip:10.0.0.12:5060;transport=tcp), as the peer's own: a
 // page-mode MESSAGE from the peer's address, with its Content-Type and body, asserted with
 // P-Asserted-Identity when the peer is Verified, and intent in the ForwardHeader (the
@@ -29,8 +30,8 @@ const ForwardHeader = "X-Imbot-Forward"
 // cannot be shared, such as the helpdesk (handlers.Leader). A web visitor (Peer.Guest) is
 // reachable only over its own connection to this instance and cannot be forwarded.
 func (b *Bot) Forward(ctx context.Context, ev *Event, dest, intent string) error {
-	if ev == nil || ev.Kind != EventMessage || ev.Session == nil {
-		return errors.New("forward: only a message of a conversation can be forwarded")
+	if ev == nil || ev.Session == nil || (ev.Kind != EventMessage && ev.Kind != EventSessionEnd) {
+		return errors.New("forward: only a message or the end of a conversation can be forwarded")
 	}
 	if strings.ContainsAny(intent, "\r\n") {
 		return errors.New("forward: the intent must be one line")
@@ -64,8 +65,13 @@ func (b *Bot) Forward(ctx context.Context, ev *Event, dest, intent string) error
 	}
 	req.AppendHeader(sip.NewHeader(ForwardHeader, intent))
 	ct, body := imcodec.PlainUTF8, []byte(ev.Text)
-	if r := ev.SIPRequest(); r != nil && len(r.Body()) > 0 && ev.ContentType != "" {
-		ct, body = ev.ContentType, r.Body()
+	switch {
+	case ev.Kind == EventSessionEnd:
+		// A request with a body, so that the receiver hands it to its chain; the intent
+		// says what it stands for.
+		body = []byte("(the session ended: " + string(ev.Reason) + ")")
+	case ev.SIPRequest() != nil && len(ev.SIPRequest().Body()) > 0 && ev.ContentType != "":
+		ct, body = ev.ContentType, ev.SIPRequest().Body()
 	}
 	cth := sip.ContentTypeHeader(ct)
 	req.AppendHeader(&cth)

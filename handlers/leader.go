@@ -88,8 +88,8 @@ type LeaderConfig struct {
 // A handoff its agent ended stays in the store until the user's next message
 // (store.HandoffEnded), so that a rating given then reaches the leader, which knows whose
 // handoff it rates; a rating given later is stored without its agent (LastHandoff). A BYE
-// that ends a participant's IM session on a follower is not forwarded: the participant
-// leaves when idle, or with /leave. A web visitor
+// that ends a participant's IM session on a follower is forwarded too: the participant
+// leaves the room, the user's handoff ends. A web visitor
 // (bot.Peer.Guest) is reached over its own connection only: its messages are not forwarded.
 type Leader struct {
 	cfg LeaderConfig
@@ -116,6 +116,7 @@ const (
 	intentMessage = "message" // handle it as the leader's own message
 	intentHandoff = "handoff" // start a handoff for its sender
 	intentInvite  = "invite"  // "invite sip:...": invite someone into its conversation
+	intentLeft    = "left"    // its sender ended its IM session (a BYE): EventSessionEnd
 )
 
 // NewLeader checks cfg and returns a Leader.
@@ -248,10 +249,11 @@ func (l *Leader) Middleware() bot.Middleware {
 
 func (l *Leader) handle(ctx context.Context, w bot.Responder, ev *bot.Event, next bot.Handler) error {
 	c, ok := convOf(ev)
-	if !ok || ev.Kind != bot.EventMessage {
+	left := ev.Kind == bot.EventSessionEnd && ev.Reason == bot.EndByPeer
+	if !ok || (ev.Kind != bot.EventMessage && !left) {
 		return next.Handle(ctx, w, ev)
 	}
-	if intent, fwd := ev.Forwarded(); fwd {
+	if intent, fwd := ev.Forwarded(); fwd && ev.Kind == bot.EventMessage {
 		return l.forwarded(ctx, w, ev, intent, next)
 	}
 	if l.Leading() {
@@ -261,6 +263,13 @@ func (l *Leader) handle(ctx context.Context, w bot.Responder, ev *bot.Event, nex
 		return next.Handle(ctx, w, ev) // reached over its connection to this instance only
 	}
 	in, err := l.involved(ctx, c)
+	if left {
+		// A participant hung up here: the leader's handoff or room hears of it.
+		if err == nil && in {
+			_, _ = l.delegate(ctx, ev, intentLeft)
+		}
+		return next.Handle(ctx, w, ev)
+	}
 	if err != nil {
 		l.log.Warn("helpdesk: the store did not say whether the message is the leader's: handled here", "from", c.Peer.URI, "err", err)
 		return next.Handle(ctx, w, ev)
@@ -293,6 +302,9 @@ func (l *Leader) forwarded(ctx context.Context, w bot.Responder, ev *bot.Event, 
 			return errors.New("helpdesk: an invitation was forwarded, but this instance hosts no rooms")
 		}
 		return l.cfg.Rooms.InviteInto(ctx, ev, arg)
+	case intentLeft:
+		// The sender's IM session with a follower ended: as if it ended here.
+		return next.Handle(ctx, w, &bot.Event{Kind: bot.EventSessionEnd, Reason: bot.EndByPeer, Session: ev.Session, Time: ev.Time})
 	case intentMessage:
 	default:
 		l.log.Warn("helpdesk: a forwarded message has an intent this instance does not know: handled as a message", "intent", intent)

@@ -236,6 +236,52 @@ func TestClusterHelpdesk(t *testing.T) {
 	if len(ratings) != 1 || ratings[0].Score != 5 || ratings[0].Agent != "sip:judy@127.0.0.1" || ratings[0].HandoffID != 1 {
 		t.Errorf("ratings %+v; want one 5 for sip:judy@127.0.0.1, handoff 1", ratings)
 	}
+
+	// A caller in an IM session with the follower (now instance 0) asks for a person; Judy
+	// takes it; the caller hangs up: the follower forwards the BYE's news, and the leader
+	// tells Judy.
+	var caller *bottest.Peer
+	var session *bottest.Session
+	for i := 0; caller == nil; i++ {
+		if i == 16 {
+			t.Fatal("none of 16 callers was sent to the follower")
+		}
+		user := fmt.Sprint("caller", i)
+		p := bottest.NewPeer(t, bottest.Options{User: user, Bot: k.addr(), BotURI: botURI})
+		s, err := p.OpenSession(ctx, bottest.DialectIETF)
+		if err != nil {
+			t.Fatalf("%s: no session: %v", user, err)
+		}
+		to := ""
+		for _, l := range k.log.Lines(0) {
+			if _, rest, ok := strings.Cut(l, "IMBOT-DISPATCH INVITE from=sip:"+user+"@"); ok {
+				_, to, _ = strings.Cut(rest, " to=")
+			}
+		}
+		if strings.Contains(to, addrs[0]) {
+			caller, session = p, s
+		} else if err := s.Bye(ctx); err != nil {
+			t.Fatalf("%s: BYE: %v", user, err)
+		}
+	}
+	if res, err := session.Send(ctx, "I want to talk to a person"); err != nil || res.StatusCode != 200 {
+		t.Fatalf("answered %v, %v", res, err)
+	}
+	if _, err := caller.Wait(ctx, func(r bottest.Record) bool { return strings.Contains(r.Text, "Let me find a person to help you.") }); err != nil {
+		t.Fatalf("the leader did not take the caller's handoff: %v (got %q)", err, caller.Texts())
+	}
+	judy.expect("#3 ")
+	judy.say("/accept 3")
+	judy.expect("You are now talking with")
+	if err := session.Bye(ctx); err != nil {
+		t.Fatalf("BYE: %v", err)
+	}
+	if l := judy.expect("left the conversation."); !strings.Contains(l, "#3 ") {
+		t.Errorf("Judy was told %q, want that #3 left", l)
+	}
+	if _, _, ch := bots[0].out.find(0, containsAll("message forwarded to the leader", "intent=left")); ch != nil {
+		t.Errorf("the follower did not forward the caller's BYE")
+	}
 	t.Logf("homes: %v", home)
 }
 
