@@ -28,7 +28,8 @@ const ForwardHeader = "X-Imbot-Forward"
 // (TrustConfig.Proxies lists its address); its replies then reach the peer through its own
 // outbound proxy. Several instances that share a store forward to the one that runs what
 // cannot be shared, such as the helpdesk (handlers.Leader). A web visitor (Peer.Guest) is
-// reachable only over its own connection to this instance and cannot be forwarded.
+// forwarded with its token (GuestHeader), which the receiver checks as this instance did:
+// the receiver's messages to the visitor come back here, to the visitor's connection.
 func (b *Bot) Forward(ctx context.Context, ev *Event, dest, intent string) error {
 	if ev == nil || ev.Session == nil || (ev.Kind != EventMessage && ev.Kind != EventSessionEnd) {
 		return errors.New("forward: only a message or the end of a conversation can be forwarded")
@@ -37,8 +38,16 @@ func (b *Bot) Forward(ctx context.Context, ev *Event, dest, intent string) error
 		return errors.New("forward: the intent must be one line")
 	}
 	peer := ev.Session.Peer()
+	var token sip.Header
 	if peer.Guest {
-		return fmt.Errorf("forward: %s is a web visitor, reachable over its own connection only", peer.URI)
+		// The receiver checks the visitor's token as this instance did (the instances
+		// share the secret), and answers the visitor here, where its connection is.
+		if r := ev.SIPRequest(); r != nil {
+			token = r.GetHeader(GuestHeader)
+		}
+		if token == nil {
+			return fmt.Errorf("forward: %s is a web visitor whose token is not at hand", peer.URI)
+		}
 	}
 	var from sip.Uri
 	if err := sip.ParseUri(peer.URI, &from); err != nil {
@@ -57,7 +66,10 @@ func (b *Bot) Forward(ctx context.Context, ev *Event, dest, intent string) error
 	fh.Params.Add("tag", sip.GenerateTagN(16))
 	req.AppendHeader(fh)
 	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: uri.Scheme, User: uri.User, Host: uri.Host, Port: uri.Port}})
-	if peer.Verified {
+	switch {
+	case token != nil:
+		req.AppendHeader(sip.NewHeader(GuestHeader, token.Value()))
+	case peer.Verified:
 		req.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<"+peer.URI+">"))
 	}
 	if intent == "" {

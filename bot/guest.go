@@ -1,6 +1,8 @@
 package bot
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -86,4 +88,42 @@ func (b *Bot) guestReconnected(req *sip.Request, peer Peer) {
 // the list holds "*").
 func originAllowed(allowed []string, o string, present bool) bool {
 	return !present || len(allowed) == 0 || origin.Listed(allowed, o)
+}
+
+// relayToGuest passes a request on to a web visitor whose connection is to this instance:
+// a page-mode MESSAGE that another instance of the bot (a trusted proxy's address, see
+// Bot.Forward) sent to the visitor's address, which only this instance can reach. It is
+// answered with the visitor's answer, 480 when the visitor has no conversation here (its page
+// was closed, or it reconnected elsewhere). It reports false for any other request.
+func (b *Bot) relayToGuest(req *sip.Request, tx sip.ServerTransaction) bool {
+	g := b.cfg.Trust.Guests
+	if g == nil || !strings.EqualFold(req.Recipient.Host, g.GuestDomain()) || !b.trust.trusted(req.Source()) {
+		return false
+	}
+	peer := peerFromURI(req.Recipient, "")
+	peer.Verified, peer.Guest = true, true
+	local := sip.Uri{Scheme: b.identity.Scheme, User: b.identity.User, Host: b.identity.Host, Port: b.identity.Port}
+	s := b.sessions.pageOf(b.conversationKey(local, peer))
+	if s == nil || s.isEnded() {
+		b.log.Info("a message for a web visitor not connected here", "to", peer.URI, "source", req.Source())
+		b.respond(req, tx, 480)
+		return true
+	}
+	ct := ""
+	if h := req.ContentType(); h != nil {
+		ct = h.Value()
+	}
+	ctx, cancel := context.WithTimeout(b.handlerCtx, b.cfg.RequestTimeout)
+	defer cancel()
+	code, err := s.request(ctx, sip.MESSAGE, ct, req.Body())
+	var se *SendError
+	switch {
+	case errors.As(err, &se):
+		code = se.Code
+	case err != nil:
+		b.log.Info("a message for a web visitor not relayed", "to", peer.URI, "err", err)
+		code = 408
+	}
+	b.respond(req, tx, code)
+	return true
 }

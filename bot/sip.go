@@ -564,6 +564,8 @@ func (b *Bot) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 	} else if b.closing.Load() {
 		b.respond(req, tx, 503, retryAfter(5))
 		return
+	} else if b.relayToGuest(req, tx) {
+		return
 	} else {
 		var ok bool
 		if peer, ok = b.identified(req, tx); !ok {

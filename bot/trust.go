@@ -339,6 +339,9 @@ type refusal struct {
 func (b *Bot) identify(ctx context.Context, req *sip.Request) (Peer, *refusal) {
 	t := b.trust
 	from := req.From()
+	if !t.trusted(req.Source()) {
+		req.RemoveHeader(ForwardHeader) // only another instance forwards (Bot.Forward)
+	}
 	if peer, ref, ok := b.guestIdentity(req); ok {
 		return peer, ref
 	}
@@ -351,7 +354,6 @@ func (b *Bot) identify(ctx context.Context, req *sip.Request) (Peer, *refusal) {
 	// Anyone may write P-Asserted-Identity: only a trusted proxy's counts. Drop it so that
 	// no handler reading the request mistakes it for an assertion.
 	req.RemoveHeader("P-Asserted-Identity")
-	req.RemoveHeader(ForwardHeader)
 	// A From that names a user must prove it; so must every sender when only users may
 	// write. Credentials sent unasked are checked too.
 	if t.digest() && (!t.unverified || t.userURIs[peerFromURI(from.Address, "").URI] || req.GetHeader("Authorization") != nil) {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/gobwas/ws/wsutil"
 
 	"github.com/imbot-dev/imbot/bot"
+	"github.com/imbot-dev/imbot/bot/bottest"
 )
 
 // TestWebSocketOrigin: a browser's WebSocket upgrade request from an origin that is not in
@@ -68,6 +70,49 @@ func (g guests) VerifyGuest(uri, token string) error {
 	return errors.New("the token is not valid")
 }
 
+// wsAnswer answers the bot's MESSAGE s (read from the visitor's WebSocket c) 200.
+func wsAnswer(t *testing.T, c net.Conn, s string) {
+	t.Helper()
+	via, _, _ := strings.Cut(s[strings.Index(s, "Via: "):], "\r\n")
+	callID, _, _ := strings.Cut(s[strings.Index(s, "Call-ID: ")+len("Call-ID: "):], "\r\n")
+	cseq, _, _ := strings.Cut(s[strings.Index(s, "CSeq: ")+len("CSeq: "):], "\r\n")
+	from, _, _ := strings.Cut(s[strings.Index(s, "From: ")+len("From: "):], "\r\n")
+	to, _, _ := strings.Cut(s[strings.Index(s, "To: ")+len("To: "):], "\r\n")
+	ok := fmt.Sprintf("SIP/2.0 200 OK\r\n%s\r\nFrom: %s\r\nTo: %s;tag=v1\r\nCall-ID: %s\r\nCSeq: %s\r\nContent-Length: 0\r\n\r\n",
+		via, from, to, callID, cseq)
+	if err := wsutil.WriteClientText(c, []byte(ok)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wsSend writes a page-mode MESSAGE from a web visitor (from, with its token when not "")
+// over its WebSocket conn to the bot at addr, and returns the bot's response to it.
+func wsSend(t *testing.T, conn net.Conn, addr, from, token, text string) string {
+	t.Helper()
+	hdr := ""
+	if token != "" {
+		hdr = bot.GuestHeader + ": " + token + "\r\n"
+	}
+	callID := fmt.Sprintf("%x", time.Now().UnixNano())
+	msg := fmt.Sprintf("MESSAGE sip:bot@%s;transport=ws SIP/2.0\r\n"+
+		"Via: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bK%s\r\nMax-Forwards: 70\r\n"+
+		"From: \"Visitor\" <%s>;tag=%s\r\nTo: <sip:bot@%s>\r\nCall-ID: %s\r\nCSeq: 1 MESSAGE\r\n%s"+
+		"Content-Type: text/plain;charset=UTF-8\r\nContent-Length: %d\r\n\r\n%s",
+		addr, callID, from, callID, addr, callID, hdr, len(text), text)
+	if err := wsutil.WriteClientText(conn, []byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		data, err := wsutil.ReadServerText(conn)
+		if err != nil {
+			t.Fatalf("no response to %q: %v", text, err)
+		}
+		if s := string(data); strings.HasPrefix(s, "SIP/2.0 ") && strings.Contains(s, callID) {
+			return s
+		}
+	}
+}
+
 // TestGuests: a web visitor writes over WebSocket with its token in X-Imbot-Guest. With a
 // valid token it is Verified and Guest, and the reply comes back over its connection even
 // though the bot has an outbound proxy (which cannot reach a browser). After its connection
@@ -98,45 +143,11 @@ func TestGuests(t *testing.T) {
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(deadline))
-	// answer answers the bot's MESSAGE s (read from c) 200.
-	answer := func(c net.Conn, s string) {
-		t.Helper()
-		via, _, _ := strings.Cut(s[strings.Index(s, "Via: "):], "\r\n")
-		callID, _, _ := strings.Cut(s[strings.Index(s, "Call-ID: ")+len("Call-ID: "):], "\r\n")
-		cseq, _, _ := strings.Cut(s[strings.Index(s, "CSeq: ")+len("CSeq: "):], "\r\n")
-		from, _, _ := strings.Cut(s[strings.Index(s, "From: ")+len("From: "):], "\r\n")
-		to, _, _ := strings.Cut(s[strings.Index(s, "To: ")+len("To: "):], "\r\n")
-		ok := fmt.Sprintf("SIP/2.0 200 OK\r\n%s\r\nFrom: %s\r\nTo: %s;tag=v1\r\nCall-ID: %s\r\nCSeq: %s\r\nContent-Length: 0\r\n\r\n",
-			via, from, to, callID, cseq)
-		if err := wsutil.WriteClientText(c, []byte(ok)); err != nil {
-			t.Fatal(err)
-		}
-	}
 	send := func(from, token, text string) string {
 		t.Helper()
-		hdr := ""
-		if token != "" {
-			hdr = bot.GuestHeader + ": " + token + "\r\n"
-		}
-		callID := fmt.Sprintf("%x", time.Now().UnixNano())
-		msg := fmt.Sprintf("MESSAGE sip:bot@%s;transport=ws SIP/2.0\r\n"+
-			"Via: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bK%s\r\nMax-Forwards: 70\r\n"+
-			"From: \"Visitor\" <%s>;tag=%s\r\nTo: <sip:bot@%s>\r\nCall-ID: %s\r\nCSeq: 1 MESSAGE\r\n%s"+
-			"Content-Type: text/plain;charset=UTF-8\r\nContent-Length: %d\r\n\r\n%s",
-			r.Addr("ws"), callID, from, callID, r.Addr("ws"), callID, hdr, len(text), text)
-		if err := wsutil.WriteClientText(conn, []byte(msg)); err != nil {
-			t.Fatal(err)
-		}
-		for {
-			data, err := wsutil.ReadServerText(conn)
-			if err != nil {
-				t.Fatalf("no response to %q: %v", text, err)
-			}
-			if s := string(data); strings.HasPrefix(s, "SIP/2.0 ") && strings.Contains(s, callID) {
-				return s
-			}
-		}
+		return wsSend(t, conn, r.Addr("ws"), from, token, text)
 	}
+	answer := func(c net.Conn, s string) { t.Helper(); wsAnswer(t, c, s) }
 	res := send("sip:guest-1@guest.invalid", "t1", "hello from the web")
 	if !strings.HasPrefix(res, "SIP/2.0 200 ") {
 		t.Fatalf("a visitor with its token: %s", res)
@@ -207,5 +218,75 @@ func TestGuests(t *testing.T) {
 	}
 	if got := rec.snapshot(); strings.Contains(strings.Join(got, "\n"), "let me in") {
 		t.Errorf("a refused message reached the handler: %q", got)
+	}
+}
+
+// TestGuestForwarded: a web visitor connected to one instance writes; that instance forwards
+// the message to another (Bot.Forward), which checks the visitor's token as the first did,
+// sees a Verified Guest, and replies; its reply goes back to the first instance, which passes
+// it on over the visitor's WebSocket, and the visitor's 200 reaches the replier. A message
+// for a visitor not connected to the instance gets 480; one from an untrusted address is no
+// relay at all (the trust model answers it).
+func TestGuestForwarded(t *testing.T) {
+	g := guests{"sip:guest-1@guest.invalid": "t1"}
+	trust := bot.TrustConfig{Proxies: []string{"127.0.0.1"}, Guests: g}
+	type heard struct {
+		peer  bot.Peer
+		reply error
+	}
+	heardCh := make(chan heard, 2)
+	leader := startBot(t, bot.Config{Listen: []string{"udp://127.0.0.1:0"}, Trust: trust},
+		bot.HandlerFunc(func(ctx context.Context, w bot.Responder, ev *bot.Event) error {
+			if ev.Kind == bot.EventMessage {
+				heardCh <- heard{ev.Session.Peer(), w.Reply(ctx, "leader heard: "+ev.Text)}
+			}
+			return nil
+		}))
+	forwarded := make(chan error, 2)
+	var follower atomic.Pointer[running]
+	follower.Store(startBot(t, bot.Config{Listen: []string{"ws://127.0.0.1:0", "udp://127.0.0.1:0"}, Trust: trust},
+		bot.HandlerFunc(func(ctx context.Context, w bot.Responder, ev *bot.Event) error {
+			if ev.Kind == bot.EventMessage {
+				forwarded <- follower.Load().Forward(ctx, ev, "sip:"+leader.Addr("udp"), "handoff")
+			}
+			return nil
+		})))
+	f := follower.Load()
+	ctx := testCtx(t)
+	conn, _, _, err := ws.Dialer{Protocols: []string{"sip"}}.Dial(ctx, "ws://"+f.Addr("ws"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(deadline))
+	if res := wsSend(t, conn, f.Addr("ws"), "sip:guest-1@guest.invalid", "t1", "a person please"); !strings.HasPrefix(res, "SIP/2.0 200 ") {
+		t.Fatalf("the visitor's message: %s", res)
+	}
+	if err := <-forwarded; err != nil {
+		t.Fatalf("Forward: %v", err)
+	}
+	for {
+		data, err := wsutil.ReadServerText(conn)
+		if err != nil {
+			t.Fatalf("the leader's reply did not reach the visitor: %v", err)
+		}
+		if s := string(data); strings.HasPrefix(s, "MESSAGE ") && strings.HasSuffix(s, "leader heard: a person please") {
+			wsAnswer(t, conn, s)
+			break
+		}
+	}
+	h := <-heardCh
+	if !h.peer.Guest || !h.peer.Verified || h.peer.URI != "sip:guest-1@guest.invalid" {
+		t.Errorf("the leader saw %+v, want the visitor, verified and guest", h.peer)
+	}
+	if h.reply != nil {
+		t.Errorf("the leader's reply: %v, want it delivered", h.reply)
+	}
+
+	// A message for a visitor that is not connected here.
+	p := bottest.NewPeer(t, bottest.Options{User: "bot", Bot: f.Addr("udp"), BotURI: "sip:guest-9@guest.invalid"})
+	res, err := p.SendPage(ctx, "anyone there?")
+	if err != nil || res.StatusCode != 480 {
+		t.Errorf("a message for a visitor not connected here: %v, %v; want 480", res, err)
 	}
 }

@@ -490,10 +490,6 @@ func words(s string) []string {
 func (h *Handoff) start(ctx context.Context, w bot.Responder, ev *bot.Event, c conv) error {
 	if h.cfg.Delegate != nil {
 		if done, err := h.cfg.Delegate(ctx, ev, intentHandoff); done {
-			if errors.Is(err, ErrNotForwardable) {
-				h.observe("unavailable")
-				return w.Reply(ctx, h.texts.NoAgentLater)
-			}
 			return err
 		}
 	}

@@ -89,8 +89,10 @@ type LeaderConfig struct {
 // (store.HandoffEnded), so that a rating given then reaches the leader, which knows whose
 // handoff it rates; a rating given later is stored without its agent (LastHandoff). A BYE
 // that ends a participant's IM session on a follower is forwarded too: the participant
-// leaves the room, the user's handoff ends. A web visitor
-// (bot.Peer.Guest) is reached over its own connection only: its messages are not forwarded.
+// leaves the room, the user's handoff ends. A web visitor (bot.Peer.Guest) is forwarded with
+// its token, which the leader checks as the follower did (the instances share the web chat's
+// secret); what the leader says to it goes to the follower, which holds the visitor's
+// connection and passes it on.
 type Leader struct {
 	cfg LeaderConfig
 	log *slog.Logger
@@ -102,11 +104,6 @@ type Leader struct {
 	promoted chan struct{} // closed once this instance leads
 	kick     chan struct{} // asks Run to try for the lead now
 }
-
-// ErrNotForwardable is returned by Leader.Delegate for a web visitor's event on a follower:
-// the visitor is reached over its own connection to this instance only, which the leader
-// cannot use. The Handoff tells the visitor that nobody is available (HandoffTexts.NoAgentLater).
-var ErrNotForwardable = errors.New("handlers: a web visitor's conversation cannot be handed to the leading instance")
 
 // DefaultLeaderKey is the lease the instances elect their leader with.
 const DefaultLeaderKey = "imbot helpdesk"
@@ -259,9 +256,6 @@ func (l *Leader) handle(ctx context.Context, w bot.Responder, ev *bot.Event, nex
 	if l.Leading() {
 		return next.Handle(ctx, w, ev)
 	}
-	if c.Peer.Guest {
-		return next.Handle(ctx, w, ev) // reached over its connection to this instance only
-	}
 	in, err := l.involved(ctx, c)
 	if left {
 		// A participant hung up here: the leader's handoff or room hears of it.
@@ -336,11 +330,6 @@ func (l *Leader) awaitLead(ctx context.Context) bool {
 func (l *Leader) Delegate(ctx context.Context, ev *bot.Event, intent string) (bool, error) {
 	if l.Leading() {
 		return false, nil
-	}
-	if ev.Session != nil && ev.Session.Peer().Guest {
-		l.log.Warn("helpdesk: a web visitor's conversation stays on this instance, which does not lead: it cannot be handed over",
-			"from", ev.Session.Peer().URI, "intent", intent)
-		return true, ErrNotForwardable
 	}
 	return l.delegate(ctx, ev, intent)
 }

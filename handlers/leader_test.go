@@ -109,7 +109,7 @@ func TestLeaderElection(t *testing.T) {
 		{"a user in a handoff", "sip:carol@example.com", "bot carol", "still there?", true, leaderA + " message still there?"},
 		{"a user asking for a person", "sip:dan@example.com", "bot dan", "I want an agent", true, leaderA + " handoff I want an agent"},
 		{"anyone else", "sip:erin@example.com", "bot erin", "hello", false, ""},
-		{"a web visitor asking for a person", "sip:v1@guest.invalid", "bot v1", "I want an agent", true, ""},
+		{"a web visitor asking for a person", "sip:v1@guest.invalid", "bot v1", "I want an agent", true, leaderA + " handoff I want an agent"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			for _, inst := range []*Leader{b, a} { // the follower first: the leader would start the handoff
@@ -129,11 +129,6 @@ func TestLeaderElection(t *testing.T) {
 				rec := bottest.NewRecorder()
 				if err := inst.Middleware()(next).Handle(ctx, rec, ev); err != nil {
 					t.Fatal(err)
-				}
-				if c.from == "sip:v1@guest.invalid" && inst == b {
-					if r := rec.Replies(); len(r) != 1 || r[0] != DefaultHandoffTexts.NoAgentLater {
-						t.Errorf("the follower answered the visitor %q, want %q", r, DefaultHandoffTexts.NoAgentLater)
-					}
 				}
 				sent := fwd.take()
 				if inst == a {
