@@ -211,6 +211,8 @@ type compiling struct {
 	// setVars are the variables something can set: a rule's `set:`, and the variables
 	// conversation tests start with (Options.testVars).
 	setVars map[string]bool
+	// pats gives the slices of the patterns compiled on this goroutine.
+	pats *patternArena
 }
 
 func compileSet(opts *Options, files []*fileAST, read []string, e *errs) (*RuleSet, error) {
@@ -372,6 +374,7 @@ func (cc *compiling) compileRules(asts []*ruleAST, fileOf []*fileAST) []*rule {
 	out := make([]*rule, len(asts))
 	workers := cc.opts.workers()
 	if workers < 2 || len(asts) < 2*rulesPerChunk {
+		cc.pats = &patternArena{}
 		for i, ra := range asts {
 			out[i] = cc.rule(ra, fileOf[i].typing)
 		}
@@ -404,7 +407,7 @@ func (cc *compiling) compileRules(asts []*ruleAST, fileOf []*fileAST) []*rule {
 				}
 				ch := chunks[k]
 				w := *cc
-				w.e, w.srcs = ch.e, map[*src]*src{}
+				w.e, w.srcs, w.pats = ch.e, map[*src]*src{}, &patternArena{}
 				for i := ch.from; i < ch.to; i++ {
 					out[i] = w.rule(asts[i], fileOf[i].typing)
 					ch.ends = append(ch.ends, len(ch.e.list))
@@ -483,7 +486,7 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 		r.res = make([]*lazyRegex, 0, len(ra.regex))
 	}
 	for _, n := range ra.match {
-		flats, err := parsePattern(n.Value)
+		flats, err := parsePatternIn(n.Value, cc.pats)
 		if err != nil {
 			pe := err.(*patternError)
 			s.e.add(s.at(n, 1, pe.col), "bad pattern in %s: %s", what, pe.msg)

@@ -72,10 +72,54 @@ func (e *patternError) Error() string { return e.msg }
 
 // parsePattern parses and expands a wildcard pattern.
 func parsePattern(src string) ([]flatPattern, error) {
+	return parsePatternIn(src, nil)
+}
+
+// patternArena hands out the slices of many patterns from a few large blocks, so that
+// loading a rule set makes fewer, larger allocations; it also keeps the parser's scratch
+// nodes. One goroutine uses it at a time. A nil *patternArena allocates each slice.
+type patternArena struct {
+	elems []elem
+	caps  []capture
+	nodes []pnode // scratch: the top level of the pattern being parsed
+}
+
+// arenaBlock is how many elements or captures one block of a patternArena holds; larger
+// slices are allocated on their own.
+const arenaBlock = 1024
+
+// newElems returns an empty slice of elements with room for n.
+func (a *patternArena) newElems(n int) []elem {
+	if a == nil || n > arenaBlock/16 {
+		return make([]elem, 0, n)
+	}
+	if cap(a.elems)-len(a.elems) < n {
+		a.elems = make([]elem, 0, arenaBlock)
+	}
+	l := len(a.elems)
+	a.elems = a.elems[:l+n]
+	return a.elems[l : l : l+n]
+}
+
+// newCaps returns an empty slice of captures with room for n.
+func (a *patternArena) newCaps(n int) []capture {
+	if a == nil || n > arenaBlock/16 {
+		return make([]capture, 0, n)
+	}
+	if cap(a.caps)-len(a.caps) < n {
+		a.caps = make([]capture, 0, arenaBlock)
+	}
+	l := len(a.caps)
+	a.caps = a.caps[:l+n]
+	return a.caps[l : l : l+n]
+}
+
+// parsePatternIn is parsePattern with the slices from a.
+func parsePatternIn(src string, a *patternArena) ([]flatPattern, error) {
 	if len(src) > maxPatternLen {
 		return nil, &patternError{0, fmt.Sprintf("pattern is %d bytes long; the limit is %d", len(src), maxPatternLen)}
 	}
-	p := &pparser{src: src, n: len(src), ascii: true}
+	p := &pparser{src: src, n: len(src), ascii: true, arena: a}
 	for i := 0; i < len(src); i++ {
 		if src[i] >= utf8.RuneSelf {
 			p.ascii = false
@@ -88,6 +132,12 @@ func parsePattern(src string) ([]flatPattern, error) {
 		}
 	}
 	seq, err := p.seq(0)
+	if a != nil && seq != nil {
+		defer func() {
+			clear(seq) // let go of what the nodes refer to
+			a.nodes = seq[:0]
+		}()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +146,7 @@ func parsePattern(src string) ([]flatPattern, error) {
 	}
 	if !slices.ContainsFunc(seq, func(n pnode) bool { return n.kind == 'a' || n.kind == 'o' }) {
 		// One expansion: the sequence itself.
-		fp, err := flatten(seq)
+		fp, err := flatten(seq, a)
 		if err != nil {
 			return nil, p.colOf(err)
 		}
@@ -115,7 +165,7 @@ func parsePattern(src string) ([]flatPattern, error) {
 		seen = make(map[string]bool, len(exp))
 	}
 	for _, e := range exp {
-		fp, err := flatten(e)
+		fp, err := flatten(e, a)
 		if err != nil {
 			return nil, p.colOf(err)
 		}
@@ -145,6 +195,7 @@ type pparser struct {
 	n     int    // bytes or runes
 	i     int
 	ascii bool // src is ASCII: offsets are columns
+	arena *patternArena
 }
 
 // at returns the rune at offset i; in bytes, a byte of a rune that is not ASCII is
@@ -283,7 +334,12 @@ func (p *pparser) seq(depth int) ([]pnode, error) {
 						n++
 					}
 				}
-				out = make([]pnode, 0, n)
+				if depth == 0 && p.arena != nil {
+					// The top level only: nothing keeps it once the pattern is flat.
+					out = p.arena.nodes[:0]
+				} else {
+					out = make([]pnode, 0, n)
+				}
 			}
 			if p.i == start+1 && p.at(start) == '*' {
 				out = append(out, pnode{kind: '*', col: int32(start)})
@@ -341,7 +397,7 @@ func expand(seq []pnode) ([][]pnode, error) {
 	return res, nil
 }
 
-func flatten(seq []pnode) (flatPattern, error) {
+func flatten(seq []pnode, a *patternArena) (flatPattern, error) {
 	size := len(seq) // elements, most likely: a word or a * one each, a capture two
 	ncaps := 0
 	for _, n := range seq {
@@ -353,9 +409,9 @@ func flatten(seq []pnode) (flatPattern, error) {
 			ncaps++
 		}
 	}
-	fp := flatPattern{elems: make([]elem, 0, size)}
+	fp := flatPattern{elems: a.newElems(size)}
 	if ncaps > 0 {
-		fp.caps = make([]capture, 0, ncaps)
+		fp.caps = a.newCaps(ncaps)
 	}
 	stars := 0
 	for i, n := range seq {
