@@ -211,8 +211,8 @@ type compiling struct {
 	// setVars are the variables something can set: a rule's `set:`, and the variables
 	// conversation tests start with (Options.testVars).
 	setVars map[string]bool
-	// pats gives the slices of the patterns compiled on this goroutine.
-	pats *patternArena
+	// pats gives the rules compiled on this goroutine and the slices of their patterns.
+	pats *compileArena
 }
 
 func compileSet(opts *Options, files []*fileAST, read []string, e *errs) (*RuleSet, error) {
@@ -374,7 +374,7 @@ func (cc *compiling) compileRules(asts []*ruleAST, fileOf []*fileAST) []*rule {
 	out := make([]*rule, len(asts))
 	workers := cc.opts.workers()
 	if workers < 2 || len(asts) < 2*rulesPerChunk {
-		cc.pats = &patternArena{}
+		cc.pats = &compileArena{}
 		for i, ra := range asts {
 			out[i] = cc.rule(ra, fileOf[i].typing)
 		}
@@ -407,7 +407,7 @@ func (cc *compiling) compileRules(asts []*ruleAST, fileOf []*fileAST) []*rule {
 				}
 				ch := chunks[k]
 				w := *cc
-				w.e, w.srcs, w.pats = ch.e, map[*src]*src{}, &patternArena{}
+				w.e, w.srcs, w.pats = ch.e, map[*src]*src{}, &compileArena{}
 				for i := ch.from; i < ch.to; i++ {
 					out[i] = w.rule(asts[i], fileOf[i].typing)
 					ch.ends = append(ch.ends, len(ch.e.list))
@@ -454,7 +454,8 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 	cc.cur = s
 	before := cc.e.errors()
 	defer func() { r.broken = cc.e.errors() > before }()
-	r = &rule{
+	r = cc.pats.newRule()
+	*r = rule{
 		name: ra.name, hidden: ra.hidden,
 		pos: s.pos(ra.node), priority: int32(ra.priority), kind: ra.on, fallback: ra.fallback,
 		pick: ra.pick, typing: ra.typing, end: ra.end, cont: ra.cont,

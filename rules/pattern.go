@@ -75,21 +75,35 @@ func parsePattern(src string) ([]flatPattern, error) {
 	return parsePatternIn(src, nil)
 }
 
-// patternArena hands out the slices of many patterns from a few large blocks, so that
-// loading a rule set makes fewer, larger allocations; it also keeps the parser's scratch
-// nodes. One goroutine uses it at a time. A nil *patternArena allocates each slice.
-type patternArena struct {
+// compileArena hands out compiled rules and the slices of their patterns from a few large
+// blocks, so that loading a rule set makes fewer, larger allocations; it also keeps the
+// pattern parser's scratch nodes. One goroutine uses it at a time. A nil *compileArena
+// allocates each slice.
+type compileArena struct {
+	rules []rule
 	elems []elem
 	caps  []capture
 	nodes []pnode // scratch: the top level of the pattern being parsed
 }
 
-// arenaBlock is how many elements or captures one block of a patternArena holds; larger
+// newRule returns a zero rule.
+func (a *compileArena) newRule() *rule {
+	if a == nil {
+		return new(rule)
+	}
+	if len(a.rules) == cap(a.rules) {
+		a.rules = make([]rule, 0, 64)
+	}
+	a.rules = a.rules[:len(a.rules)+1]
+	return &a.rules[len(a.rules)-1]
+}
+
+// arenaBlock is how many elements or captures one block of a compileArena holds; larger
 // slices are allocated on their own.
 const arenaBlock = 1024
 
 // newElems returns an empty slice of elements with room for n.
-func (a *patternArena) newElems(n int) []elem {
+func (a *compileArena) newElems(n int) []elem {
 	if a == nil || n > arenaBlock/16 {
 		return make([]elem, 0, n)
 	}
@@ -102,7 +116,7 @@ func (a *patternArena) newElems(n int) []elem {
 }
 
 // newCaps returns an empty slice of captures with room for n.
-func (a *patternArena) newCaps(n int) []capture {
+func (a *compileArena) newCaps(n int) []capture {
 	if a == nil || n > arenaBlock/16 {
 		return make([]capture, 0, n)
 	}
@@ -115,7 +129,7 @@ func (a *patternArena) newCaps(n int) []capture {
 }
 
 // parsePatternIn is parsePattern with the slices from a.
-func parsePatternIn(src string, a *patternArena) ([]flatPattern, error) {
+func parsePatternIn(src string, a *compileArena) ([]flatPattern, error) {
 	if len(src) > maxPatternLen {
 		return nil, &patternError{0, fmt.Sprintf("pattern is %d bytes long; the limit is %d", len(src), maxPatternLen)}
 	}
@@ -195,7 +209,7 @@ type pparser struct {
 	n     int    // bytes or runes
 	i     int
 	ascii bool // src is ASCII: offsets are columns
-	arena *patternArena
+	arena *compileArena
 }
 
 // at returns the rune at offset i; in bytes, a byte of a rune that is not ASCII is
@@ -397,7 +411,7 @@ func expand(seq []pnode) ([][]pnode, error) {
 	return res, nil
 }
 
-func flatten(seq []pnode, a *patternArena) (flatPattern, error) {
+func flatten(seq []pnode, a *compileArena) (flatPattern, error) {
 	size := len(seq) // elements, most likely: a word or a * one each, a capture two
 	ncaps := 0
 	for _, n := range seq {
