@@ -586,7 +586,7 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 	for _, alts := range ra.msgs {
 		ts := make([]*template, 0, len(alts))
 		for _, n := range alts {
-			t, probs := cc.c.compileTemplate(n.Value, false, replyCheck)
+			t, probs := cc.c.compileTemplate(n.Value, false, replyCheck, cc.pats)
 			if len(probs) > 0 {
 				cc.report(n, probs, "in the reply of %s", what)
 			}
@@ -613,7 +613,7 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 		case v.Kind == yaml.ScalarNode && v.Tag == "!!null":
 			set.del = true
 		case v.Kind == yaml.ScalarNode && v.Tag == "!!str":
-			t, probs := cc.c.compileTemplate(v.Value, true, check)
+			t, probs := cc.c.compileTemplate(v.Value, true, check, cc.pats)
 			if len(probs) > 0 {
 				cc.report(v, probs, "in 'set: %s' of %s", st.name, what)
 			}
@@ -666,7 +666,7 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 		r.handler = name
 	}
 	if ra.invite != nil {
-		t, probs := cc.c.compileTemplate(ra.invite.Value, false, check)
+		t, probs := cc.c.compileTemplate(ra.invite.Value, false, check, cc.pats)
 		if len(probs) > 0 {
 			cc.report(ra.invite, probs, "in 'invite' of %s", what)
 		}

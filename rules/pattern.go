@@ -81,9 +81,22 @@ func parsePattern(src string) ([]flatPattern, error) {
 // allocates each slice.
 type compileArena struct {
 	rules []rule
+	tmpls []template
 	elems []elem
 	caps  []capture
 	nodes []pnode // scratch: the top level of the pattern being parsed
+}
+
+// newTemplate returns a zero template.
+func (a *compileArena) newTemplate() *template {
+	if a == nil {
+		return new(template)
+	}
+	if len(a.tmpls) == cap(a.tmpls) {
+		a.tmpls = make([]template, 0, 128)
+	}
+	a.tmpls = a.tmpls[:len(a.tmpls)+1]
+	return &a.tmpls[len(a.tmpls)-1]
 }
 
 // newRule returns a zero rule.
