@@ -495,7 +495,7 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 			continue
 		}
 		if r.pats == nil {
-			r.pats = make([]pattern, 0, len(flats)*len(ra.match))
+			r.pats = cc.pats.newPats(len(flats) * len(ra.match))
 		}
 		if r.capNames == nil {
 			n := 0
@@ -503,7 +503,7 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 				n += len(fp.caps)
 			}
 			if n > 0 {
-				r.capNames = make([]string, 0, n*len(ra.match)+len(ra.regex))
+				r.capNames = cc.pats.newStrs(n*len(ra.match) + len(ra.regex))
 			}
 		}
 		for _, fp := range flats {
@@ -545,7 +545,7 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 			// A fallback without a state is global; so are rules on other events.
 			r.anyState = true
 		} else {
-			r.states = []string{""}
+			r.states = append(cc.pats.newStrs(1), "")
 		}
 	}
 	for _, n := range ra.states {
@@ -581,10 +581,10 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 	}
 	replyCheck := cc.checker(r, what, true)
 	if len(ra.msgs) > 0 {
-		r.msgs = make([][]*template, 0, len(ra.msgs))
+		r.msgs = cc.pats.newMsgs(len(ra.msgs))
 	}
 	for _, alts := range ra.msgs {
-		ts := make([]*template, 0, len(alts))
+		ts := cc.pats.newTmplPtrs(len(alts))
 		for _, n := range alts {
 			t, probs := cc.c.compileTemplate(n.Value, false, replyCheck, cc.pats)
 			if len(probs) > 0 {

@@ -75,16 +75,86 @@ func parsePattern(src string) ([]flatPattern, error) {
 	return parsePatternIn(src, nil)
 }
 
-// compileArena hands out compiled rules and the slices of their patterns from a few large
-// blocks, so that loading a rule set makes fewer, larger allocations; it also keeps the
-// pattern parser's scratch nodes. One goroutine uses it at a time. A nil *compileArena
-// allocates each slice.
+// compileArena hands out compiled rules, their templates, and the slices of both, from a
+// few large blocks, so that loading a rule set makes fewer, larger allocations; it also
+// keeps the pattern parser's scratch nodes. One goroutine uses it at a time. A nil
+// *compileArena allocates each.
 type compileArena struct {
-	rules []rule
-	tmpls []template
-	elems []elem
-	caps  []capture
-	nodes []pnode // scratch: the top level of the pattern being parsed
+	rules    []rule
+	tmpls    []template
+	elems    []elem
+	caps     []capture
+	pats     []pattern
+	strs     []string
+	msgs     [][]*template
+	tmplPtrs []*template
+	nodes    []pnode // scratch: the top level of the pattern being parsed
+}
+
+// arenaBlock is how many items one block of a compileArena holds; slices of more than a
+// sixteenth of that are allocated on their own.
+const arenaBlock = 1024
+
+// carve returns an empty slice with room for n, from the block (a new one when it is full).
+// The slice's capacity is n, so that appending past it copies.
+func carve[T any](block *[]T, n int) []T {
+	if n > arenaBlock/16 {
+		return make([]T, 0, n)
+	}
+	if cap(*block)-len(*block) < n {
+		*block = make([]T, 0, arenaBlock)
+	}
+	l := len(*block)
+	*block = (*block)[:l+n]
+	return (*block)[l : l : l+n]
+}
+
+// newElems returns an empty slice of pattern elements with room for n.
+func (a *compileArena) newElems(n int) []elem {
+	if a == nil {
+		return make([]elem, 0, n)
+	}
+	return carve(&a.elems, n)
+}
+
+// newCaps returns an empty slice of captures with room for n.
+func (a *compileArena) newCaps(n int) []capture {
+	if a == nil {
+		return make([]capture, 0, n)
+	}
+	return carve(&a.caps, n)
+}
+
+// newPats returns an empty slice of patterns with room for n.
+func (a *compileArena) newPats(n int) []pattern {
+	if a == nil {
+		return make([]pattern, 0, n)
+	}
+	return carve(&a.pats, n)
+}
+
+// newStrs returns an empty slice of strings with room for n.
+func (a *compileArena) newStrs(n int) []string {
+	if a == nil {
+		return make([]string, 0, n)
+	}
+	return carve(&a.strs, n)
+}
+
+// newMsgs returns an empty slice of messages with room for n.
+func (a *compileArena) newMsgs(n int) [][]*template {
+	if a == nil {
+		return make([][]*template, 0, n)
+	}
+	return carve(&a.msgs, n)
+}
+
+// newTmplPtrs returns an empty slice of templates with room for n.
+func (a *compileArena) newTmplPtrs(n int) []*template {
+	if a == nil {
+		return make([]*template, 0, n)
+	}
+	return carve(&a.tmplPtrs, n)
 }
 
 // newTemplate returns a zero template.
@@ -109,36 +179,6 @@ func (a *compileArena) newRule() *rule {
 	}
 	a.rules = a.rules[:len(a.rules)+1]
 	return &a.rules[len(a.rules)-1]
-}
-
-// arenaBlock is how many elements or captures one block of a compileArena holds; larger
-// slices are allocated on their own.
-const arenaBlock = 1024
-
-// newElems returns an empty slice of elements with room for n.
-func (a *compileArena) newElems(n int) []elem {
-	if a == nil || n > arenaBlock/16 {
-		return make([]elem, 0, n)
-	}
-	if cap(a.elems)-len(a.elems) < n {
-		a.elems = make([]elem, 0, arenaBlock)
-	}
-	l := len(a.elems)
-	a.elems = a.elems[:l+n]
-	return a.elems[l : l : l+n]
-}
-
-// newCaps returns an empty slice of captures with room for n.
-func (a *compileArena) newCaps(n int) []capture {
-	if a == nil || n > arenaBlock/16 {
-		return make([]capture, 0, n)
-	}
-	if cap(a.caps)-len(a.caps) < n {
-		a.caps = make([]capture, 0, arenaBlock)
-	}
-	l := len(a.caps)
-	a.caps = a.caps[:l+n]
-	return a.caps[l : l : l+n]
 }
 
 // parsePatternIn is parsePattern with the slices from a.
