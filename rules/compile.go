@@ -400,6 +400,7 @@ func (cc *compiling) compileRules(asts []*ruleAST, fileOf []*fileAST) []*rule {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			arena := &compileArena{} // for every chunk of this goroutine
 			for {
 				k := int(next.Add(1)) - 1
 				if k >= len(chunks) {
@@ -407,7 +408,7 @@ func (cc *compiling) compileRules(asts []*ruleAST, fileOf []*fileAST) []*rule {
 				}
 				ch := chunks[k]
 				w := *cc
-				w.e, w.srcs, w.pats = ch.e, map[*src]*src{}, &compileArena{}
+				w.e, w.srcs, w.pats = ch.e, map[*src]*src{}, arena
 				for i := ch.from; i < ch.to; i++ {
 					out[i] = w.rule(asts[i], fileOf[i].typing)
 					ch.ends = append(ch.ends, len(ch.e.list))
