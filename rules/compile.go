@@ -261,7 +261,13 @@ func compileSet(opts *Options, files []*fileAST, read []string, e *errs) (*RuleS
 	// Names, states and gotos across all files.
 	var asts []*ruleAST
 	var fileOf []*fileAST
-	byName := map[string]*ruleAST{}
+	nrules := 0
+	for _, f := range files {
+		nrules += len(f.rules)
+	}
+	asts = make([]*ruleAST, 0, nrules)
+	fileOf = make([]*fileAST, 0, nrules)
+	byName := make(map[string]*ruleAST, nrules)
 	statePos := map[string]pos{}
 	gotos := map[string]bool{}
 	for _, f := range files {
@@ -1068,7 +1074,11 @@ func (cc *compiling) shadowing() {
 		r *rule
 		p *pattern
 	}
-	first := make(map[uint64][]owner, len(cc.rs.rules))
+	npats := 0
+	for _, r := range cc.rs.rules {
+		npats += len(r.pats)
+	}
+	first := make(map[uint64][]owner, npats)
 	// A pattern written with ( ) or [ ] has several expansions: it is dead only when every
 	// one of them is.
 	type verdict struct {
@@ -1177,16 +1187,25 @@ func (rs *RuleSet) IndexStats() IndexStats { return rs.idx }
 // whose words or literals it contains, and the rules nothing anchors that apply in its
 // state.
 func (rs *RuleSet) buildIndex() {
-	words := 0
+	words := 0 // words of the patterns, at most as many distinct ones
 	for _, r := range rs.rules {
-		words += len(r.pats)
+		if r.kind != bot.EventMessage || r.fallback {
+			continue
+		}
+		for _, p := range r.pats {
+			for _, e := range p.flat.elems {
+				if e.kind == elWord {
+					words++
+				}
+			}
+		}
 	}
 	// Number the words, count them, and keep the number of each word of each pattern in
 	// order (seq), so that choosing the anchors needs no map.
-	ids := make(map[string]int32, 2*words)
-	names := make([]string, 0, 2*words)
-	freq := make([]int32, 0, 2*words)
-	seq := make([]int32, 0, 3*words)
+	ids := make(map[string]int32, words)
+	names := make([]string, 0, words)
+	freq := make([]int32, 0, words)
+	seq := make([]int32, 0, words)
 	for _, r := range rs.rules {
 		if r.kind != bot.EventMessage || r.fallback {
 			continue
