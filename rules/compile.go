@@ -2,6 +2,7 @@ package rules
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -329,7 +330,8 @@ func compileSet(opts *Options, files []*fileAST, read []string, e *errs) (*RuleS
 	var indexed sync.WaitGroup
 	early := e.errors() == 0 && opts.workers() > 1
 	if early {
-		indexed.Go(rs.indexAndHelp)
+		indexed.Go(rs.buildIndex)
+		indexed.Go(func() { rs.help = rs.makeHelp() })
 	}
 	cc.shadowing()
 	indexed.Wait()
@@ -1289,21 +1291,23 @@ func (rs *RuleSet) buildIndex() {
 			}
 		}
 	}
+	// The literal index, meanwhile.
+	var litsDone sync.WaitGroup
+	litsDone.Go(func() { rs.lits = newLitIndex(lits) })
 	n := 0
 	for _, l := range byWord {
 		if l != nil {
 			n++
 		}
 	}
-	if len(rs.index) == 0 {
-		rs.index = make(map[string][]int32, n)
-	}
+	rs.index = make(map[string][]int32, n)
+	st.IndexBytes = 0
 	for w, l := range byWord {
 		if l != nil {
 			rs.index[names[w]] = l
+			st.IndexBytes += len(names[w]) + 16 + 4*cap(l) + 24
 		}
 	}
-	rs.lits = newLitIndex(lits)
 	// Rules nothing anchors, by state: a rule of state 'x' costs only messages in 'x'.
 	rs.always = map[string][]int32{}
 	for _, r := range always {
@@ -1328,10 +1332,8 @@ func (rs *RuleSet) buildIndex() {
 		slices.Sort(l)
 		rs.always[s] = slices.Compact(l)
 	}
-	st.IndexBytes = rs.lits.size()
-	for w, l := range rs.index {
-		st.IndexBytes += len(w) + 16 + 4*cap(l) + 24
-	}
+	litsDone.Wait()
+	st.IndexBytes += rs.lits.size()
 }
 
 // alwaysIn returns the rules tried on every message in a state, by rank.
@@ -1345,7 +1347,9 @@ func (rs *RuleSet) alwaysIn(state string) []int32 {
 // makeHelp builds the generated help text.
 func (rs *RuleSet) makeHelp() string {
 	byOrder := slices.Clone(rs.rules)
-	sort.SliceStable(byOrder, func(i, j int) bool { return byOrder[i].order < byOrder[j].order })
+	if !slices.IsSortedFunc(byOrder, func(a, b *rule) int { return cmp.Compare(a.order, b.order) }) {
+		sort.SliceStable(byOrder, func(i, j int) bool { return byOrder[i].order < byOrder[j].order })
+	}
 	var b strings.Builder
 	for _, r := range byOrder {
 		if r.hidden || r.description() == "" {
