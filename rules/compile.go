@@ -226,6 +226,7 @@ func compileSet(opts *Options, files []*fileAST, read []string, e *errs) (*RuleS
 	if err != nil {
 		return nil, err
 	}
+	c.limits = opts.Limits.withDefaults()
 	cc := &compiling{e: e, c: c, opts: opts, rs: rs}
 	for name := range opts.Funcs {
 		cc.funcs = append(cc.funcs, name)
@@ -742,7 +743,7 @@ func (cc *compiling) callExpr(n *yaml.Node, what ruleWhat, check func(string, as
 // compileExpr compiles an expression and runs the extra checks on it. It returns the
 // problems found, warnings included.
 func (cc *compiling) compileExpr(src string, asBool bool, check func(string, ast.Node) []*exprError) (*vm.Program, []*exprError) {
-	p, tree, err := cc.c.compile(src, asBool)
+	p, tree, err := cc.c.compileIn(src, asBool, cc.pats)
 	if err != nil {
 		return nil, []*exprError{err.(*exprError)}
 	}
@@ -773,7 +774,7 @@ func (cc *compiling) report(n *yaml.Node, probs []*exprError, format string, arg
 // go over the Limits (staticLimits; reply is set for the {{ }} of replies).
 func (cc *compiling) checker(r *rule, what ruleWhat, reply bool) func(string, ast.Node) []*exprError {
 	return func(src string, tree ast.Node) []*exprError {
-		facts := cc.c.factsOf(src, tree)
+		facts := cc.c.factsOf(src, tree, cc.pats)
 		var found *exprError
 		var unset []*exprError
 		for _, f := range facts.events {
@@ -812,7 +813,7 @@ func (cc *compiling) checker(r *rule, what ruleWhat, reply bool) func(string, as
 		}
 		probs = append(probs, unset...)
 		if !cc.opts.noStaticLimits {
-			probs = append(probs, cc.c.limitsOf(src, tree, facts, cc.opts.Limits, reply)...)
+			probs = append(probs, facts.limitsOf(reply)...)
 		}
 		return probs
 	}
@@ -824,9 +825,8 @@ type exprFacts struct {
 	// events are the members vars.x and match.x, and the first problem with the arguments of
 	// business_hours; the walk stops at that problem.
 	events []exprFact
-	// limits are what staticLimits finds, for other expressions and for replies, once known.
-	limits     [2][]*exprError
-	limitsDone [2]bool
+	// limits are what staticLimits finds, for other expressions and for replies.
+	limits [2][]*exprError
 }
 
 // exprFact is one event of exprFacts: a member vars.prop (vars) or match.prop, or err.
@@ -839,14 +839,27 @@ type exprFact struct {
 
 // factsOf returns the facts of an expression's tree, found once for each tree (compiled
 // expressions are shared: see compile).
-func (c *compiler) factsOf(src string, tree ast.Node) *exprFacts {
+// a, when not nil, keeps the facts this goroutine has asked for, so that it asks again
+// without locking.
+func (c *compiler) factsOf(src string, tree ast.Node, a *compileArena) *exprFacts {
+	if a != nil {
+		if f, ok := a.facts[tree]; ok {
+			return f
+		}
+	}
 	c.mu.Lock()
 	f, ok := c.facts[tree]
 	c.mu.Unlock()
-	if ok {
-		return f
+	if !ok {
+		f = c.findFacts(src, tree)
 	}
-	return c.findFacts(src, tree)
+	if a != nil {
+		if a.facts == nil {
+			a.facts = map[ast.Node]*exprFacts{}
+		}
+		a.facts[tree] = f
+	}
+	return f
 }
 
 // findFacts finds the facts of an expression's tree (factsOf).
@@ -893,6 +906,8 @@ func (c *compiler) findFacts(src string, tree ast.Node) *exprFacts {
 		}
 	}}
 	ast.Walk(&tree, v)
+	f.limits[0] = staticLimits(src, tree, c.limits, false)
+	f.limits[1] = staticLimits(src, tree, c.limits, true)
 	c.mu.Lock()
 	if c.facts == nil {
 		c.facts = map[ast.Node]*exprFacts{}
@@ -906,23 +921,13 @@ func (c *compiler) findFacts(src string, tree ast.Node) *exprFacts {
 	return f
 }
 
-// limitsOf returns staticLimits of an expression's tree, found once for each tree and kind.
-func (c *compiler) limitsOf(src string, tree ast.Node, f *exprFacts, lim Limits, reply bool) []*exprError {
-	k := 0
+// limitsOf returns what staticLimits finds in the expression, for the {{ }} of a reply or
+// not.
+func (f *exprFacts) limitsOf(reply bool) []*exprError {
 	if reply {
-		k = 1
+		return f.limits[1]
 	}
-	c.mu.Lock()
-	probs, done := f.limits[k], f.limitsDone[k]
-	c.mu.Unlock()
-	if done {
-		return probs
-	}
-	probs = staticLimits(src, tree, lim.withDefaults(), reply)
-	c.mu.Lock()
-	f.limits[k], f.limitsDone[k] = probs, true
-	c.mu.Unlock()
-	return probs
+	return f.limits[0]
 }
 
 // unsetVar returns a warning for vars.name when nothing can ever give the variable a value:

@@ -7,6 +7,9 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/vm"
 )
 
 // Wildcard patterns (the `match:` key). A pattern is compared with the whole message, word
@@ -89,6 +92,10 @@ type compileArena struct {
 	msgs     [][]*template
 	tmplPtrs []*template
 	nodes    []pnode // scratch: the top level of the pattern being parsed
+	// progs and facts are the programs and checks of the expressions this goroutine has
+	// compiled (compiler.compileIn, compiler.factsOf).
+	progs map[compiled]*vm.Program
+	facts map[ast.Node]*exprFacts
 }
 
 // arenaBlock is how many items one block of a compileArena holds; slices of more than a

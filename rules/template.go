@@ -102,7 +102,7 @@ func (c *compiler) compileTemplate(s string, typed bool, check func(string, ast.
 	t.parts = make([]tmplPart, 0, len(lits)+len(exprs))
 	var probs []*exprError
 	for i, e := range exprs {
-		p, tree, cerr := c.compile(e.src, false)
+		p, tree, cerr := c.compileIn(e.src, false, a)
 		if cerr != nil {
 			ee := cerr.(*exprError)
 			return nil, append(probs, e.shift(ee))
