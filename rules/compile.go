@@ -2,6 +2,7 @@ package rules
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -211,6 +212,8 @@ type compiling struct {
 	// setVars are the variables something can set: a rule's `set:`, and the variables
 	// conversation tests start with (Options.testVars).
 	setVars map[string]bool
+	// pats gives the rules compiled on this goroutine and the slices of their patterns.
+	pats *compileArena
 }
 
 func compileSet(opts *Options, files []*fileAST, read []string, e *errs) (*RuleSet, error) {
@@ -223,6 +226,7 @@ func compileSet(opts *Options, files []*fileAST, read []string, e *errs) (*RuleS
 	if err != nil {
 		return nil, err
 	}
+	c.limits = opts.Limits.withDefaults()
 	cc := &compiling{e: e, c: c, opts: opts, rs: rs}
 	for name := range opts.Funcs {
 		cc.funcs = append(cc.funcs, name)
@@ -259,7 +263,13 @@ func compileSet(opts *Options, files []*fileAST, read []string, e *errs) (*RuleS
 	// Names, states and gotos across all files.
 	var asts []*ruleAST
 	var fileOf []*fileAST
-	byName := map[string]*ruleAST{}
+	nrules := 0
+	for _, f := range files {
+		nrules += len(f.rules)
+	}
+	asts = make([]*ruleAST, 0, nrules)
+	fileOf = make([]*fileAST, 0, nrules)
+	byName := make(map[string]*ruleAST, nrules)
 	statePos := map[string]pos{}
 	gotos := map[string]bool{}
 	for _, f := range files {
@@ -321,7 +331,8 @@ func compileSet(opts *Options, files []*fileAST, read []string, e *errs) (*RuleS
 	var indexed sync.WaitGroup
 	early := e.errors() == 0 && opts.workers() > 1
 	if early {
-		indexed.Go(rs.indexAndHelp)
+		indexed.Go(rs.buildIndex)
+		indexed.Go(func() { rs.help = rs.makeHelp() })
 	}
 	cc.shadowing()
 	indexed.Wait()
@@ -372,6 +383,7 @@ func (cc *compiling) compileRules(asts []*ruleAST, fileOf []*fileAST) []*rule {
 	out := make([]*rule, len(asts))
 	workers := cc.opts.workers()
 	if workers < 2 || len(asts) < 2*rulesPerChunk {
+		cc.pats = &compileArena{}
 		for i, ra := range asts {
 			out[i] = cc.rule(ra, fileOf[i].typing)
 		}
@@ -397,6 +409,7 @@ func (cc *compiling) compileRules(asts []*ruleAST, fileOf []*fileAST) []*rule {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			arena := &compileArena{} // for every chunk of this goroutine
 			for {
 				k := int(next.Add(1)) - 1
 				if k >= len(chunks) {
@@ -404,7 +417,7 @@ func (cc *compiling) compileRules(asts []*ruleAST, fileOf []*fileAST) []*rule {
 				}
 				ch := chunks[k]
 				w := *cc
-				w.e, w.srcs = ch.e, map[*src]*src{}
+				w.e, w.srcs, w.pats = ch.e, map[*src]*src{}, arena
 				for i := ch.from; i < ch.to; i++ {
 					out[i] = w.rule(asts[i], fileOf[i].typing)
 					ch.ends = append(ch.ends, len(ch.e.list))
@@ -451,7 +464,8 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 	cc.cur = s
 	before := cc.e.errors()
 	defer func() { r.broken = cc.e.errors() > before }()
-	r = &rule{
+	r = cc.pats.newRule()
+	*r = rule{
 		name: ra.name, hidden: ra.hidden,
 		pos: s.pos(ra.node), priority: int32(ra.priority), kind: ra.on, fallback: ra.fallback,
 		pick: ra.pick, typing: ra.typing, end: ra.end, cont: ra.cont,
@@ -483,7 +497,7 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 		r.res = make([]*lazyRegex, 0, len(ra.regex))
 	}
 	for _, n := range ra.match {
-		flats, err := parsePattern(n.Value)
+		flats, err := parsePatternIn(n.Value, cc.pats)
 		if err != nil {
 			pe := err.(*patternError)
 			s.e.add(s.at(n, 1, pe.col), "bad pattern in %s: %s", what, pe.msg)
@@ -491,7 +505,7 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 			continue
 		}
 		if r.pats == nil {
-			r.pats = make([]pattern, 0, len(flats)*len(ra.match))
+			r.pats = cc.pats.newPats(len(flats) * len(ra.match))
 		}
 		if r.capNames == nil {
 			n := 0
@@ -499,7 +513,7 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 				n += len(fp.caps)
 			}
 			if n > 0 {
-				r.capNames = make([]string, 0, n*len(ra.match)+len(ra.regex))
+				r.capNames = cc.pats.newStrs(n*len(ra.match) + len(ra.regex))
 			}
 		}
 		for _, fp := range flats {
@@ -541,7 +555,7 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 			// A fallback without a state is global; so are rules on other events.
 			r.anyState = true
 		} else {
-			r.states = []string{""}
+			r.states = append(cc.pats.newStrs(1), "")
 		}
 	}
 	for _, n := range ra.states {
@@ -577,12 +591,12 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 	}
 	replyCheck := cc.checker(r, what, true)
 	if len(ra.msgs) > 0 {
-		r.msgs = make([][]*template, 0, len(ra.msgs))
+		r.msgs = cc.pats.newMsgs(len(ra.msgs))
 	}
 	for _, alts := range ra.msgs {
-		ts := make([]*template, 0, len(alts))
+		ts := cc.pats.newTmplPtrs(len(alts))
 		for _, n := range alts {
-			t, probs := cc.c.compileTemplate(n.Value, false, replyCheck)
+			t, probs := cc.c.compileTemplate(n.Value, false, replyCheck, cc.pats)
 			if len(probs) > 0 {
 				cc.report(n, probs, "in the reply of %s", what)
 			}
@@ -609,7 +623,7 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 		case v.Kind == yaml.ScalarNode && v.Tag == "!!null":
 			set.del = true
 		case v.Kind == yaml.ScalarNode && v.Tag == "!!str":
-			t, probs := cc.c.compileTemplate(v.Value, true, check)
+			t, probs := cc.c.compileTemplate(v.Value, true, check, cc.pats)
 			if len(probs) > 0 {
 				cc.report(v, probs, "in 'set: %s' of %s", st.name, what)
 			}
@@ -662,7 +676,7 @@ func (cc *compiling) rule(ra *ruleAST, fileTyping *typingSpec) (r *rule) {
 		r.handler = name
 	}
 	if ra.invite != nil {
-		t, probs := cc.c.compileTemplate(ra.invite.Value, false, check)
+		t, probs := cc.c.compileTemplate(ra.invite.Value, false, check, cc.pats)
 		if len(probs) > 0 {
 			cc.report(ra.invite, probs, "in 'invite' of %s", what)
 		}
@@ -729,7 +743,7 @@ func (cc *compiling) callExpr(n *yaml.Node, what ruleWhat, check func(string, as
 // compileExpr compiles an expression and runs the extra checks on it. It returns the
 // problems found, warnings included.
 func (cc *compiling) compileExpr(src string, asBool bool, check func(string, ast.Node) []*exprError) (*vm.Program, []*exprError) {
-	p, tree, err := cc.c.compile(src, asBool)
+	p, tree, err := cc.c.compileIn(src, asBool, cc.pats)
 	if err != nil {
 		return nil, []*exprError{err.(*exprError)}
 	}
@@ -760,7 +774,7 @@ func (cc *compiling) report(n *yaml.Node, probs []*exprError, format string, arg
 // go over the Limits (staticLimits; reply is set for the {{ }} of replies).
 func (cc *compiling) checker(r *rule, what ruleWhat, reply bool) func(string, ast.Node) []*exprError {
 	return func(src string, tree ast.Node) []*exprError {
-		facts := cc.c.factsOf(src, tree)
+		facts := cc.c.factsOf(src, tree, cc.pats)
 		var found *exprError
 		var unset []*exprError
 		for _, f := range facts.events {
@@ -799,7 +813,7 @@ func (cc *compiling) checker(r *rule, what ruleWhat, reply bool) func(string, as
 		}
 		probs = append(probs, unset...)
 		if !cc.opts.noStaticLimits {
-			probs = append(probs, cc.c.limitsOf(src, tree, facts, cc.opts.Limits, reply)...)
+			probs = append(probs, facts.limitsOf(reply)...)
 		}
 		return probs
 	}
@@ -811,9 +825,8 @@ type exprFacts struct {
 	// events are the members vars.x and match.x, and the first problem with the arguments of
 	// business_hours; the walk stops at that problem.
 	events []exprFact
-	// limits are what staticLimits finds, for other expressions and for replies, once known.
-	limits     [2][]*exprError
-	limitsDone [2]bool
+	// limits are what staticLimits finds, for other expressions and for replies.
+	limits [2][]*exprError
 }
 
 // exprFact is one event of exprFacts: a member vars.prop (vars) or match.prop, or err.
@@ -826,14 +839,27 @@ type exprFact struct {
 
 // factsOf returns the facts of an expression's tree, found once for each tree (compiled
 // expressions are shared: see compile).
-func (c *compiler) factsOf(src string, tree ast.Node) *exprFacts {
+// a, when not nil, keeps the facts this goroutine has asked for, so that it asks again
+// without locking.
+func (c *compiler) factsOf(src string, tree ast.Node, a *compileArena) *exprFacts {
+	if a != nil {
+		if f, ok := a.facts[tree]; ok {
+			return f
+		}
+	}
 	c.mu.Lock()
 	f, ok := c.facts[tree]
 	c.mu.Unlock()
-	if ok {
-		return f
+	if !ok {
+		f = c.findFacts(src, tree)
 	}
-	return c.findFacts(src, tree)
+	if a != nil {
+		if a.facts == nil {
+			a.facts = map[ast.Node]*exprFacts{}
+		}
+		a.facts[tree] = f
+	}
+	return f
 }
 
 // findFacts finds the facts of an expression's tree (factsOf).
@@ -880,6 +906,8 @@ func (c *compiler) findFacts(src string, tree ast.Node) *exprFacts {
 		}
 	}}
 	ast.Walk(&tree, v)
+	f.limits[0] = staticLimits(src, tree, c.limits, false)
+	f.limits[1] = staticLimits(src, tree, c.limits, true)
 	c.mu.Lock()
 	if c.facts == nil {
 		c.facts = map[ast.Node]*exprFacts{}
@@ -893,23 +921,13 @@ func (c *compiler) findFacts(src string, tree ast.Node) *exprFacts {
 	return f
 }
 
-// limitsOf returns staticLimits of an expression's tree, found once for each tree and kind.
-func (c *compiler) limitsOf(src string, tree ast.Node, f *exprFacts, lim Limits, reply bool) []*exprError {
-	k := 0
+// limitsOf returns what staticLimits finds in the expression, for the {{ }} of a reply or
+// not.
+func (f *exprFacts) limitsOf(reply bool) []*exprError {
 	if reply {
-		k = 1
+		return f.limits[1]
 	}
-	c.mu.Lock()
-	probs, done := f.limits[k], f.limitsDone[k]
-	c.mu.Unlock()
-	if done {
-		return probs
-	}
-	probs = staticLimits(src, tree, lim.withDefaults(), reply)
-	c.mu.Lock()
-	f.limits[k], f.limitsDone[k] = probs, true
-	c.mu.Unlock()
-	return probs
+	return f.limits[0]
 }
 
 // unsetVar returns a warning for vars.name when nothing can ever give the variable a value:
@@ -1063,7 +1081,11 @@ func (cc *compiling) shadowing() {
 		r *rule
 		p *pattern
 	}
-	first := make(map[uint64][]owner, len(cc.rs.rules))
+	npats := 0
+	for _, r := range cc.rs.rules {
+		npats += len(r.pats)
+	}
+	first := make(map[uint64][]owner, npats)
 	// A pattern written with ( ) or [ ] has several expansions: it is dead only when every
 	// one of them is.
 	type verdict struct {
@@ -1172,16 +1194,25 @@ func (rs *RuleSet) IndexStats() IndexStats { return rs.idx }
 // whose words or literals it contains, and the rules nothing anchors that apply in its
 // state.
 func (rs *RuleSet) buildIndex() {
-	words := 0
+	words := 0 // words of the patterns, at most as many distinct ones
 	for _, r := range rs.rules {
-		words += len(r.pats)
+		if r.kind != bot.EventMessage || r.fallback {
+			continue
+		}
+		for _, p := range r.pats {
+			for _, e := range p.flat.elems {
+				if e.kind == elWord {
+					words++
+				}
+			}
+		}
 	}
 	// Number the words, count them, and keep the number of each word of each pattern in
 	// order (seq), so that choosing the anchors needs no map.
-	ids := make(map[string]int32, 2*words)
-	names := make([]string, 0, 2*words)
-	freq := make([]int32, 0, 2*words)
-	seq := make([]int32, 0, 3*words)
+	ids := make(map[string]int32, words)
+	names := make([]string, 0, words)
+	freq := make([]int32, 0, words)
+	seq := make([]int32, 0, words)
 	for _, r := range rs.rules {
 		if r.kind != bot.EventMessage || r.fallback {
 			continue
@@ -1265,21 +1296,23 @@ func (rs *RuleSet) buildIndex() {
 			}
 		}
 	}
+	// The literal index, meanwhile.
+	var litsDone sync.WaitGroup
+	litsDone.Go(func() { rs.lits = newLitIndex(lits) })
 	n := 0
 	for _, l := range byWord {
 		if l != nil {
 			n++
 		}
 	}
-	if len(rs.index) == 0 {
-		rs.index = make(map[string][]int32, n)
-	}
+	rs.index = make(map[string][]int32, n)
+	st.IndexBytes = 0
 	for w, l := range byWord {
 		if l != nil {
 			rs.index[names[w]] = l
+			st.IndexBytes += len(names[w]) + 16 + 4*cap(l) + 24
 		}
 	}
-	rs.lits = newLitIndex(lits)
 	// Rules nothing anchors, by state: a rule of state 'x' costs only messages in 'x'.
 	rs.always = map[string][]int32{}
 	for _, r := range always {
@@ -1304,10 +1337,8 @@ func (rs *RuleSet) buildIndex() {
 		slices.Sort(l)
 		rs.always[s] = slices.Compact(l)
 	}
-	st.IndexBytes = rs.lits.size()
-	for w, l := range rs.index {
-		st.IndexBytes += len(w) + 16 + 4*cap(l) + 24
-	}
+	litsDone.Wait()
+	st.IndexBytes += rs.lits.size()
 }
 
 // alwaysIn returns the rules tried on every message in a state, by rank.
@@ -1321,7 +1352,9 @@ func (rs *RuleSet) alwaysIn(state string) []int32 {
 // makeHelp builds the generated help text.
 func (rs *RuleSet) makeHelp() string {
 	byOrder := slices.Clone(rs.rules)
-	sort.SliceStable(byOrder, func(i, j int) bool { return byOrder[i].order < byOrder[j].order })
+	if !slices.IsSortedFunc(byOrder, func(a, b *rule) int { return cmp.Compare(a.order, b.order) }) {
+		sort.SliceStable(byOrder, func(i, j int) bool { return byOrder[i].order < byOrder[j].order })
+	}
 	var b strings.Builder
 	for _, r := range byOrder {
 		if r.hidden || r.description() == "" {

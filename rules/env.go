@@ -92,6 +92,8 @@ type compiler struct {
 	confs [2][]*conf.Config
 	// facts keeps what the checks read of each compiled expression's tree (mu guards it).
 	facts map[ast.Node]*exprFacts
+	// limits are the Limits of the rule set, defaults filled in, for staticLimits.
+	limits Limits
 }
 
 type compiledRegex struct {
@@ -230,6 +232,25 @@ type exprError struct {
 }
 
 func (e *exprError) Error() string { return e.msg }
+
+// compileIn is compile; a, when not nil, keeps the programs this goroutine has asked for,
+// so that it asks again without locking.
+func (c *compiler) compileIn(src string, asBool bool, a *compileArena) (*vm.Program, ast.Node, error) {
+	if a == nil {
+		return c.compile(src, asBool)
+	}
+	if p, ok := a.progs[compiled{src, asBool}]; ok {
+		return p, p.Node(), nil
+	}
+	p, tree, err := c.compile(src, asBool)
+	if err == nil {
+		if a.progs == nil {
+			a.progs = map[compiled]*vm.Program{}
+		}
+		a.progs[compiled{src, asBool}] = p
+	}
+	return p, tree, err
+}
 
 func (c *compiler) compile(src string, asBool bool) (*vm.Program, ast.Node, error) {
 	if len(src) > maxExprLen {

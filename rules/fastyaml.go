@@ -10,8 +10,8 @@ import (
 // fastYAML parses the YAML that rule files are mostly made of into the same yaml.Node tree
 // as yaml.v3, several times faster: block mappings and sequences whose scalars each fit on
 // one line (plain, or quoted without escapes), flow mappings and lists of such scalars on one
-// line, comments and blank lines. For anything else (block scalars, scalars over several
-// lines, escapes, anchors and aliases, tags, document markers, tabs, numbers other than
+// line, the common block scalars (blockScalar), comments and blank lines. For anything else
+// (other block scalars, scalars over several lines, escapes, anchors and aliases, tags, document markers, tabs, numbers other than
 // plain integers, and every error) it returns nil, and the file is parsed by yaml.v3: the
 // tree, and every error message, stay yaml.v3's. Comments are left out of the tree (the
 // loader reads none). FuzzFastYAML compares the two parsers.
@@ -155,6 +155,14 @@ func (p *fastParser) sequence(indent int) (*yaml.Node, bool) {
 		if k == len(c) || c[k] == '#' || isDash(c[k:]) || c[k] == '-' && k+1 == len(c) {
 			return nil, false // an item on the lines below, empty, or a list in a list
 		}
+		if c[k] == '|' || c[k] == '>' {
+			v, ok := p.blockScalar(l, l.start+indent+k, indent)
+			if !ok {
+				return nil, false
+			}
+			seq.Content = append(seq.Content, v)
+			continue
+		}
 		if _, _, ok := splitKey(c[k:]); ok {
 			// A mapping that starts on the item's line: its keys are in the column of the first.
 			l.indent += k
@@ -227,6 +235,9 @@ func (p *fastParser) count(indent int, dash bool) int {
 func (p *fastParser) value(l *fastLine, at, n, indent int) (*yaml.Node, bool) {
 	rest := p.text[at : at+n]
 	trimmed := strings.TrimLeft(rest, " ")
+	if trimmed != "" && (trimmed[0] == '|' || trimmed[0] == '>') && len(trimmed) < len(rest) {
+		return p.blockScalar(l, at+n-len(trimmed), indent)
+	}
 	if trimmed != "" && (trimmed[0] != '#' || len(trimmed) == len(rest)) {
 		v, ok := p.inline(l, at+n-len(trimmed))
 		return v, ok && p.nextNotDeeper(indent)
@@ -250,6 +261,94 @@ func (p *fastParser) value(l *fastLine, at, n, indent int) (*yaml.Node, bool) {
 		return p.sequence(indent)
 	}
 	return nil, false // empty: null
+}
+
+// blockScalar parses the literal (|) or folded (>) block scalar whose indicator is at offset
+// at of line l, the value of a key at indent, in the common forms: clipped or stripped (-),
+// its indentation found from its first line, no blank line before that line, no line that
+// holds more spaces than the indentation and nothing else, and a line break after its last
+// line. It leaves the others to yaml.v3.
+func (p *fastParser) blockScalar(l *fastLine, at, indent int) (*yaml.Node, bool) {
+	t := p.text
+	style := yaml.LiteralStyle
+	if t[at] == '>' {
+		style = yaml.FoldedStyle
+	}
+	strip := false
+	i := at + 1
+	if i < l.end && t[i] == '-' {
+		strip = true
+		i++
+	}
+	if j := skipSpaces(t, i, l.end); j < l.end && (j == i || t[j] != '#') {
+		return nil, false // keep (+), an indentation indicator, or text after the indicator
+	}
+	// The lines of the scalar, after the indicator's line.
+	var b strings.Builder
+	contentIndent := -1
+	breaks := 0        // line breaks since the last line with text
+	prevBlank := false // the last line with text was indented more
+	started := false   // a line with text was read
+	end := l.end
+	for start := l.end + 1; start < len(t); {
+		lineEnd := strings.IndexByte(t[start:], '\n')
+		if lineEnd < 0 {
+			return nil, false // no line break after the last line
+		}
+		lineEnd += start
+		line := t[start:lineEnd]
+		sp := 0
+		for sp < len(line) && line[sp] == ' ' {
+			sp++
+		}
+		if sp == len(line) { // an empty line, or only spaces
+			if contentIndent < 0 || sp > contentIndent {
+				return nil, false
+			}
+			breaks++
+			end, start = lineEnd, lineEnd+1
+			continue
+		}
+		if contentIndent < 0 {
+			if sp <= indent {
+				return nil, false // empty
+			}
+			contentIndent = sp
+		}
+		if sp < contentIndent {
+			break
+		}
+		// A folded scalar folds the line break between two lines indented alike: into a
+		// space, or into the empty lines between them; a literal one keeps them all.
+		blank := sp > contentIndent
+		if started {
+			switch {
+			case style == yaml.LiteralStyle || prevBlank || blank:
+				breaks++
+			case breaks == 0:
+				b.WriteByte(' ')
+			}
+			for ; breaks > 0; breaks-- {
+				b.WriteByte('\n')
+			}
+		}
+		breaks, prevBlank, started = 0, blank, true
+		b.WriteString(line[contentIndent:])
+		end, start = lineEnd, lineEnd+1
+	}
+	if contentIndent < 0 {
+		return nil, false
+	}
+	if !strip {
+		b.WriteByte('\n')
+	}
+	n := p.node(yaml.ScalarNode, "!!str", l.num, p.col(l, at))
+	n.Style = style
+	n.Value = b.String()
+	for p.i < len(p.lines) && p.lines[p.i].start <= end {
+		p.i++
+	}
+	return n, p.i == len(p.lines) || p.lines[p.i].indent <= indent
 }
 
 // nextNotDeeper moves past the current line, which held a scalar, and checks that the next
@@ -461,8 +560,9 @@ func splitKey(c string) (key, rest string, ok bool) {
 }
 
 // plainTag returns the tag yaml.v3 resolves a plain scalar to, or "" when fastYAML leaves
-// it to yaml.v3 (floats, timestamps, integers other than plain decimal ones, merge keys,
-// empty values).
+// it to yaml.v3 (floats, timestamps, integers other than plain decimal ones, other scalars
+// that start with a digit and have no letter that rules out a number, merge keys, empty
+// values).
 func plainTag(v string) string {
 	switch v {
 	case "":
@@ -474,6 +574,10 @@ func plainTag(v string) string {
 	}
 	switch c := v[0]; {
 	case '0' <= c && c <= '9':
+		if strings.ContainsAny(v, "ghijklmnpqrsuvwyGHIJKLMNPQRSUVWY") {
+			// No number or timestamp has these letters: a duration such as 30s.
+			return "!!str"
+		}
 		if len(v) > 18 || c == '0' && len(v) > 1 {
 			return ""
 		}

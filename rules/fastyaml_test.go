@@ -3,6 +3,7 @@ package rules
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,6 +35,12 @@ var fastYAMLSeeds = []string{
 	"a:\n  - b\n c: d\n", "a:\n  - b\n  c: d\n", "- a\nb: c\n", "a:\n    - b\n  c: d\n", "a: 1\n b: 2\n", "  a: 1\nb: 2\n",
 	"a: \u0085b\n", "a: \u2028\n", "\ufeffa: 1\n", "a: <<\n<<: {b: c}\n", "a: 'x'' y'''\n", "a: ''\nb: \"\"\n",
 	"a: [\"x, y\", 'z']\n", "a: {\"k\": v, 'l': 'w'}\n", "a: [ x , y ]\n", "a: {  }\n",
+	"a: |\n  x\n  y\nb: 1\n", "a: >-\n  x\n  y\n\n  z\n\n\nb: >\n   w\n", "a: |-\n  x\n\n   y\n  # z\n# c\nb: 1\n",
+	"- name: x\n  reply: >-\n    Hello {{ sender.name }},\n    how are you?\n  when: x\n", "a: | # c\n  x\n", "a: |x\n  y\n",
+	"a: |+\n  x\n\n", "a: |2\n   x\n", "a: >\n  x\n    y\n  z\n", "a: |\n\n  x\n", "a: |\n  \n  x\n", "a: |\n  x\n   \n",
+	"a: |\n  x", "a: |\n  x  \n  y \n", "a: >\n  x  \n  y \n", "a: |\nb: 1\n", "a: |\n x\n  y\n", "a:\n  b: |\n   x\n  c: >-\n   y\n",
+	"a: |\n    x\n  y\n", "a: >\n  - x\n  k: v\n  'q'\n", "a: |-\n  x\n\n\n", "a: >-\n\n  x\n", "a: |\n  x\n \n  y\n",
+	"a: 1s\nb: 30s\nc: 1h30m\nd: 2x\ne: 1e3\nf: 0x1f\ng: 1_000s\nh: 3 minutes\ni: 12:30\nj: 1.5h\nk: 2024-01-02T10:00:00Z\nl: 9 lives\nm: 0o17\nn: 1n\n",
 	"...\n", "a: ...\n", "a: ---\n", "a: - b\n", "a: * b\n", "a: @x\n", "a: `x`\n", "a: %x\n", "a: =x\n",
 }
 
@@ -137,4 +144,92 @@ func FuzzFastYAML(f *testing.F) {
 		}
 		checkFastYAML(t, doc)
 	})
+}
+
+// TestFastYAMLBlockScalars compares fastYAML with yaml.v3 on generated documents with block
+// scalars: literal and folded, every chomping, lines indented more or less, blank lines,
+// lines of spaces, comments, in mappings and in sequences of mappings.
+func TestFastYAMLBlockScalars(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	pick := func(s ...string) string { return s[r.IntN(len(s))] }
+	read := 0
+	const docs = 3000
+	for range docs {
+		var b strings.Builder
+		base := pick("", "  ")
+		if base != "" {
+			b.WriteString("top:\n")
+		}
+		item := r.IntN(3) == 0
+		if r.IntN(4) == 0 { // a sequence of block scalars
+			fmt.Fprintf(&b, "%sseq:\n", base)
+			dash := base + pick("", "  ")
+			for range 1 + r.IntN(3) {
+				fmt.Fprintf(&b, "%s- %s%s\n", dash, pick("|", ">"), pick("", "-", "", "+"))
+				in := dash + pick("  ", "   ", " ", "")
+				for j := range 1 + r.IntN(4) {
+					switch r.IntN(6) {
+					case 0:
+						if j > 0 {
+							b.WriteString("\n")
+						}
+					case 1:
+						b.WriteString(in + "  more\n")
+					default:
+						b.WriteString(in + pick("text", "a b", "- x", "k: v") + "\n")
+					}
+				}
+			}
+		}
+		for k := range 1 + r.IntN(3) {
+			ind := base
+			if item {
+				if k == 0 {
+					b.WriteString(base + "- n: 1\n")
+				}
+				ind = base + "  "
+			}
+			clean := r.IntN(3) > 0 // a common form, which fastYAML reads
+			if clean {
+				fmt.Fprintf(&b, "%sk%d: %s%s\n", ind, k, pick("|", ">"), pick("", "-"))
+			} else {
+				fmt.Fprintf(&b, "%sk%d: %s%s%s\n", ind, k, pick("|", ">"), pick("", "", "-", "+", "2"), pick("", "", " # c", "x"))
+			}
+			in := ind + pick("  ", "   ", " ")
+			for j := range 1 + r.IntN(5) {
+				c := r.IntN(8)
+				if clean && j == 0 {
+					c = 4
+				} else if clean && c < 4 {
+					c = []int{4, 0, 2}[r.IntN(3)]
+				}
+				switch c {
+				case 0:
+					b.WriteString("\n")
+				case 1:
+					b.WriteString(in[:r.IntN(len(in)+1)] + pick("", " ", "  ") + "\n")
+				case 2:
+					b.WriteString(in + "  " + pick("more", "- x", "# c") + "\n")
+				case 3:
+					b.WriteString(ind + pick("# out", "x") + "\n")
+				default:
+					b.WriteString(in + pick("text", "a b", "{{ x }}", "é", "k: v", "#h", "t ") + "\n")
+				}
+			}
+		}
+		if r.IntN(4) == 0 {
+			b.WriteString(base + "z: 1\n")
+		}
+		doc := b.String()
+		if r.IntN(20) == 0 {
+			doc = strings.TrimSuffix(doc, "\n")
+		}
+		if checkFastYAML(t, doc) {
+			read++
+		}
+	}
+	if read < docs/10 {
+		t.Errorf("fastYAML read %d of %d documents", read, docs)
+	}
+	t.Logf("fastYAML read %d of %d documents", read, docs)
 }

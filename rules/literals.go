@@ -108,7 +108,12 @@ func bestSet(sets [][]string) []string {
 func litsOf(re *syntax.Regexp) litInfo {
 	switch re.Op {
 	case syntax.OpLiteral:
-		return litInfo{exact: []string{string(canonText(nil, string(re.Rune)))}}
+		var buf [64]byte
+		b := buf[:0]
+		for _, r := range re.Rune {
+			b = utf8.AppendRune(b, canonRune(r)) // canonText(string(re.Rune))
+		}
+		return litInfo{exact: []string{string(b)}}
 	case syntax.OpCharClass:
 		return classLits(re.Rune)
 	case syntax.OpEmptyMatch, syntax.OpBeginLine, syntax.OpEndLine, syntax.OpBeginText, syntax.OpEndText,
@@ -166,13 +171,14 @@ func classLits(ranges []rune) litInfo {
 // run that ends becomes a required set.
 func concatLits(subs []*syntax.Regexp) litInfo {
 	var out litInfo
-	cur := []string{""}
+	empty := []string{""} // only read: the sets are never changed in place
+	cur := empty
 	exact := true
 	flush := func() {
 		if !slices.Contains(cur, "") {
 			out.req = append(out.req, cur)
 		}
-		cur = []string{""}
+		cur = empty
 	}
 	for _, s := range subs {
 		in := litsOf(s)
@@ -185,6 +191,14 @@ func concatLits(subs []*syntax.Regexp) litInfo {
 		if len(cur)*len(in.exact) > maxExactSet {
 			exact = false
 			flush()
+		}
+		// Joining with the empty string alone changes nothing (the sets have no duplicate).
+		if len(in.exact) == 1 && in.exact[0] == "" {
+			continue
+		}
+		if len(cur) == 1 && cur[0] == "" {
+			cur = in.exact
+			continue
 		}
 		next := make([]string, 0, len(cur)*len(in.exact))
 		for _, a := range cur {

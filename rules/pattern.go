@@ -7,6 +7,9 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/vm"
 )
 
 // Wildcard patterns (the `match:` key). A pattern is compared with the whole message, word
@@ -72,10 +75,125 @@ func (e *patternError) Error() string { return e.msg }
 
 // parsePattern parses and expands a wildcard pattern.
 func parsePattern(src string) ([]flatPattern, error) {
+	return parsePatternIn(src, nil)
+}
+
+// compileArena hands out compiled rules, their templates, and the slices of both, from a
+// few large blocks, so that loading a rule set makes fewer, larger allocations; it also
+// keeps the pattern parser's scratch nodes. One goroutine uses it at a time. A nil
+// *compileArena allocates each.
+type compileArena struct {
+	rules    []rule
+	tmpls    []template
+	elems    []elem
+	caps     []capture
+	pats     []pattern
+	strs     []string
+	msgs     [][]*template
+	tmplPtrs []*template
+	nodes    []pnode // scratch: the top level of the pattern being parsed
+	// progs and facts are the programs and checks of the expressions this goroutine has
+	// compiled (compiler.compileIn, compiler.factsOf).
+	progs map[compiled]*vm.Program
+	facts map[ast.Node]*exprFacts
+}
+
+// arenaBlock is how many items one block of a compileArena holds; slices of more than a
+// sixteenth of that are allocated on their own.
+const arenaBlock = 1024
+
+// carve returns an empty slice with room for n, from the block (a new one when it is full).
+// The slice's capacity is n, so that appending past it copies.
+func carve[T any](block *[]T, n int) []T {
+	if n > arenaBlock/16 {
+		return make([]T, 0, n)
+	}
+	if cap(*block)-len(*block) < n {
+		*block = make([]T, 0, arenaBlock)
+	}
+	l := len(*block)
+	*block = (*block)[:l+n]
+	return (*block)[l : l : l+n]
+}
+
+// newElems returns an empty slice of pattern elements with room for n.
+func (a *compileArena) newElems(n int) []elem {
+	if a == nil {
+		return make([]elem, 0, n)
+	}
+	return carve(&a.elems, n)
+}
+
+// newCaps returns an empty slice of captures with room for n.
+func (a *compileArena) newCaps(n int) []capture {
+	if a == nil {
+		return make([]capture, 0, n)
+	}
+	return carve(&a.caps, n)
+}
+
+// newPats returns an empty slice of patterns with room for n.
+func (a *compileArena) newPats(n int) []pattern {
+	if a == nil {
+		return make([]pattern, 0, n)
+	}
+	return carve(&a.pats, n)
+}
+
+// newStrs returns an empty slice of strings with room for n.
+func (a *compileArena) newStrs(n int) []string {
+	if a == nil {
+		return make([]string, 0, n)
+	}
+	return carve(&a.strs, n)
+}
+
+// newMsgs returns an empty slice of messages with room for n.
+func (a *compileArena) newMsgs(n int) [][]*template {
+	if a == nil {
+		return make([][]*template, 0, n)
+	}
+	return carve(&a.msgs, n)
+}
+
+// newTmplPtrs returns an empty slice of templates with room for n.
+func (a *compileArena) newTmplPtrs(n int) []*template {
+	if a == nil {
+		return make([]*template, 0, n)
+	}
+	return carve(&a.tmplPtrs, n)
+}
+
+// newTemplate returns a zero template.
+func (a *compileArena) newTemplate() *template {
+	if a == nil {
+		return new(template)
+	}
+	if len(a.tmpls) == cap(a.tmpls) {
+		a.tmpls = make([]template, 0, 128)
+	}
+	a.tmpls = a.tmpls[:len(a.tmpls)+1]
+	return &a.tmpls[len(a.tmpls)-1]
+}
+
+// newRule returns a zero rule.
+func (a *compileArena) newRule() *rule {
+	if a == nil {
+		return new(rule)
+	}
+	if len(a.rules) == cap(a.rules) {
+		a.rules = make([]rule, 0, 64)
+	}
+	a.rules = a.rules[:len(a.rules)+1]
+	return &a.rules[len(a.rules)-1]
+}
+
+// parsePatternIn is parsePattern with the slices from a.
+func parsePatternIn(src string, a *compileArena) ([]flatPattern, error) {
 	if len(src) > maxPatternLen {
 		return nil, &patternError{0, fmt.Sprintf("pattern is %d bytes long; the limit is %d", len(src), maxPatternLen)}
 	}
-	p := &pparser{src: src, n: len(src), ascii: true}
+	p := &pparser{src: src, n: len(src), ascii: true, arena: a}
 	for i := 0; i < len(src); i++ {
 		if src[i] >= utf8.RuneSelf {
 			p.ascii = false
@@ -88,6 +206,12 @@ func parsePattern(src string) ([]flatPattern, error) {
 		}
 	}
 	seq, err := p.seq(0)
+	if a != nil && seq != nil {
+		defer func() {
+			clear(seq) // let go of what the nodes refer to
+			a.nodes = seq[:0]
+		}()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +220,7 @@ func parsePattern(src string) ([]flatPattern, error) {
 	}
 	if !slices.ContainsFunc(seq, func(n pnode) bool { return n.kind == 'a' || n.kind == 'o' }) {
 		// One expansion: the sequence itself.
-		fp, err := flatten(seq)
+		fp, err := flatten(seq, a)
 		if err != nil {
 			return nil, p.colOf(err)
 		}
@@ -115,7 +239,7 @@ func parsePattern(src string) ([]flatPattern, error) {
 		seen = make(map[string]bool, len(exp))
 	}
 	for _, e := range exp {
-		fp, err := flatten(e)
+		fp, err := flatten(e, a)
 		if err != nil {
 			return nil, p.colOf(err)
 		}
@@ -145,6 +269,7 @@ type pparser struct {
 	n     int    // bytes or runes
 	i     int
 	ascii bool // src is ASCII: offsets are columns
+	arena *compileArena
 }
 
 // at returns the rune at offset i; in bytes, a byte of a rune that is not ASCII is
@@ -283,7 +408,12 @@ func (p *pparser) seq(depth int) ([]pnode, error) {
 						n++
 					}
 				}
-				out = make([]pnode, 0, n)
+				if depth == 0 && p.arena != nil {
+					// The top level only: nothing keeps it once the pattern is flat.
+					out = p.arena.nodes[:0]
+				} else {
+					out = make([]pnode, 0, n)
+				}
 			}
 			if p.i == start+1 && p.at(start) == '*' {
 				out = append(out, pnode{kind: '*', col: int32(start)})
@@ -341,7 +471,7 @@ func expand(seq []pnode) ([][]pnode, error) {
 	return res, nil
 }
 
-func flatten(seq []pnode) (flatPattern, error) {
+func flatten(seq []pnode, a *compileArena) (flatPattern, error) {
 	size := len(seq) // elements, most likely: a word or a * one each, a capture two
 	ncaps := 0
 	for _, n := range seq {
@@ -353,9 +483,9 @@ func flatten(seq []pnode) (flatPattern, error) {
 			ncaps++
 		}
 	}
-	fp := flatPattern{elems: make([]elem, 0, size)}
+	fp := flatPattern{elems: a.newElems(size)}
 	if ncaps > 0 {
-		fp.caps = make([]capture, 0, ncaps)
+		fp.caps = a.newCaps(ncaps)
 	}
 	stars := 0
 	for i, n := range seq {

@@ -245,20 +245,22 @@ func decodeFile(s *src, root *yaml.Node) *fileAST {
 		s.errf(list, "'rules' must be a list of rules (each item starts with '- name: ...'), not %s", kindName(list))
 		return f
 	}
+	asts := make([]ruleAST, len(list.Content)) // one allocation for the rules of the file
+	f.rules = make([]*ruleAST, 0, len(list.Content))
 	for i, rn := range list.Content {
-		if r := decodeRule(s, rn, i); r != nil {
+		if r := decodeRule(s, rn, i, &asts[i]); r != nil {
 			f.rules = append(f.rules, r)
 		}
 	}
 	return f
 }
 
-func decodeRule(s *src, rn *yaml.Node, i int) *ruleAST {
+func decodeRule(s *src, rn *yaml.Node, i int, r *ruleAST) *ruleAST {
 	rn = s.resolve(rn)
 	if rn == nil {
 		return nil
 	}
-	r := &ruleAST{src: s, node: rn, on: bot.EventMessage, index: i}
+	*r = ruleAST{src: s, node: rn, on: bot.EventMessage, index: i}
 	// Find the name first, so that every other message can mention it (what).
 	if rn.Kind == yaml.MappingNode {
 		for j := 0; j+1 < len(rn.Content); j += 2 {

@@ -84,15 +84,17 @@ func (t tmplExpr) shift(e *exprError) *exprError {
 // compileTemplate compiles every {{ }} of s. check is called with each expression's tree for
 // extra checks (captures that do not exist, constant arguments, limits). It returns the
 // problems found, warnings included, and a nil template when one of them is an error.
-func (c *compiler) compileTemplate(s string, typed bool, check func(string, ast.Node) []*exprError) (*template, []*exprError) {
+func (c *compiler) compileTemplate(s string, typed bool, check func(string, ast.Node) []*exprError, a *compileArena) (*template, []*exprError) {
 	if !strings.Contains(s, "{{") {
-		return &template{lit: s, plain: true}, nil // what splitTemplate would find
+		t := a.newTemplate()
+		t.lit, t.plain = s, true // what splitTemplate would find
+		return t, nil
 	}
 	lits, exprs, err := splitTemplate(s)
 	if err != nil {
 		return nil, []*exprError{err}
 	}
-	t := &template{}
+	t := a.newTemplate()
 	if len(exprs) == 0 {
 		t.lit, t.plain = s, true
 		return t, nil
@@ -100,7 +102,7 @@ func (c *compiler) compileTemplate(s string, typed bool, check func(string, ast.
 	t.parts = make([]tmplPart, 0, len(lits)+len(exprs))
 	var probs []*exprError
 	for i, e := range exprs {
-		p, tree, cerr := c.compile(e.src, false)
+		p, tree, cerr := c.compileIn(e.src, false, a)
 		if cerr != nil {
 			ee := cerr.(*exprError)
 			return nil, append(probs, e.shift(ee))
