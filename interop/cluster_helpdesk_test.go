@@ -294,26 +294,5 @@ func waitDeliveredPG(t *testing.T, ctx context.Context, dsn string) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	deadline := time.Now().Add(toolTimeout)
-	for {
-		rooms, err := db.Rooms(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		left := 0
-		for _, r := range rooms {
-			ds, err := db.RoomDeliveries(ctx, r.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			left += len(ds)
-		}
-		if left == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d relayed lines still undelivered after %v", left, toolTimeout)
-		}
-		time.Sleep(20 * time.Millisecond) // polling the database: nothing to wait on
-	}
+	waitRoomsDelivered(t, ctx, db, false)
 }

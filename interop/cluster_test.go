@@ -90,16 +90,7 @@ func TestClusterFailover(t *testing.T) {
 	defer db.Close()
 	for _, p := range users {
 		key := "sip:bot@127.0.0.1 " + strings.Split(p.URI(), ";")[0] + " unverified"
-		entries, err := db.Transcript(ctx, key, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var in []string
-		for _, e := range entries {
-			if e.Direction == store.In {
-				in = append(in, e.Text)
-			}
-		}
+		in, _ := transcriptTexts(t, ctx, db, key)
 		if strings.Join(in, "|") != "order tea|large" {
 			t.Errorf("%s: messages in the transcript %q, want each of \"order tea\" and \"large\" once", key, in)
 		}
@@ -156,6 +147,24 @@ log: {level: info}
 	}
 	c.k.waitProbed(t, c.addrs, "AP", "AP")
 	return c
+}
+
+// transcriptTexts returns the texts of the conversation key's transcript in the database,
+// what the user wrote (in) and what it was answered (out), in order.
+func transcriptTexts(t *testing.T, ctx context.Context, db *postgres.DB, key string) (in, out []string) {
+	t.Helper()
+	entries, err := db.Transcript(ctx, key, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Direction == store.In {
+			in = append(in, e.Text)
+		} else {
+			out = append(out, e.Text)
+		}
+	}
+	return in, out
 }
 
 // metric returns the sum of the samples of the counter name (all label sets) in the
@@ -357,18 +366,7 @@ func TestClusterRealClients(t *testing.T) {
 	}
 	defer db.Close()
 	key := botURI + " sip:alice@127.0.0.1"
-	entries, err := db.Transcript(ctx, key, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var in, out []string
-	for _, e := range entries {
-		if e.Direction == store.In {
-			in = append(in, e.Text)
-		} else {
-			out = append(out, e.Text)
-		}
-	}
+	in, out := transcriptTexts(t, ctx, db, key)
 	if want := "order tea|large|order coffee|small"; strings.Join(in, "|") != want {
 		t.Errorf("%s: alice's messages in the transcript %q, want each of %q once", key, in, strings.Split(want, "|"))
 	}
@@ -383,16 +381,7 @@ func TestClusterRealClients(t *testing.T) {
 	// Each sipp user's message is in the transcript once too.
 	for n := 1; n <= calls; n++ {
 		key := fmt.Sprintf("%s sip:user%d@127.0.0.1:%d unverified", botURI, n, res.Port)
-		entries, err := db.Transcript(ctx, key, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var in []string
-		for _, e := range entries {
-			if e.Direction == store.In {
-				in = append(in, e.Text)
-			}
-		}
+		in, _ := transcriptTexts(t, ctx, db, key)
 		if len(in) != 1 || in[0] != "order tea" {
 			t.Errorf("%s: messages in the transcript %q, want \"order tea\" once", key, in)
 		}
@@ -483,17 +472,7 @@ func TestClusterSessionFailover(t *testing.T) {
 	}
 	defer db.Close()
 	key := "sip:bot@127.0.0.1 " + strings.Split(p.URI(), ";")[0] + " unverified"
-	entries, err := db.Transcript(ctx, key, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var in []string
-	for _, e := range entries {
-		if e.Direction == store.In {
-			in = append(in, e.Text)
-		}
-	}
-	if strings.Join(in, "|") != "order tea|large" {
+	if in, _ := transcriptTexts(t, ctx, db, key); strings.Join(in, "|") != "order tea|large" {
 		t.Errorf("%s: messages in the transcript %q, want \"order tea\" and \"large\" once each", key, in)
 	}
 }

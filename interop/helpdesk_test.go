@@ -19,6 +19,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/imbot-dev/imbot/store"
 	"github.com/imbot-dev/imbot/store/sqlite"
 )
 
@@ -392,7 +393,8 @@ func TestHelpdeskRealClients(t *testing.T) {
 	}
 }
 
-// waitDelivered waits until the database at path holds no relayed line still to deliver.
+// waitDelivered waits until the SQLite database at path holds rooms and no relayed line still
+// to deliver.
 func waitDelivered(t *testing.T, path string) {
 	t.Helper()
 	ctx := context.Background()
@@ -401,21 +403,28 @@ func waitDelivered(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 	defer db.Close()
+	waitRoomsDelivered(t, ctx, db, true)
+}
+
+// waitRoomsDelivered waits until st holds no relayed line still to deliver (and, with
+// needRooms, at least one room): killing the bot then loses nothing in flight.
+func waitRoomsDelivered(t *testing.T, ctx context.Context, st store.RoomStore, needRooms bool) {
+	t.Helper()
 	deadline := time.Now().Add(toolTimeout)
 	for {
-		rooms, err := db.Rooms(ctx)
+		rooms, err := st.Rooms(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		pending := 0
 		for _, r := range rooms {
-			ds, err := db.RoomDeliveries(ctx, r.ID)
+			ds, err := st.RoomDeliveries(ctx, r.ID)
 			if err != nil {
 				t.Fatal(err)
 			}
 			pending += len(ds)
 		}
-		if len(rooms) > 0 && pending == 0 {
+		if (len(rooms) > 0 || !needRooms) && pending == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
