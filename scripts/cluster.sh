@@ -127,13 +127,7 @@ PIDS=()
 PGDATA=$WORK/pg/data
 PG_STARTED=0
 cleanup() {
-	local pid
-	for pid in "${PIDS[@]}"; do
-		if kill -0 "$pid" 2>/dev/null; then
-			kill "$pid" 2>/dev/null || true
-			wait "$pid" 2>/dev/null || true
-		fi
-	done
+	stop_pids "${PIDS[@]}"
 	if ((PG_STARTED)); then
 		"${PGRUN[@]+"${PGRUN[@]}"}" "$PGBIN/pg_ctl" stop -D "$PGDATA" -m immediate -s >/dev/null 2>&1 || true
 	fi

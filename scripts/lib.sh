@@ -92,3 +92,15 @@ start_server() {
 	echo "$kind would not start" >&2
 	return 1
 }
+
+# stop_pids PID...: kills each process still running and waits for it (the caller's
+# children).
+stop_pids() {
+	local pid
+	for pid in "$@"; do
+		if kill -0 "$pid" 2>/dev/null; then
+			kill "$pid" 2>/dev/null || true
+			wait "$pid" 2>/dev/null || true
+		fi
+	done
+}

@@ -201,13 +201,7 @@ fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/imbot-load.XXXXXX")
 PIDS=()
 cleanup() {
-	local pid
-	for pid in "${PIDS[@]}"; do
-		if kill -0 "$pid" 2>/dev/null; then
-			kill "$pid" 2>/dev/null || true
-			wait "$pid" 2>/dev/null || true
-		fi
-	done
+	stop_pids "${PIDS[@]}"
 	if [[ $KEEP == 1 ]]; then
 		echo "work directory kept: $WORK" >&2
 	else
