@@ -115,3 +115,41 @@ func TestCheckPostgresDSN(t *testing.T) {
 		t.Fatalf("exit %d with the variable set, want 0; stdout %s stderr %s", code, &stdout, &stderr)
 	}
 }
+
+// TestClusterAddress: where the other instances reach this one, for a helpdesk on several
+// instances: cluster.address when set (and a SIP address of an instance), else the first
+// listen address when it names an IP (the advertise host when it does not); a clustered
+// helpdesk with none is refused with its key.
+func TestClusterAddress(t *testing.T) {
+	const clustered = "store: {driver: postgres}\nhandoff: {agents: [{uri: \"sip:ann@example.com\"}]}\n"
+	for _, c := range []struct {
+		name, yaml string
+		want       string // the address, or the error's words
+		bad        bool
+	}{
+		{"set", clustered + "cluster: {address: \"sip:10.0.0.11:5060\"}\n", "sip:10.0.0.11:5060", false},
+		{"set with a transport", clustered + "cluster: {address: \"sip:10.0.0.11:5060;transport=tcp\"}\n", "sip:10.0.0.11:5060;transport=tcp", false},
+		{"from listen", clustered + "listen: [\"udp://10.0.0.11:5070\"]\n", "sip:10.0.0.11:5070", false},
+		{"from a TCP listen", clustered + "listen: [\"tcp://10.0.0.11:5070\"]\n", "sip:10.0.0.11:5070;transport=tcp", false},
+		{"from advertise", clustered + "listen: [\"udp://0.0.0.0:5070\"]\nadvertise: \"bot.example.com:5090\"\n", "sip:bot.example.com:5070", false},
+		{"listening everywhere", clustered + "listen: [\"udp://0.0.0.0:5070\"]\n", "cluster.address: set it to this instance's SIP address", true},
+		{"a user part", clustered + "cluster: {address: \"sip:bot@10.0.0.11\"}\n", "cluster.address: \"sip:bot@10.0.0.11\": want this instance's SIP address", true},
+		{"not postgres", "cluster: {address: \"sip:10.0.0.11:5060\"}\n", "set store.driver to postgres", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			fc, err := parseConfig("imbot.yaml", []byte(c.yaml))
+			if c.bad {
+				if err == nil || !strings.Contains(err.Error(), c.want) {
+					t.Fatalf("parseConfig: %v, want an error with %q", err, c.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := fc.clusterAddress(); err != nil || got != c.want {
+				t.Errorf("clusterAddress() = %q, %v; want %q", got, err, c.want)
+			}
+		})
+	}
+}
