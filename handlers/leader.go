@@ -53,8 +53,8 @@ type LeaderConfig struct {
 	TTL time.Duration
 	// OnLost is called when another instance took the lead from this one, which could not
 	// renew it in time (a store that did not answer for TTL): its helpdesk state is stale
-	// from then on. imbot run stops, to start again as a follower. Default: an error in the
-	// log.
+	// from then on, and this Leader only follows. imbot run stops, to start again as a
+	// follower. Default: an error in the log.
 	OnLost func(holder string)
 	// Logger receives the changes of leader and the failures to forward; default
 	// slog.Default().
@@ -99,6 +99,7 @@ type Leader struct {
 
 	mu       sync.Mutex
 	leading  bool          // this instance leads, its helpdesk restored
+	lost     bool          // this instance lost the lead: its helpdesk is stale, it never leads again
 	holder   string        // the leader's address as last read; "" when unknown
 	followed string        // the leader last logged
 	promoted chan struct{} // closed once this instance leads
@@ -183,18 +184,26 @@ func (l *Leader) Run(ctx context.Context) error {
 
 // step tries for the lead once (or renews it), and notes who holds it.
 func (l *Leader) step(ctx context.Context) error {
-	ok, err := l.cfg.Store.AcquireLease(ctx, l.cfg.Key, l.cfg.Address, l.cfg.now(), l.cfg.TTL)
-	if err != nil {
-		if ctx.Err() == nil {
-			l.log.Warn("helpdesk lead: the store did not answer", "err", err)
-		}
-		return nil
-	}
-	if ok {
-		if l.Leading() {
+	l.mu.Lock()
+	lost := l.lost
+	l.mu.Unlock()
+	if !lost {
+		ok, err := l.cfg.Store.AcquireLease(ctx, l.cfg.Key, l.cfg.Address, l.cfg.now(), l.cfg.TTL)
+		if err != nil {
+			if ctx.Err() == nil {
+				l.log.Warn("helpdesk lead: the store did not answer", "err", err)
+			}
 			return nil
 		}
-		return l.promote(ctx)
+		if ok {
+			if l.Leading() {
+				return nil
+			}
+			l.mu.Lock()
+			l.holder = l.cfg.Address // forwarded messages wait for the restore (awaitLead)
+			l.mu.Unlock()
+			return l.promote(ctx)
+		}
 	}
 	holder, err := l.cfg.Store.LeaseHolder(ctx, l.cfg.Key, l.cfg.now())
 	if err != nil {
@@ -204,6 +213,9 @@ func (l *Leader) step(ctx context.Context) error {
 	l.mu.Lock()
 	was, changed := l.leading, l.followed != holder
 	l.holder, l.followed, l.leading = holder, holder, false
+	if was {
+		l.lost = true
+	}
 	l.mu.Unlock()
 	if was {
 		l.log.Error("another instance took the helpdesk lead: this one could not renew it in time", "leader", holder)

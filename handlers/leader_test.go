@@ -239,6 +239,19 @@ func TestLeaderLost(t *testing.T) {
 	if a.Leading() {
 		t.Error("a still leads")
 	}
+	// b's lead ends; a, whose helpdesk is stale, does not take it again.
+	if err := db.ReleaseLease(ctx, DefaultLeaderKey, leaderB); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if a.Leading() {
+		t.Error("a took the lead again after losing it")
+	}
+	if h, _ := db.LeaseHolder(ctx, DefaultLeaderKey, clock); h != "" {
+		t.Errorf("the lead is held by %q, want nobody", h)
+	}
 }
 
 // TestLeaderConfig: what NewLeader refuses.
