@@ -470,7 +470,7 @@ func (p *fastParser) flowCollection(l *fastLine, at int) (*yaml.Node, int, bool)
 	}
 	for {
 		k, end, ok := p.flowScalar(l, i)
-		if !ok {
+		if !ok || kind == yaml.MappingNode && end-i > maxFastKey { // a long key: yaml.v3 refuses keys past 1024
 			return nil, 0, false
 		}
 		n.Content = append(n.Content, k)
