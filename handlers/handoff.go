@@ -115,8 +115,7 @@ type Handoff struct {
 	byID    map[int]*handoff
 	queue   []*handoff             // waiting for a free agent, in order
 	noMatch map[string]int         // unmatched messages in a row, by conversation key
-	ended   map[string]HandoffInfo // handoffs an agent ended, until the user's next message
-	endedID map[int]HandoffInfo    // the same by number, for the Store (HandoffEnded)
+	ended   map[string]HandoffInfo // handoffs an agent ended, until the user's next message (kept in the Store as HandoffEnded)
 	last    map[string]HandoffInfo // the last handoff an agent ended, until the conversation ends
 	dirty   map[int]bool           // handoffs changed since they were last written to the Store
 
@@ -202,7 +201,7 @@ func NewHandoff(cfg HandoffConfig) (*Handoff, error) {
 	h := &Handoff{
 		cfg: cfg, texts: cfg.Texts, log: cfg.Logger,
 		byUser: map[string]*handoff{}, byID: map[int]*handoff{}, noMatch: map[string]int{},
-		ended: map[string]HandoffInfo{}, endedID: map[int]HandoffInfo{}, last: map[string]HandoffInfo{}, dirty: map[int]bool{},
+		ended: map[string]HandoffInfo{}, last: map[string]HandoffInfo{}, dirty: map[int]bool{},
 		afterFunc: func(d time.Duration, f func()) stopper { return time.AfterFunc(d, f) },
 	}
 	if h.log == nil {
@@ -403,11 +402,8 @@ func (h *Handoff) handle(ctx context.Context, w bot.Responder, ev *bot.Event, ne
 	consumed := wasEnded && (ev.Kind == bot.EventMessage || ev.Kind == bot.EventSessionEnd)
 	if consumed {
 		delete(h.ended, c.Key) // only the next message can answer for it
-		if h.endedID[ended.ID].UserKey == c.Key {
-			delete(h.endedID, ended.ID)
-			if h.cfg.Store != nil {
-				h.dirty[ended.ID] = true // deleted at the next flush
-			}
+		if h.cfg.Store != nil {
+			h.dirty[ended.ID] = true // deleted from the Store at the next flush
 		}
 	}
 	last, hadOne := h.last[c.Key]

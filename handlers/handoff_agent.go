@@ -238,11 +238,7 @@ func (h *Handoff) done(ctx context.Context, s sink, a *agentState, id int) {
 	}
 	h.remove(ho)
 	info := HandoffInfo{ID: ho.id, User: ho.userURI, UserKey: ho.userKey, Agent: a.URI, Accepted: true, Started: ho.started}
-	h.ended[ho.userKey], h.last[ho.userKey] = info, info
-	if h.cfg.Store != nil {
-		// Kept until the user's next message, which may rate it, on whichever instance.
-		h.endedID[ho.id] = info
-	}
+	h.ended[ho.userKey], h.last[ho.userKey] = info, info // stored until the user's next message, which may rate it
 	acts := h.drain()
 	h.mu.Unlock()
 	h.flush(ctx)

@@ -37,9 +37,8 @@ func (h *Handoff) flush(ctx context.Context) {
 		if ho := h.byID[id]; ho != nil {
 			r := h.record(ho)
 			w.rec = &r
-		} else if i, ok := h.endedID[id]; ok {
-			w.rec = &store.Handoff{ID: int64(id), UserKey: i.UserKey, UserURI: i.User, State: store.HandoffEnded,
-				Agent: i.Agent, Started: i.Started}
+		} else {
+			w.rec = h.endedRecord(id)
 		}
 		ws = append(ws, w)
 	}
@@ -63,6 +62,18 @@ func (h *Handoff) flush(ctx context.Context) {
 			h.log.Error("handoff: not written to the store: a restart would lose this step", "handoff", w.id, "err", err)
 		}
 	}
+}
+
+// endedRecord returns the handoff id as the Store keeps it while its agent has ended it and
+// the user has yet to write (Handoff.ended), else nil. The caller holds h.mu.
+func (h *Handoff) endedRecord(id int) *store.Handoff {
+	for _, i := range h.ended {
+		if i.ID == id {
+			return &store.Handoff{ID: int64(id), UserKey: i.UserKey, UserURI: i.User, State: store.HandoffEnded,
+				Agent: i.Agent, Started: i.Started}
+		}
+	}
+	return nil
 }
 
 // record is ho as the Store keeps it. The caller holds h.mu.
@@ -136,7 +147,7 @@ func (h *Handoff) Restore(ctx context.Context) error {
 			// The user has yet to write after its agent ended it: that message may rate it.
 			info := HandoffInfo{ID: id, User: r.UserURI, UserKey: r.UserKey, Agent: r.Agent, Accepted: true, Started: r.Started}
 			if _, ok := h.ended[r.UserKey]; !ok {
-				h.ended[r.UserKey], h.last[r.UserKey], h.endedID[id] = info, info, info
+				h.ended[r.UserKey], h.last[r.UserKey] = info, info
 			}
 			continue
 		}
