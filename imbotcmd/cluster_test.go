@@ -22,10 +22,7 @@ func TestFlowAcrossInstances(t *testing.T) {
 	srv := pgtest.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	dsn, err := srv.CreateDatabase(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dsn := srv.Database(t)
 	t.Setenv("IMBOT_TEST_PG_DSN", dsn)
 	dir := t.TempDir()
 	rules, err := os.ReadFile(filepath.Join("testdata", "cluster_rules.yaml"))

@@ -320,10 +320,7 @@ func TestReadyzPostgres(t *testing.T) {
 	srv := pgtest.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	dsn, err := srv.CreateDatabase(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dsn := srv.Database(t)
 	t.Setenv("IMBOT_TEST_PG_DSN", dsn)
 	a := startApp(t, `listen: ["udp://127.0.0.1:0"]
 identity: sip:imbot@127.0.0.1

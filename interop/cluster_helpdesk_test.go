@@ -32,10 +32,7 @@ func TestClusterHelpdesk(t *testing.T) {
 	srv := pgtest.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	dsn, err := srv.CreateDatabase(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dsn := srv.Database(t)
 	t.Setenv("IMBOT_TEST_PG_DSN", dsn)
 	bin := imbotBinary(t)
 	addrs := []string{fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))}

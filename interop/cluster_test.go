@@ -111,13 +111,7 @@ type cluster struct {
 // active (its OPTIONS probes answered).
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
-	srv := pgtest.New(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	dsn, err := srv.CreateDatabase(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dsn := pgtest.New(t).Database(t)
 	t.Setenv("IMBOT_TEST_PG_DSN", dsn)
 	bin := imbotBinary(t)
 	dir := t.TempDir()
