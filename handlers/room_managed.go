@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"slices"
 
 	"github.com/imbot-dev/imbot/bot"
 )
@@ -49,14 +48,10 @@ func (rm *Room) seen(ctx context.Context, uri string, c bot.Conversation, w bot.
 // participant, each reading the text textFor makes (recorded with its answerer). It reports
 // the participants whose line waits (unverified, with no conversation: see deliver).
 func (rm *Room) relayManaged(ctx context.Context, from string, textFor func(to *member) (text, answerer string)) (held []Participant) {
-	m := rm.managed(from)
-	rm.rs.mu.Lock()
-	if rm.closed {
-		rm.rs.mu.Unlock()
+	to, ok := rm.others(rm.managed(from))
+	if !ok {
 		return nil
 	}
-	to := slices.DeleteFunc(slices.Clone(rm.members), func(x *member) bool { return x == m })
-	rm.rs.mu.Unlock()
 	_ = rm.sendAs(ctx, roomSink{}, to, textFor)
 	rm.rs.mu.Lock()
 	defer rm.rs.mu.Unlock()

@@ -27,14 +27,21 @@ var errHeld = errors.New("held until the participant writes again")
 
 // broadcast relays to every participant but from the text textFor makes for each.
 func (rm *Room) broadcast(ctx context.Context, s roomSink, from *member, textFor func(to *member) string) error {
-	rm.rs.mu.Lock()
-	if rm.closed {
-		rm.rs.mu.Unlock()
+	to, ok := rm.others(from)
+	if !ok {
 		return ErrRoomClosed
 	}
-	to := slices.DeleteFunc(slices.Clone(rm.members), func(m *member) bool { return m == from })
-	rm.rs.mu.Unlock()
 	return rm.send(ctx, s, to, textFor)
+}
+
+// others returns the participants but from, and false once the room has closed.
+func (rm *Room) others(from *member) ([]*member, bool) {
+	rm.rs.mu.Lock()
+	defer rm.rs.mu.Unlock()
+	if rm.closed {
+		return nil, false
+	}
+	return slices.DeleteFunc(slices.Clone(rm.members), func(m *member) bool { return m == from }), true
 }
 
 // send relays to each of to the text textFor makes for it: the lines are numbered and
